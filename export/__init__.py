@@ -1,0 +1,1 @@
+"""ONNX export of both models, the metadata schema, and self-checks."""

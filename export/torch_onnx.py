@@ -1,0 +1,144 @@
+"""Model B (.pth state dict) → clip_encoder, clip_head and clip_full graphs, checked against torch.
+
+The encoder runs once per new face crop and the head over the 16 cached rows; the full graph
+exists to prove head(encoder(frames)) equals the whole model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dfstream.export.metadata import ModelMetadata
+from dfstream.export.onnx_files import (
+    OPSET,
+    ExportedFile,
+    base_metadata_versions,
+    fp16_path,
+    sha256_of,
+    to_fp16,
+    write_with_metadata,
+)
+from dfstream.export.verify import FP16_TOL, FP32_TOL, check_informative, check_parity, run_onnx
+from dfstream.stream.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
+
+log = logging.getLogger(__name__)
+
+FILE_NAMES = {"clip_encoder": "clip_encoder.onnx", "clip_head": "clip_head.onnx", "clip_full": "clip_full.onnx"}
+PROBE_CLIPS = 2
+
+
+def probe_clips(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """B×T×3×S×S frames in 0..1 (noise blended with smooth ramps) and B×T×5 landmark values."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.meshgrid(np.linspace(0, 1, size), np.linspace(0, 1, size), indexing="ij")
+    ramp = np.stack([xs, ys, 1 - xs])[None, None]
+    noise = rng.uniform(0, 1, (PROBE_CLIPS, CLIP_LEN, 3, size, size))
+    mix = rng.uniform(0.2, 0.8, (PROBE_CLIPS, CLIP_LEN, 1, 1, 1))
+    frames = (mix * noise + (1 - mix) * ramp).astype(np.float32)
+    lmks = rng.uniform(0, 1, (PROBE_CLIPS, CLIP_LEN, LMK_DIM)).astype(np.float32)
+    return frames, lmks
+
+
+def export_clip_model(
+    pth_path: Path,
+    out_dir: Path,
+    threshold: float,
+    input_size: int,
+    fp16: bool = False,
+) -> list[ExportedFile]:
+    """Write the three graphs (+ fp16 variants), each verified against torch before returning."""
+    import torch
+
+    from dfstream.models import clip_lstm
+
+    model = clip_lstm.load_state(pth_path)
+    frames, lmks = probe_clips(input_size)
+    b, t = frames.shape[:2]
+    flat = frames.reshape(b * t, 3, input_size, input_size)
+    with torch.no_grad():
+        emb = model.encode(torch.from_numpy(flat))
+        feats = torch.cat([emb.reshape(b, t, EMBED_DIM), torch.from_numpy(lmks)], dim=2)
+        ref = {
+            "clip_encoder": emb.numpy(),
+            "clip_head": model.head(feats).numpy(),
+            "clip_full": model(torch.from_numpy(frames), torch.from_numpy(lmks)).numpy(),
+        }
+    for role, values in ref.items():
+        check_informative(role, values)
+
+    meta = ModelMetadata(
+        role="clip_encoder",
+        input_layout="NCHW",
+        input_size=input_size,
+        color_order=clip_lstm.COLOR_ORDER,  # type: ignore[arg-type]
+        input_scale=clip_lstm.INPUT_SCALE,  # type: ignore[arg-type]
+        threshold=threshold,
+        clip_len=CLIP_LEN,
+        embed_dim=EMBED_DIM,
+        source_sha256=sha256_of(pth_path),
+        exporter=f"torch.onnx (TorchScript) {torch.__version__}",
+        framework=f"torch {torch.__version__}",
+        opset=OPSET,
+        **base_metadata_versions(),  # type: ignore[arg-type]
+    )
+    clip_meta = dataclasses.replace(meta, lmk_dim=LMK_DIM, lmk_spec=LMK_SPEC)
+    targets = [
+        ("clip_encoder", clip_lstm.EncoderGraph(model), (torch.from_numpy(flat),), ["frames"], meta),
+        ("clip_head", clip_lstm.HeadGraph(model), (feats,), ["features"], clip_meta),
+        ("clip_full", model, (torch.from_numpy(frames), torch.from_numpy(lmks)), ["frames", "lmk5"], clip_meta),
+    ]
+    written: list[ExportedFile] = []
+    paths: dict[str, Path] = {}
+    for role, module, args, names, base in targets:
+        role_meta = dataclasses.replace(base, role=role, input_layout={"clip_encoder": "NCHW", "clip_head": "NTF", "clip_full": "NTCHW"}[role])
+        path = out_dir / FILE_NAMES[role]
+        onnx_model = _trace(module, args, names)
+        write_with_metadata(onnx_model, role_meta, path)
+        feeds = {n: a.numpy() for n, a in zip(names, args, strict=True)}
+        diff = check_parity(path.name, ref[role], run_onnx(path, feeds), FP32_TOL)
+        written.append(ExportedFile(path, role, "fp32", diff))
+        paths[role] = path
+        if fp16:
+            half = fp16_path(path)
+            write_with_metadata(to_fp16(onnx_model), role_meta.with_precision("fp16"), half)
+            diff = check_parity(half.name, ref[role], run_onnx(half, feeds), FP16_TOL)
+            written.append(ExportedFile(half, role, "fp16", diff))
+    check_split_equals_full(paths, frames, lmks)
+    return written
+
+
+def check_split_equals_full(paths: dict[str, Path], frames: np.ndarray, lmks: np.ndarray) -> float:
+    """head(encoder(frames) ⊕ lmk5) from ONNX Runtime must equal the full graph (≤1e-4)."""
+    b, t = frames.shape[:2]
+    emb = run_onnx(paths["clip_encoder"], {"frames": frames.reshape(b * t, *frames.shape[2:])})
+    feats = np.concatenate([emb.reshape(b, t, EMBED_DIM), lmks], axis=2)
+    split = run_onnx(paths["clip_head"], {"features": feats})
+    full = run_onnx(paths["clip_full"], {"frames": frames, "lmk5": lmks})
+    return check_parity("head(encoder(frames)) vs clip_full", full, split, FP32_TOL)
+
+
+def _trace(module: object, args: tuple[object, ...], names: list[str]) -> object:
+    """TorchScript exporter (needs onnx only) with batch axes dynamic; returns the ModelProto."""
+    import io
+
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    dynamic = {n: {0: "batch"} for n in names} | {"score": {0: "batch"}}
+    torch.onnx.export(
+        module,  # type: ignore[arg-type]
+        args,
+        buf,
+        input_names=names,
+        output_names=["score"],
+        dynamic_axes=dynamic,
+        opset_version=OPSET,
+        dynamo=False,
+        do_constant_folding=True,
+    )
+    return onnx.load_model_from_string(buf.getvalue())

@@ -1,0 +1,1 @@
+"""Model definitions, data readers, training and evaluation (torch / TensorFlow)."""

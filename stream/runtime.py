@@ -1,0 +1,149 @@
+"""ONNX Runtime sessions: the one place that picks providers, validates metadata and warms up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from dfstream.exceptions import InputPathError, MetadataError, ModelLoadError, ProviderError
+from dfstream.export.metadata import ModelMetadata, Role
+from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+# ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. onnxruntime-gpu without CUDA
+# libraries prints two error lines per session before falling back; we report the outcome ourselves.
+_QUIET = 3
+_SILENT = 4
+
+
+def select_providers(device: str) -> list[str]:
+    """Providers to request for ``device``; raises ProviderError when CUDA is asked for and absent."""
+    if device not in DEVICES:
+        raise ProviderError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise ProviderError(
+            f"device 'cuda' requested but this onnxruntime ({ort.__version__}) has no {CUDA}; "
+            "install the GPU build with 'make ORT_BUILD=gpu' or use --device cpu"
+        )
+    return [CPU]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: np.dtype[Any]
+
+
+class OrtModel:
+    """A warmed-up session plus the metadata that says how to feed it."""
+
+    def __init__(self, path: Path, session: ort.InferenceSession, metadata: ModelMetadata) -> None:
+        self.path = path
+        self.session = session
+        self.metadata = metadata
+        self.provider: str = session.get_providers()[0]
+        self.inputs = tuple(_spec(i) for i in session.get_inputs())
+        self.output_name: str = session.get_outputs()[0].name
+
+    def run(self, *arrays: np.ndarray) -> np.ndarray:
+        """Run on positional inputs (cast to the graph's dtype); returns the first output."""
+        feed = {spec.name: np.ascontiguousarray(a, dtype=spec.dtype) for spec, a in zip(self.inputs, arrays, strict=True)}
+        out = self.session.run([self.output_name], feed)[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def p_fake(self, *arrays: np.ndarray) -> np.ndarray:
+        """Probability of 'fake' whatever class the graph's sigmoid measures."""
+        p = self.run(*arrays).reshape(-1)
+        return p if self.metadata.positive_class == "fake" else 1.0 - p
+
+
+def _spec(arg: Any) -> TensorSpec:
+    dtype = np.dtype(np.float16) if arg.type == "tensor(float16)" else np.dtype(np.float32)
+    return TensorSpec(arg.name, tuple(arg.shape), dtype)
+
+
+def read_metadata(path: Path) -> ModelMetadata:
+    """Metadata of an ONNX file without keeping a session (used by tools and tests)."""
+    session = _open(path, [CPU])
+    return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
+
+
+def load_model(path: str | Path, role: Role, device: str = "auto", warmup: bool = True) -> OrtModel:
+    """Open ``path`` for ``role`` on ``device``: metadata checked, graph shapes checked, warmed up."""
+    path = Path(path)
+    providers = select_providers(device)
+    session = _open(path, providers)
+    meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
+    if meta.role != role:
+        raise MetadataError(f"{path}: metadata field 'dfstream.role' is {meta.role!r}, expected {role!r}")
+    model = OrtModel(path, session, meta)
+    _check_inputs(model)
+    if CUDA in providers and model.provider != CUDA:
+        log.warning("%s: CUDA was available but the session fell back to %s", path.name, model.provider)
+    log.info("%s (%s, %s) runs on %s", path.name, role, meta.precision, model.provider)
+    if warmup:
+        model.run(*(np.zeros(_concrete(s.shape), dtype=s.dtype) for s in model.inputs))
+    return model
+
+
+def _open(path: Path, providers: Sequence[str]) -> ort.InferenceSession:
+    if not path.is_file():
+        raise InputPathError(f"model file not found: {path}")
+    options = ort.SessionOptions()
+    options.log_severity_level = _SILENT if CUDA in providers else _QUIET
+    ort.set_default_logger_severity(_QUIET)
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
+    except Exception as exc:  # ORT raises several private exception types for unreadable graphs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: not a loadable ONNX model ({first})") from None
+
+
+def _expected_shapes(meta: ModelMetadata) -> list[tuple[int | None, ...]]:
+    s, t = meta.input_size, meta.clip_len
+    if meta.role == "frame_cnn":
+        return [(None, s, s, 3)]
+    if meta.role == "clip_encoder":
+        return [(None, 3, s, s)]
+    if meta.role == "clip_head":
+        return [(None, t, HEAD_FEATURES)]
+    return [(None, t, 3, s, s), (None, t, LMK_DIM)]
+
+
+def _check_inputs(model: OrtModel) -> None:
+    expected = _expected_shapes(model.metadata)
+    if len(model.inputs) != len(expected):
+        raise MetadataError(
+            f"{model.path}: graph has {len(model.inputs)} inputs, role {model.metadata.role} needs {len(expected)}"
+        )
+    for spec, want in zip(model.inputs, expected, strict=True):
+        got = spec.shape
+        ok = len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want, strict=True))
+        if not ok:
+            shown = tuple("N" if w is None else w for w in want)
+            raise MetadataError(
+                f"{model.path}: input '{spec.name}' has shape {got}, but metadata "
+                f"(role {model.metadata.role}, input_size {model.metadata.input_size}) implies {shown}"
+            )
+
+
+def _concrete(shape: tuple[int | str | None, ...]) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) else 1 for d in shape)
