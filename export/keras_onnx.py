@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
 from dfstream.export.metadata import ModelMetadata, PositiveClass
 from dfstream.export.onnx_files import (
     OPSET,
@@ -32,7 +31,8 @@ def probe_images(size: int, scale: float, seed: int = 0) -> np.ndarray:
     ys, xs = np.meshgrid(np.linspace(0, 1, size), np.linspace(0, 1, size), indexing="ij")
     ramp = np.stack([xs, ys, 1 - xs], axis=-1)[None]
     grey = np.full((1, size, size, 3), 0.5)
-    return (np.concatenate([noise, ramp, grey]) * scale).astype(np.float32)
+    out: np.ndarray = (np.concatenate([noise, ramp, grey]) * scale).astype(np.float32)
+    return out
 
 
 def export_frame_model(
@@ -46,7 +46,6 @@ def export_frame_model(
     import keras
     import tensorflow as tf
     import tf2onnx
-
     from dfstream.models import cnn_cbam
 
     model = cnn_cbam.load_model(keras_path)
@@ -59,7 +58,7 @@ def export_frame_model(
 
     spec = (tf.TensorSpec((None, size, size, 3), tf.float32, name=INPUT_NAME),)
 
-    @tf.function(input_signature=spec)  # type: ignore[misc]
+    @tf.function(input_signature=spec)
     def serve(image: tf.Tensor) -> tf.Tensor:
         return model(image, training=False)
 

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from dfstream.exceptions import MetadataError
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
+
+from dfstream.exceptions import MetadataError
 
 PREFIX = "dfstream."
 SCHEMA_VERSION = "1"
@@ -94,9 +95,7 @@ class ModelMetadata:
         missing = [
             f.name
             for f in dataclasses.fields(cls)
-            if f.name not in kwargs
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
+            if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         ]
         if missing:
             raise MetadataError(f"{where}: metadata field '{PREFIX}{missing[0]}' is missing")

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+from dfstream.export.metadata import ModelMetadata
 
 from dfstream import __version__
-from dfstream.export.metadata import ModelMetadata
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,13 @@ def write_with_metadata(model: onnx.ModelProto, meta: ModelMetadata, path: Path)
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """fp16 weights and compute, fp32 inputs and outputs (callers keep feeding float32)."""
+    import warnings
+
     from onnxconverter_common import float16
 
-    converted: onnx.ModelProto = float16.convert_float_to_float16(model, keep_io_types=True)
+    with warnings.catch_warnings():  # one line per weight below fp16's smallest normal value
+        warnings.simplefilter("ignore", UserWarning)
+        converted: onnx.ModelProto = float16.convert_float_to_float16(model, keep_io_types=True)
     return converted
 
 

@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
 from dfstream.export.metadata import ModelMetadata
 from dfstream.export.onnx_files import (
     OPSET,
@@ -52,7 +51,6 @@ def export_clip_model(
 ) -> list[ExportedFile]:
     """Write the three graphs (+ fp16 variants), each verified against torch before returning."""
     import torch
-
     from dfstream.models import clip_lstm
 
     model = clip_lstm.load_state(pth_path)
@@ -94,7 +92,9 @@ def export_clip_model(
     written: list[ExportedFile] = []
     paths: dict[str, Path] = {}
     for role, module, args, names, base in targets:
-        role_meta = dataclasses.replace(base, role=role, input_layout={"clip_encoder": "NCHW", "clip_head": "NTF", "clip_full": "NTCHW"}[role])
+        role_meta = dataclasses.replace(
+            base, role=role, input_layout={"clip_encoder": "NCHW", "clip_head": "NTF", "clip_full": "NTCHW"}[role]
+        )
         path = out_dir / FILE_NAMES[role]
         onnx_model = _trace(module, args, names)
         write_with_metadata(onnx_model, role_meta, path)
@@ -118,7 +118,8 @@ def check_split_equals_full(paths: dict[str, Path], frames: np.ndarray, lmks: np
     feats = np.concatenate([emb.reshape(b, t, EMBED_DIM), lmks], axis=2)
     split = run_onnx(paths["clip_head"], {"features": feats})
     full = run_onnx(paths["clip_full"], {"frames": frames, "lmk5": lmks})
-    return check_parity("head(encoder(frames)) vs clip_full", full, split, FP32_TOL)
+    diff: float = check_parity("head(encoder(frames)) vs clip_full", full, split, FP32_TOL)
+    return diff
 
 
 def _trace(module: object, args: tuple[object, ...], names: list[str]) -> object:
@@ -133,7 +134,7 @@ def _trace(module: object, args: tuple[object, ...], names: list[str]) -> object
     torch.onnx.export(
         module,  # type: ignore[arg-type]
         args,
-        buf,
+        buf,  # type: ignore[arg-type]
         input_names=names,
         output_names=["score"],
         dynamic_axes=dynamic,

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from dfstream.models.efficientnet_b0 import EfficientNetB0Features, check_state_keys
+from dfstream.stream.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
 from torch import Tensor, nn
 
 from dfstream.exceptions import InputPathError, ModelLoadError
-from dfstream.models.efficientnet_b0 import EfficientNetB0Features, check_state_keys
-from dfstream.stream.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
 
 INPUT_SCALE = "0-1"
 """Model B's input scale: notebook B applies ``ToTensor`` only (0..1, no ImageNet normalisation)."""

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
+from dfstream.stream.types import FRAME_CROP
 from keras import layers, ops
 
 from dfstream.exceptions import InputPathError, ModelLoadError
-from dfstream.stream.types import FRAME_CROP
 
 log = logging.getLogger(__name__)
 

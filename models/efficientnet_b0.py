@@ -11,10 +11,10 @@ import logging
 from pathlib import Path
 
 import torch
+from dfstream.stream.types import EMBED_DIM
 from torch import Tensor, nn
 
 from dfstream.exceptions import InputPathError, ModelLoadError
-from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,11 @@ def check_state_keys(
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.startswith(ignore_prefix)]
     extra = [k for k in state if k not in own]
-    shaped = [f"{k} {tuple(state[k].shape)}≠{tuple(own[k].shape)}" for k in state if k in own and state[k].shape != own[k].shape]
+    shaped = [
+        f"{k} {tuple(state[k].shape)}≠{tuple(own[k].shape)}"
+        for k in state
+        if k in own and state[k].shape != own[k].shape
+    ]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing ({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''})")

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
-
-from dfstream.exceptions import InputPathError, MetadataError, ModelLoadError, ProviderError
 from dfstream.export.metadata import ModelMetadata, Role
 from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
+
+from dfstream.exceptions import InputPathError, MetadataError, ModelLoadError, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,9 @@ class OrtModel:
 
     def run(self, *arrays: np.ndarray) -> np.ndarray:
         """Run on positional inputs (cast to the graph's dtype); returns the first output."""
-        feed = {spec.name: np.ascontiguousarray(a, dtype=spec.dtype) for spec, a in zip(self.inputs, arrays, strict=True)}
+        feed = {
+            spec.name: np.ascontiguousarray(a, dtype=spec.dtype) for spec, a in zip(self.inputs, arrays, strict=True)
+        }
         out = self.session.run([self.output_name], feed)[0]
         return np.asarray(out, dtype=np.float32)
 

@@ -1,0 +1,304 @@
+"""The ``dfstream`` command: thin typer layer that parses into config and calls typed functions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
+from dfstream.exceptions import DfstreamError, InputPathError
+
+log = logging.getLogger("dfstream")
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="dfstream",
+    help="Real-time streaming deepfake detection: train, evaluate and export the frame and clip models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+train_app = typer.Typer(help="Train model A (frame CNN) or model B (clip model).", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate a trained model and write metrics, plots and reports.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+
+_state = {"debug": False}
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Positive(StrEnum):
+    auto = "auto"
+    fake = "fake"
+    real = "real"
+
+
+class Split(StrEnum):
+    val = "val"
+    all = "all"
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run a command body: user errors become one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except DfstreamError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"dfstream: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        typer.echo(f"dfstream: error: option '{field}': {first['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# ---------------------------------------------------------------- export
+
+EXPORT_TARGETS = {
+    ".keras": "frame_cnn (model A) → frame_cnn.onnx",
+    ".pth": "clip model (model B) → 3 graphs",
+    ".pt": "clip model (model B) → 3 graphs",
+}
+
+
+def _threshold(threshold: float | None, threshold_from: Path | None) -> float:
+    if threshold is not None and threshold_from is not None:
+        raise InputPathError("give --threshold or --threshold-from, not both")
+    if threshold_from is not None:
+        if not threshold_from.is_file():
+            raise InputPathError(f"threshold file not found: {threshold_from}")
+        try:
+            value = float(json.loads(threshold_from.read_text())["threshold"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputPathError(f"{threshold_from}: no numeric 'threshold' field ({exc})") from None
+        log.info("threshold %.4f from %s", value, threshold_from)
+        return value
+    if threshold is None:
+        log.warning(
+            "no --threshold given: writing 0.5; run 'dfstream eval' and pass --threshold-from its threshold.json"
+        )
+        return 0.5
+    return threshold
+
+
+@app.command("export")
+def export_cmd(
+    model: Annotated[Path, typer.Argument(help="A model A '.keras' file or a model B '.pth' state dict.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the ONNX files.")] = Path("out/onnx"),
+    threshold: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Decision threshold on P(fake) stored in metadata.")
+    ] = None,
+    threshold_from: Annotated[
+        Path | None, typer.Option(help="threshold.json written by 'dfstream eval' (F1-optimal on validation).")
+    ] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write *.fp16.onnx variants (checked at 2e-2).")] = False,
+    positive_class: Annotated[
+        Positive, typer.Option(help="Model A only: the class its sigmoid measures; 'auto' reads the model name.")
+    ] = Positive.auto,
+    img_size: Annotated[int, typer.Option(min=32, help="Model B only: crop side the encoder is exported for.")] = 256,
+) -> None:
+    """Export to ONNX with dfstream metadata; every graph is checked against its framework first."""
+
+    def body() -> None:
+        if not model.is_file():
+            raise InputPathError(f"model file not found: {model}")
+        suffix = model.suffix.lower()
+        if suffix not in EXPORT_TARGETS:
+            raise InputPathError(f"{model}: unknown model type '{suffix}'; expected one of {', '.join(EXPORT_TARGETS)}")
+        value = _threshold(threshold, threshold_from)
+        if suffix == ".keras":
+            from dfstream.export.keras_onnx import export_frame_model
+
+            positive = None if positive_class is Positive.auto else positive_class.value
+            files = export_frame_model(model, out_dir / "frame_cnn.onnx", value, positive, fp16)  # type: ignore[arg-type]
+        else:
+            from dfstream.export.torch_onnx import export_clip_model
+
+            files = export_clip_model(model, out_dir, value, img_size, fp16)
+        for f in files:
+            typer.echo(f"wrote {f.path} ({f.role}, {f.precision}, max abs diff {f.max_abs_diff:.2e})")
+
+    _guard(body)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by 'dfstream export'.")],
+    device: Annotated[Device, typer.Option(help="Provider to open it with: auto, cpu or cuda.")] = Device.cpu,
+) -> None:
+    """Print a model's dfstream metadata and the provider it runs on."""
+
+    def body() -> None:
+        from dfstream.stream.runtime import load_model, read_metadata
+
+        meta = read_metadata(model)
+        loaded = load_model(model, meta.role, device.value)
+        for key, value in meta.to_props().items():
+            typer.echo(f"{key} = {value}")
+        typer.echo(f"provider = {loaded.provider}")
+
+    _guard(body)
+
+
+# ---------------------------------------------------------------- train / eval
+
+
+@train_app.command("cnn")
+def train_cnn_cmd(
+    data: Annotated[Path, typer.Option(help="Folder with train/ val/ test/, each holding real/ and fake/.")],
+    out: Annotated[Path, typer.Option(help="Output folder for best_model.keras, last_model.keras, history.csv.")],
+    img_size: Annotated[int, typer.Option(help="Square input side.")] = 224,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on val AUC, patience 5).")] = 10,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (halved after 3 epochs without val-loss gain).")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Train model A (CBAM CNN) on notebook A's folder layout."""
+
+    def body() -> None:
+        from dfstream.models.train_cnn import train_cnn
+
+        cfg = TrainCnnConfig(
+            data_dir=data, out_dir=out, img_size=img_size, batch_size=batch_size, epochs=epochs, lr=lr, seed=seed
+        )
+        typer.echo(f"best model: {train_cnn(cfg)}")
+
+    _guard(body)
+
+
+@train_app.command("clip")
+def train_clip_cmd(
+    data: Annotated[Path, typer.Option(help="Class folders (original/ = real) of {video}_{i}.jpg + {video}_{i}.npy.")],
+    out: Annotated[Path, typer.Option(help="Output folder for mediapipe_model.pth (best val F1), last_model.pth.")],
+    img_size: Annotated[int, typer.Option(help="Crop side the frames are resized to.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 4,
+    epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    val_fraction: Annotated[float, typer.Option(help="Share of videos held out for validation.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the video split and of training.")] = 42,
+    imagenet_weights: Annotated[
+        Path | None, typer.Option(help="Local torchvision EfficientNet-B0 state dict; none: random init.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+) -> None:
+    """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout."""
+
+    def body() -> None:
+        from dfstream.models.train_clip import train_clip
+
+        cfg = TrainClipConfig(
+            data_dir=data,
+            out_dir=out,
+            img_size=img_size,
+            batch_size=batch_size,
+            epochs=epochs,
+            lr=lr,
+            val_fraction=val_fraction,
+            seed=seed,
+            imagenet_weights=imagenet_weights,
+            workers=workers,
+        )
+        typer.echo(f"best model: {train_clip(cfg)}")
+
+    _guard(body)
+
+
+def _print_report(report: Any, out: Path) -> None:
+    auc = "n/a" if report.auc is None else f"{report.auc:.4f}"
+    typer.echo(
+        f"threshold {report.threshold:.4f} | accuracy {report.accuracy:.4f} | precision {report.precision:.4f} | "
+        f"recall {report.recall:.4f} | F1 {report.f1:.4f} | AUC {auc} | n {report.n} (fake {report.n_fake})"
+    )
+    typer.echo(f"reports in {out}")
+
+
+@eval_app.command("cnn")
+def eval_cnn_cmd(
+    model: Annotated[Path, typer.Option(help="Model A .keras file (dfstream's or notebook A's).")],
+    data: Annotated[Path, typer.Option(help="Folder with val/ (threshold choice) and test/ (report).")],
+    out: Annotated[Path, typer.Option(help="Output folder for metrics, CSV, plots and Grad-CAM overlays.")],
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    gradcam_samples: Annotated[int, typer.Option(help="Grad-CAM overlays to write from test.")] = 8,
+) -> None:
+    """Evaluate model A: F1-optimal threshold on val, full report and Grad-CAM on test."""
+
+    def body() -> None:
+        from dfstream.models.train_cnn import evaluate_cnn
+
+        cfg = EvalCnnConfig(
+            model=model, data_dir=data, out_dir=out, batch_size=batch_size, gradcam_samples=gradcam_samples
+        )
+        _print_report(evaluate_cnn(cfg), out)
+
+    _guard(body)
+
+
+@eval_app.command("clip")
+def eval_clip_cmd(
+    model: Annotated[Path, typer.Option(help="Model B state dict (.pth).")],
+    data: Annotated[Path, typer.Option(help="Class folders of {video}_{i}.jpg + .npy.")],
+    out: Annotated[Path, typer.Option(help="Output folder for metrics, CSV, classification report and plots.")],
+    img_size: Annotated[int, typer.Option(help="Crop side.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 4,
+    split: Annotated[
+        Split, typer.Option(help="'val': the training run's held-out videos; 'all': every video.")
+    ] = Split.val,
+    val_fraction: Annotated[float, typer.Option(help="Must match training to reproduce its val split.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Must match training to reproduce its val split.")] = 42,
+    threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: F1-optimal.")] = None,
+) -> None:
+    """Evaluate model B: classification report, AUC, ROC / confusion / threshold plots."""
+
+    def body() -> None:
+        from dfstream.models.train_clip import evaluate_clip
+
+        cfg = EvalClipConfig(
+            model=model,
+            data_dir=data,
+            out_dir=out,
+            img_size=img_size,
+            batch_size=batch_size,
+            split=split.value,
+            val_fraction=val_fraction,
+            seed=seed,
+            threshold=threshold,
+        )
+        _print_report(evaluate_clip(cfg), out)
+
+    _guard(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

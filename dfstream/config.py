@@ -1,0 +1,57 @@
+"""Strict configuration for the training and evaluation commands (unknown fields are errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dfstream.stream.types import CLIP_CROP, FRAME_CROP
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainCnnConfig(_Strict):
+    data_dir: Path = Field(description="folder with train/ val/ test/, each holding real/ and fake/")
+    out_dir: Path = Field(description="where best_model.keras, last_model.keras and history.csv go")
+    img_size: int = Field(FRAME_CROP, ge=32, description="square input side in pixels")
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    seed: int = 42
+
+
+class EvalCnnConfig(_Strict):
+    model: Path = Field(description="a model A .keras file (dfstream's or notebook A's)")
+    data_dir: Path = Field(description="folder with val/ (threshold) and test/ (report)")
+    out_dir: Path
+    batch_size: int = Field(32, ge=1)
+    gradcam_samples: int = Field(8, ge=0, description="Grad-CAM overlays written from the test split")
+
+
+class TrainClipConfig(_Strict):
+    data_dir: Path = Field(description="class folders (original/ = real) of {video}_{i}.jpg + .npy")
+    out_dir: Path = Field(description="where mediapipe_model.pth (best val F1) and last_model.pth go")
+    img_size: int = Field(CLIP_CROP, ge=32)
+    batch_size: int = Field(4, ge=1)
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+    imagenet_weights: Path | None = Field(None, description="local torchvision EfficientNet-B0 state dict")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+
+
+class EvalClipConfig(_Strict):
+    model: Path = Field(description="a model B state dict (.pth)")
+    data_dir: Path
+    out_dir: Path
+    img_size: int = Field(CLIP_CROP, ge=32)
+    batch_size: int = Field(4, ge=1)
+    split: Literal["val", "all"] = Field("val", description="the training run's val videos, or every video")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+    threshold: float | None = Field(None, gt=0, lt=1, description="fixed threshold; default F1-optimal")

@@ -1,0 +1,144 @@
+"""Binary detection metrics, the F1-optimal threshold, and the report files both evaluations write."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BinaryReport:
+    threshold: float
+    n: int
+    n_fake: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    auc: float | None
+    confusion: tuple[tuple[int, int], tuple[int, int]]
+    """Rows true real/fake, columns predicted real/fake."""
+
+
+def f1_optimal_threshold(y_true: np.ndarray, p_fake: np.ndarray) -> float:
+    """Threshold on P(fake) maximising F1 for the 'fake' class, kept strictly inside (0, 1)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y_true, p_fake)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    best = float(thresholds[int(np.argmax(f1))])
+    return float(np.clip(best, 1e-6, 1 - 1e-6))
+
+
+def binary_report(y_true: np.ndarray, p_fake: np.ndarray, threshold: float) -> BinaryReport:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
+
+    y_pred = (p_fake >= threshold).astype(int)
+    auc = float(roc_auc_score(y_true, p_fake)) if len(set(y_true.tolist())) == 2 else None
+    cm = confusion_matrix(y_true, y_pred, labels=[0, 1])
+    return BinaryReport(
+        threshold=float(threshold),
+        n=len(y_true),
+        n_fake=int(y_true.sum()),
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        precision=float(precision_score(y_true, y_pred, zero_division=0)),
+        recall=float(recall_score(y_true, y_pred, zero_division=0)),
+        f1=float(f1_score(y_true, y_pred, zero_division=0)),
+        auc=auc,
+        confusion=((int(cm[0, 0]), int(cm[0, 1])), (int(cm[1, 0]), int(cm[1, 1]))),
+    )
+
+
+def write_reports(
+    out_dir: Path,
+    report: BinaryReport,
+    names: Sequence[str],
+    y_true: np.ndarray,
+    p_fake: np.ndarray,
+    val_true: np.ndarray | None = None,
+    val_p_fake: np.ndarray | None = None,
+) -> None:
+    """metrics.json, per_sample.csv, classification_report.txt and the ROC / confusion / threshold plots."""
+    from sklearn.metrics import classification_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    with (out_dir / "per_sample.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sample", "y_true", "p_fake", "y_pred"])
+        for name, t, p in zip(names, y_true, p_fake, strict=True):
+            w.writerow([name, int(t), f"{float(p):.6f}", int(p >= report.threshold)])
+    text = classification_report(
+        y_true, (p_fake >= report.threshold).astype(int), labels=[0, 1], target_names=["real", "fake"], zero_division=0
+    )
+    (out_dir / "classification_report.txt").write_text(str(text))
+    plot_roc(out_dir / "roc.png", y_true, p_fake, report.auc)
+    plot_confusion(out_dir / "confusion.png", report)
+    if val_true is not None and val_p_fake is not None:
+        plot_threshold(out_dir / "threshold.png", val_true, val_p_fake, report.threshold)
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(path: Path, y_true: np.ndarray, p_fake: np.ndarray, auc: float | None) -> None:
+    from sklearn.metrics import roc_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if auc is not None:
+        fpr, tpr, _ = roc_curve(y_true, p_fake)
+        ax.plot(fpr, tpr, label=f"AUC = {auc:.3f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set(xlabel="false positive rate (real flagged fake)", ylabel="true positive rate", title="ROC")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confusion(path: Path, report: BinaryReport) -> None:
+    plt = _pyplot()
+    cm = np.array(report.confusion)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set_xticks([0, 1], ["real", "fake"])
+    ax.set_yticks([0, 1], ["real", "fake"])
+    ax.set(xlabel="predicted", ylabel="true", title=f"confusion @ {report.threshold:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_threshold(path: Path, y_true: np.ndarray, p_fake: np.ndarray, chosen: float) -> None:
+    from sklearn.metrics import precision_recall_curve
+
+    plt = _pyplot()
+    precision, recall, thresholds = precision_recall_curve(y_true, p_fake)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(thresholds, precision[:-1], label="precision")
+    ax.plot(thresholds, recall[:-1], label="recall")
+    ax.plot(thresholds, f1[:-1], label="F1", linewidth=2)
+    ax.axvline(chosen, color="red", linestyle="--", label=f"chosen = {chosen:.3f}")
+    ax.set(xlabel="threshold on P(fake) (validation)", ylabel="metric", title="threshold choice")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

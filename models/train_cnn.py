@@ -1,0 +1,137 @@
+"""Train and evaluate model A on notebook A's ``train/ val/ test/`` × ``real/ fake/`` folders."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from dfstream.models import cnn_cbam
+from dfstream.models.datasets import ImageSplit, scan_image_split
+from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
+
+from dfstream.config import EvalCnnConfig, TrainCnnConfig
+
+log = logging.getLogger(__name__)
+
+SCALE = 255.0 if cnn_cbam.INPUT_SCALE == "0-255" else 1.0
+
+
+def make_dataset(split: ImageSplit, size: int, batch: int, augment: bool, seed: int) -> Any:
+    """tf.data pipeline yielding RGB floats at model A's input scale, labels 1 = fake."""
+    import tensorflow as tf
+
+    paths = [str(p) for p in split.paths]
+    labels = np.asarray(split.labels, dtype=np.float32)[:, None]
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if augment:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+
+    def load(path: Any, label: Any) -> tuple[Any, Any]:
+        img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        img = tf.image.resize(tf.cast(img, tf.float32), (size, size))  # 0..255 floats, bilinear
+        return img * (SCALE / 255.0), label
+
+    def jitter(img: Any, label: Any) -> tuple[Any, Any]:
+        # Notebook A's augment() body is not in the notebook text; these are mild photometric and
+        # mirror changes that keep manipulation traces intact.
+        img = tf.image.random_flip_left_right(img, seed=seed)
+        img = tf.image.random_brightness(img, 0.1 * SCALE, seed=seed)
+        img = tf.image.random_contrast(img, 0.9, 1.1, seed=seed)
+        return tf.clip_by_value(img, 0.0, SCALE), label
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = ds.map(jitter, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def train_cnn(cfg: TrainCnnConfig) -> Path:
+    """Fit with Adam + BCE; best (val AUC) and last checkpoints; returns the best model's path."""
+    import keras
+
+    train = scan_image_split(cfg.data_dir, "train")
+    val = scan_image_split(cfg.data_dir, "val")
+    log.info(
+        "train: %d images (%d fake), val: %d images (%d fake)", len(train), sum(train.labels), len(val), sum(val.labels)
+    )
+    keras.utils.set_random_seed(cfg.seed)
+    model = cnn_cbam.build_model(cfg.img_size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.lr),
+        loss="binary_crossentropy",
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="acc"),
+            keras.metrics.AUC(name="auc"),
+            keras.metrics.Precision(name="prec"),
+            keras.metrics.Recall(name="recall"),
+        ],
+    )
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    best = cfg.out_dir / "best_model.keras"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(best, monitor="val_auc", mode="max", save_best_only=True, verbose=1),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=5, restore_best_weights=True, verbose=1),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, verbose=1),
+        keras.callbacks.CSVLogger(str(cfg.out_dir / "history.csv")),
+    ]
+    model.fit(
+        make_dataset(train, cfg.img_size, cfg.batch_size, augment=True, seed=cfg.seed),
+        validation_data=make_dataset(val, cfg.img_size, cfg.batch_size, augment=False, seed=cfg.seed),
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    model.save(cfg.out_dir / "last_model.keras")
+    log.info("best model: %s, last model: %s", best, cfg.out_dir / "last_model.keras")
+    return best
+
+
+def predict_p_fake(model: Any, split: ImageSplit, batch: int, positive: str) -> np.ndarray:
+    size = cnn_cbam.input_size(model)
+    p = np.asarray(model.predict(make_dataset(split, size, batch, augment=False, seed=0), verbose=0)).reshape(-1)
+    return p if positive == "fake" else 1.0 - p
+
+
+def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
+    """F1-optimal threshold on val, then the full report and Grad-CAM overlays on test."""
+    from dfstream.models.gradcam import gradcam, write_overlay
+
+    model = cnn_cbam.load_model(cfg.model)
+    positive = cnn_cbam.positive_class(model)
+    val = scan_image_split(cfg.data_dir, "val")
+    test = scan_image_split(cfg.data_dir, "test")
+    val_true = np.asarray(val.labels)
+    val_p = predict_p_fake(model, val, cfg.batch_size, positive)
+    threshold = f1_optimal_threshold(val_true, val_p)
+    y_true = np.asarray(test.labels)
+    p_fake = predict_p_fake(model, test, cfg.batch_size, positive)
+    report = binary_report(y_true, p_fake, threshold)
+    write_reports(cfg.out_dir, report, [str(p) for p in test.paths], y_true, p_fake, val_true, val_p)
+    (cfg.out_dir / "threshold.json").write_text(
+        json.dumps({"threshold": threshold, "chosen_on": "val", "positive_class": positive}, indent=2) + "\n"
+    )
+
+    size = cnn_cbam.input_size(model)
+    picks = _gradcam_picks(test, cfg.gradcam_samples)
+    for path in picks:
+        rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        image = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32) * (SCALE / 255.0)
+        heat, p = gradcam(model, image, positive)
+        write_overlay(cfg.out_dir / "gradcam" / f"{path.parent.name}_{path.stem}.png", image * (255.0 / SCALE), heat, p)
+    log.info("test report: %s", json.dumps(asdict(report)))
+    return report
+
+
+def _gradcam_picks(split: ImageSplit, n: int) -> list[Path]:
+    """Up to n test images, alternating real and fake."""
+    real = [p for p, y in zip(split.paths, split.labels, strict=True) if y == 0]
+    fake = [p for p, y in zip(split.paths, split.labels, strict=True) if y == 1]
+    picks: list[Path] = []
+    for a, b in zip(real, fake, strict=False):
+        picks += [a, b]
+    return picks[:n]

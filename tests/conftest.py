@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny on-disk datasets in both notebooks' layouts, and tiny trained-looking models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TINY = 32
+
+
+def _image(rng: np.random.Generator, fake: bool, size: int = TINY) -> np.ndarray:
+    """Smooth colour fields; 'fake' ones carry a blocky high-frequency patch a CNN can pick up."""
+    ys, xs = np.meshgrid(np.linspace(0, 1, size), np.linspace(0, 1, size), indexing="ij")
+    base = np.stack([xs, ys, 1 - xs], axis=-1) * rng.uniform(120, 220) + rng.uniform(0, 30)
+    if fake:
+        q = size // 4
+        block = (rng.integers(0, 2, (q // 2, q // 2, 1)) * 90).repeat(2, 0).repeat(2, 1)
+        base[q : 2 * q, q : 2 * q] += block
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def frame_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Notebook A layout: train/ val/ test/ × real/ fake/, 8 images per class and split."""
+    root = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for label in ("real", "fake"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(8):
+                cv2.imwrite(str(folder / f"{label}_{i}.png"), _image(rng, label == "fake"))
+    return root
+
+
+def write_clip(folder: Path, video: str, rng: np.random.Generator, fake: bool, frames: int = 16) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(frames):
+        cv2.imwrite(str(folder / f"{video}_{i}.jpg"), _image(rng, fake))
+        np.save(folder / f"{video}_{i}.npy", rng.uniform(0, 1, 5).astype(np.float32))
+
+
+@pytest.fixture(scope="session")
+def clip_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Notebook B layout: original/ (real) and two fake folders, 16 frames per video."""
+    root = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(1)
+    for v in range(5):
+        write_clip(root / "original", f"vid{v:02d}", rng, fake=False)
+    for kind in ("Deepfakes", "FaceSwap"):
+        for v in range(3):
+            write_clip(root / kind, f"{kind.lower()}{v:02d}", rng, fake=True)
+    return root
