@@ -1,6 +1,6 @@
 # The two commands a newcomer types: `make demo` and `make test`.
 # ORT_BUILD=gpu installs onnxruntime-gpu instead of onnxruntime (never both: they share a folder).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ORT_BUILD ?= cpu
 PY := $(VENV)/bin/python

@@ -116,7 +116,7 @@ def _open(path: Path, providers: Sequence[str]) -> ort.InferenceSession:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except Exception as exc:  # ORT raises several private exception types for unreadable graphs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path}: not a loadable ONNX model ({first})") from None
+        raise ModelLoadError(f"{path}: not a loadable ONNX model ({first[:300]})") from None
 
 
 def _expected_shapes(meta: ModelMetadata) -> list[tuple[int | None, ...]]:

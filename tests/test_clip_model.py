@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from dfstream.exceptions import InputPathError, ModelLoadError
 from dfstream.models.clip_lstm import ClipDetector, load_state
 from dfstream.models.efficientnet_b0 import EfficientNetB0Features, load_imagenet_weights
+
+from dfstream.exceptions import InputPathError, ModelLoadError
 from tests.effnet_reference import deterministic_state, reference_input
 
 DATA = Path(__file__).parent / "data"
@@ -68,7 +68,9 @@ def test_missing_and_extra_keys_are_listed(tmp_path: Path) -> None:
     state["fc.9.weight"] = torch.zeros(1)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(ModelLoadError, match=r"2 missing \((lstm\.bias_hh_l0|fc\.3\.weight).*1 unexpected \(fc\.9\.weight\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"2 missing \((lstm\.bias_hh_l0|fc\.3\.weight).*1 unexpected \(fc\.9\.weight\)"
+    ):
         load_state(path)
 
 
@@ -93,7 +95,11 @@ def test_non_state_dict_files_are_refused(tmp_path: Path) -> None:
 
 def test_imagenet_weights_from_local_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     source = EfficientNetB0Features()
-    state = {**source.state_dict(), "classifier.1.weight": torch.zeros(1000, 1280), "classifier.1.bias": torch.zeros(1000)}
+    state = {
+        **source.state_dict(),
+        "classifier.1.weight": torch.zeros(1000, 1280),
+        "classifier.1.bias": torch.zeros(1000),
+    }
     torch.save(state, tmp_path / "effb0.pth")
     target = EfficientNetB0Features()
     load_imagenet_weights(target, tmp_path / "effb0.pth")

@@ -10,9 +10,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from dfstream.models import cnn_cbam
 
 from dfstream.exceptions import InputPathError, ModelLoadError
-from dfstream.models import cnn_cbam
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -23,7 +23,12 @@ def test_architecture_matches_notebook_a() -> None:
     assert kinds == [
         "InputLayer",
         *["Conv2D", "BatchNormalization", "Conv2D", "MaxPooling2D"] * 3,
-        "CBAM", "Flatten", "Dropout", "Dense", "Dropout", "Dense",
+        "CBAM",
+        "Flatten",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "Dense",
     ]
     convs = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs == [32, 32, 64, 64, 128, 128]
@@ -68,7 +73,7 @@ def test_missing_file_and_non_archive_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputPathError, match="model file not found"):
         cnn_cbam.load_model(tmp_path / "absent.keras")
     (tmp_path / "junk.keras").write_bytes(b"\x00not a zip")
-    with pytest.raises(ModelLoadError, match="not a Keras .keras archive"):
+    with pytest.raises(ModelLoadError, match=r"not a Keras \.keras archive"):
         cnn_cbam.load_model(tmp_path / "junk.keras")
 
 

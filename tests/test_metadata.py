@@ -3,9 +3,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from dfstream.export.metadata import ModelMetadata
 
 from dfstream.exceptions import MetadataError
-from dfstream.export.metadata import ModelMetadata
 
 
 def _frame_meta(**over: object) -> ModelMetadata:
@@ -43,7 +43,7 @@ def test_round_trip_through_string_properties() -> None:
 
 
 def test_no_dfstream_metadata_is_refused() -> None:
-    with pytest.raises(MetadataError, match="m.onnx: no dfstream metadata"):
+    with pytest.raises(MetadataError, match=r"m\.onnx: no dfstream metadata"):
         ModelMetadata.from_props({"producer": "x"}, "m.onnx")
 
 

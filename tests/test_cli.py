@@ -1,0 +1,94 @@
+"""Help for every command; bad input gives one line on stderr and exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dfstream.cli import app
+
+runner = CliRunner()
+
+COMMANDS = {
+    (): ["export", "inspect", "train", "eval", "--debug"],
+    ("export",): ["--out-dir", "--threshold", "--threshold-from", "--fp16", "--positive-class", "--img-size"],
+    ("inspect",): ["--device"],
+    ("train", "cnn"): ["--data", "--out", "--img-size", "--batch-size", "--epochs", "--lr", "--seed"],
+    ("train", "clip"): ["--data", "--out", "--img-size", "--val-fraction", "--imagenet-weights", "--workers"],
+    ("eval", "cnn"): ["--model", "--data", "--out", "--gradcam-samples"],
+    ("eval", "clip"): ["--model", "--data", "--out", "--split", "--threshold"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_describes_every_option(command: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for option in COMMANDS[command]:
+        assert option in result.output
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dfstream.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("dfstream: error:")]
+    assert len(lines) == 1 and pattern in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_model_path(tmp_path: Path) -> None:
+    _one_line_error(_cli("export", str(tmp_path / "nope.keras")), "model file not found")
+
+
+def test_unknown_model_suffix(tmp_path: Path) -> None:
+    (tmp_path / "m.h5").write_bytes(b"x")
+    _one_line_error(
+        _cli("export", str(tmp_path / "m.h5")), "unknown model type '.h5'; expected one of .keras, .pth, .pt"
+    )
+
+
+def test_keras_file_that_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "m.keras").write_text("hello")
+    _one_line_error(_cli("export", str(tmp_path / "m.keras")), "not a Keras .keras archive")
+
+
+def test_pth_with_wrong_keys(tmp_path: Path) -> None:
+    import torch
+
+    torch.save({"cnn.features.0.0.weight": torch.zeros(32, 3, 3, 3), "head.weight": torch.zeros(1)}, tmp_path / "m.pth")
+    _one_line_error(_cli("export", str(tmp_path / "m.pth")), "unexpected (head.weight)")
+
+
+def test_onnx_without_metadata(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "plain.onnx"))
+    _one_line_error(_cli("inspect", str(tmp_path / "plain.onnx")), "no dfstream metadata")
+
+
+def test_one_class_dataset(tmp_path: Path, frame_dataset: Path) -> None:
+    import shutil
+
+    shutil.copytree(frame_dataset / "train" / "fake", tmp_path / "train" / "fake")
+    result = _cli("train", "cnn", "--data", str(tmp_path), "--out", str(tmp_path / "out"))
+    _one_line_error(result, "only 'fake' samples (8); both real and fake are needed")
+
+
+def test_invalid_option_value(tmp_path: Path) -> None:
+    _one_line_error(
+        _cli("train", "cnn", "--data", str(tmp_path), "--out", str(tmp_path), "--img-size", "8"), "option 'img_size'"
+    )

@@ -1,0 +1,129 @@
+"""Train → evaluate → export through the CLI on tiny datasets in both notebooks' layouts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from dfstream.stream.runtime import load_model
+from typer.testing import CliRunner
+
+from dfstream.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_model_a_train_eval_export(tmp_path: Path, frame_dataset: Path) -> None:
+    run = tmp_path / "run"
+    _ok(
+        [
+            "train",
+            "cnn",
+            "--data",
+            str(frame_dataset),
+            "--out",
+            str(run),
+            "--img-size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+        ]
+    )
+    assert (run / "best_model.keras").is_file() and (run / "last_model.keras").is_file()
+    assert len(list(csv.DictReader((run / "history.csv").open()))) == 2
+
+    report_dir = tmp_path / "eval"
+    out = _ok(
+        [
+            "eval",
+            "cnn",
+            "--model",
+            str(run / "best_model.keras"),
+            "--data",
+            str(frame_dataset),
+            "--out",
+            str(report_dir),
+            "--gradcam-samples",
+            "4",
+        ]
+    )
+    assert "AUC" in out and "threshold" in out
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    assert metrics["n"] == 16 and metrics["n_fake"] == 8 and 0 < metrics["threshold"] < 1
+    assert sum(map(sum, metrics["confusion"])) == 16
+    rows = list(csv.DictReader((report_dir / "per_sample.csv").open()))
+    assert len(rows) == 16 and {r["y_true"] for r in rows} == {"0", "1"}
+    for png in ("roc.png", "confusion.png", "threshold.png"):
+        assert (report_dir / png).stat().st_size > 1000
+    assert len(list((report_dir / "gradcam").glob("*.png"))) == 4
+
+    onnx_dir = tmp_path / "onnx"
+    out = _ok(
+        [
+            "export",
+            str(run / "best_model.keras"),
+            "-o",
+            str(onnx_dir),
+            "--threshold-from",
+            str(report_dir / "threshold.json"),
+        ]
+    )
+    assert "max abs diff" in out
+    model = load_model(onnx_dir / "frame_cnn.onnx", "frame_cnn")
+    assert model.metadata.threshold == pytest.approx(metrics["threshold"])
+
+
+def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:
+    run = tmp_path / "run"
+    _ok(
+        [
+            "train",
+            "clip",
+            "--data",
+            str(clip_dataset),
+            "--out",
+            str(run),
+            "--img-size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+        ]
+    )
+    assert (run / "mediapipe_model.pth").is_file() and (run / "last_model.pth").is_file()
+    assert [r["epoch"] for r in csv.DictReader((run / "history.csv").open())] == ["1", "2"]
+
+    report_dir = tmp_path / "eval"
+    out = _ok(
+        [
+            "eval",
+            "clip",
+            "--model",
+            str(run / "mediapipe_model.pth"),
+            "--data",
+            str(clip_dataset),
+            "--out",
+            str(report_dir),
+            "--img-size",
+            "32",
+            "--split",
+            "all",
+        ]
+    )
+    assert "F1" in out
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    assert metrics["n"] == 11 and metrics["n_fake"] == 6
+    assert "fake" in (report_dir / "classification_report.txt").read_text()
+    assert (report_dir / "roc.png").is_file() and (report_dir / "confusion.png").is_file()
