@@ -29,3 +29,9 @@ class ExportCheckError(DfstreamError):
 
 class ProviderError(DfstreamError):
     """The requested ONNX Runtime execution provider is not available."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of a third-party exception, for embedding in a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

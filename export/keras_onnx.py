@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from dfstream.export.metadata import ModelMetadata, PositiveClass
 from dfstream.export.onnx_files import (
     OPSET,
@@ -46,6 +47,7 @@ def export_frame_model(
     import keras
     import tensorflow as tf
     import tf2onnx
+
     from dfstream.models import cnn_cbam
 
     model = cnn_cbam.load_model(keras_path)

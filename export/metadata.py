@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from dfstream.stream.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
-
 from dfstream.exceptions import MetadataError
+from dfstream.stream.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
 
 PREFIX = "dfstream."
 SCHEMA_VERSION = "1"

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-from dfstream.export.metadata import ModelMetadata
 
 from dfstream import __version__
+from dfstream.export.metadata import ModelMetadata
 
 log = logging.getLogger(__name__)
 

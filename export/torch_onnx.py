@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from dfstream.export.metadata import ModelMetadata
 from dfstream.export.onnx_files import (
     OPSET,
@@ -51,6 +52,7 @@ def export_clip_model(
 ) -> list[ExportedFile]:
     """Write the three graphs (+ fp16 variants), each verified against torch before returning."""
     import torch
+
     from dfstream.models import clip_lstm
 
     model = clip_lstm.load_state(pth_path)

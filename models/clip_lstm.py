@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from dfstream.models.efficientnet_b0 import EfficientNetB0Features, check_state_keys
-from dfstream.stream.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
 from torch import Tensor, nn
 
-from dfstream.exceptions import InputPathError, ModelLoadError
+from dfstream.models.efficientnet_b0 import EfficientNetB0Features, check_state_keys, read_state_dict
+from dfstream.stream.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
 
 INPUT_SCALE = "0-1"
 """Model B's input scale: notebook B applies ``ToTensor`` only (0..1, no ImageNet normalisation)."""
@@ -79,15 +78,7 @@ class HeadGraph(nn.Module):
 def load_state(path: str | Path) -> ClipDetector:
     """Load a notebook-B style state dict strictly (never unpickles arbitrary objects)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputPathError(f"model file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path}: not a torch state dict ({first[:200]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ModelLoadError(f"{path}: does not hold a state dict of tensors")
+    state = read_state_dict(path)
     model = ClipDetector()
     check_state_keys(model, state, path)
     model.load_state_dict(state, strict=True)

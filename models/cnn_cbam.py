@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
-from dfstream.stream.types import FRAME_CROP
 from keras import layers, ops
 
-from dfstream.exceptions import InputPathError, ModelLoadError
+from dfstream.exceptions import InputPathError, ModelLoadError, first_line
+from dfstream.stream.types import FRAME_CROP
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,7 @@ def load_model(path: str | Path) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises TypeError/ValueError/KeyError for bad archives
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path}: cannot load as model A ({first[:300]})") from None
+        raise ModelLoadError(f"{path}: cannot load as model A ({first_line(exc)})") from None
     check_frame_model(model, path)
     return model
 

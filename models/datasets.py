@@ -15,9 +15,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from dfstream.stream.types import CLIP_LEN, LMK_DIM
 
 from dfstream.exceptions import DatasetError, InputPathError
+from dfstream.stream.types import CLIP_LEN, LMK_DIM
 
 log = logging.getLogger(__name__)
 

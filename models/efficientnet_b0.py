@@ -11,10 +11,10 @@ import logging
 from pathlib import Path
 
 import torch
-from dfstream.stream.types import EMBED_DIM
 from torch import Tensor, nn
 
-from dfstream.exceptions import InputPathError, ModelLoadError
+from dfstream.exceptions import InputPathError, ModelLoadError, first_line
+from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +137,26 @@ def load_imagenet_weights(model: EfficientNetB0Features, path: str | Path | None
         log.warning("no --imagenet-weights file given: the EfficientNet-B0 encoder starts from random weights")
         return
     path = Path(path)
-    if not path.is_file():
-        raise InputPathError(f"ImageNet weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelLoadError(f"{path}: not a torch state dict ({str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(state, dict):
-        raise ModelLoadError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    state = read_state_dict(path)
     features = {k: v for k, v in state.items() if k.startswith("features.")}
     if not features:
         raise ModelLoadError(f"{path}: no 'features.*' keys; not an EfficientNet-B0 state dict")
     check_state_keys(model, features, path, ignore_prefix=("classifier.", "avgpool."))
     model.load_state_dict(features, strict=False)
     log.info("EfficientNet-B0 encoder initialised from %s", path)
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """A file of named tensors, read without unpickling arbitrary objects (``weights_only``)."""
+    if not path.is_file():
+        raise InputPathError(f"model file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise ModelLoadError(f"{path}: not a torch state dict ({first_line(exc, 200)})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ModelLoadError(f"{path}: does not hold a state dict of tensors")
+    return state
 
 
 def check_state_keys(

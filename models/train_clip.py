@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dfstream.config import EvalClipConfig, TrainClipConfig
 from dfstream.models import clip_lstm
 from dfstream.models.datasets import ClipRef, load_clip, scan_clip_folders, split_by_video
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
-from torch.utils.data import DataLoader, Dataset
-
-from dfstream.config import EvalClipConfig, TrainClipConfig
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from dfstream.config import EvalCnnConfig, TrainCnnConfig
 from dfstream.models import cnn_cbam
 from dfstream.models.datasets import ImageSplit, scan_image_split
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
-
-from dfstream.config import EvalCnnConfig, TrainCnnConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
         validation_data=make_dataset(val, cfg.img_size, cfg.batch_size, augment=False, seed=cfg.seed),
         epochs=cfg.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles each epoch itself
         verbose=2,
     )
     model.save(cfg.out_dir / "last_model.keras")

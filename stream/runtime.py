@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
+
+from dfstream.exceptions import InputPathError, MetadataError, ModelLoadError, ProviderError, first_line
 from dfstream.export.metadata import ModelMetadata, Role
 from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
-
-from dfstream.exceptions import InputPathError, MetadataError, ModelLoadError, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,7 @@ def _open(path: Path, providers: Sequence[str]) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except Exception as exc:  # ORT raises several private exception types for unreadable graphs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path}: not a loadable ONNX model ({first[:300]})") from None
+        raise ModelLoadError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
 
 
 def _expected_shapes(meta: ModelMetadata) -> list[tuple[int | None, ...]]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from dfstream.models.clip_lstm import ClipDetector, load_state
-from dfstream.models.efficientnet_b0 import EfficientNetB0Features, load_imagenet_weights
 
 from dfstream.exceptions import InputPathError, ModelLoadError
+from dfstream.models.clip_lstm import ClipDetector, load_state
+from dfstream.models.efficientnet_b0 import EfficientNetB0Features, load_imagenet_weights
 from tests.effnet_reference import deterministic_state, reference_input
 
 DATA = Path(__file__).parent / "data"

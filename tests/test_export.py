@@ -8,13 +8,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
+from dfstream.exceptions import ExportCheckError, InputPathError, MetadataError, ModelLoadError
 from dfstream.export.keras_onnx import export_frame_model
 from dfstream.export.torch_onnx import export_clip_model
 from dfstream.models import cnn_cbam
 from dfstream.models.clip_lstm import ClipDetector, randomize_batchnorm
 from dfstream.stream.runtime import load_model, read_metadata
-
-from dfstream.exceptions import ExportCheckError, InputPathError, MetadataError, ModelLoadError
 
 
 @pytest.fixture(scope="module")

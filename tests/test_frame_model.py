@@ -10,9 +10,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from dfstream.models import cnn_cbam
 
 from dfstream.exceptions import InputPathError, ModelLoadError
+from dfstream.models import cnn_cbam
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

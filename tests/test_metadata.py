@@ -3,9 +3,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from dfstream.export.metadata import ModelMetadata
 
 from dfstream.exceptions import MetadataError
+from dfstream.export.metadata import ModelMetadata
 
 
 def _frame_meta(**over: object) -> ModelMetadata:

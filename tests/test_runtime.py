@@ -7,9 +7,9 @@ import sys
 
 import onnxruntime as ort
 import pytest
-from dfstream.stream.runtime import select_providers
 
 from dfstream.exceptions import ProviderError
+from dfstream.stream.runtime import select_providers
 
 
 def test_cpu_and_auto_providers() -> None:

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from dfstream.stream.runtime import load_model
 from typer.testing import CliRunner
 
 from dfstream.cli import app
+from dfstream.stream.runtime import load_model
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
