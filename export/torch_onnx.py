@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfstream.export.metadata import ModelMetadata
+from dfstream.export.metadata import LAYOUT_OF_ROLE, ModelMetadata
 from dfstream.export.onnx_files import (
     OPSET,
     ExportedFile,
@@ -94,9 +94,7 @@ def export_clip_model(
     written: list[ExportedFile] = []
     paths: dict[str, Path] = {}
     for role, module, args, names, base in targets:
-        role_meta = dataclasses.replace(
-            base, role=role, input_layout={"clip_encoder": "NCHW", "clip_head": "NTF", "clip_full": "NTCHW"}[role]
-        )
+        role_meta = dataclasses.replace(base, role=role, input_layout=LAYOUT_OF_ROLE[role])
         path = out_dir / FILE_NAMES[role]
         onnx_model = _trace(module, args, names)
         write_with_metadata(onnx_model, role_meta, path)
