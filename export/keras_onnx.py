@@ -22,7 +22,6 @@ from dfstream.export.verify import FP16_TOL, FP32_TOL, check_informative, check_
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
-PROBE_BATCH = 4
 
 
 def probe_images(size: int, scale: float, seed: int = 0) -> np.ndarray:
@@ -53,8 +52,7 @@ def export_frame_model(
     model = cnn_cbam.load_model(keras_path)
     size = cnn_cbam.input_size(model)
     positive = positive or cnn_cbam.positive_class(model)  # type: ignore[assignment]
-    scale = 255.0 if cnn_cbam.INPUT_SCALE == "0-255" else 1.0
-    probes = probe_images(size, scale)
+    probes = probe_images(size, cnn_cbam.INPUT_MAX)
     reference = np.asarray(model(probes, training=False), dtype=np.float32)  # also builds a fresh model
     check_informative("frame_cnn", reference)
 

@@ -30,6 +30,8 @@ Notebook A trained on ``image_dataset_from_directory`` floats in 0..255 (its ``c
 between float types does not rescale), so models trained there expect 0..255; models trained here
 use the same scale so both kinds are interchangeable.
 """
+INPUT_MAX = 255.0 if INPUT_SCALE == "0-255" else 1.0
+"""Pixel value of full white at that scale."""
 COLOR_ORDER = "RGB"
 CLASS_NAMES = ("real", "fake")
 """Label order used here: index 1 (the sigmoid's positive class) is 'fake'."""

@@ -18,7 +18,7 @@ from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_thre
 
 log = logging.getLogger(__name__)
 
-SCALE = 255.0 if cnn_cbam.INPUT_SCALE == "0-255" else 1.0
+SCALE = cnn_cbam.INPUT_MAX
 
 
 def make_dataset(split: ImageSplit, size: int, batch: int, augment: bool, seed: int) -> Any:
