@@ -21,14 +21,21 @@ $(STAMP): pyproject.toml | $(PY)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy stream export dfstream
+	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# mypy cannot follow setuptools' package-dir mapping (dfstream.stream -> stream/), so it checks a
+# tree of symlinks laid out as the installed package is; without it every dfstream import is Any.
+MYPY_ROOT := build/typecheck
 typecheck: $(STAMP)
-	$(PY) -m mypy stream export dfstream
+	@rm -rf $(MYPY_ROOT) && mkdir -p $(MYPY_ROOT)/dfstream
+	@ln -s $(CURDIR)/dfstream/*.py $(MYPY_ROOT)/dfstream/
+	@for d in stream export models; do ln -s $(CURDIR)/$$d $(MYPY_ROOT)/dfstream/$$d; done
+	cd $(MYPY_ROOT) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml \
+		-p dfstream.stream -p dfstream.export -m dfstream -m dfstream.cli -m dfstream.config -m dfstream.exceptions
 
 demo: $(STAMP)
 	@echo "The streaming demo arrives with the streaming detector; for now see 'dfstream --help'."

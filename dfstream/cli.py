@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
-from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
+from dfstream.config import EvalClipConfig, EvalCnnConfig, RunConfig, TrainClipConfig, TrainCnnConfig
 from dfstream.exceptions import DfstreamError, InputPathError
 
 log = logging.getLogger("dfstream")
@@ -136,9 +136,11 @@ def export_cmd(
         value = _threshold(threshold, threshold_from)
         if suffix == ".keras":
             from dfstream.export.keras_onnx import export_frame_model
+            from dfstream.export.metadata import FILE_NAME_OF_ROLE
 
             positive = None if positive_class is Positive.auto else positive_class.value
-            files = export_frame_model(model, out_dir / "frame_cnn.onnx", value, positive, fp16)  # type: ignore[arg-type]
+            out = out_dir / FILE_NAME_OF_ROLE["frame_cnn"]
+            files = export_frame_model(model, out, value, positive, fp16)  # type: ignore[arg-type]
         else:
             from dfstream.export.torch_onnx import export_clip_model
 
@@ -292,6 +294,81 @@ def eval_clip_cmd(
             threshold=threshold,
         )
         _print_report(evaluate_clip(cfg), out)
+
+    _guard(body)
+
+
+# ---------------------------------------------------------------- stream
+
+
+class Transport(StrEnum):
+    tcp = "tcp"
+    udp = "udp"
+
+
+def _retry(text: str) -> int | None:
+    if text == "forever":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise typer.BadParameter(f"{text!r} is neither a positive count nor 'forever'")
+    return int(text)
+
+
+@app.command("run")
+def run_cmd(
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Video file, webcam index (0) or rtsp:// URL; repeat for several streams. "
+                     "Default: the bundled sample clip."),
+    ] = None,
+    models: Annotated[Path | None, typer.Option(help="Folder with frame_cnn.onnx, clip_encoder.onnx, "
+                                                "clip_head.onnx. Default: the bundled models.")] = None,
+    device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")] = (
+        Device.auto
+    ),
+    out: Annotated[str | None, typer.Option(help="JSON-lines file of scores ('-' for stdout).")] = None,
+    video: Annotated[Path | None, typer.Option(help="Annotated MP4 (H.264) to write.")] = None,
+    window: Annotated[bool, typer.Option(help="Show a live window (when a display exists).")] = False,
+    max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = 4,
+    stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
+    realtime: Annotated[bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")] = False,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    rtsp_transport: Annotated[Transport, typer.Option(help="RTSP transport.")] = Transport.tcp,
+    retry: Annotated[str, typer.Option(help="Reconnect attempts per outage of a live source, or 'forever'.")] = "8",
+    summary_json: Annotated[Path | None, typer.Option(help="Also write the end-of-run summary as JSON.")] = None,
+) -> None:
+    """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
+
+    def body() -> None:
+        import signal
+        import threading
+
+        from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+        from dfstream.stream.run import run_stream
+
+        cfg = RunConfig(
+            sources=tuple(source) if source else (str(SAMPLE_CLIP),),
+            models_dir=models or BUNDLED_MODELS,
+            device=device.value,
+            out=out,
+            video=video,
+            window=window,
+            max_faces=max_faces,
+            stride=stride,
+            realtime=realtime,
+            duration_s=duration,
+            rtsp_transport=rtsp_transport.value,
+            retry=_retry(retry),
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        summary, errors = run_stream(cfg, stop)
+        typer.echo(summary.text(), err=out == "-")
+        if summary_json is not None:
+            summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if errors:
+            raise DfstreamError("; ".join(errors))
 
     _guard(body)
 

@@ -55,3 +55,20 @@ class EvalClipConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
     threshold: float | None = Field(None, gt=0, lt=1, description="fixed threshold; default F1-optimal")
+
+
+class RunConfig(_Strict):
+    """``dfstream run``: sources, models, outputs and pacing of one streaming process."""
+
+    sources: tuple[str, ...] = Field(min_length=1, description="video files, webcam indices or rtsp:// URLs")
+    models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out: str | None = Field(None, description="JSON-lines path, '-' for stdout, None for no records")
+    video: Path | None = Field(None, description="annotated MP4 (one per source: name-<i>.mp4 when several)")
+    window: bool = False
+    max_faces: int = Field(4, ge=1, le=16)
+    stride: int = Field(1, ge=1, description="run model A on every k-th frame of a track")
+    realtime: bool = Field(False, description="pace files at their fps (live-source policy: drop the oldest)")
+    duration_s: float | None = Field(None, gt=0)
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    retry: int | None = Field(8, ge=1, description="reconnect attempts per outage; None: forever")

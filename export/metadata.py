@@ -33,6 +33,14 @@ LAYOUT_OF_ROLE: dict[str, str] = {
     "clip_head": "NTF",
     "clip_full": "NTCHW",
 }
+FILE_NAME_OF_ROLE: dict[str, str] = {
+    "frame_cnn": "frame_cnn.onnx",
+    "clip_encoder": "clip_encoder.onnx",
+    "clip_head": "clip_head.onnx",
+    "clip_full": "clip_full.onnx",
+}
+"""File names that ``dfstream export`` writes and ``dfstream run --models DIR`` looks for."""
+
 IMAGE_ROLES = frozenset({"frame_cnn", "clip_encoder", "clip_full"})
 CLIP_ROLES = frozenset({"clip_encoder", "clip_head", "clip_full"})
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dfstream.export.metadata import LAYOUT_OF_ROLE, ModelMetadata
+from dfstream.export.metadata import FILE_NAME_OF_ROLE, LAYOUT_OF_ROLE, ModelMetadata, Role
 from dfstream.export.onnx_files import (
     OPSET,
     ExportedFile,
@@ -25,9 +26,12 @@ from dfstream.export.onnx_files import (
 from dfstream.export.verify import FP16_TOL, FP32_TOL, check_informative, check_parity, run_onnx
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
 
+if TYPE_CHECKING:
+    import onnx
+    import torch
+
 log = logging.getLogger(__name__)
 
-FILE_NAMES = {"clip_encoder": "clip_encoder.onnx", "clip_head": "clip_head.onnx", "clip_full": "clip_full.onnx"}
 PROBE_CLIPS = 2
 
 
@@ -86,7 +90,7 @@ def export_clip_model(
         **base_metadata_versions(),  # type: ignore[arg-type]
     )
     clip_meta = dataclasses.replace(meta, lmk_dim=LMK_DIM, lmk_spec=LMK_SPEC)
-    targets = [
+    targets: list[tuple[Role, object, tuple[torch.Tensor, ...], list[str], ModelMetadata]] = [
         ("clip_encoder", clip_lstm.EncoderGraph(model), (torch.from_numpy(flat),), ["frames"], meta),
         ("clip_head", clip_lstm.HeadGraph(model), (feats,), ["features"], clip_meta),
         ("clip_full", model, (torch.from_numpy(frames), torch.from_numpy(lmks)), ["frames", "lmk5"], clip_meta),
@@ -94,8 +98,8 @@ def export_clip_model(
     written: list[ExportedFile] = []
     paths: dict[str, Path] = {}
     for role, module, args, names, base in targets:
-        role_meta = dataclasses.replace(base, role=role, input_layout=LAYOUT_OF_ROLE[role])
-        path = out_dir / FILE_NAMES[role]
+        role_meta = dataclasses.replace(base, role=role, input_layout=LAYOUT_OF_ROLE[role])  # type: ignore[arg-type]
+        path = out_dir / FILE_NAME_OF_ROLE[role]
         onnx_model = _trace(module, args, names)
         write_with_metadata(onnx_model, role_meta, path)
         feeds = {n: a.numpy() for n, a in zip(names, args, strict=True)}
@@ -122,7 +126,7 @@ def check_split_equals_full(paths: dict[str, Path], frames: np.ndarray, lmks: np
     return diff
 
 
-def _trace(module: object, args: tuple[object, ...], names: list[str]) -> object:
+def _trace(module: object, args: tuple[object, ...], names: list[str]) -> onnx.ModelProto:
     """TorchScript exporter (needs onnx only) with batch axes dynamic; returns the ModelProto."""
     import io
     import warnings

@@ -1,6 +1,9 @@
 """Shapes and names every stage agrees on: declared once, imported everywhere."""
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import numpy as np
 
 CLIP_LEN: Final = 16
 """Frames per clip for model B (ring-buffer length)."""
@@ -22,3 +25,33 @@ CLIP_CROP: Final = 256
 
 FRAME_CROP: Final = 224
 """Face crop side for model A."""
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded picture as a source delivers it (BGR uint8, H×W×3)."""
+
+    source: str
+    frame_id: int
+    ts: float
+    """Wall-clock capture time (seconds since the epoch), for records."""
+    t_capture_ns: int
+    """Monotonic capture time (``time.perf_counter_ns``), for latency."""
+    image: np.ndarray
+    decode_ms: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class FaceObs:
+    """One face in one frame: pixel box, 468 mesh points in pixels, and the lmk5 feature."""
+
+    bbox: tuple[float, float, float, float]
+    """x, y, width, height in pixels of the frame."""
+    points: np.ndarray
+    """(468, 2) float32 pixel coordinates."""
+    lmk5: np.ndarray
+    """(5,) float32, see ``stream/landmarks.py``."""
+
+
+Label = Literal["real", "fake", "uncertain"]
+LABELS: tuple[str, ...] = ("real", "fake", "uncertain")

@@ -57,3 +57,35 @@ def clip_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for v in range(3):
             write_clip(root / kind, f"{kind.lower()}{v:02d}", rng, fake=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def stream_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained models A and B exported through the real path at tiny input sizes (fast to run)."""
+    from dfstream.models.untrained import export_untrained
+
+    folder = tmp_path_factory.mktemp("stream_models")
+    export_untrained(folder, frame_size=32, clip_size=64)
+    return folder
+
+
+def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    while limit is None or len(frames) < limit:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    """MP4 through OpenCV's FFmpeg backend (mp4v), enough for test inputs."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path

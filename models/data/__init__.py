@@ -1,0 +1,1 @@
+"""Offline data: sample clip and training material made from public-domain face photos."""

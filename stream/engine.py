@@ -1,0 +1,84 @@
+"""The three graphs the stream runs (model A, clip encoder, clip head), loaded and used batched.
+
+Every call takes the crops of all tracks of all streams that are ready at the same tick, so one
+session run serves them all (dynamic batch axis).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dfstream.exceptions import InputPathError, MetadataError
+from dfstream.export.metadata import FILE_NAME_OF_ROLE
+from dfstream.stream.crops import InputSpec, to_model_input
+from dfstream.stream.runtime import OrtModel, load_model
+from dfstream.stream.types import EMBED_DIM
+
+log = logging.getLogger(__name__)
+STREAM_ROLES = ("frame_cnn", "clip_encoder", "clip_head")
+
+
+def model_files(folder: Path) -> dict[str, Path]:
+    """The graph files the stream needs in ``folder``; one error lists every missing one."""
+    if not folder.is_dir():
+        raise InputPathError(f"models folder not found: {folder}")
+    files = {role: folder / FILE_NAME_OF_ROLE[role] for role in STREAM_ROLES}
+    missing = [p.name for p in files.values() if not p.is_file()]
+    if missing:
+        raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
+    return files
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    frame: OrtModel
+    encoder: OrtModel
+    head: OrtModel
+    frame_input: InputSpec
+    clip_input: InputSpec
+
+    @classmethod
+    def load(cls, folder: Path, device: str = "auto") -> ModelSet:
+        files = model_files(folder)
+        frame = load_model(files["frame_cnn"], "frame_cnn", device)
+        encoder = load_model(files["clip_encoder"], "clip_encoder", device)
+        head = load_model(files["clip_head"], "clip_head", device)
+        if encoder.metadata.source_sha256 != head.metadata.source_sha256:
+            raise MetadataError(
+                f"{folder}: clip_encoder.onnx and clip_head.onnx come from different checkpoints "
+                "(metadata field 'dfstream.source_sha256' differs)"
+            )
+        return cls(frame, encoder, head, InputSpec.of(frame.metadata), InputSpec.of(encoder.metadata))
+
+    @property
+    def provider(self) -> str:
+        return self.frame.provider
+
+    def frame_scores(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """P(fake) from model A for BGR uint8 crops of side ``frame_input.size``."""
+        if not crops:
+            return np.zeros(0, np.float32)
+        return self.frame.p_fake(to_model_input(crops, self.frame_input))
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, EMBED_DIM) clip-encoder features for BGR uint8 crops of side ``clip_input.size``."""
+        if not crops:
+            return np.zeros((0, EMBED_DIM), np.float32)
+        return self.encoder.run(to_model_input(crops, self.clip_input))
+
+    def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """P(fake) from the clip head for (CLIP_LEN, HEAD_FEATURES) rows per track."""
+        if not clips:
+            return np.zeros(0, np.float32)
+        return self.head.p_fake(np.stack(clips))
+
+    def describe(self) -> dict[str, str]:
+        return {m.metadata.role: f"{m.path.name} ({m.metadata.precision}, {m.provider})" for m in self._models()}
+
+    def _models(self) -> tuple[OrtModel, ...]:
+        return (self.frame, self.encoder, self.head)

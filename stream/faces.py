@@ -1,0 +1,78 @@
+"""Face stage: MediaPipe Face Mesh (its bundled detector + 468-point mesh), fully offline.
+
+Face Mesh in video mode runs its own short-range face detector when it has fewer faces than
+``max_faces`` and otherwise tracks the previous landmarks, which is cheaper than detecting and
+meshing apart. One ``FaceStage`` per stream: the graph keeps per-stream tracking state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dfstream.stream.landmarks import MESH_POINTS, lmk5
+from dfstream.stream.types import FaceObs
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+
+
+@contextlib.contextmanager
+def _tensorflow_hidden() -> Iterator[None]:
+    """mediapipe.tasks imports TensorFlow when it is installed (only for its doc generator).
+
+    The streaming runtime must not load TensorFlow, so the import is made to fail the way
+    mediapipe expects (ModuleNotFoundError) while mediapipe loads, unless TF is already loaded.
+    """
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        del sys.modules["tensorflow"]
+
+
+def _face_mesh_module() -> Any:
+    with _tensorflow_hidden():
+        from mediapipe.python.solutions import face_mesh
+
+    return face_mesh
+
+
+class FaceStage:
+    """BGR frame in, up to ``max_faces`` FaceObs out (largest first)."""
+
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, video: bool = True) -> None:
+        self.max_faces = max_faces
+        self._mesh = _face_mesh_module().FaceMesh(
+            static_image_mode=not video,
+            max_num_faces=max_faces,
+            refine_landmarks=False,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+
+    def __call__(self, image: np.ndarray) -> list[FaceObs]:
+        h, w = image.shape[:2]
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        rgb.flags.writeable = False
+        result = self._mesh.process(rgb)
+        faces: list[FaceObs] = []
+        for landmarks in result.multi_face_landmarks or []:
+            pts = np.array([(p.x * w, p.y * h) for p in landmarks.landmark[:MESH_POINTS]], dtype=np.float32)
+            x0, y0 = pts.min(axis=0)
+            x1, y1 = pts.max(axis=0)
+            box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+            faces.append(FaceObs(bbox=box, points=pts, lmk5=lmk5(pts)))
+        faces.sort(key=lambda f: f.bbox[2] * f.bbox[3], reverse=True)
+        return faces[: self.max_faces]
+
+    def close(self) -> None:
+        self._mesh.close()

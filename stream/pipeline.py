@@ -1,0 +1,269 @@
+"""The streaming detector: frames of all sources → faces → tracks → batched models → scores → sinks.
+
+One consumer loop serves every source of the process. Each tick takes the frames that are ready
+(one per source at most), finds faces per stream (in parallel threads when there are several
+streams; MediaPipe and ONNX Runtime release the GIL), and then runs model A and the clip encoder
+once over the crops of all tracks of all streams, and the clip head once over all full buffers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dfstream.stream.buffer import ClipBuffer
+from dfstream.stream.crops import crop_face
+from dfstream.stream.engine import ModelSet
+from dfstream.stream.faces import FaceStage
+from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
+from dfstream.stream.scoring import ScoringConfig, TrackScorer
+from dfstream.stream.sinks import SinkSet
+from dfstream.stream.sources import SourceError, ThreadedSource
+from dfstream.stream.summary import RunSummary
+from dfstream.stream.tracking import Tracker
+from dfstream.stream.types import FaceObs, Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackState:
+    scorer: TrackScorer
+    buffer: ClipBuffer = field(default_factory=ClipBuffer)
+    p_frame: float | None = None
+    p_clip: float | None = None
+    frames: int = 0
+
+
+class StreamState:
+    """What one source needs across frames: its face graph, tracker and per-track state."""
+
+    def __init__(self, source: ThreadedSource, max_faces: int) -> None:
+        self.source = source
+        self.faces = FaceStage(max_faces=max_faces, video=True)
+        self.tracker = Tracker()
+        self.tracks: dict[int, TrackState] = {}
+        self.active = True
+
+
+@dataclass
+class _Work:
+    """One face of one frame on its way through the batched stages."""
+
+    stream: StreamState
+    frame: Frame
+    face: FaceObs
+    track_id: int
+    state: TrackState
+    run_frame_model: bool
+    crop_frame: np.ndarray | None = None
+    crop_clip: np.ndarray | None = None
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        models: ModelSet,
+        sources: Sequence[ThreadedSource],
+        sinks: SinkSet,
+        max_faces: int = 4,
+        stride: int = 1,
+        scoring: ScoringConfig | None = None,
+    ) -> None:
+        self.models = models
+        self.sinks = sinks
+        self.stride = max(1, stride)
+        self.scoring = scoring or ScoringConfig(
+            frame_threshold=models.frame.metadata.threshold,
+            clip_threshold=models.head.metadata.threshold,
+        )
+        self.streams = [StreamState(s, max_faces) for s in sources]
+        self.summary = RunSummary(provider=models.provider)
+        self.wake = threading.Event()
+        for s in sources:
+            s.set_wake(self.wake)
+        self._pool = ThreadPoolExecutor(max_workers=min(4, len(self.streams))) if len(self.streams) > 1 else None
+        self._fps: dict[str, tuple[float, float]] = {}
+
+    # -- one tick -------------------------------------------------------------------------------
+    def process(self, batch: Sequence[tuple[StreamState, Frame]]) -> list[tuple[Frame, list[ScoreRecord]]]:
+        """Score one frame from each of several streams together; returns records per frame."""
+        t_pick = time.perf_counter_ns()
+        face_lists, face_ms = self._find_faces(batch)
+        work: list[_Work] = []
+        for (stream, frame), faces in zip(batch, face_lists, strict=True):
+            pairs, ended = stream.tracker.update(faces)
+            for track in ended:
+                stream.tracks.pop(track.track_id, None)
+            for track, face in pairs:
+                state = stream.tracks.get(track.track_id)
+                if state is None:
+                    state = stream.tracks[track.track_id] = TrackState(scorer=TrackScorer(self.scoring))
+                run_a = state.frames % self.stride == 0
+                work.append(_Work(stream, frame, face, track.track_id, state, run_a))
+                state.frames += 1
+
+        t = time.perf_counter()
+        a_size, b_size = self.models.frame_input.size, self.models.clip_input.size
+        for w in work:
+            w.crop_clip = crop_face(w.frame.image, w.face.bbox, b_size)
+            if w.run_frame_model:
+                w.crop_frame = crop_face(w.frame.image, w.face.bbox, a_size)
+        crop_ms = _ms(t)
+
+        t = time.perf_counter()
+        a_work = [w for w in work if w.crop_frame is not None]
+        for w, p in zip(a_work, self.models.frame_scores([w.crop_frame for w in a_work]), strict=True):  # type: ignore[misc]
+            w.state.p_frame = float(p)
+        a_ms = _ms(t)
+
+        t = time.perf_counter()
+        embeddings = self.models.embed([w.crop_clip for w in work])  # type: ignore[misc]
+        for w, emb in zip(work, embeddings, strict=True):
+            w.state.buffer.push(emb, w.face.lmk5)
+        enc_ms = _ms(t)
+
+        t = time.perf_counter()
+        ready = [w for w in work if w.state.buffer.full]
+        for w, p in zip(ready, self.models.clip_scores([w.state.buffer.clip() for w in ready]), strict=True):
+            w.state.p_clip = float(p)
+        head_ms = _ms(t)
+
+        t = time.perf_counter()
+        scores = [w.state.scorer.update(w.state.p_frame, w.state.p_clip) for w in work]
+        scoring_ms = _ms(t)
+        now = time.perf_counter_ns()
+        out: dict[int, list[ScoreRecord]] = {id(f): [] for _, f in batch}
+        for w, s in zip(work, scores, strict=True):
+            x, y, bw, bh = w.face.bbox
+            stage = {
+                "decode": w.frame.decode_ms,
+                "queue": (t_pick - w.frame.t_capture_ns) / 1e6,
+                "faces": face_ms[id(w.frame)],
+                "crop": crop_ms,
+                "frame_cnn": a_ms,
+                "clip_encoder": enc_ms,
+                "clip_head": head_ms,
+                "scoring": scoring_ms,
+                "total": (now - w.frame.t_capture_ns) / 1e6,
+            }
+            out[id(w.frame)].append(
+                ScoreRecord(
+                    ts=w.frame.ts,
+                    source=w.frame.source,
+                    frame_id=w.frame.frame_id,
+                    track_id=w.track_id,
+                    bbox=(round(x), round(y), max(1, round(bw)), max(1, round(bh))),
+                    score_frame=w.state.p_frame,
+                    score_clip=w.state.p_clip,
+                    score=s.score,
+                    label=s.label,
+                    latency_ms=stage,
+                )
+            )
+            if s.changed:
+                event = LabelEvent(w.frame.ts, w.frame.source, w.frame.frame_id, w.track_id, s.previous, s.label,
+                                   s.score)
+                self.sinks.event(event.to_dict())
+        return [(f, out[id(f)]) for _, f in batch]
+
+    def _find_faces(self, batch: Sequence[tuple[StreamState, Frame]]) -> tuple[list[list[FaceObs]], dict[int, float]]:
+        def one(item: tuple[StreamState, Frame]) -> tuple[list[FaceObs], float]:
+            t0 = time.perf_counter()
+            faces = item[0].faces(item[1].image)
+            return faces, _ms(t0)
+
+        results = list(self._pool.map(one, batch)) if self._pool and len(batch) > 1 else [one(b) for b in batch]
+        return [r[0] for r in results], {id(f): r[1] for (_, f), r in zip(batch, results, strict=True)}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> RunSummary:
+        """Until every source ends, ``duration_s`` passes or ``stop`` is set; sinks are closed after."""
+        stop = stop or threading.Event()
+        start = time.perf_counter()
+        for st in self.streams:
+            st.source.start()
+        try:
+            self._loop(start, duration_s, stop)
+        finally:
+            self.summary.elapsed_s = time.perf_counter() - start
+            for st in self.streams:
+                st.source.close()
+                stats = self.summary.sources[st.source.name]
+                stats.dropped = st.source.dropped
+                self._drain_statuses(st)
+                st.faces.close()
+            if self._pool:
+                self._pool.shutdown(wait=True)
+            self.sinks.close()
+        return self.summary
+
+    def _loop(self, start: float, duration_s: float | None, stop: threading.Event) -> None:
+        while True:
+            if stop.is_set():
+                self.summary.stopped_by = "signal"
+                return
+            if duration_s is not None and time.perf_counter() - start >= duration_s:
+                self.summary.stopped_by = "duration"
+                return
+            if self.sinks.quit_requested:
+                self.summary.stopped_by = "window closed"
+                return
+            self.wake.clear()
+            batch = self._ready_frames()
+            if not any(st.active for st in self.streams):
+                return
+            if not batch:
+                self.wake.wait(0.05)
+                continue
+            for frame, records in self.process(batch):
+                self.summary.add_frame(frame.source, records)
+                self.sinks.write(frame, records, self._header(frame))
+
+    def _ready_frames(self) -> list[tuple[StreamState, Frame]]:
+        batch: list[tuple[StreamState, Frame]] = []
+        for st in self.streams:
+            if not st.active:
+                continue
+            self._drain_statuses(st)
+            try:
+                frame = st.source.poll()
+            except SourceError as exc:
+                log.error("%s", exc)
+                self.summary.sources[st.source.name].error = str(exc)
+                st.active = False
+                continue
+            if frame is not None:
+                batch.append((st, frame))
+            elif st.source.exhausted:
+                st.active = False
+        return batch
+
+    def _drain_statuses(self, st: StreamState) -> None:
+        while st.source.statuses:
+            status = st.source.statuses.popleft()
+            self.summary.sources[st.source.name].outages += 1
+            self.sinks.event(status_dict(status))
+
+    def _header(self, frame: Frame) -> str:
+        now = time.perf_counter()
+        last, fps = self._fps.get(frame.source, (now, 0.0))
+        if now > last:
+            fps = 0.9 * fps + 0.1 / (now - last) if fps else 1.0 / (now - last)
+        self._fps[frame.source] = (now, fps)
+        return f"{frame.source[-40:]}  {fps:.0f} fps" if fps else frame.source[-40:]
+
+    @property
+    def errors(self) -> list[str]:
+        return [s.error for s in self.summary.sources.values() if s.error]
+

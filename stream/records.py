@@ -1,0 +1,149 @@
+"""What the stream emits: one ``ScoreRecord`` per scored frame and track, plus label and source events.
+
+The JSON-lines sink, the WebRTC data channel and tests all use :meth:`to_json` and
+:func:`check_record`, so there is one schema. Every record has ``type``:
+
+- ``score``: ``ts``, ``source``, ``frame_id``, ``track_id``, ``bbox`` [x, y, w, h] in pixels,
+  ``score_frame`` (model A P(fake), the latest with ``--stride``), ``score_clip`` (model B P(fake),
+  null until the track has 16 frames), ``score`` (fused and smoothed, 0.5 = threshold), ``label``
+  (real / fake / uncertain), ``latency_ms`` per stage and ``total`` (capture → score);
+- ``label``: a track's label changed (``ts``, ``source``, ``frame_id``, ``track_id``, ``from``, ``to``, ``score``);
+- ``status``: a live source's outage (``source``, ``down_at``, ``up_at`` or null, ``attempts``, ``reason``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dfstream.stream.sources.base import SourceStatus
+from dfstream.stream.types import LABELS, Label
+
+STAGES: tuple[str, ...] = (
+    "decode",
+    "queue",
+    "faces",
+    "crop",
+    "frame_cnn",
+    "clip_encoder",
+    "clip_head",
+    "scoring",
+    "total",
+)
+"""Keys of ``latency_ms``; batched stages carry the batch's time for every record of that tick."""
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    ts: float
+    source: str
+    frame_id: int
+    track_id: int
+    bbox: tuple[int, int, int, int]
+    score_frame: float | None
+    score_clip: float | None
+    score: float
+    label: Label
+    latency_ms: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "score",
+            "ts": round(self.ts, 6),
+            "source": self.source,
+            "frame_id": self.frame_id,
+            "track_id": self.track_id,
+            "bbox": list(self.bbox),
+            "score_frame": _round(self.score_frame),
+            "score_clip": _round(self.score_clip),
+            "score": _round(self.score),
+            "label": self.label,
+            "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
+        }
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    ts: float
+    source: str
+    frame_id: int
+    track_id: int
+    previous: Label
+    label: Label
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "label",
+            "ts": round(self.ts, 6),
+            "source": self.source,
+            "frame_id": self.frame_id,
+            "track_id": self.track_id,
+            "from": self.previous,
+            "to": self.label,
+            "score": _round(self.score),
+        }
+
+
+def status_dict(status: SourceStatus) -> dict[str, Any]:
+    return {
+        "type": "status",
+        "source": status.source,
+        "down_at": round(status.down_at, 6),
+        "up_at": None if status.up_at is None else round(status.up_at, 6),
+        "attempts": status.attempts,
+        "reason": status.reason,
+    }
+
+
+def to_json(obj: ScoreRecord | LabelEvent | dict[str, Any]) -> str:
+    data = obj if isinstance(obj, dict) else obj.to_dict()
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def _prob(x: object) -> bool:
+    return isinstance(x, float | int) and not isinstance(x, bool) and math.isfinite(x) and 0.0 <= x <= 1.0
+
+
+def _duration(x: object) -> bool:
+    return isinstance(x, float | int) and not isinstance(x, bool) and math.isfinite(x) and x >= 0.0
+
+
+def check_record(data: Mapping[str, Any]) -> list[str]:
+    """Problems with one ``score`` record (empty when it follows the schema)."""
+    problems: list[str] = []
+    expected = {"type", "ts", "source", "frame_id", "track_id", "bbox", "score_frame", "score_clip", "score", "label",
+                "latency_ms"}
+    if set(data) != expected:
+        problems.append(f"keys {sorted(set(data) ^ expected)} differ from the schema")
+        return problems
+    if data["type"] != "score":
+        problems.append("type is not 'score'")
+    if not isinstance(data["ts"], float) or data["ts"] <= 0:
+        problems.append("ts is not a positive float")
+    if not isinstance(data["source"], str) or not data["source"]:
+        problems.append("source is not a non-empty string")
+    for key in ("frame_id", "track_id"):
+        if not isinstance(data[key], int) or data[key] < 0:
+            problems.append(f"{key} is not a non-negative int")
+    bbox = data["bbox"]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int) for v in bbox)) or bbox[2] <= 0:
+        problems.append("bbox is not [x, y, w, h] ints with w > 0")
+    for key in ("score_frame", "score_clip"):
+        if data[key] is not None and not _prob(data[key]):
+            problems.append(f"{key} is neither null nor a probability")
+    if not _prob(data["score"]):
+        problems.append("score is not a probability")
+    if data["label"] not in LABELS:
+        problems.append(f"label {data['label']!r} is not one of {LABELS}")
+    lat = data["latency_ms"]
+    if not isinstance(lat, dict) or set(lat) != set(STAGES) or not all(_duration(v) for v in lat.values()):
+        problems.append(f"latency_ms does not hold the stages {STAGES} as non-negative numbers")
+    return problems

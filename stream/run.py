@@ -1,0 +1,86 @@
+"""``dfstream run``: build everything in the order that fails fast, then stream until done.
+
+Order: sources are opened (a missing file, a non-video, a webcam that does not open fail here),
+output paths are created (an unwritable path fails here), models are loaded and warmed up, and
+only then do capture threads start. Whatever was scored is flushed and the video finalised on
+every exit path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from dfstream.config import RunConfig
+from dfstream.exceptions import DfstreamError
+from dfstream.stream.engine import ModelSet
+from dfstream.stream.pipeline import Pipeline
+from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
+from dfstream.stream.sources import RetryPolicy, SourceError, SourceOptions, ThreadedSource, open_source
+from dfstream.stream.summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+def video_paths(video: Path, count: int) -> list[Path]:
+    """One path per source: ``video`` itself for one source, ``name-<i>.mp4`` for several."""
+    if count == 1:
+        return [video]
+    return [video.with_name(f"{video.stem}-{i}{video.suffix}") for i in range(count)]
+
+
+def open_sources(config: RunConfig, options: SourceOptions | None = None) -> list[ThreadedSource]:
+    options = options or SourceOptions(
+        realtime=config.realtime,
+        rtsp_transport=config.rtsp_transport,
+        retry=RetryPolicy(attempts=config.retry),
+    )
+    sources: list[ThreadedSource] = []
+    names: set[str] = set()
+    for spec in config.sources:
+        source = open_source(spec, options)
+        if source.name in names:
+            raise DfstreamError(f"source {source.name} is given twice")
+        names.add(source.name)
+        sources.append(source)
+    return sources
+
+
+def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
+    sinks: list[Sink] = []
+    if config.out is not None:
+        sinks.append(JsonlSink(config.out))
+    if config.video is not None:
+        for path, source in zip(video_paths(config.video, len(sources)), sources, strict=True):
+            sinks.append(VideoSink(path, source.name, source.fps or 30.0))
+    if config.window:
+        if WindowSink.available():
+            sinks.append(WindowSink())
+        else:
+            log.warning("no display: the live window is off")
+    return SinkSet(sinks)
+
+
+def run_stream(
+    config: RunConfig,
+    stop: threading.Event | None = None,
+    options: SourceOptions | None = None,
+) -> tuple[RunSummary, list[str]]:
+    """Run until the sources end, ``duration`` passes or ``stop`` is set; returns summary and source errors."""
+    sources = open_sources(config, options)
+    sinks = build_sinks(config, sources)
+    try:
+        models = ModelSet.load(config.models_dir, config.device)
+    except BaseException:
+        sinks.close()
+        raise
+    for role, text in models.describe().items():
+        log.info("%s: %s", role, text)
+    pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride)
+    summary = pipeline.run(config.duration_s, stop)
+    errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
+    return summary, errors
+
+
+__all__ = ["SourceError", "build_sinks", "open_sources", "run_stream", "video_paths"]

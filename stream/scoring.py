@@ -1,0 +1,79 @@
+"""Rolling score per track: fuse model A and model B, smooth, and label with hysteresis.
+
+The two models have their own F1-optimal thresholds (metadata), so each probability is first
+mapped piecewise-linearly onto a common scale where its threshold sits at 0.5
+(:func:`centred`). The fused score is the weighted mean of the available centred scores,
+smoothed with an exponential moving average. The label turns ``fake`` above 0.5 + band,
+``real`` below 0.5 - band, and otherwise keeps its previous value (``uncertain`` at first), so
+it does not flicker around the threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dfstream.stream.types import Label
+
+DECISION = 0.5
+
+
+def centred(p: float, threshold: float) -> float:
+    """Map ``p`` so that ``threshold`` → 0.5, 0 → 0 and 1 → 1 (monotone, piecewise linear)."""
+    if p < threshold:
+        return DECISION * p / threshold
+    return DECISION + (1.0 - DECISION) * (p - threshold) / (1.0 - threshold)
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    frame_threshold: float
+    clip_threshold: float
+    clip_weight: float = 0.5
+    """Share of model B in the fused score once its 16 frames exist."""
+    ema_alpha: float = 0.3
+    band: float = 0.1
+    """Half-width of the hysteresis band around 0.5 on the centred scale."""
+    min_frames: int = 3
+    """Frames a track must have before it may leave ``uncertain``."""
+
+
+@dataclass(frozen=True)
+class TrackScore:
+    score: float
+    label: Label
+    changed: bool
+    previous: Label
+
+
+class TrackScorer:
+    """State of one track's rolling score."""
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.config = config
+        self.score: float | None = None
+        self.label: Label = "uncertain"
+        self.frames = 0
+
+    def update(self, p_frame: float | None, p_clip: float | None) -> TrackScore:
+        c = self.config
+        parts: list[tuple[float, float]] = []
+        if p_frame is not None:
+            parts.append((centred(p_frame, c.frame_threshold), 1.0 - c.clip_weight if p_clip is not None else 1.0))
+        if p_clip is not None:
+            parts.append((centred(p_clip, c.clip_threshold), c.clip_weight if p_frame is not None else 1.0))
+        self.frames += 1
+        if parts:
+            fused = sum(v * w for v, w in parts) / sum(w for _, w in parts)
+            self.score = fused if self.score is None else c.ema_alpha * fused + (1 - c.ema_alpha) * self.score
+        previous = self.label
+        if self.score is not None and self.frames >= c.min_frames:
+            if self.score >= DECISION + c.band:
+                self.label = "fake"
+            elif self.score <= DECISION - c.band:
+                self.label = "real"
+        return TrackScore(
+            score=DECISION if self.score is None else self.score,
+            label=self.label,
+            changed=self.label != previous,
+            previous=previous,
+        )

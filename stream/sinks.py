@@ -1,0 +1,180 @@
+"""Where records go: JSON lines, annotated video, a live window. One failing sink never stops the others.
+
+Output paths are opened (or created) when the sink is built, so an unwritable path is refused
+before any model is loaded or frame is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import av
+import cv2
+
+from dfstream.exceptions import InputPathError
+from dfstream.stream.overlay import annotate
+from dfstream.stream.records import ScoreRecord, to_json
+from dfstream.stream.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None: ...
+
+    def event(self, data: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, with one line naming it."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputPathError(f"output {path}: is a folder")
+    if not parent.exists():
+        raise InputPathError(f"output {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputPathError(f"output {path}: not writable")
+
+
+class JsonlSink:
+    """One JSON object per line, flushed per frame, so a killed process loses nothing it scored."""
+
+    def __init__(self, target: str) -> None:
+        self._own = target != "-"
+        if self._own:
+            path = Path(target)
+            check_writable(path)
+            try:
+                self._fh: TextIO = path.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise InputPathError(f"output {path}: {exc.strerror}") from None
+        else:
+            self._fh = sys.stdout
+        self.lines = 0
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        if records:
+            self._fh.write("".join(to_json(r) + "\n" for r in records))
+            self._fh.flush()
+            self.lines += len(records)
+
+    def event(self, data: dict[str, Any]) -> None:
+        self._fh.write(to_json(data) + "\n")
+        self._fh.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        self._fh.flush()
+        if self._own:
+            self._fh.close()
+
+
+class VideoSink:
+    """H.264 MP4 of the annotated frames of one source (opened at the first frame's size)."""
+
+    def __init__(self, path: Path, source: str, fps: float) -> None:
+        check_writable(path)
+        path.touch()
+        self.path = path
+        self.source = source
+        self.fps = fps
+        self._container: Any = None
+        self._stream: Any = None
+        self.frames = 0
+
+    def _open(self, width: int, height: int) -> None:
+        # Fragmented MP4: what was written before a crash or kill still plays.
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+        self._container = av.open(str(self.path), mode="w", options=options)
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width = width - width % 2
+        self._stream.height = height - height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"preset": "veryfast", "crf": "23"}
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        if frame.source != self.source:
+            return
+        image = annotate(frame.image, records, header)
+        if self._container is None:
+            self._open(image.shape[1], image.shape[0])
+        image = image[: self._stream.height, : self._stream.width]
+        picture = av.VideoFrame.from_ndarray(image, format="bgr24")
+        for packet in self._stream.encode(picture):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def event(self, data: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+
+class WindowSink:
+    """A live OpenCV window per source; 'q' or Esc asks the run to stop."""
+
+    def __init__(self) -> None:
+        self.quit_requested = False
+
+    @staticmethod
+    def available() -> bool:
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        cv2.imshow(f"dfstream {frame.source}", annotate(frame.image, records, header))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.quit_requested = True
+
+    def event(self, data: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+
+
+class SinkSet:
+    """Fan-out that isolates failures: a sink that raises is logged once and switched off."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+        self.failed: list[str] = []
+
+    def _guard(self, sink: Sink, what: str, call: Any) -> None:
+        try:
+            call()
+        except Exception as exc:
+            name = type(sink).__name__
+            log.error("%s failed during %s and is switched off: %s", name, what, exc)
+            self.failed.append(f"{name}: {exc}")
+            self.sinks.remove(sink)
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        for sink in list(self.sinks):
+            self._guard(sink, "write", lambda s=sink: s.write(frame, records, header))
+
+    def event(self, data: dict[str, Any]) -> None:
+        for sink in list(self.sinks):
+            self._guard(sink, "event", lambda s=sink: s.event(data))
+
+    def close(self) -> None:
+        for sink in list(self.sinks):
+            self._guard(sink, "close", sink.close)
+
+    @property
+    def quit_requested(self) -> bool:
+        return any(isinstance(s, WindowSink) and s.quit_requested for s in self.sinks)

@@ -1,0 +1,91 @@
+"""Turn a ``--source`` string into a source: a video file path, a webcam index, or an RTSP URL."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+
+from dfstream.exceptions import InputPathError
+from dfstream.stream.sources.base import Capture, CaptureFactory, Policy, SourceError, SourceStatus, ThreadedSource
+from dfstream.stream.sources.file import FileSource
+from dfstream.stream.sources.live import LiveSource, RetryPolicy
+
+__all__ = [
+    "Capture",
+    "CaptureFactory",
+    "FileSource",
+    "LiveSource",
+    "Policy",
+    "RetryPolicy",
+    "SourceError",
+    "SourceOptions",
+    "SourceStatus",
+    "ThreadedSource",
+    "open_source",
+    "redact",
+]
+
+KINDS = "a video file path, a webcam index (0, 1, …) or an rtsp:// URL"
+_FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_open_lock = threading.Lock()  # the FFmpeg options travel in a process-wide environment variable
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    realtime: bool = False
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 5.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    webcam_factory: CaptureFactory | None = None
+    """Tests inject a capture here; by default ``cv2.VideoCapture(index)``."""
+
+
+def redact(url: str) -> str:
+    """An RTSP URL without its password, for logs and records."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+
+
+def _rtsp_opener(url: str, options: SourceOptions) -> Capture:
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(options.open_timeout_s * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(options.read_timeout_s * 1000),
+    ]
+    with _open_lock:
+        previous = os.environ.get(_FFMPEG_OPTIONS)
+        os.environ[_FFMPEG_OPTIONS] = f"rtsp_transport;{options.rtsp_transport}"
+        try:
+            return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+        finally:
+            if previous is None:
+                del os.environ[_FFMPEG_OPTIONS]
+            else:
+                os.environ[_FFMPEG_OPTIONS] = previous
+
+
+def open_source(spec: str, options: SourceOptions | None = None, wake: threading.Event | None = None) -> ThreadedSource:
+    """A started-later source for ``spec``; a spec that names nothing usable fails here, before any work."""
+    options = options or SourceOptions()
+    text = spec.strip()
+    if re.match(r"^rtsps?://", text, re.IGNORECASE):
+        return LiveSource(redact(text), lambda: _rtsp_opener(text, options), options.retry, "RTSP stream", wake)
+    if text.isdigit():
+        index = int(text)
+        factory = options.webcam_factory or (lambda: cv2.VideoCapture(index))
+        source = LiveSource(f"webcam:{index}", factory, options.retry, f"webcam {index}", wake)
+        if not source.probe():
+            raise SourceError(f"source webcam:{index}: webcam {index} did not open")
+        return source
+    if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
+        raise InputPathError(f"source {spec!r}: unknown kind; expected {KINDS}")
+    if not text:
+        raise InputPathError(f"source {spec!r}: empty; expected {KINDS}")
+    return FileSource(Path(text), realtime=options.realtime, wake=wake)

@@ -1,0 +1,62 @@
+"""Video files: every frame in order (``WAIT``), or paced at the file's fps with ``--realtime``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dfstream.exceptions import InputPathError
+from dfstream.stream.sources.base import Capture, Policy, SourceError, ThreadedSource, timed_read
+
+log = logging.getLogger(__name__)
+
+
+class FileSource(ThreadedSource):
+    """Opens and decodes the first frame at construction, so a bad file fails before any work."""
+
+    def __init__(self, path: Path, realtime: bool = False, wake: threading.Event | None = None) -> None:
+        super().__init__(str(path), Policy.DROP_OLDEST if realtime else Policy.WAIT, wake)
+        self.live = realtime
+        if not path.exists():
+            raise InputPathError(f"source {path}: file not found")
+        if not path.is_file():
+            raise InputPathError(f"source {path}: not a file")
+        if path.stat().st_size == 0:
+            raise InputPathError(f"source {path}: file is empty")
+        self._capture: Capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        first: np.ndarray | None = None
+        if self._capture.isOpened():
+            first, self._first_ms = timed_read(self._capture)
+        if first is None:
+            self._capture.release()
+            raise SourceError(f"source {path}: not a readable video")
+        self._first = first
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+
+    def _produce(self) -> None:
+        period = 1.0 / self.fps
+        start = time.perf_counter()
+        image: np.ndarray | None = self._first
+        ms = self._first_ms
+        index = 0
+        try:
+            while image is not None and not self.stopping:
+                if self.live:
+                    delay = start + index * period - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                if not self._emit(image, ms):
+                    break
+                index += 1
+                image, ms = timed_read(self._capture)
+        finally:
+            self._capture.release()
+        if image is None and self.frame_count > 0 and index < self.frame_count - 1:
+            log.warning("%s: stream ended after %d of %d frames (truncated file?)", self.name, index, self.frame_count)

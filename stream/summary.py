@@ -1,0 +1,116 @@
+"""End-of-run summary: per track frames, mean/max score and share flagged; fps, drops, latency."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dfstream.stream.records import STAGES, ScoreRecord
+
+
+@dataclass
+class _TrackStats:
+    frames: int = 0
+    score_sum: float = 0.0
+    score_max: float = 0.0
+    flagged: int = 0
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0
+    frames_without_face: int = 0
+    dropped: int = 0
+    outages: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """Collected while running; ``to_dict`` and ``text`` when done."""
+
+    provider: str = ""
+    sources: dict[str, SourceStats] = field(default_factory=lambda: defaultdict(SourceStats))
+    tracks: dict[tuple[str, int], _TrackStats] = field(default_factory=lambda: defaultdict(_TrackStats))
+    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    elapsed_s: float = 0.0
+    stopped_by: str = "end of input"
+
+    def add_frame(self, source: str, records: list[ScoreRecord]) -> None:
+        stats = self.sources[source]
+        stats.frames += 1
+        if not records:
+            stats.frames_without_face += 1
+        for r in records:
+            t = self.tracks[(source, r.track_id)]
+            t.frames += 1
+            t.score_sum += r.score
+            t.score_max = max(t.score_max, r.score)
+            t.flagged += r.label == "fake"
+        if records:
+            for stage, ms in records[0].latency_ms.items():
+                self.latency[stage].append(ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        frames = sum(s.frames for s in self.sources.values())
+        total = np.asarray(self.latency.get("total", []), dtype=np.float64)
+
+        def pct(q: float, values: np.ndarray) -> float | None:
+            return round(float(np.percentile(values, q)), 2) if values.size else None
+
+        return {
+            "provider": self.provider,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "frames": frames,
+            "fps": round(frames / self.elapsed_s, 2) if self.elapsed_s > 0 else None,
+            "stopped_by": self.stopped_by,
+            "sources": {name: vars(s) for name, s in self.sources.items()},
+            "latency_ms": {
+                "capture_to_score_p50": pct(50, total),
+                "capture_to_score_p95": pct(95, total),
+                "capture_to_score_p99": pct(99, total),
+                "stage_p50": {k: pct(50, np.asarray(self.latency[k])) for k in STAGES if self.latency.get(k)},
+            },
+            "tracks": [
+                {
+                    "source": src,
+                    "track_id": tid,
+                    "frames": t.frames,
+                    "mean_score": round(t.score_sum / t.frames, 4),
+                    "max_score": round(t.score_max, 4),
+                    "share_flagged": round(t.flagged / t.frames, 4),
+                }
+                for (src, tid), t in sorted(self.tracks.items())
+                if t.frames
+            ],
+        }
+
+    def text(self) -> str:
+        d = self.to_dict()
+        lat = d["latency_ms"]
+        lines = [
+            f"dfstream summary: {d['frames']} frames in {d['elapsed_s']:.1f} s ({d['fps'] or 0:.1f} fps) "
+            f"on {d['provider']}; stopped by {d['stopped_by']}",
+            f"  capture→score latency p50 {lat['capture_to_score_p50']} ms, p95 {lat['capture_to_score_p95']} ms, "
+            f"p99 {lat['capture_to_score_p99']} ms",
+        ]
+        for name, s in d["sources"].items():
+            err = f", error: {s['error']}" if s["error"] else ""
+            lines.append(
+                f"  source {name}: {s['frames']} frames, {s['frames_without_face']} without a face, "
+                f"{s['dropped']} dropped, {s['outages']} outages{err}"
+            )
+        if d["tracks"]:
+            lines.append("  track                         frames  mean score  max score  flagged")
+            for t in d["tracks"]:
+                label = f"{t['source']}#{t['track_id']}"
+                lines.append(
+                    f"  {label[-28:]:<28} {t['frames']:>7}  {t['mean_score']:>10.3f}  {t['max_score']:>9.3f}  "
+                    f"{t['share_flagged']:>6.1%}"
+                )
+        else:
+            lines.append("  no faces were scored")
+        return "\n".join(lines)

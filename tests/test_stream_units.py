@@ -1,0 +1,146 @@
+"""Unit tests of single stream pieces: lmk5, ring buffer, tracker, scoring, crops, frame conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfstream.export.metadata import ModelMetadata
+from dfstream.stream.buffer import ClipBuffer
+from dfstream.stream.crops import InputSpec, crop_face, to_model_input
+from dfstream.stream.landmarks import MESH_POINTS, lmk5
+from dfstream.stream.scoring import ScoringConfig, TrackScorer, centred
+from dfstream.stream.sources.base import to_bgr
+from dfstream.stream.tracking import Tracker
+from dfstream.stream.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES, FaceObs
+
+
+def _face_points() -> np.ndarray:
+    """A frontal face laid out on the mesh indices lmk5 reads; all other points at the centre."""
+    p = np.full((MESH_POINTS, 2), 100.0, dtype=np.float32)
+    # right eye (33 outer .. 133 inner), 10 px wide, 3 px open
+    p[[33, 160, 158, 133, 153, 144]] = [(60, 80), (63, 78.5), (67, 78.5), (70, 80), (67, 81.5), (63, 81.5)]
+    p[[362, 385, 387, 263, 373, 380]] = [(130, 80), (133, 79), (137, 79), (140, 80), (137, 81), (133, 81)]
+    p[[13, 14, 61, 291]] = [(100, 130), (100, 136), (85, 133), (115, 133)]
+    p[1] = (110, 120)  # nose tip: 10 px right of the eye midpoint (100, 80), 40 px below it
+    return p
+
+
+def test_lmk5_formulas_on_known_geometry() -> None:
+    values = lmk5(_face_points())
+    iod = 80.0  # |33 - 263|
+    np.testing.assert_allclose(values, [3 / 10, 2 / 10, 6 / 30, 10 / iod, 40 / iod], rtol=1e-6)
+
+
+def test_lmk5_is_scale_and_translation_free_and_needs_the_full_mesh() -> None:
+    p = _face_points()
+    np.testing.assert_allclose(lmk5(p * 3.0 + 50.0), lmk5(p), rtol=1e-5)
+    with pytest.raises(ValueError, match="468 face-mesh points, got 10"):
+        lmk5(p[:10])
+
+
+def test_ring_buffer_wraps_around_in_order_without_reallocating() -> None:
+    buf = ClipBuffer()
+    rows = buf._rows
+    for i in range(CLIP_LEN + 5):
+        assert buf.full == (i >= CLIP_LEN)
+        buf.push(np.full(EMBED_DIM, i, np.float32), np.full(5, -i, np.float32))
+    clip = buf.clip()
+    assert buf._rows is rows and clip.shape == (CLIP_LEN, HEAD_FEATURES)
+    np.testing.assert_array_equal(clip[:, 0], np.arange(5, CLIP_LEN + 5))
+    np.testing.assert_array_equal(clip[:, -1], -np.arange(5, CLIP_LEN + 5))
+
+
+def _face(x: float, y: float, size: float = 80.0) -> FaceObs:
+    return FaceObs(bbox=(x, y, size, size), points=np.zeros((MESH_POINTS, 2), np.float32), lmk5=np.zeros(5))
+
+
+def test_two_crossing_faces_keep_their_ids() -> None:
+    tracker = Tracker()
+    ids_left_to_right: list[int] = []
+    for step in range(30):
+        a = _face(50 + step * 10, 100)  # moves right
+        b = _face(350 - step * 10, 110)  # moves left, crosses a around step 15
+        faces = [b, a] if step % 2 else [a, b]  # detector order must not matter
+        pairs, _ = tracker.update(faces)
+        by_face = {id(f): t.track_id for t, f in pairs}
+        if step == 0:
+            ids_left_to_right = [by_face[id(a)], by_face[id(b)]]
+        assert [by_face[id(a)], by_face[id(b)]] == ids_left_to_right, f"ids swapped at step {step}"
+
+
+def test_tracks_expire_and_a_returning_face_starts_a_new_track() -> None:
+    tracker = Tracker(max_missed=3)
+    (first, _), = tracker.update([_face(100, 100)])[0]
+    for _ in range(3):
+        _, ended = tracker.update([])
+        assert not ended
+    _, ended = tracker.update([])
+    assert [t.track_id for t in ended] == [first.track_id]
+    (again, _), = tracker.update([_face(100, 100)])[0]
+    assert again.track_id != first.track_id
+
+
+def test_centred_maps_each_threshold_to_one_half() -> None:
+    assert centred(0.2, 0.2) == pytest.approx(0.5)
+    assert centred(0.0, 0.7) == 0.0 and centred(1.0, 0.7) == pytest.approx(1.0)
+    assert centred(0.1, 0.2) == pytest.approx(0.25) and centred(0.6, 0.2) == pytest.approx(0.75)
+
+
+def test_hysteresis_keeps_the_label_inside_the_band() -> None:
+    scorer = TrackScorer(ScoringConfig(frame_threshold=0.5, clip_threshold=0.5, ema_alpha=1.0, min_frames=1))
+    labels = [scorer.update(p, None).label for p in (0.52, 0.9, 0.55, 0.45, 0.58, 0.3, 0.45, 0.55)]
+    assert labels == ["uncertain", "fake", "fake", "fake", "fake", "real", "real", "real"]
+
+
+def test_fusion_uses_both_models_once_the_clip_score_exists() -> None:
+    scorer = TrackScorer(ScoringConfig(frame_threshold=0.5, clip_threshold=0.25, ema_alpha=1.0, clip_weight=0.5))
+    assert scorer.update(0.5, None).score == pytest.approx(0.5)
+    assert scorer.update(0.5, 1.0).score == pytest.approx(0.75)
+    assert scorer.update(None, 0.25).score == pytest.approx(0.5)
+
+
+def test_label_changes_are_reported_once() -> None:
+    scorer = TrackScorer(ScoringConfig(frame_threshold=0.5, clip_threshold=0.5, ema_alpha=1.0, min_frames=1))
+    changes = [(s.previous, s.label) for s in (scorer.update(p, None) for p in (0.9, 0.9, 0.1, 0.1)) if s.changed]
+    assert changes == [("uncertain", "fake"), ("fake", "real")]
+
+
+def _meta(**kw: object) -> ModelMetadata:
+    base = dict(role="frame_cnn", input_layout="NHWC", threshold=0.5, source_sha256="x", exporter="e",
+                framework="f", opset=17, input_size=16, color_order="RGB", input_scale="0-255")
+    return ModelMetadata(**(base | kw))  # type: ignore[arg-type]
+
+
+def test_model_input_follows_metadata_colour_scale_and_layout() -> None:
+    crop = np.zeros((16, 16, 3), np.uint8)
+    crop[..., 0] = 255  # blue in BGR
+    rgb255 = to_model_input([crop], InputSpec.of(_meta()))
+    assert rgb255.shape == (1, 16, 16, 3) and rgb255[0, 0, 0].tolist() == [0.0, 0.0, 255.0]
+    enc = _meta(role="clip_encoder", input_layout="NCHW", color_order="BGR", input_scale="0-1", clip_len=16,
+                embed_dim=1280)
+    bgr01 = to_model_input([crop, crop], InputSpec.of(enc))
+    assert bgr01.shape == (2, 3, 16, 16) and bgr01[0, :, 0, 0].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_crop_is_square_centred_and_black_outside_the_frame() -> None:
+    image = np.full((100, 100, 3), 200, np.uint8)
+    crop = crop_face(image, (80.0, 40.0, 20.0, 20.0), 32)  # box centred at (90, 50), crop reaches past x=100
+    assert crop.shape == (32, 32, 3)
+    assert crop[16, 2].tolist() == [200, 200, 200] and crop[16, 31].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("image", "shape"),
+    [
+        (np.zeros((16, 16), np.uint8), (16, 16, 3)),
+        (np.zeros((20, 30, 4), np.uint8), (20, 30, 3)),
+        (np.zeros((10, 10, 1), np.uint8), (10, 10, 3)),
+        (np.full((12, 12, 3), 65535, np.uint16), (12, 12, 3)),
+    ],
+)
+def test_grey_rgba_and_16_bit_frames_become_bgr_uint8(image: np.ndarray, shape: tuple[int, ...]) -> None:
+    out = to_bgr(image)
+    assert out.shape == shape and out.dtype == np.uint8
+    if image.dtype == np.uint16:
+        assert int(out.max()) == 255
