@@ -37,9 +37,23 @@ typecheck: $(STAMP)
 	cd $(MYPY_ROOT) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml \
 		-p dfstream.stream -p dfstream.export -m dfstream -m dfstream.cli -m dfstream.config -m dfstream.exceptions
 
-demo: $(STAMP)
-	@echo "The streaming demo arrives with the streaming detector; for now see 'dfstream --help'."
-	$(VENV)/bin/dfstream --help
+# The demo needs only the runtime (no TensorFlow, no torch), in its own environment.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(ORT_BUILD)
+
+$(DEMO_STAMP): pyproject.toml
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	@if [ "$(ORT_BUILD)" = "gpu" ]; then $(DEMO_VENV)/bin/python -m pip uninstall --yes --quiet onnxruntime; \
+	else $(DEMO_VENV)/bin/python -m pip uninstall --yes --quiet onnxruntime-gpu; fi
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e ".[$(ORT_BUILD)]"
+	@rm -f $(DEMO_VENV)/.installed-*
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	@mkdir -p out
+	$(DEMO_VENV)/bin/dfstream run --out out/demo.jsonl --video out/demo.mp4 --summary-json out/demo-summary.json
+	@echo "wrote out/demo.jsonl, out/demo.mp4 and out/demo-summary.json"
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DEMO_VENV)

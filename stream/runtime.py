@@ -111,6 +111,9 @@ def _open(path: Path, providers: Sequence[str]) -> ort.InferenceSession:
         raise InputPathError(f"model file not found: {path}")
     options = ort.SessionOptions()
     options.log_severity_level = _SILENT if CUDA in providers else _QUIET
+    # Spinning intra-op threads keep cores busy between runs; with three sessions, MediaPipe and
+    # capture sharing a few cores that steals time from the stage that runs next.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     ort.set_default_logger_severity(_QUIET)
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))

@@ -14,7 +14,9 @@ from dfstream.cli import app
 runner = CliRunner()
 
 COMMANDS = {
-    (): ["export", "inspect", "train", "eval", "--debug"],
+    (): ["run", "export", "inspect", "train", "eval", "--debug"],
+    ("run",): ["--source", "--models", "--device", "--out", "--video", "--max-faces", "--stride", "--realtime",
+               "--duration", "--rtsp-transport", "--retry", "--window", "--summary-json"],
     ("export",): ["--out-dir", "--threshold", "--threshold-from", "--fp16", "--positive-class", "--img-size"],
     ("inspect",): ["--device"],
     ("train", "cnn"): ["--data", "--out", "--img-size", "--batch-size", "--epochs", "--lr", "--seed"],
@@ -92,3 +94,43 @@ def test_invalid_option_value(tmp_path: Path) -> None:
     _one_line_error(
         _cli("train", "cnn", "--data", str(tmp_path), "--out", str(tmp_path), "--img-size", "8"), "option 'img_size'"
     )
+
+
+# ---------------------------------------------------------------- dfstream run
+
+
+def test_run_with_a_missing_source_fails_before_any_work(tmp_path: Path) -> None:
+    result = _cli("run", "--source", str(tmp_path / "cam.mp4"), "--out", str(tmp_path / "s.jsonl"))
+    _one_line_error(result, f"source {tmp_path / 'cam.mp4'}: file not found")
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_run_with_an_unknown_source_kind(tmp_path: Path) -> None:
+    _one_line_error(_cli("run", "--source", "http://example/x"), "unknown kind; expected a video file path")
+
+
+def test_run_refuses_an_unwritable_output_before_loading_models(tmp_path: Path) -> None:
+    result = _cli("run", "--models", str(tmp_path / "no-models"), "--out", str(tmp_path / "no" / "s.jsonl"))
+    _one_line_error(result, f"output {tmp_path / 'no' / 's.jsonl'}: folder {tmp_path / 'no'} does not exist")
+
+
+def test_run_names_missing_model_files(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    result = _cli("run", "--models", str(tmp_path / "m"))
+    _one_line_error(result, "missing frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
+
+
+def test_run_rejects_a_bad_retry_value() -> None:
+    result = _cli("run", "--retry", "sometimes")
+    assert result.returncode == 2 and "neither a positive count nor 'forever'" in result.stderr
+
+
+def test_run_on_the_sample_prints_the_summary_and_writes_outputs(stream_models: Path, tmp_path: Path) -> None:
+    result = _cli("run", "--models", str(stream_models), "--out", str(tmp_path / "s.jsonl"), "--video",
+                  str(tmp_path / "s.mp4"), "--summary-json", str(tmp_path / "summary.json"), "--stride", "2")
+    assert result.returncode == 0, result.stderr
+    assert "dfstream summary: 240 frames" in result.stdout and "sample_face.mp4#1" in result.stdout
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    assert sum('"type":"score"' in line for line in lines) == 240
+    assert (tmp_path / "s.mp4").stat().st_size > 10_000
+    assert '"frames": 240' in (tmp_path / "summary.json").read_text()
