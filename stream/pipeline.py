@@ -25,6 +25,7 @@ from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceError, ThreadedSource
+from dfstream.stream.sources.base import display_name
 from dfstream.stream.summary import RunSummary
 from dfstream.stream.tracking import Tracker
 from dfstream.stream.types import FaceObs, Frame
@@ -261,7 +262,8 @@ class Pipeline:
         if now > last:
             fps = 0.9 * fps + 0.1 / (now - last) if fps else 1.0 / (now - last)
         self._fps[frame.source] = (now, fps)
-        return f"{frame.source[-40:]}  {fps:.0f} fps" if fps else frame.source[-40:]
+        name = display_name(frame.source)
+        return f"{name}  {fps:.0f} fps" if fps else name
 
     @property
     def errors(self) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dfstream.stream.records import STAGES, ScoreRecord
+from dfstream.stream.sources.base import display_name
 
 
 @dataclass
@@ -106,7 +107,7 @@ class RunSummary:
         if d["tracks"]:
             lines.append("  track                         frames  mean score  max score  flagged")
             for t in d["tracks"]:
-                label = f"{t['source']}#{t['track_id']}"
+                label = f"{display_name(t['source'])}#{t['track_id']}"
                 lines.append(
                     f"  {label[-28:]:<28} {t['frames']:>7}  {t['mean_score']:>10.3f}  {t['max_score']:>9.3f}  "
                     f"{t['share_flagged']:>6.1%}"

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -61,6 +62,11 @@ class SourceStatus:
     reason: str
 
 
+def display_name(source: str) -> str:
+    """A file source by its file name, others (webcam:0, rtsp://…) as they are; for people, not records."""
+    return source if ":" in source.split("/")[0] else Path(source).name
+
+
 def to_bgr(image: np.ndarray) -> np.ndarray:
     """Any decoded picture (grey, BGRA, 16-bit) as BGR uint8 H×W×3: converted, never fatal."""
     if image.dtype != np.uint8:
@@ -89,7 +95,7 @@ class ThreadedSource:
         self.statuses: collections.deque[SourceStatus] = collections.deque()
         self._wake = wake or threading.Event()
         self._items: collections.deque[Frame] = collections.deque()
-        self._capacity = 1 if policy is Policy.DROP_OLDEST else 2
+        self._capacity = 1  # WAIT: the reader decodes the next frame while the consumer works on this one
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._done = False
@@ -132,6 +138,13 @@ class ThreadedSource:
     # -- producer side ---------------------------------------------------------------------------
     def _produce(self) -> None:
         raise NotImplementedError
+
+    def _wait_for_space(self) -> None:
+        """WAIT policy: decode only once the consumer took the last frame, so a frame's capture
+        time is not older than the frame the consumer is working on."""
+        with self._cond:
+            while len(self._items) >= self._capacity and not self._stop.is_set():
+                self._cond.wait(timeout=0.1)
 
     def _emit(self, image: np.ndarray, decode_ms: float) -> bool:
         """Hand one picture over; False when the source is being closed."""

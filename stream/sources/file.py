@@ -55,6 +55,8 @@ class FileSource(ThreadedSource):
                 if not self._emit(image, ms):
                     break
                 index += 1
+                if self.policy is Policy.WAIT:
+                    self._wait_for_space()
                 image, ms = timed_read(self._capture)
         finally:
             self._capture.release()
