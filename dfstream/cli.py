@@ -328,7 +328,9 @@ def run_cmd(
     ),
     out: Annotated[str | None, typer.Option(help="JSON-lines file of scores ('-' for stdout).")] = None,
     video: Annotated[Path | None, typer.Option(help="Annotated MP4 (H.264) to write.")] = None,
-    window: Annotated[bool, typer.Option(help="Show a live window (when a display exists).")] = False,
+    window: Annotated[
+        bool | None, typer.Option("--window/--no-window", help="Live window; default: on when a display exists.")
+    ] = None,
     max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = 4,
     stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
     realtime: Annotated[bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")] = False,

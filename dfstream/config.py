@@ -65,7 +65,7 @@ class RunConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: str | None = Field(None, description="JSON-lines path, '-' for stdout, None for no records")
     video: Path | None = Field(None, description="annotated MP4 (one per source: name-<i>.mp4 when several)")
-    window: bool = False
+    window: bool | None = Field(None, description="live window; None: on when a display exists")
     max_faces: int = Field(4, ge=1, le=16)
     stride: int = Field(1, ge=1, description="run model A on every k-th frame of a track")
     realtime: bool = Field(False, description="pace files at their fps (live-source policy: drop the oldest)")

@@ -54,7 +54,10 @@ def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
     if config.video is not None:
         for path, source in zip(video_paths(config.video, len(sources)), sources, strict=True):
             sinks.append(VideoSink(path, source.name, source.fps or 30.0))
-    if config.window:
+    if config.window is None:
+        if WindowSink.available():
+            sinks.append(WindowSink())
+    elif config.window:
         if WindowSink.available():
             sinks.append(WindowSink())
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,17 @@ def test_grey_rgba_and_16_bit_frames_become_bgr_uint8(image: np.ndarray, shape: 
     assert out.shape == shape and out.dtype == np.uint8
     if image.dtype == np.uint16:
         assert int(out.max()) == 255
+
+
+def test_window_is_on_by_default_only_when_a_display_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dfstream.config import RunConfig
+    from dfstream.stream.run import build_sinks
+    from dfstream.stream.sinks import WindowSink
+
+    cfg = RunConfig(sources=("x.mp4",), models_dir=tmp_path)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert build_sinks(cfg, []).sinks == []
+    monkeypatch.setenv("DISPLAY", ":99")
+    assert [type(s) for s in build_sinks(cfg, []).sinks] == [WindowSink]
+    assert build_sinks(cfg.model_copy(update={"window": False}), []).sinks == []
