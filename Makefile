@@ -30,12 +30,13 @@ lint: $(STAMP)
 # mypy cannot follow setuptools' package-dir mapping (dfstream.stream -> stream/), so it checks a
 # tree of symlinks laid out as the installed package is; without it every dfstream import is Any.
 MYPY_ROOT := build/typecheck
+DFSTREAM_MODULES := $(filter-out __init__,$(basename $(notdir $(wildcard dfstream/*.py))))
 typecheck: $(STAMP)
 	@rm -rf $(MYPY_ROOT) && mkdir -p $(MYPY_ROOT)/dfstream
 	@ln -s $(CURDIR)/dfstream/*.py $(MYPY_ROOT)/dfstream/
-	@for d in stream export models; do ln -s $(CURDIR)/$$d $(MYPY_ROOT)/dfstream/$$d; done
+	@for d in stream export models benchmarks; do ln -s $(CURDIR)/$$d $(MYPY_ROOT)/dfstream/$$d; done
 	cd $(MYPY_ROOT) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml \
-		-p dfstream.stream -p dfstream.export -m dfstream -m dfstream.cli -m dfstream.config -m dfstream.exceptions
+		-p dfstream.stream -p dfstream.export -p dfstream.benchmarks -m dfstream $(patsubst %,-m dfstream.%,$(DFSTREAM_MODULES))
 
 # The demo needs only the runtime (no TensorFlow, no torch), in its own environment.
 DEMO_VENV ?= .venv-demo

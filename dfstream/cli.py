@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from dfstream.config import EvalClipConfig, EvalCnnConfig, RunConfig, TrainClipConfig, TrainCnnConfig
-from dfstream.exceptions import DfstreamError, InputPathError
+from dfstream.cli_bench import bench_app
+from dfstream.cli_common import Device, guard, state
+from dfstream.cli_stream import run_cmd
+from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
+from dfstream.exceptions import InputPathError
 
 log = logging.getLogger("dfstream")
-T = TypeVar("T")
 
 app = typer.Typer(
     name="dfstream",
@@ -31,14 +31,6 @@ eval_app = typer.Typer(help="Evaluate a trained model and write metrics, plots a
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 
-_state = {"debug": False}
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
 
 class Positive(StrEnum):
     auto = "auto"
@@ -51,28 +43,12 @@ class Split(StrEnum):
     all = "all"
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """Run a command body: user errors become one line on stderr and exit code 2."""
-    try:
-        return fn()
-    except DfstreamError as exc:
-        if _state["debug"]:
-            raise
-        typer.echo(f"dfstream: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        typer.echo(f"dfstream: error: option '{field}': {first['msg']}", err=True)
-        raise typer.Exit(2) from None
-
-
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
 ) -> None:
-    _state["debug"] = debug
+    state["debug"] = debug
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -148,7 +124,7 @@ def export_cmd(
         for f in files:
             typer.echo(f"wrote {f.path} ({f.role}, {f.precision}, max abs diff {f.max_abs_diff:.2e})")
 
-    _guard(body)
+    guard(body)
 
 
 @app.command("inspect")
@@ -167,7 +143,7 @@ def inspect_cmd(
             typer.echo(f"{key} = {value}")
         typer.echo(f"provider = {loaded.provider}")
 
-    _guard(body)
+    guard(body)
 
 
 # ---------------------------------------------------------------- train / eval
@@ -193,7 +169,7 @@ def train_cnn_cmd(
         )
         typer.echo(f"best model: {train_cnn(cfg)}")
 
-    _guard(body)
+    guard(body)
 
 
 @train_app.command("clip")
@@ -230,7 +206,7 @@ def train_clip_cmd(
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 
-    _guard(body)
+    guard(body)
 
 
 def _print_report(report: Any, out: Path) -> None:
@@ -260,7 +236,7 @@ def eval_cnn_cmd(
         )
         _print_report(evaluate_cnn(cfg), out)
 
-    _guard(body)
+    guard(body)
 
 
 @eval_app.command("clip")
@@ -295,84 +271,11 @@ def eval_clip_cmd(
         )
         _print_report(evaluate_clip(cfg), out)
 
-    _guard(body)
+    guard(body)
 
 
-# ---------------------------------------------------------------- stream
-
-
-class Transport(StrEnum):
-    tcp = "tcp"
-    udp = "udp"
-
-
-def _retry(text: str) -> int | None:
-    if text == "forever":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise typer.BadParameter(f"{text!r} is neither a positive count nor 'forever'")
-    return int(text)
-
-
-@app.command("run")
-def run_cmd(
-    source: Annotated[
-        list[str] | None,
-        typer.Option(help="Video file, webcam index (0) or rtsp:// URL; repeat for several streams. "
-                     "Default: the bundled sample clip."),
-    ] = None,
-    models: Annotated[Path | None, typer.Option(help="Folder with frame_cnn.onnx, clip_encoder.onnx, "
-                                                "clip_head.onnx. Default: the bundled models.")] = None,
-    device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")] = (
-        Device.auto
-    ),
-    out: Annotated[str | None, typer.Option(help="JSON-lines file of scores ('-' for stdout).")] = None,
-    video: Annotated[Path | None, typer.Option(help="Annotated MP4 (H.264) to write.")] = None,
-    window: Annotated[
-        bool | None, typer.Option("--window/--no-window", help="Live window; default: on when a display exists.")
-    ] = None,
-    max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = 4,
-    stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
-    realtime: Annotated[bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")] = False,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    rtsp_transport: Annotated[Transport, typer.Option(help="RTSP transport.")] = Transport.tcp,
-    retry: Annotated[str, typer.Option(help="Reconnect attempts per outage of a live source, or 'forever'.")] = "8",
-    summary_json: Annotated[Path | None, typer.Option(help="Also write the end-of-run summary as JSON.")] = None,
-) -> None:
-    """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
-
-    def body() -> None:
-        import signal
-        import threading
-
-        from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
-        from dfstream.stream.run import run_stream
-
-        cfg = RunConfig(
-            sources=tuple(source) if source else (str(SAMPLE_CLIP),),
-            models_dir=models or BUNDLED_MODELS,
-            device=device.value,
-            out=out,
-            video=video,
-            window=window,
-            max_faces=max_faces,
-            stride=stride,
-            realtime=realtime,
-            duration_s=duration,
-            rtsp_transport=rtsp_transport.value,
-            retry=_retry(retry),
-        )
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        summary, errors = run_stream(cfg, stop)
-        typer.echo(summary.text(), err=out == "-")
-        if summary_json is not None:
-            summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
-        if errors:
-            raise DfstreamError("; ".join(errors))
-
-    _guard(body)
+app.command("run")(run_cmd)
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

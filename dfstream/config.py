@@ -69,6 +69,7 @@ class RunConfig(_Strict):
     max_faces: int = Field(4, ge=1, le=16)
     stride: int = Field(1, ge=1, description="run model A on every k-th frame of a track")
     realtime: bool = Field(False, description="pace files at their fps (live-source policy: drop the oldest)")
+    loop: bool = Field(False, description="start files again at their end (stop with --duration or a signal)")
     duration_s: float | None = Field(None, gt=0)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     retry: int | None = Field(8, ge=1, description="reconnect attempts per outage; None: forever")

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dfstream.export.file_names import fp16_path, sha256_of
 from dfstream.export.metadata import ModelMetadata, PositiveClass
 from dfstream.export.onnx_files import (
     OPSET,
     ExportedFile,
     base_metadata_versions,
-    fp16_path,
-    sha256_of,
     to_fp16,
     write_with_metadata,
 )

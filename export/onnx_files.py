@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +24,6 @@ class ExportedFile:
     role: str
     precision: str
     max_abs_diff: float
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_with_metadata(model: onnx.ModelProto, meta: ModelMetadata, path: Path) -> None:
@@ -59,10 +50,6 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         warnings.simplefilter("ignore", UserWarning)
         converted: onnx.ModelProto = float16.convert_float_to_float16(model, keep_io_types=True)
     return converted
-
-
-def fp16_path(path: Path) -> Path:
-    return path.with_name(path.stem + ".fp16.onnx")
 
 
 def base_metadata_versions() -> dict[str, str]:

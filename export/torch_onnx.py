@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dfstream.export.file_names import fp16_path, sha256_of
 from dfstream.export.metadata import FILE_NAME_OF_ROLE, LAYOUT_OF_ROLE, ModelMetadata, Role
 from dfstream.export.onnx_files import (
     OPSET,
     ExportedFile,
     base_metadata_versions,
-    fp16_path,
-    sha256_of,
     to_fp16,
     write_with_metadata,
 )

@@ -229,7 +229,10 @@ class Pipeline:
                 continue
             for frame, records in self.process(batch):
                 self.summary.add_frame(frame.source, records)
+                t = time.perf_counter()
                 self.sinks.write(frame, records, self._header(frame))
+                if records:
+                    self.summary.add_sink_time(_ms(t))
 
     def _ready_frames(self) -> list[tuple[StreamState, Frame]]:
         batch: list[tuple[StreamState, Frame]] = []

@@ -33,6 +33,7 @@ def video_paths(video: Path, count: int) -> list[Path]:
 def open_sources(config: RunConfig, options: SourceOptions | None = None) -> list[ThreadedSource]:
     options = options or SourceOptions(
         realtime=config.realtime,
+        loop=config.loop,
         rtsp_transport=config.rtsp_transport,
         retry=RetryPolicy(attempts=config.retry),
     )

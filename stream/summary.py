@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +10,11 @@ import numpy as np
 
 from dfstream.stream.records import STAGES, ScoreRecord
 from dfstream.stream.sources.base import display_name
+
+LATENCY_WINDOW = 20_000
+"""Latency samples kept per stage (the most recent), so a run of weeks holds bounded memory."""
+
+SUMMARY_STAGES = (*STAGES, "sink")
 
 
 @dataclass
@@ -36,7 +41,7 @@ class RunSummary:
     provider: str = ""
     sources: dict[str, SourceStats] = field(default_factory=lambda: defaultdict(SourceStats))
     tracks: dict[tuple[str, int], _TrackStats] = field(default_factory=lambda: defaultdict(_TrackStats))
-    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    latency: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=LATENCY_WINDOW)))
     elapsed_s: float = 0.0
     stopped_by: str = "end of input"
 
@@ -54,6 +59,9 @@ class RunSummary:
         if records:
             for stage, ms in records[0].latency_ms.items():
                 self.latency[stage].append(ms)
+
+    def add_sink_time(self, ms: float) -> None:
+        self.latency["sink"].append(ms)
 
     def to_dict(self) -> dict[str, Any]:
         frames = sum(s.frames for s in self.sources.values())
@@ -73,7 +81,7 @@ class RunSummary:
                 "capture_to_score_p50": pct(50, total),
                 "capture_to_score_p95": pct(95, total),
                 "capture_to_score_p99": pct(99, total),
-                "stage_p50": {k: pct(50, np.asarray(self.latency[k])) for k in STAGES if self.latency.get(k)},
+                "stage_p50": {k: pct(50, np.asarray(self.latency[k])) for k in SUMMARY_STAGES if self.latency.get(k)},
             },
             "tracks": [
                 {

@@ -14,9 +14,12 @@ from dfstream.cli import app
 runner = CliRunner()
 
 COMMANDS = {
-    (): ["run", "export", "inspect", "train", "eval", "--debug"],
+    (): ["run", "bench", "export", "inspect", "train", "eval", "--debug"],
+    ("bench", "models"): ["--models", "--out", "--device", "--batches", "--seconds", "--native", "--quick"],
+    ("bench", "pipeline"): ["--models", "--clip", "--out", "--streams", "--modes", "--duration", "--quick"],
+    ("bench", "soak"): ["--minutes", "--models", "--clip", "--out", "--interval"],
     ("run",): ["--source", "--models", "--device", "--out", "--video", "--max-faces", "--stride", "--realtime",
-               "--duration", "--rtsp-transport", "--retry", "--window", "--summary-json"],
+               "--duration", "--rtsp-transport", "--retry", "--window", "--summary-json", "--loop"],
     ("export",): ["--out-dir", "--threshold", "--threshold-from", "--fp16", "--positive-class", "--img-size"],
     ("inspect",): ["--device"],
     ("train", "cnn"): ["--data", "--out", "--img-size", "--batch-size", "--epochs", "--lr", "--seed"],

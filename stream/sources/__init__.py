@@ -39,6 +39,8 @@ _open_lock = threading.Lock()  # the FFmpeg options travel in a process-wide env
 @dataclass(frozen=True)
 class SourceOptions:
     realtime: bool = False
+    loop: bool = False
+    """Files only: start again at the end (soak runs, kiosks)."""
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     open_timeout_s: float = 5.0
     read_timeout_s: float = 5.0
@@ -88,4 +90,4 @@ def open_source(spec: str, options: SourceOptions | None = None, wake: threading
         raise InputPathError(f"source {spec!r}: unknown kind; expected {KINDS}")
     if not text:
         raise InputPathError(f"source {spec!r}: empty; expected {KINDS}")
-    return FileSource(Path(text), realtime=options.realtime, wake=wake)
+    return FileSource(Path(text), realtime=options.realtime, loop=options.loop, wake=wake)

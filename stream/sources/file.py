@@ -19,9 +19,13 @@ log = logging.getLogger(__name__)
 class FileSource(ThreadedSource):
     """Opens and decodes the first frame at construction, so a bad file fails before any work."""
 
-    def __init__(self, path: Path, realtime: bool = False, wake: threading.Event | None = None) -> None:
+    def __init__(
+        self, path: Path, realtime: bool = False, loop: bool = False, wake: threading.Event | None = None
+    ) -> None:
         super().__init__(str(path), Policy.DROP_OLDEST if realtime else Policy.WAIT, wake)
         self.live = realtime
+        self.loop = loop
+        self._path = path
         if not path.exists():
             raise InputPathError(f"source {path}: file not found")
         if not path.is_file():
@@ -58,7 +62,11 @@ class FileSource(ThreadedSource):
                 if self.policy is Policy.WAIT:
                     self._wait_for_space()
                 image, ms = timed_read(self._capture)
+                if image is None and self.loop and index > 0:
+                    self._capture.release()
+                    self._capture = cv2.VideoCapture(str(self._path), cv2.CAP_FFMPEG)
+                    image, ms = timed_read(self._capture)
         finally:
             self._capture.release()
-        if image is None and self.frame_count > 0 and index < self.frame_count - 1:
+        if image is None and not self.loop and 0 < self.frame_count and index < self.frame_count - 1:
             log.warning("%s: stream ended after %d of %d frames (truncated file?)", self.name, index, self.frame_count)

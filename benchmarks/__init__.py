@@ -1,0 +1,1 @@
+"""Latency and throughput harness (``dfstream bench``): models, pipeline, soak; reports and plots."""

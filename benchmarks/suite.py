@@ -1,0 +1,111 @@
+"""The three benchmark runs behind ``dfstream bench``: each writes JSON + markdown (+ plots) into a folder."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dfstream.benchmarks.machine import file_hashes, machine_info
+from dfstream.benchmarks.models_bench import bench_onnx, clip_scoring_rows, native_rows, ratios
+from dfstream.benchmarks.pipeline_bench import bench_pipeline
+from dfstream.benchmarks.report import (
+    models_markdown,
+    pipeline_markdown,
+    pipeline_plots,
+    soak_markdown,
+    write_json,
+)
+from dfstream.benchmarks.soak import soak
+from dfstream.exceptions import InputPathError
+from dfstream.stream.engine import model_files
+from dfstream.stream.runtime import CUDA, select_providers
+
+log = logging.getLogger(__name__)
+
+PRODUCT_SIZES = {"frame": 224, "clip": 256}
+DEFAULT_BENCH_MODELS = Path("cache") / "bench-models"
+
+
+@dataclass(frozen=True)
+class Written:
+    markdown: str
+    files: list[Path]
+
+
+def bench_models_dir(models: Path | None) -> Path:
+    """``models`` if given; else product-size graphs (untrained: latency does not depend on weights),
+    exported once into ``cache/bench-models`` (needs the ``train`` extra)."""
+    if models is not None:
+        return models
+    folder = DEFAULT_BENCH_MODELS
+    try:
+        model_files(folder)
+        return folder
+    except InputPathError:
+        pass
+    try:
+        from dfstream.models.untrained import export_untrained
+    except ImportError as exc:
+        raise InputPathError(f"no --models given and cannot export product-size graphs here ({exc})") from None
+    log.info("exporting product-size graphs (A %d², encoder %d²) into %s once", PRODUCT_SIZES["frame"],
+             PRODUCT_SIZES["clip"], folder)
+    export_untrained(folder, PRODUCT_SIZES["frame"], PRODUCT_SIZES["clip"])
+    return folder
+
+
+def devices_here(device: str) -> list[str]:
+    if device != "auto":
+        select_providers(device)
+        return [device]
+    return ["cpu", "cuda"] if CUDA in select_providers("auto") else ["cpu"]
+
+
+def _header(kind: str, models_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    files = list(model_files(models_dir).values())
+    return {"kind": kind, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(),
+            "models_dir": str(models_dir), "model_sha256": file_hashes(files), **extra}
+
+
+def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[int], seconds: float,
+               native: bool) -> Written:
+    devices = devices_here(device)
+    rows, cpu = bench_onnx(models_dir, devices, batches, seconds)
+    notes: list[str] = []
+    if native:
+        native_r, notes = native_rows(cpu, batches, seconds)
+        rows += native_r
+    inc_rows, inc_ratio = clip_scoring_rows(cpu, seconds)
+    rows += inc_rows
+    rat = ratios(rows)
+    md = models_markdown(rows, rat, inc_ratio) + "".join(f"\n- {n}" for n in notes)
+    data = _header("models", models_dir, {"batches": list(batches), "min_seconds": seconds, "devices": devices,
+                                          "rows": [r.to_dict() for r in rows], "ratios": rat,
+                                          "naive_over_incremental": inc_ratio, "notes": notes})
+    write_json(out_dir / "models.json", data)
+    (out_dir / "models.md").write_text(md, encoding="utf-8")
+    return Written(md, [out_dir / "models.json", out_dir / "models.md"])
+
+
+def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
+                 modes: Sequence[str], duration_s: float | None) -> Written:
+    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s)
+    md = pipeline_markdown(rows)
+    data = _header("pipeline", models_dir, {"clip": str(clip), "duration_s": duration_s,
+                                            "rows": [r.to_dict(with_samples=True) for r in rows]})
+    write_json(out_dir / "pipeline.json", data)
+    (out_dir / "pipeline.md").write_text(md, encoding="utf-8")
+    plots = pipeline_plots(rows, out_dir)
+    return Written(md, [out_dir / "pipeline.json", out_dir / "pipeline.md", *plots])
+
+
+def run_soak(models_dir: Path, clip: Path, out_dir: Path, device: str, minutes: float,
+             interval_s: float) -> Written:
+    result = soak(models_dir, clip, minutes, device, interval_s).to_dict()
+    md = soak_markdown(result)
+    write_json(out_dir / "soak.json", _header("soak", models_dir, {"clip": str(clip), "minutes": minutes, **result}))
+    (out_dir / "soak.md").write_text(md, encoding="utf-8")
+    return Written(md, [out_dir / "soak.json", out_dir / "soak.md"])

@@ -1,0 +1,128 @@
+"""``dfstream bench models|pipeline|soak``: thin commands over ``benchmarks/suite.py``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dfstream.cli_common import Device, guard
+
+bench_app = typer.Typer(
+    help="Measure latency and throughput: models, the whole pipeline, a long soak.", no_args_is_help=True
+)
+
+ModelsOpt = Annotated[
+    Path | None,
+    typer.Option(help="Folder of ONNX graphs. Default: product-size graphs exported once into cache/bench-models."),
+]
+OutOpt = Annotated[Path | None, typer.Option(help="Report folder. Default: benchmarks/results/<kind>-<time>.")]
+DeviceOpt = Annotated[Device, typer.Option(help="auto (CPU, and CUDA when present), cpu or cuda.")]
+ClipOpt = Annotated[Path | None, typer.Option(help="Face clip to stream. Default: the bundled sample clip.")]
+
+
+def _out(out: Path | None, kind: str) -> Path:
+    folder = out or Path("benchmarks") / "results" / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
+def _clip(clip: Path | None) -> Path:
+    from dfstream.exceptions import InputPathError
+    from dfstream.paths import SAMPLE_CLIP
+
+    clip = clip or SAMPLE_CLIP
+    if not clip.is_file():
+        raise InputPathError(f"clip not found: {clip}")
+    return clip
+
+
+def _report(title: str, markdown: str, files: list[Path]) -> None:
+    typer.echo(f"\n## {title}\n\n{markdown}")
+    typer.echo("wrote " + ", ".join(str(f) for f in files))
+
+
+@bench_app.command("models")
+def bench_models_cmd(
+    models: ModelsOpt = None,
+    out: OutOpt = None,
+    device: DeviceOpt = Device.auto,
+    batches: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,4,16",
+    seconds: Annotated[float, typer.Option(help="Minimum timed duration per row (after warm-up).")] = 3.0,
+    native: Annotated[bool, typer.Option(help="Also time Keras/TF (model A) and torch eager (model B).")] = True,
+    quick: Annotated[bool, typer.Option(help="Batches 1,4 and 0.5 s per row.")] = False,
+) -> None:
+    """Each graph per provider, precision and batch; native frameworks beside; incremental vs naive clip cost."""
+
+    def body() -> None:
+        from dfstream.benchmarks.suite import bench_models_dir, run_models
+
+        b = [1, 4] if quick else _ints(batches, "--batches")
+        written = run_models(bench_models_dir(models), _out(out, "models"), device.value, b,
+                             0.5 if quick else seconds, native)
+        _report("models", written.markdown, written.files)
+
+    guard(body)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_cmd(
+    models: ModelsOpt = None,
+    clip: ClipOpt = None,
+    out: OutOpt = None,
+    device: DeviceOpt = Device.auto,
+    streams: Annotated[str, typer.Option(help="Stream counts to run, comma-separated.")] = "1,2,4",
+    modes: Annotated[str, typer.Option(help="'paced' (clip fps, drops counted) and/or 'fast' (no drops).")] = (
+        "paced,fast"
+    ),
+    duration: Annotated[float | None, typer.Option(help="Cap each run at this many seconds.")] = None,
+    quick: Annotated[bool, typer.Option(help="1 and 2 streams, each run capped at 4 s.")] = False,
+) -> None:
+    """The whole stream on a face clip: per-stage latency, capture→score percentiles, fps, drops."""
+
+    def body() -> None:
+        from dfstream.benchmarks.pipeline_bench import MODES
+        from dfstream.benchmarks.suite import bench_models_dir, run_pipeline
+
+        chosen = [m.strip() for m in modes.split(",") if m.strip()]
+        unknown = [m for m in chosen if m not in MODES]
+        if unknown or not chosen:
+            raise typer.BadParameter(f"--modes: {unknown or modes!r} not among {', '.join(MODES)}")
+        n = [1, 2] if quick else _ints(streams, "--streams")
+        written = run_pipeline(bench_models_dir(models), _clip(clip), _out(out, "pipeline"), device.value, n,
+                               chosen, 4.0 if quick else duration)
+        _report("pipeline", written.markdown, written.files)
+
+    guard(body)
+
+
+@bench_app.command("soak")
+def bench_soak_cmd(
+    minutes: Annotated[float, typer.Option(help="How long to run.")] = 10.0,
+    models: ModelsOpt = None,
+    clip: ClipOpt = None,
+    out: OutOpt = None,
+    device: DeviceOpt = Device.auto,
+    interval: Annotated[float, typer.Option(help="Seconds per reported interval.")] = 60.0,
+) -> None:
+    """One paced, looping stream for N minutes: RSS and p99 per interval, drift first→last."""
+
+    def body() -> None:
+        from dfstream.benchmarks.suite import bench_models_dir, run_soak
+
+        written = run_soak(bench_models_dir(models), _clip(clip), _out(out, "soak"), device.value, minutes, interval)
+        _report("soak", written.markdown, written.files)
+
+    guard(body)

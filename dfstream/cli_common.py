@@ -1,0 +1,38 @@
+"""What every command module shares: the one-line error guard, the debug switch, device names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from dfstream.exceptions import DfstreamError
+
+T = TypeVar("T")
+
+state = {"debug": False}
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """Run a command body: user errors become one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except DfstreamError as exc:
+        if state["debug"]:
+            raise
+        typer.echo(f"dfstream: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        typer.echo(f"dfstream: error: option '{field}': {first['msg']}", err=True)
+        raise typer.Exit(2) from None

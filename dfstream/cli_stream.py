@@ -1,0 +1,89 @@
+"""``dfstream run``: the streaming detector's command (thin: parse into RunConfig, call run_stream)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dfstream.cli_common import Device, guard
+from dfstream.config import RunConfig
+from dfstream.exceptions import DfstreamError
+
+
+class Transport(StrEnum):
+    tcp = "tcp"
+    udp = "udp"
+
+
+def _retry(text: str) -> int | None:
+    if text == "forever":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise typer.BadParameter(f"{text!r} is neither a positive count nor 'forever'")
+    return int(text)
+
+
+def run_cmd(
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Video file, webcam index (0) or rtsp:// URL; repeat for several streams. "
+                     "Default: the bundled sample clip."),
+    ] = None,
+    models: Annotated[Path | None, typer.Option(help="Folder with frame_cnn.onnx, clip_encoder.onnx, "
+                                                "clip_head.onnx. Default: the bundled models.")] = None,
+    device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")] = (
+        Device.auto
+    ),
+    out: Annotated[str | None, typer.Option(help="JSON-lines file of scores ('-' for stdout).")] = None,
+    video: Annotated[Path | None, typer.Option(help="Annotated MP4 (H.264) to write.")] = None,
+    window: Annotated[
+        bool | None, typer.Option("--window/--no-window", help="Live window; default: on when a display exists.")
+    ] = None,
+    max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = 4,
+    stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
+    realtime: Annotated[bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")] = False,
+    loop: Annotated[bool, typer.Option(help="Start files again at their end.")] = False,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    rtsp_transport: Annotated[Transport, typer.Option(help="RTSP transport.")] = Transport.tcp,
+    retry: Annotated[str, typer.Option(help="Reconnect attempts per outage of a live source, or 'forever'.")] = "8",
+    summary_json: Annotated[Path | None, typer.Option(help="Also write the end-of-run summary as JSON.")] = None,
+) -> None:
+    """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
+
+    def body() -> None:
+        import signal
+        import threading
+
+        from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+        from dfstream.stream.run import run_stream
+
+        cfg = RunConfig(
+            sources=tuple(source) if source else (str(SAMPLE_CLIP),),
+            models_dir=models or BUNDLED_MODELS,
+            device=device.value,
+            out=out,
+            video=video,
+            window=window,
+            max_faces=max_faces,
+            stride=stride,
+            realtime=realtime,
+            loop=loop,
+            duration_s=duration,
+            rtsp_transport=rtsp_transport.value,
+            retry=_retry(retry),
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        summary, errors = run_stream(cfg, stop)
+        typer.echo(summary.text(), err=out == "-")
+        if summary_json is not None:
+            summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if errors:
+            raise DfstreamError("; ".join(errors))
+
+    guard(body)

@@ -1,0 +1,76 @@
+"""Benchmark reports on tiny runs: structure, every promised row and column, plots written."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from dfstream.benchmarks.report import PIPELINE_STAGES
+from dfstream.benchmarks.suite import run_models, run_pipeline, run_soak
+from dfstream.paths import SAMPLE_CLIP
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_models_report_has_every_row_ratio_and_machine_fact(stream_models: Path, tmp_path: Path) -> None:
+    written = run_models(stream_models, tmp_path, "cpu", [1, 2], 0.05, native=True)
+    data = json.loads((tmp_path / "models.json").read_text())
+    assert {"cpu", "cores", "gpu", "onnxruntime", "ort_providers"} <= set(data["machine"])
+    assert set(data["model_sha256"]) == {"frame_cnn.onnx", "clip_encoder.onnx", "clip_head.onnx"}
+    rows = {(r["model"], r["runtime"], r["batch"]): r for r in data["rows"]}
+    for role in ("frame_cnn", "clip_encoder", "clip_head"):
+        for batch in (1, 2):
+            assert (role, "onnxruntime", batch) in rows
+    for key in [("frame_cnn", "tensorflow", 1), ("clip_encoder", "torch", 2), ("clip_head", "torch", 1),
+                ("clip_incremental", "onnxruntime", 1), ("clip_naive", "onnxruntime", 1)]:
+        assert key in rows, key
+    for r in rows.values():
+        assert r["runs"] >= 10 and 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["items_per_s"] > 0
+        assert r["provider"] == "cpu" and r["precision"] == "fp32"
+    assert data["naive_over_incremental"] > 2.0, "16 encoder passes must cost more than one"
+    assert set(data["ratios"]) >= {"frame_cnn_b1_ort_over_tensorflow", "clip_encoder_b2_ort_over_torch"}
+    assert "| frame_cnn | onnxruntime | cpu | fp32 | 1 |" in written.markdown
+
+
+def test_pipeline_report_has_stages_percentiles_and_plots(stream_models: Path, tmp_path: Path) -> None:
+    written = run_pipeline(stream_models, SAMPLE_CLIP, tmp_path, "cpu", [1, 2], ["paced", "fast"], 1.5)
+    data = json.loads((tmp_path / "pipeline.json").read_text())
+    assert [(r["mode"], r["streams"]) for r in data["rows"]] == [("paced", 1), ("paced", 2), ("fast", 1), ("fast", 2)]
+    for r in data["rows"]:
+        assert r["frames"] > 0 and r["fps"] > 0
+        assert set(r["stages"]) == set(PIPELINE_STAGES)
+        c = r["capture_to_score"]
+        assert 0 < c["p50"] <= c["p95"] <= c["p99"]
+        assert len(r["samples"]["total"]) == r["frames"] or r["streams"] > 1
+    assert next(r for r in data["rows"] if r["mode"] == "fast")["dropped"] == 0
+    for name in ("latency_cdf.png", "stages_stacked.png", "p99_vs_streams.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+    assert "| paced | 2 |" in written.markdown
+
+
+def test_soak_reports_rss_and_p99_per_interval(stream_models: Path, tmp_path: Path) -> None:
+    run_soak(stream_models, SAMPLE_CLIP, tmp_path, "cpu", minutes=4.5 / 60, interval_s=1.0)
+    data = json.loads((tmp_path / "soak.json").read_text())
+    assert len(data["intervals"]) >= 3
+    assert all(i["rss_mb"] > 50 and i["frames"] > 0 for i in data["intervals"])
+    assert math.isfinite(data["rss_growth_pct"]) and math.isfinite(data["p99_drift_pct"])
+
+
+def test_bench_command_prints_the_table(stream_models: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "dfstream.cli", "bench", "models", "--models", str(stream_models), "--batches", "1",
+         "--seconds", "0.05", "--no-native", "--out", str(tmp_path), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "| model | runtime | provider | precision | batch | p50 ms |" in out.stdout
+    assert "Naive clip scoring" in out.stdout and (tmp_path / "models.json").is_file()
+
+
+def test_bad_batches_are_refused(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "dfstream.cli", "bench", "models", "--batches", "1,x"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "comma-separated integers" in out.stderr
