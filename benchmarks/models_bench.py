@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dfstream.benchmarks.timing import Stats, measure
-from dfstream.export.file_names import fp16_path
+from dfstream.export.file_names import precision_path
 from dfstream.stream.engine import STREAM_ROLES, model_files
 from dfstream.stream.runtime import CUDA, OrtModel, load_model
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES
@@ -64,8 +64,9 @@ def bench_onnx(
     for device in devices:
         for role in STREAM_ROLES:
             variants = [("fp32", files[role])]
-            if device == "cuda" and fp16_path(files[role]).is_file():
-                variants.append(("fp16", fp16_path(files[role])))
+            for precision in ("fp16",) if device == "cuda" else ("int8",):
+                if precision_path(files[role], precision).is_file():
+                    variants.append((precision, precision_path(files[role], precision)))
             for precision, path in variants:
                 m = load_model(path, role, device)  # type: ignore[arg-type]
                 if device == "cpu" and precision == "fp32":

@@ -77,6 +77,7 @@ def bench_pipeline(
     modes: Sequence[str],
     device: str = "auto",
     duration_s: float | None = None,
+    precision: str = "fp32",
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
@@ -90,6 +91,7 @@ def bench_pipeline(
                     sources=tuple(str(c) for c in copies[:n]),
                     models_dir=models_dir,
                     device=device,  # type: ignore[arg-type]
+                    precision=precision,  # type: ignore[arg-type]
                     out=str(Path(tmp) / "scores.jsonl"),
                     window=False,
                     realtime=MODES[mode],

@@ -75,8 +75,9 @@ class SoakResult:
         return dict(self.__dict__)
 
 
-def soak(models_dir: Path, clip: Path, minutes: float, device: str = "auto", interval_s: float = 60.0) -> SoakResult:
-    models = ModelSet.load(models_dir, device)
+def soak(models_dir: Path, clip: Path, minutes: float, device: str = "auto", interval_s: float = 60.0,
+         precision: str = "fp32") -> SoakResult:
+    models = ModelSet.load(models_dir, device, precision)
     source = FileSource(clip, realtime=True, loop=True)
     probe = IntervalProbe(interval_s)
     pipeline = Pipeline(models, [source], SinkSet([probe]))

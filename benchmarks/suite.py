@@ -91,10 +91,10 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
 
 
 def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
-                 modes: Sequence[str], duration_s: float | None) -> Written:
-    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s)
+                 modes: Sequence[str], duration_s: float | None, precision: str = "fp32") -> Written:
+    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision)
     md = pipeline_markdown(rows)
-    data = _header("pipeline", models_dir, {"clip": str(clip), "duration_s": duration_s,
+    data = _header("pipeline", models_dir, {"clip": str(clip), "duration_s": duration_s, "precision": precision,
                                             "rows": [r.to_dict(with_samples=True) for r in rows]})
     write_json(out_dir / "pipeline.json", data)
     (out_dir / "pipeline.md").write_text(md, encoding="utf-8")
@@ -103,9 +103,10 @@ def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, strea
 
 
 def run_soak(models_dir: Path, clip: Path, out_dir: Path, device: str, minutes: float,
-             interval_s: float) -> Written:
-    result = soak(models_dir, clip, minutes, device, interval_s).to_dict()
+             interval_s: float, precision: str = "fp32") -> Written:
+    result = soak(models_dir, clip, minutes, device, interval_s, precision).to_dict()
     md = soak_markdown(result)
-    write_json(out_dir / "soak.json", _header("soak", models_dir, {"clip": str(clip), "minutes": minutes, **result}))
+    extra = {"clip": str(clip), "minutes": minutes, "precision": precision, **result}
+    write_json(out_dir / "soak.json", _header("soak", models_dir, extra))
     (out_dir / "soak.md").write_text(md, encoding="utf-8")
     return Written(md, [out_dir / "soak.json", out_dir / "soak.md"])

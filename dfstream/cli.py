@@ -127,6 +127,26 @@ def export_cmd(
     guard(body)
 
 
+@app.command("quantize")
+def quantize_cmd(
+    models: Annotated[Path, typer.Argument(help="Folder with frame_cnn.onnx and clip_encoder.onnx (fp32).")],
+    calibration: Annotated[
+        Path | None, typer.Option(help="Face video for calibration crops. Default: the bundled sample clip.")
+    ] = None,
+    crops: Annotated[int, typer.Option(min=8, help="Face crops to use (half calibrate, half check).")] = 64,
+) -> None:
+    """Write int8 variants of model A and the clip encoder (faster on CPU); each is checked against fp32."""
+
+    def body() -> None:
+        from dfstream.export.quantize import face_crops, quantize_folder
+        from dfstream.paths import SAMPLE_CLIP
+
+        for f in quantize_folder(models, face_crops(calibration or SAMPLE_CLIP, crops)):
+            typer.echo(f"wrote {f.path} ({f.path.stat().st_size / 2**20:.1f} MiB)")
+
+    guard(body)
+
+
 @app.command("inspect")
 def inspect_cmd(
     model: Annotated[Path, typer.Argument(help="An ONNX file written by 'dfstream export'.")],

@@ -19,6 +19,12 @@ class Transport(StrEnum):
     udp = "udp"
 
 
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
 def _retry(text: str) -> int | None:
     if text == "forever":
         return None
@@ -38,6 +44,9 @@ def run_cmd(
     device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")] = (
         Device.auto
     ),
+    precision: Annotated[
+        Precision, typer.Option(help="Graph variant: fp32, fp16 (for CUDA) or int8 (CPU, from 'dfstream quantize').")
+    ] = Precision.fp32,
     out: Annotated[str | None, typer.Option(help="JSON-lines file of scores ('-' for stdout).")] = None,
     video: Annotated[Path | None, typer.Option(help="Annotated MP4 (H.264) to write.")] = None,
     window: Annotated[
@@ -65,6 +74,7 @@ def run_cmd(
             sources=tuple(source) if source else (str(SAMPLE_CLIP),),
             models_dir=models or BUNDLED_MODELS,
             device=device.value,
+            precision=precision.value,
             out=out,
             video=video,
             window=window,

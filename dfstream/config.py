@@ -63,6 +63,7 @@ class RunConfig(_Strict):
     sources: tuple[str, ...] = Field(min_length=1, description="video files, webcam indices or rtsp:// URLs")
     models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
     out: str | None = Field(None, description="JSON-lines path, '-' for stdout, None for no records")
     video: Path | None = Field(None, description="annotated MP4 (one per source: name-<i>.mp4 when several)")
     window: bool | None = Field(None, description="live window; None: on when a display exists")

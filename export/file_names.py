@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-__all__ = ["fp16_path", "sha256_of"]
+__all__ = ["fp16_path", "precision_path", "sha256_of"]
 
 
 def sha256_of(path: Path) -> str:
@@ -18,4 +18,9 @@ def sha256_of(path: Path) -> str:
 
 def fp16_path(path: Path) -> Path:
     """Where the fp16 variant of an exported graph lives: ``name.fp16.onnx`` beside ``name.onnx``."""
-    return path.with_name(path.stem + ".fp16.onnx")
+    return precision_path(path, "fp16")
+
+
+def precision_path(path: Path, precision: str) -> Path:
+    """``name.onnx`` for fp32, ``name.<precision>.onnx`` for the fp16 and int8 variants."""
+    return path if precision == "fp32" else path.with_name(f"{path.stem}.{precision}.onnx")

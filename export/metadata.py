@@ -22,7 +22,7 @@ Role = Literal["frame_cnn", "clip_encoder", "clip_head", "clip_full"]
 Layout = Literal["NHWC", "NCHW", "NTF", "NTCHW"]
 ColorOrder = Literal["RGB", "BGR"]
 InputScale = Literal["0-1", "0-255"]
-Precision = Literal["fp32", "fp16"]
+Precision = Literal["fp32", "fp16", "int8"]
 PositiveClass = Literal["fake", "real"]
 
 ROLES: tuple[str, ...] = get_args(Role)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.exceptions import InputPathError, MetadataError
+from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.runtime import OrtModel, load_model
@@ -23,14 +24,28 @@ log = logging.getLogger(__name__)
 STREAM_ROLES = ("frame_cnn", "clip_encoder", "clip_head")
 
 
-def model_files(folder: Path) -> dict[str, Path]:
-    """The graph files the stream needs in ``folder``; one error lists every missing one."""
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
+    """The graph files the stream needs in ``folder``; one error lists every missing one.
+
+    For fp16 and int8, ``name.<precision>.onnx`` is used where it exists (the clip head is
+    usually kept fp32); model A and the encoder must have the variant.
+    """
+    if precision not in PRECISIONS:
+        raise InputPathError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if not folder.is_dir():
         raise InputPathError(f"models folder not found: {folder}")
     files = {role: folder / FILE_NAME_OF_ROLE[role] for role in STREAM_ROLES}
+    for role, path in files.items():
+        variant = precision_path(path, precision)
+        if variant.is_file() or role != "clip_head":
+            files[role] = variant
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
-        raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
+        hint = "'dfstream quantize'" if precision == "int8" else "'dfstream export'"
+        raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with {hint})")
     return files
 
 
@@ -43,8 +58,8 @@ class ModelSet:
     clip_input: InputSpec
 
     @classmethod
-    def load(cls, folder: Path, device: str = "auto") -> ModelSet:
-        files = model_files(folder)
+    def load(cls, folder: Path, device: str = "auto", precision: str = "fp32") -> ModelSet:
+        files = model_files(folder, precision)
         frame = load_model(files["frame_cnn"], "frame_cnn", device)
         encoder = load_model(files["clip_encoder"], "clip_encoder", device)
         head = load_model(files["clip_head"], "clip_head", device)

@@ -75,7 +75,7 @@ def run_stream(
     sources = open_sources(config, options)
     sinks = build_sinks(config, sources)
     try:
-        models = ModelSet.load(config.models_dir, config.device)
+        models = ModelSet.load(config.models_dir, config.device, config.precision)
     except BaseException:
         sinks.close()
         raise

@@ -1,0 +1,60 @@
+"""int8 variants: calibrated on real face crops, checked against fp32, loaded by the stream by precision."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfstream.config import RunConfig
+from dfstream.exceptions import InputPathError
+from dfstream.export.quantize import face_crops
+from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.engine import ModelSet, model_files
+from dfstream.stream.run import run_stream
+
+
+@pytest.fixture(scope="module")
+def int8_models(stream_models: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("int8")
+    shutil.copytree(stream_models, folder, dirs_exist_ok=True)
+    out = subprocess.run([sys.executable, "-m", "dfstream.cli", "quantize", str(folder), "--crops", "16"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return folder, out.stdout
+
+
+def test_quantize_writes_checked_int8_graphs_with_metadata(int8_models: tuple[Path, str]) -> None:
+    folder, stdout = int8_models
+    assert "frame_cnn.int8.onnx: max |P_int8 - P_fp32|" in stdout
+    assert "clip_encoder.int8.onnx: min cosine(int8, fp32)" in stdout
+    models = ModelSet.load(folder, "cpu", "int8")
+    assert models.frame.metadata.precision == "int8" and models.encoder.metadata.precision == "int8"
+    assert models.head.metadata.precision == "fp32", "the head stays fp32"
+
+
+def test_stream_runs_on_int8_graphs(int8_models: tuple[Path, str], tmp_path: Path) -> None:
+    folder, _ = int8_models
+    cfg = RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=folder, precision="int8", out=str(tmp_path / "s.jsonl"),
+                    duration_s=3)
+    summary, errors = run_stream(cfg)
+    assert not errors and summary.to_dict()["frames"] > 0
+
+
+def test_missing_precision_variant_is_named(stream_models: Path) -> None:
+    with pytest.raises(InputPathError, match=r"missing frame_cnn.int8.onnx, clip_encoder.int8.onnx .*quantize"):
+        model_files(stream_models, "int8")
+
+
+def test_calibration_needs_faces(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.conftest import write_video
+
+    blank = write_video(tmp_path / "blank.mp4", [np.zeros((64, 64, 3), np.uint8)] * 5)
+    with pytest.raises(InputPathError, match="only 0 face crops found"):
+        face_crops(blank)
+    assert len(face_crops(SAMPLE_CLIP, limit=8)) == 8
