@@ -52,3 +52,18 @@ def machine_info() -> dict[str, Any]:
 
 def file_hashes(paths: list[Path]) -> dict[str, str]:
     return {p.name: sha256_of(p) for p in paths if p.is_file()}
+
+
+def cpu_times() -> tuple[int, int]:
+    """(all, steal) jiffies from /proc/stat; (0, 0) where it does not exist."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return sum(fields), fields[7] if len(fields) > 7 else 0
+
+
+def steal_pct(start: tuple[int, int], end: tuple[int, int]) -> float | None:
+    """Share of CPU time the hypervisor gave to others between two ``cpu_times`` (noisy neighbours)."""
+    total = end[0] - start[0]
+    return round(100.0 * (end[1] - start[1]) / total, 1) if total > 0 else None

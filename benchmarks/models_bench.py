@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from dfstream.benchmarks.timing import Stats, measure
+from dfstream.benchmarks.timing import Stats, measure_interleaved
 from dfstream.export.file_names import precision_path
 from dfstream.stream.engine import STREAM_ROLES, model_files
 from dfstream.stream.runtime import CUDA, OrtModel, load_model
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES
 
 log = logging.getLogger(__name__)
+Maker = Callable[[int], Callable[[], object]]
+"""Batch size → a callable that runs one batch."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,11 @@ def _runner(m: OrtModel, arrays: list[np.ndarray]) -> Callable[[], object]:
     return lambda: m.run(*arrays)
 
 
-def bench_onnx(
-    models_dir: Path, devices: Sequence[str], batches: Sequence[int], seconds: float
-) -> tuple[list[ModelRow], dict[str, OrtModel]]:
-    """ORT rows for every graph, device and (on CUDA) precision; returns the CPU fp32 sessions too."""
+def load_variants(models_dir: Path, devices: Sequence[str]) -> list[tuple[str, str, str, OrtModel]]:
+    """(role, provider, precision, session) for every graph variant to time: fp32 everywhere,
+    int8 on CPU and fp16 on CUDA where those files exist."""
     files = model_files(models_dir)
-    rng = np.random.default_rng(0)
-    rows: list[ModelRow] = []
-    cpu_models: dict[str, OrtModel] = {}
+    out: list[tuple[str, str, str, OrtModel]] = []
     for device in devices:
         for role in STREAM_ROLES:
             variants = [("fp32", files[role])]
@@ -69,14 +68,34 @@ def bench_onnx(
                     variants.append((precision, precision_path(files[role], precision)))
             for precision, path in variants:
                 m = load_model(path, role, device)  # type: ignore[arg-type]
-                if device == "cpu" and precision == "fp32":
-                    cpu_models[role] = m
-                provider = "cuda" if m.provider == CUDA else "cpu"
-                for batch in batches:
-                    stats = measure(_runner(m, _inputs(m, batch, rng)), seconds)
-                    rows.append(_row(role, "onnxruntime", provider, precision, batch, stats))
-                    log.info("%s %s %s b%d: p50 %.2f ms", role, provider, precision, batch, stats.p50_ms)
-    return rows, cpu_models
+                out.append((role, "cuda" if m.provider == CUDA else "cpu", precision, m))
+    return out
+
+
+def bench_models(
+    models_dir: Path, devices: Sequence[str], batches: Sequence[int], seconds: float, native: bool
+) -> tuple[list[ModelRow], dict[str, OrtModel], list[str]]:
+    """Per role and batch, every ORT variant and the native framework are timed interleaved
+    (``measure_interleaved``), so their ratio is not skewed by the machine's speed drifting."""
+    variants = load_variants(models_dir, devices)
+    cpu = {role: m for role, prov, prec, m in variants if prov == "cpu" and prec == "fp32"}
+    makers, notes = _native_makers(cpu) if native else ({}, [])
+    rng = np.random.default_rng(0)
+    rows: list[ModelRow] = []
+    for role in STREAM_ROLES:
+        for batch in batches:
+            fns: dict[tuple[str, str, str], Callable[[], object]] = {
+                ("onnxruntime", prov, prec): _runner(m, _inputs(m, batch, rng))
+                for r, prov, prec, m in variants if r == role
+            }
+            if role in makers:
+                runtime, make = makers[role]
+                fns[(runtime, "cpu", "fp32")] = make(batch)
+            stats = measure_interleaved({"/".join(k): f for k, f in fns.items()}, seconds * len(fns))
+            for (runtime, prov, prec), st in zip(fns, stats.values(), strict=True):
+                rows.append(_row(role, runtime, prov, prec, batch, st))
+                log.info("%s %s %s %s b%d: p50 %.2f ms", role, runtime, prov, prec, batch, st.p50_ms)
+    return rows, cpu, notes
 
 
 def clip_scoring_rows(cpu: dict[str, OrtModel], seconds: float) -> tuple[list[ModelRow], float]:
@@ -97,36 +116,31 @@ def clip_scoring_rows(cpu: dict[str, OrtModel], seconds: float) -> tuple[list[Mo
         feats[0, :, :EMBED_DIM] = emb
         head.run(feats)
 
-    inc = measure(incremental, seconds)
-    nai = measure(naive, seconds)
+    both = measure_interleaved({"incremental": incremental, "naive": naive}, 2 * seconds)
+    inc, nai = both["incremental"], both["naive"]
     rows = [_row("clip_incremental", "onnxruntime", "cpu", "fp32", 1, inc),
             _row("clip_naive", "onnxruntime", "cpu", "fp32", 1, nai)]
     return rows, nai.p50_ms / inc.p50_ms
 
 
-def native_rows(cpu: dict[str, OrtModel], batches: Sequence[int], seconds: float) -> tuple[list[ModelRow], list[str]]:
+def _native_makers(cpu: dict[str, OrtModel]) -> tuple[dict[str, tuple[str, Maker]], list[str]]:
     """Keras/TF for model A and torch eager for the encoder and head, same input sizes as the ONNX files."""
-    rows: list[ModelRow] = []
+    makers: dict[str, tuple[str, Maker]] = {}
     notes: list[str] = []
-    runners: list[tuple[str, str, Callable[[int], Callable[[], object]]]] = []
     try:
-        runners.append(("frame_cnn", "tensorflow", _keras_runner(cpu["frame_cnn"])))
+        makers["frame_cnn"] = ("tensorflow", _keras_runner(cpu["frame_cnn"]))
     except ImportError as exc:
         notes.append(f"tensorflow rows skipped: {exc}")
     try:
         enc, head = _torch_runners(cpu["clip_encoder"])
-        runners += [("clip_encoder", "torch", enc), ("clip_head", "torch", head)]
+        makers["clip_encoder"] = ("torch", enc)
+        makers["clip_head"] = ("torch", head)
     except ImportError as exc:
         notes.append(f"torch rows skipped: {exc}")
-    for role, runtime, make in runners:
-        for batch in batches:
-            stats = measure(make(batch), seconds)
-            rows.append(_row(role, runtime, "cpu", "fp32", batch, stats))
-            log.info("%s %s b%d: p50 %.2f ms", role, runtime, batch, stats.p50_ms)
-    return rows, notes
+    return makers, notes
 
 
-def _keras_runner(model_a: OrtModel) -> Callable[[int], Callable[[], object]]:
+def _keras_runner(model_a: OrtModel) -> Maker:
     import keras
     import tensorflow as tf
 
@@ -147,7 +161,7 @@ def _keras_runner(model_a: OrtModel) -> Callable[[int], Callable[[], object]]:
     return make
 
 
-def _torch_runners(encoder: OrtModel) -> tuple[Callable[[int], Callable[[], object]], ...]:
+def _torch_runners(encoder: OrtModel) -> tuple[Maker, Maker]:
     import torch
 
     from dfstream.models.clip_lstm import ClipDetector
@@ -178,11 +192,11 @@ def _torch_runners(encoder: OrtModel) -> tuple[Callable[[int], Callable[[], obje
 
 
 def ratios(rows: Sequence[ModelRow]) -> dict[str, float]:
-    """ORT p50 over native p50 per model and batch (CPU, fp32): below 1 means ORT is faster."""
-    ort_p50 = {(r.model, r.batch): r.stats.p50_ms for r in rows
-               if r.runtime == "onnxruntime" and r.provider == "cpu" and r.precision == "fp32"}
+    """ORT p50 (each CPU precision) over native fp32 p50 per model and batch: below 1 means ORT is faster."""
+    native = {(r.model, r.batch): r for r in rows if r.runtime in ("tensorflow", "torch")}
     out: dict[str, float] = {}
     for r in rows:
-        if r.runtime in ("tensorflow", "torch") and (r.model, r.batch) in ort_p50:
-            out[f"{r.model}_b{r.batch}_ort_over_{r.runtime}"] = ort_p50[(r.model, r.batch)] / r.stats.p50_ms
+        n = native.get((r.model, r.batch))
+        if r.runtime == "onnxruntime" and r.provider == "cpu" and n is not None:
+            out[f"{r.model}_b{r.batch}_ort_{r.precision}_over_{n.runtime}"] = r.stats.p50_ms / n.stats.p50_ms
     return out

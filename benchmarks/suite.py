@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dfstream.benchmarks.machine import file_hashes, machine_info
-from dfstream.benchmarks.models_bench import bench_onnx, clip_scoring_rows, native_rows, ratios
+from dfstream.benchmarks.machine import cpu_times, file_hashes, machine_info, steal_pct
+from dfstream.benchmarks.models_bench import bench_models, clip_scoring_rows, ratios
 from dfstream.benchmarks.pipeline_bench import bench_pipeline
 from dfstream.benchmarks.report import (
     models_markdown,
@@ -64,25 +64,23 @@ def devices_here(device: str) -> list[str]:
     return ["cpu", "cuda"] if CUDA in select_providers("auto") else ["cpu"]
 
 
-def _header(kind: str, models_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
-    files = list(model_files(models_dir).values())
+def _header(kind: str, models_dir: Path, started: tuple[int, int], extra: dict[str, Any]) -> dict[str, Any]:
+    files = sorted(p for p in models_dir.glob("*.onnx"))
     return {"kind": kind, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(),
-            "models_dir": str(models_dir), "model_sha256": file_hashes(files), **extra}
+            "cpu_steal_pct": steal_pct(started, cpu_times()), "models_dir": str(models_dir),
+            "model_sha256": file_hashes(files), **extra}
 
 
 def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[int], seconds: float,
                native: bool) -> Written:
+    started = cpu_times()
     devices = devices_here(device)
-    rows, cpu = bench_onnx(models_dir, devices, batches, seconds)
-    notes: list[str] = []
-    if native:
-        native_r, notes = native_rows(cpu, batches, seconds)
-        rows += native_r
+    rows, cpu, notes = bench_models(models_dir, devices, batches, seconds, native)
     inc_rows, inc_ratio = clip_scoring_rows(cpu, seconds)
     rows += inc_rows
     rat = ratios(rows)
     md = models_markdown(rows, rat, inc_ratio) + "".join(f"\n- {n}" for n in notes)
-    data = _header("models", models_dir, {"batches": list(batches), "min_seconds": seconds, "devices": devices,
+    data = _header("models", models_dir, started, {"batches": list(batches), "min_seconds": seconds, "devices": devices,
                                           "rows": [r.to_dict() for r in rows], "ratios": rat,
                                           "naive_over_incremental": inc_ratio, "notes": notes})
     write_json(out_dir / "models.json", data)
@@ -92,10 +90,12 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
 
 def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
                  modes: Sequence[str], duration_s: float | None, precision: str = "fp32") -> Written:
+    started = cpu_times()
     rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision)
     md = pipeline_markdown(rows)
-    data = _header("pipeline", models_dir, {"clip": str(clip), "duration_s": duration_s, "precision": precision,
-                                            "rows": [r.to_dict(with_samples=True) for r in rows]})
+    extra = {"clip": str(clip), "duration_s": duration_s, "precision": precision,
+             "rows": [r.to_dict(with_samples=True) for r in rows]}
+    data = _header("pipeline", models_dir, started, extra)
     write_json(out_dir / "pipeline.json", data)
     (out_dir / "pipeline.md").write_text(md, encoding="utf-8")
     plots = pipeline_plots(rows, out_dir)
@@ -104,9 +104,10 @@ def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, strea
 
 def run_soak(models_dir: Path, clip: Path, out_dir: Path, device: str, minutes: float,
              interval_s: float, precision: str = "fp32") -> Written:
+    started = cpu_times()
     result = soak(models_dir, clip, minutes, device, interval_s, precision).to_dict()
     md = soak_markdown(result)
     extra = {"clip": str(clip), "minutes": minutes, "precision": precision, **result}
-    write_json(out_dir / "soak.json", _header("soak", models_dir, extra))
+    write_json(out_dir / "soak.json", _header("soak", models_dir, started, extra))
     (out_dir / "soak.md").write_text(md, encoding="utf-8")
     return Written(md, [out_dir / "soak.json", out_dir / "soak.md"])

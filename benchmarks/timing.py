@@ -1,4 +1,4 @@
-"""Timing one callable: warm-up, then a run count set by a minimum duration; percentiles in ms."""
+"""Timing callables: warm-up, interleaved rounds, run counts set by a minimum duration; percentiles in ms."""
 
 from __future__ import annotations
 
@@ -26,16 +26,23 @@ class Stats:
         return cls(int(a.size), float(p50), float(p95), float(p99), float(a.mean()))
 
 
-def measure(fn: Callable[[], object], min_seconds: float, warmup: int = 3, min_runs: int = 10,
-            max_runs: int = 100_000) -> Stats:
-    """Call ``fn`` ``warmup`` times untimed, then until ``min_seconds`` and ``min_runs`` are both reached."""
-    for _ in range(warmup):
-        fn()
-    samples: list[float] = []
-    start = time.perf_counter_ns()
-    deadline = start + int(min_seconds * 1e9)
-    while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter_ns() < deadline):
-        t0 = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return Stats.of(samples)
+def measure_interleaved(fns: dict[str, Callable[[], object]], min_seconds: float, rounds: int = 8,
+                        warmup: int = 3, min_runs: int = 10) -> dict[str, Stats]:
+    """Time several callables in alternating short rounds, so that a machine whose speed drifts
+    (other tenants, thermal limits) biases none of them; each gets about ``min_seconds`` in all."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    per_round = min_seconds / rounds
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            want = -(-min_runs // rounds)  # ceil: min_runs in all
+            deadline = time.perf_counter_ns() + int(per_round * 1e9)
+            n = 0
+            while n < want or time.perf_counter_ns() < deadline:
+                t0 = time.perf_counter_ns()
+                fn()
+                samples[name].append((time.perf_counter_ns() - t0) / 1e6)
+                n += 1
+    return {name: Stats.of(s) for name, s in samples.items()}
