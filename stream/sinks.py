@@ -99,7 +99,8 @@ class VideoSink:
         self._stream.width = width - width % 2
         self._stream.height = height - height % 2
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"preset": "veryfast", "crf": "23"}
+        # A keyframe (and so a fragment on disk) every second: a killed run loses at most that.
+        self._stream.options = {"preset": "veryfast", "crf": "23", "g": str(max(1, round(self.fps)))}
 
     def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
         if frame.source != self.source:

@@ -88,3 +88,21 @@ def test_no_shell_and_no_unsafe_deserialisation_in_the_code() -> None:
         if re.search(r"safe_mode\s*=\s*False", text) or "pickle.load" in text:
             problems.append(f"{path}: unsafe deserialisation")
     assert problems == []
+
+
+def test_sigkill_leaves_a_playable_video_and_complete_lines(stream_models: Path, tmp_path: Path) -> None:
+    out, video = tmp_path / "s.jsonl", tmp_path / "s.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfstream.cli", "run", "--models", str(stream_models), "--out", str(out),
+         "--video", str(video), "--realtime", "--loop"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 60_000):  # ~5 s of frames
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait(timeout=30)
+    lines = out.read_text().splitlines()
+    complete = [json.loads(line) for line in lines[:-1]]  # the line being written at the kill may be cut
+    assert len(complete) > 20
+    assert len(read_frames(video)) >= 30, "fragmented MP4: all but the last second before the kill plays"

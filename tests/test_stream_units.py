@@ -160,3 +160,29 @@ def test_window_is_on_by_default_only_when_a_display_exists(monkeypatch: pytest.
     monkeypatch.setenv("DISPLAY", ":99")
     assert [type(s) for s in build_sinks(cfg, []).sinks] == [WindowSink]
     assert build_sinks(cfg.model_copy(update={"window": False}), []).sinks == []
+
+
+def test_a_failing_sink_is_switched_off_and_the_others_go_on() -> None:
+    from dfstream.stream.sinks import SinkSet
+    from dfstream.stream.types import Frame
+
+    class Broken:
+        def write(self, frame: Frame, records: object, header: str) -> None:
+            raise OSError("disk full")
+
+        def event(self, data: object) -> None: ...
+
+        def close(self) -> None: ...
+
+    class Counting(Broken):
+        writes = 0
+
+        def write(self, frame: Frame, records: object, header: str) -> None:
+            self.writes += 1
+
+    good = Counting()
+    sinks = SinkSet([Broken(), good])  # type: ignore[list-item]
+    frame = Frame("s", 0, 1.0, 0, np.zeros((4, 4, 3), np.uint8))
+    for _ in range(3):
+        sinks.write(frame, [], "")
+    assert good.writes == 3 and sinks.failed == ["Broken: disk full"] and len(sinks.sinks) == 1
