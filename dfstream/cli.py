@@ -13,7 +13,7 @@ import typer
 
 from dfstream.cli_bench import bench_app
 from dfstream.cli_common import Device, guard, state
-from dfstream.cli_stream import run_cmd
+from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
 from dfstream.exceptions import InputPathError
 
@@ -295,6 +295,7 @@ def eval_clip_cmd(
 
 
 app.command("run")(run_cmd)
+app.command("serve")(serve_cmd)
 app.add_typer(bench_app, name="bench")
 
 

@@ -97,3 +97,37 @@ def run_cmd(
             raise DfstreamError("; ".join(errors))
 
     guard(body)
+
+
+def serve_cmd(
+    models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
+    device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda.")] = Device.auto,
+    precision: Annotated[Precision, typer.Option(help="Graph variant: fp32, fp16 or int8.")] = Precision.fp32,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    token: Annotated[
+        str | None, typer.Option(envvar="DFSTREAM_TOKEN", help="Required by the page and every endpoint when set.")
+    ] = None,
+    max_peers: Annotated[int, typer.Option(min=1, help="Concurrent WebRTC peers; more are refused.")] = 4,
+    ice_server: Annotated[
+        list[str] | None, typer.Option(help="STUN/TURN URL (repeatable). Default: none, nothing outside is contacted.")
+    ] = None,
+    max_faces: Annotated[int, typer.Option(help="Faces tracked per peer.")] = 4,
+    stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
+) -> None:
+    """Serve the web page: a browser sends its webcam over WebRTC and sees each face's score live."""
+
+    def body() -> None:
+        from dfstream.paths import BUNDLED_MODELS
+        from dfstream.stream.engine import ModelSet
+        from dfstream.stream.server import ServeOptions, check_bind, serve
+
+        check_bind(host, token)
+        options = ServeOptions(host=host, port=port, token=token, max_peers=max_peers,
+                               ice_servers=tuple(ice_server or ()))
+        loaded = ModelSet.load(models or BUNDLED_MODELS, device.value, precision.value)
+        serve(loaded, options, max_faces=max_faces, stride=stride)
+
+    guard(body)

@@ -21,6 +21,7 @@ from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.faces import FaceStage
+from dfstream.stream.metrics import prometheus_text
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.sinks import SinkSet
@@ -80,8 +81,14 @@ class Pipeline:
         max_faces: int = 4,
         stride: int = 1,
         scoring: ScoringConfig | None = None,
+        serve: bool = False,
     ) -> None:
         self.models = models
+        self.max_faces = max_faces
+        self.serve = serve
+        """Server mode: keep running with no sources; sources come and go (``add_source``)."""
+        self._pending: list[ThreadedSource] = []
+        self._pending_lock = threading.Lock()
         self.sinks = sinks
         self.stride = max(1, stride)
         self.scoring = scoring or ScoringConfig(
@@ -93,8 +100,32 @@ class Pipeline:
         self.wake = threading.Event()
         for s in sources:
             s.set_wake(self.wake)
-        self._pool = ThreadPoolExecutor(max_workers=min(4, len(self.streams))) if len(self.streams) > 1 else None
+        workers = 4 if serve else min(4, len(self.streams))
+        self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self._fps: dict[str, tuple[float, float]] = {}
+
+    def add_source(self, source: ThreadedSource) -> None:
+        """Join a running pipeline (thread-safe); the loop starts the source at its next tick."""
+        source.set_wake(self.wake)
+        with self._pending_lock:
+            self._pending.append(source)
+        self.wake.set()
+
+    def _admit_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for source in pending:
+            self.streams.append(StreamState(source, self.max_faces))
+            source.start()
+
+    def _retire(self, st: StreamState) -> None:
+        """A source that ended: record its counters, free its face graph and tracks."""
+        st.active = False
+        st.source.close()
+        self.summary.sources[st.source.name].dropped = st.source.dropped
+        self._drain_statuses(st)
+        st.faces.close()
+        st.tracks.clear()
 
     # -- one tick -------------------------------------------------------------------------------
     def process(self, batch: Sequence[tuple[StreamState, Frame]]) -> list[tuple[Frame, list[ScoreRecord]]]:
@@ -198,12 +229,10 @@ class Pipeline:
             self._loop(start, duration_s, stop)
         finally:
             self.summary.elapsed_s = time.perf_counter() - start
+            self._admit_pending()
             for st in self.streams:
-                st.source.close()
-                stats = self.summary.sources[st.source.name]
-                stats.dropped = st.source.dropped
-                self._drain_statuses(st)
-                st.faces.close()
+                if st.active:
+                    self._retire(st)
             if self._pool:
                 self._pool.shutdown(wait=True)
             self.sinks.close()
@@ -221,8 +250,11 @@ class Pipeline:
                 self.summary.stopped_by = "window closed"
                 return
             self.wake.clear()
+            self._admit_pending()
             batch = self._ready_frames()
-            if not any(st.active for st in self.streams):
+            if self.serve:
+                self.streams = [st for st in self.streams if st.active]
+            elif not any(st.active for st in self.streams):
                 return
             if not batch:
                 self.wake.wait(0.05)
@@ -245,12 +277,12 @@ class Pipeline:
             except SourceError as exc:
                 log.error("%s", exc)
                 self.summary.sources[st.source.name].error = str(exc)
-                st.active = False
+                self._retire(st)
                 continue
             if frame is not None:
                 batch.append((st, frame))
             elif st.source.exhausted:
-                st.active = False
+                self._retire(st)
         return batch
 
     def _drain_statuses(self, st: StreamState) -> None:
@@ -267,6 +299,16 @@ class Pipeline:
         self._fps[frame.source] = (now, fps)
         name = display_name(frame.source)
         return f"{name}  {fps:.0f} fps" if fps else name
+
+    def metrics_text(self, peers: int) -> str:
+        """Prometheus text for ``GET /metrics``: counters from the summary, live drops from the sources."""
+        sources = self.summary.sources
+        frames = {name: st.frames for name, st in list(sources.items())}
+        dropped = {name: st.dropped for name, st in list(sources.items())}
+        for stream in list(self.streams):
+            dropped[stream.source.name] = stream.source.dropped
+        fps = {name: v for name, (_, v) in list(self._fps.items())}
+        return prometheus_text(frames, dropped, fps, self.summary.histograms, peers, self.models.provider)
 
     @property
     def errors(self) -> list[str]:

@@ -1,0 +1,278 @@
+"""``dfstream serve``: a browser sends its webcam over WebRTC and gets each face's score back live.
+
+aiohttp serves the page (from memory: request paths never touch the file system) and takes SDP
+offers; aiortc receives each peer's video. Every peer becomes a ``PushSource`` of one shared
+``Pipeline`` running in its own thread, so all peers' faces go through the models together, and
+each score record returns on the peer's data channel (the JSON-lines schema).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from dfstream.exceptions import DfstreamError
+from dfstream.stream.engine import ModelSet
+from dfstream.stream.pipeline import Pipeline
+from dfstream.stream.records import ScoreRecord, to_json
+from dfstream.stream.sinks import SinkSet
+from dfstream.stream.sources.peer import PushSource
+from dfstream.stream.types import Frame
+
+log = logging.getLogger(__name__)
+
+MAX_OFFER_BYTES = 64 * 1024
+TOKEN_ENV = "DFSTREAM_TOKEN"
+PAGES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "application/javascript")}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Anything but loopback needs a token: the page streams people's faces."""
+    if not is_loopback(host) and not token:
+        raise DfstreamError(f"refusing to listen on {host} without a token: pass --token or set {TOKEN_ENV}")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    max_peers: int = 4
+    ice_servers: tuple[str, ...] = ()
+    """STUN/TURN URLs; none by default, so nothing outside is ever contacted."""
+
+
+class ChannelSink:
+    """Routes each record to the data channel of the peer whose source produced it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._senders: dict[str, Callable[[str], None]] = {}
+        self._lock = threading.Lock()
+
+    def attach(self, source: str, send: Callable[[str], None]) -> None:
+        with self._lock:
+            self._senders[source] = send
+
+    def detach(self, source: str) -> None:
+        with self._lock:
+            self._senders.pop(source, None)
+
+    def _send(self, source: str, text: str) -> None:
+        with self._lock:
+            send = self._senders.get(source)
+        if send is not None:
+            self._loop.call_soon_threadsafe(send, text)
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        for r in records:
+            self._send(frame.source, to_json(r))
+
+    def event(self, data: dict[str, Any]) -> None:
+        if "source" in data:
+            self._send(str(data["source"]), to_json(data))
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class Peer:
+    peer_id: str
+    pc: RTCPeerConnection
+    source: PushSource
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+
+class Server:
+    def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1) -> None:
+        self.models = models
+        self.options = options
+        self.max_faces = max_faces
+        self.stride = stride
+        self.peers: dict[str, Peer] = {}
+        self.pipeline: Pipeline | None = None
+        self.channels: ChannelSink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        web_dir = resources.files("dfstream.stream") / "web"
+        self._pages = {path: (web_dir.joinpath(name).read_bytes(), ctype) for path, (name, ctype) in PAGES.items()}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def on_startup(self, app: web.Application) -> None:
+        self.channels = ChannelSink(asyncio.get_running_loop())
+        self.pipeline = Pipeline(self.models, [], SinkSet([self.channels]), self.max_faces, self.stride, serve=True)
+        self._thread = threading.Thread(target=self.pipeline.run, kwargs={"stop": self._stop}, daemon=True,
+                                        name="pipeline")
+        self._thread.start()
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        for peer_id in list(self.peers):
+            await self.close_peer(peer_id)
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10.0)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[self._auth])
+        app.router.add_get("/", self.page)
+        app.router.add_get("/app.js", self.page)
+        app.router.add_post("/offer", self.offer)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        app.on_startup.append(self.on_startup)
+        app.on_shutdown.append(self.on_shutdown)
+        return app
+
+    # -- security -------------------------------------------------------------------------------
+    @web.middleware
+    async def _auth(self, request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        token = self.options.token
+        if token:
+            given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return web.json_response({"error": "missing or wrong token"}, status=401)
+        return await handler(request)
+
+    # -- endpoints ------------------------------------------------------------------------------
+    async def page(self, request: web.Request) -> web.Response:
+        body, ctype = self._pages[request.path]
+        return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "no-store"})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        alive = self._thread is not None and self._thread.is_alive()
+        return web.json_response({"status": "ok" if alive else "pipeline stopped", "peers": len(self.peers),
+                                  "provider": self.models.provider}, status=200 if alive else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        assert self.pipeline is not None
+        text = self.pipeline.metrics_text(len(self.peers))
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    async def offer(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": f"offer larger than {MAX_OFFER_BYTES} bytes"}, status=413)
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": "body is not JSON"}, status=400)
+        problem = _offer_problem(body)
+        if problem:
+            return web.json_response({"error": problem}, status=400)
+        if len(self.peers) >= self.options.max_peers:
+            return web.json_response({"error": f"server is full ({self.options.max_peers} peers)"}, status=503)
+        try:
+            answer, peer_id = await self._connect(body["sdp"])
+        except ValueError as exc:
+            return web.json_response({"error": f"SDP offer rejected: {exc}"}, status=400)
+        return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer": peer_id})
+
+    # -- peers ----------------------------------------------------------------------------------
+    async def _connect(self, sdp: str) -> tuple[RTCSessionDescription, str]:
+        assert self.pipeline is not None and self.channels is not None
+        ice = [RTCIceServer(urls=u) for u in self.options.ice_servers]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
+        peer_id = uuid.uuid4().hex[:8]
+        source = PushSource(f"peer:{peer_id}")
+        peer = Peer(peer_id, pc, source)
+        self.peers[peer_id] = peer
+        channels = self.channels
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: Any) -> None:
+            channels.attach(source.name, lambda text: channel.send(text) if channel.readyState == "open" else None)
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "video":
+                peer.tasks.append(asyncio.ensure_future(self._read_video(peer, track)))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed", "disconnected"):
+                await self.close_peer(peer_id)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:  # aiortc raises ValueError and others for offers it cannot use
+            await self.close_peer(peer_id)
+            raise ValueError(str(exc) or type(exc).__name__) from None
+        self.pipeline.add_source(source)
+        log.info("peer %s connected (%d active)", peer_id, len(self.peers))
+        return pc.localDescription, peer_id
+
+    async def _read_video(self, peer: Peer, track: Any) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                t0 = time.perf_counter()
+                image = frame.to_ndarray(format="bgr24")
+                peer.source.push(image, (time.perf_counter() - t0) * 1000.0)
+        except Exception:  # MediaStreamError when the peer leaves; any decode error ends this peer only
+            pass
+        finally:
+            await self.close_peer(peer.peer_id)
+
+    async def close_peer(self, peer_id: str) -> None:
+        peer = self.peers.pop(peer_id, None)
+        if peer is None:
+            return
+        peer.source.end()
+        if self.channels is not None:
+            self.channels.detach(peer.source.name)
+        for task in peer.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        await peer.pc.close()
+        log.info("peer %s left (%d active)", peer_id, len(self.peers))
+
+
+def _offer_problem(body: object) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be a JSON object with 'sdp' and 'type'"
+    if body.get("type") != "offer":
+        return "field 'type' must be 'offer'"
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        return "field 'sdp' must be an SDP offer (starting with 'v=0')"
+    if "m=video" not in sdp:
+        return "the offer has no video (m=video)"
+    unknown = set(body) - {"sdp", "type"}
+    if unknown:
+        return f"unknown fields {sorted(unknown)}"
+    return None
+
+
+def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1) -> None:
+    check_bind(options.host, options.token)
+    server = Server(models, options, max_faces, stride)
+    log.info("open http://%s:%d/%s", options.host, options.port, f"?token={options.token}" if options.token else "")
+    web.run_app(server.app(), host=options.host, port=options.port, print=None)
+
+
+__all__ = ["MAX_OFFER_BYTES", "TOKEN_ENV", "ServeOptions", "Server", "check_bind", "is_loopback", "serve"]

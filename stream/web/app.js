@@ -1,0 +1,112 @@
+// dfstream page: send the webcam over WebRTC, draw the scores that come back on the data channel.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get("token");
+const COLOURS = { real: "#5c5", fake: "#e44", uncertain: "#fb0" };
+const HISTORY = 150;
+let pc = null;
+let tracks = new Map();  // track_id -> {last record, history of scores}
+let latest = [];         // records of the newest frame
+let latestFrame = -1;
+let count = 0;
+let stamps = [];
+
+function withToken(url) { return token ? `${url}?token=${encodeURIComponent(token)}` : url; }
+
+async function start() {
+  $("start").disabled = true;
+  $("status").textContent = "asking for the camera";
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  $("video").srcObject = stream;
+  pc = new RTCPeerConnection({ iceServers: [] });
+  stream.getTracks().forEach((t) => pc.addTrack(t, stream));
+  const channel = pc.createDataChannel("scores");
+  channel.onmessage = (e) => onRecord(JSON.parse(e.data));
+  pc.onconnectionstatechange = () => { $("status").textContent = pc.connectionState; };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") return resolve();
+    pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+  });
+  const res = await fetch(withToken("/offer"), {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
+  });
+  const answer = await res.json();
+  if (!res.ok) { $("status").textContent = `refused: ${answer.error}`; $("start").disabled = false; return; }
+  await pc.setRemoteDescription(answer);
+  $("stop").disabled = false;
+}
+
+function stop() {
+  if (pc) { pc.getSenders().forEach((s) => s.track && s.track.stop()); pc.close(); pc = null; }
+  $("status").textContent = "stopped"; $("start").disabled = false; $("stop").disabled = true;
+}
+
+function onRecord(r) {
+  if (r.type !== "score") return;
+  count += 1;
+  $("count").textContent = count;
+  if (r.frame_id !== latestFrame) {
+    latestFrame = r.frame_id; latest = [];
+    const now = performance.now(); stamps.push(now); stamps = stamps.filter((t) => now - t < 2000);
+    $("fps").textContent = (stamps.length / 2).toFixed(1);
+  }
+  latest.push(r);
+  $("latency").textContent = r.latency_ms.total.toFixed(0);
+  const t = tracks.get(r.track_id) || { history: [] };
+  t.last = r; t.history.push(r.score); if (t.history.length > HISTORY) t.history.shift();
+  tracks.set(r.track_id, t);
+  renderTable(); drawOverlay(); drawChart();
+}
+
+function fmt(x) { return x === null || x === undefined ? "–" : x.toFixed(3); }
+
+function renderTable() {
+  const body = $("faces").querySelector("tbody");
+  body.innerHTML = "";
+  for (const [id, t] of [...tracks].slice(-8)) {
+    const r = t.last;
+    const row = document.createElement("tr");
+    row.dataset.track = id;
+    row.innerHTML = `<td>#${id}</td><td class="${r.label}">${r.label}</td><td class="score">${fmt(r.score)}</td>` +
+      `<td>${fmt(r.score_frame)}</td><td>${fmt(r.score_clip)}</td>`;
+    body.appendChild(row);
+  }
+}
+
+function drawOverlay() {
+  const video = $("video"), canvas = $("overlay");
+  canvas.width = video.clientWidth; canvas.height = video.clientHeight;
+  const sx = canvas.width / (video.videoWidth || canvas.width), sy = canvas.height / (video.videoHeight || canvas.height);
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.font = "14px system-ui"; ctx.lineWidth = 2;
+  for (const r of latest) {
+    const [x, y, w, h] = r.bbox;
+    ctx.strokeStyle = ctx.fillStyle = COLOURS[r.label];
+    ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
+    ctx.fillText(`#${r.track_id} ${r.label} ${r.score.toFixed(2)}`, x * sx, Math.max(14, y * sy - 6));
+    ctx.fillRect(x * sx, (y + h) * sy + 4, w * sx * r.score, 5);
+  }
+}
+
+function drawChart() {
+  const c = $("chart"), ctx = c.getContext("2d");
+  ctx.clearRect(0, 0, c.width, c.height);
+  ctx.strokeStyle = "#555"; ctx.beginPath(); ctx.moveTo(0, c.height / 2); ctx.lineTo(c.width, c.height / 2); ctx.stroke();
+  let i = 0;
+  for (const [, t] of tracks) {
+    ctx.strokeStyle = ["#4af", "#f84", "#c6f", "#6d6"][i++ % 4];
+    ctx.beginPath();
+    t.history.forEach((s, k) => {
+      const x = (k / (HISTORY - 1)) * c.width, y = c.height * (1 - s);
+      k ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+    });
+    ctx.stroke();
+  }
+}
+
+$("start").onclick = () => start().catch((e) => { $("status").textContent = `error: ${e.message}`; $("start").disabled = false; });
+$("stop").onclick = stop;

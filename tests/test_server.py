@@ -1,0 +1,192 @@
+"""dfstream serve on loopback: real aiortc peers send a real face clip and get score messages back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aioice.ice
+import pytest
+from aiohttp import ClientSession, web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+from prometheus_client.parser import text_string_to_metric_families
+
+from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.engine import ModelSet
+from dfstream.stream.records import check_record
+from dfstream.stream.server import MAX_OFFER_BYTES, ServeOptions, Server
+from tests.rtsp import free_port
+
+
+@pytest.fixture(autouse=True)
+def loopback_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice leaves 127.0.0.1 out of host candidates; on loopback it is the only one that works."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+@pytest.fixture(scope="module")
+def models(stream_models: Path) -> ModelSet:
+    return ModelSet.load(stream_models, "cpu")
+
+
+class Running:
+    def __init__(self, server: Server, base: str) -> None:
+        self.server = server
+        self.base = base
+
+
+async def _start(models: ModelSet, **opts: Any) -> tuple[web.AppRunner, Running]:
+    port = free_port()
+    server = Server(models, ServeOptions(port=port, **opts))
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, Running(server, f"http://127.0.0.1:{port}")
+
+
+class Client:
+    """A browser stand-in: sends the sample clip as its camera and collects data-channel messages."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.messages: list[dict[str, Any]] = []
+        self.player = MediaPlayer(str(SAMPLE_CLIP), loop=True)
+
+    async def connect(self, base: str, session: ClientSession, query: str = "") -> dict[str, Any]:
+        self.pc.addTrack(self.player.video)
+        channel = self.pc.createDataChannel("scores")
+        channel.on("message", lambda m: self.messages.append(json.loads(m)))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
+        async with session.post(f"{base}/offer{query}", json=offer) as res:
+            answer = await res.json()
+            if res.status != 200:
+                return {"status": res.status, **answer}
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        return {"status": 200, **answer}
+
+    def scores(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == "score"]
+
+    async def close(self) -> None:
+        await self.pc.close()
+        if self.player.video:
+            self.player.video.stop()
+
+
+async def _until(predicate: Any, timeout: float) -> bool:
+    for _ in range(int(timeout / 0.1)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+def test_peer_receives_schema_valid_scores(models: ModelSet) -> None:
+    async def main() -> None:
+        runner, srv = await _start(models)
+        client = Client()
+        try:
+            async with ClientSession() as session:
+                answer = await client.connect(srv.base, session)
+                assert answer["status"] == 200 and answer["peer"]
+                assert await _until(lambda: len(client.scores()) >= 20, 60.0), client.messages[:3]
+                async with session.get(f"{srv.base}/healthz") as res:
+                    health = await res.json()
+                assert health == {"status": "ok", "peers": 1, "provider": "CPUExecutionProvider"}
+                async with session.get(f"{srv.base}/metrics") as res:
+                    text = await res.text()
+        finally:
+            await client.close()
+            await runner.cleanup()
+        assert not [p for m in client.scores() for p in check_record(m)]
+        assert {m["source"] for m in client.scores()} == {f"peer:{answer['peer']}"}
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        assert {"dfstream_frames", "dfstream_dropped_frames", "dfstream_fps", "dfstream_stage_latency_ms",
+                "dfstream_active_peers", "dfstream_model_info"} <= set(families)
+        buckets = [s for s in families["dfstream_stage_latency_ms"].samples if s.name.endswith("_count")]
+        assert {s.labels["stage"] for s in buckets} >= {"faces", "frame_cnn", "clip_encoder", "total"}
+
+    asyncio.run(main())
+
+
+def test_a_peer_that_vanishes_does_not_stop_the_other(models: ModelSet) -> None:
+    async def main() -> None:
+        runner, srv = await _start(models)
+        stay, leave = Client(), Client()
+        try:
+            async with ClientSession() as session:
+                await stay.connect(srv.base, session)
+                await leave.connect(srv.base, session)
+                assert await _until(lambda: len(stay.scores()) >= 5 and len(leave.scores()) >= 5, 90.0)
+                await leave.close()  # abrupt: no goodbye
+                assert await _until(lambda: len(srv.server.peers) == 1, 30.0), "the vanished peer is cleaned up"
+                before = len(stay.scores())
+                assert await _until(lambda: len(stay.scores()) >= before + 20, 60.0), "the other keeps receiving"
+                assert srv.server.pipeline is not None
+                assert await _until(lambda: len(srv.server.pipeline.streams) == 1, 10.0)
+        finally:
+            await stay.close()
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_bad_offers_get_a_reason(models: ModelSet) -> None:
+    async def main() -> list[tuple[int, str]]:
+        runner, srv = await _start(models)
+        out = []
+        try:
+            async with ClientSession() as session:
+                for body in (b"not json", json.dumps({"type": "answer", "sdp": "v=0"}).encode(),
+                             json.dumps({"type": "offer", "sdp": "hello"}).encode(),
+                             json.dumps({"type": "offer", "sdp": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"}).encode(),
+                             b"x" * (MAX_OFFER_BYTES + 10)):
+                    async with session.post(f"{srv.base}/offer", data=body) as res:
+                        out.append((res.status, (await res.json())["error"]))
+        finally:
+            await runner.cleanup()
+        return out
+
+    results = asyncio.run(main())
+    assert results[0] == (400, "body is not JSON")
+    assert results[1] == (400, "field 'type' must be 'offer'")
+    assert results[2][0] == 400 and "must be an SDP offer" in results[2][1]
+    assert results[3][0] == 400 and results[3][1].startswith("SDP offer rejected")
+    assert results[4][0] == 413 and "larger than" in results[4][1]
+
+
+def test_token_and_peer_cap(models: ModelSet) -> None:
+    async def main() -> tuple[int, int, dict[str, Any]]:
+        runner, srv = await _start(models, token="s3cret", max_peers=1)
+        first, second = Client(), Client()
+        try:
+            async with ClientSession() as session:
+                async with session.get(f"{srv.base}/") as res:
+                    denied = res.status
+                async with session.get(f"{srv.base}/?token=s3cret") as res:
+                    allowed = res.status
+                await first.connect(srv.base, session, "?token=s3cret")
+                refused = await second.connect(srv.base, session, "?token=s3cret")
+        finally:
+            await first.close()
+            await second.close()
+            await runner.cleanup()
+        return denied, allowed, refused
+
+    denied, allowed, refused = asyncio.run(main())
+    assert (denied, allowed) == (401, 200)
+    assert refused["status"] == 503 and refused["error"] == "server is full (1 peers)"
+
+
+def test_non_loopback_bind_without_token_refuses_to_start() -> None:
+    out = subprocess.run([sys.executable, "-m", "dfstream.cli", "serve", "--host", "0.0.0.0", "--port",
+                          str(free_port())], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without a token" in out.stderr
