@@ -1,0 +1,90 @@
+"""A real browser: Debian's Chromium, headless, its fake camera fed a face clip, opens the page and shows scores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfstream.paths import SAMPLE_CLIP
+from tests.conftest import read_frames
+from tests.rtsp import free_port
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
+    """Chromium's --use-file-for-fake-video-capture reads YUV4MPEG2 (4:2:0)."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture
+def served(stream_models: Path) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", "--models", str(stream_models),
+                             "--port", str(port), "--device", "cpu"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as res:
+                if res.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError(f"server did not come up: {proc.stderr.read() if proc.stderr else ''}")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), "install Debian's chromium the way .ci/system-packages does"
+    y4m = write_y4m(read_frames(SAMPLE_CLIP, 90), tmp_path / "face.y4m")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-video-capture={y4m}",
+                  "--disable-features=WebRtcHideLocalIpsWithMdns"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 900})
+            page.goto(served)
+            page.click("#start")
+            page.wait_for_function("Number(document.getElementById('count').textContent) >= 15", timeout=90_000)
+            rows = page.locator("#faces tbody tr")
+            assert rows.count() >= 1
+            label = rows.first.locator("td").nth(1).inner_text()
+            score = float(rows.first.locator("td.score").inner_text())
+            status = page.inner_text("#status")
+            page.screenshot(path=str(ARTIFACTS / "browser.png"))
+        finally:
+            browser.close()
+    assert label in ("real", "fake", "uncertain")
+    assert 0.0 <= score <= 1.0
+    assert status == "connected"
