@@ -100,6 +100,11 @@ def run_cmd(
 
 
 def serve_cmd(
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Server-side feed the page can watch annotated: rtsp:// URL, webcam index or video "
+                     "file (files loop in real time). Repeatable."),
+    ] = None,
     models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
     device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(help="Graph variant: fp32, fp16 or int8.")] = Precision.fp32,
@@ -123,11 +128,14 @@ def serve_cmd(
         from dfstream.paths import BUNDLED_MODELS
         from dfstream.stream.engine import ModelSet
         from dfstream.stream.server import ServeOptions, check_bind, serve
+        from dfstream.stream.sources import RetryPolicy, SourceOptions, open_source
 
         check_bind(host, token)
+        feed_options = SourceOptions(realtime=True, loop=True, retry=RetryPolicy(attempts=None))
+        feeds = [open_source(spec, feed_options) for spec in source or []]
         options = ServeOptions(host=host, port=port, token=token, max_peers=max_peers,
                                ice_servers=tuple(ice_server or ()))
         loaded = ModelSet.load(models or BUNDLED_MODELS, device.value, precision.value)
-        serve(loaded, options, max_faces=max_faces, stride=stride)
+        serve(loaded, options, max_faces=max_faces, stride=stride, feeds=feeds)
 
     guard(body)

@@ -20,14 +20,18 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import av
+import numpy as np
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
+from dfstream.stream.overlay import annotate
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord, to_json
 from dfstream.stream.sinks import SinkSet
+from dfstream.stream.sources.base import ThreadedSource
 from dfstream.stream.sources.peer import PushSource
 from dfstream.stream.types import Frame
 
@@ -68,21 +72,21 @@ class ChannelSink:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._senders: dict[str, Callable[[str], None]] = {}
+        self._senders: dict[str, dict[str, Callable[[str], None]]] = {}
         self._lock = threading.Lock()
 
-    def attach(self, source: str, send: Callable[[str], None]) -> None:
+    def attach(self, source: str, peer_id: str, send: Callable[[str], None]) -> None:
         with self._lock:
-            self._senders[source] = send
+            self._senders.setdefault(source, {})[peer_id] = send
 
-    def detach(self, source: str) -> None:
+    def detach(self, source: str, peer_id: str) -> None:
         with self._lock:
-            self._senders.pop(source, None)
+            self._senders.get(source, {}).pop(peer_id, None)
 
     def _send(self, source: str, text: str) -> None:
         with self._lock:
-            send = self._senders.get(source)
-        if send is not None:
+            sends = list(self._senders.get(source, {}).values())
+        for send in sends:
             self._loop.call_soon_threadsafe(send, text)
 
     def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
@@ -97,18 +101,68 @@ class ChannelSink:
         return None
 
 
+class LatestAnnotated:
+    """A sink keeping the newest annotated picture of each server-side feed, for its video track."""
+
+    def __init__(self, feeds: Sequence[str]) -> None:
+        self._feeds = set(feeds)
+        self._frames: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        if frame.source in self._feeds:
+            picture = annotate(frame.image, records, header)
+            with self._lock:
+                self._frames[frame.source] = picture
+
+    def get(self, source: str) -> np.ndarray | None:
+        with self._lock:
+            return self._frames.get(source)
+
+    def event(self, data: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class FeedTrack(VideoStreamTrack):  # type: ignore[misc]
+    """Sends a feed's newest annotated picture at 30 fps (a black frame until the first one)."""
+
+    def __init__(self, pictures: LatestAnnotated, source: str) -> None:
+        super().__init__()
+        self._pictures = pictures
+        self._source = source
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        picture = self._pictures.get(self._source)
+        if picture is None:
+            picture = np.zeros((480, 640, 3), np.uint8)
+        h, w = picture.shape[:2]
+        frame = av.VideoFrame.from_ndarray(picture[: h - h % 2, : w - w % 2], format="bgr24")
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
 @dataclass
 class Peer:
     peer_id: str
     pc: RTCPeerConnection
-    source: PushSource
+    source: PushSource | None
+    feed: str | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
 
 class Server:
-    def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1) -> None:
+    def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1,
+                 feeds: Sequence[ThreadedSource] = ()) -> None:
         self.models = models
+        self.feeds = {f.name: f for f in feeds}
+        """Server-side sources (RTSP cameras, files) a page can watch annotated."""
+        self.pictures = LatestAnnotated(list(self.feeds))
         self.options = options
         self.max_faces = max_faces
         self.stride = stride
@@ -123,7 +177,9 @@ class Server:
     # -- lifecycle ------------------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
         self.channels = ChannelSink(asyncio.get_running_loop())
-        self.pipeline = Pipeline(self.models, [], SinkSet([self.channels]), self.max_faces, self.stride, serve=True)
+        sinks = SinkSet([self.channels, self.pictures])
+        self.pipeline = Pipeline(self.models, list(self.feeds.values()), sinks, self.max_faces, self.stride,
+                                 serve=True)
         self._thread = threading.Thread(target=self.pipeline.run, kwargs={"stop": self._stop}, daemon=True,
                                         name="pipeline")
         self._thread.start()
@@ -141,6 +197,7 @@ class Server:
         app.router.add_get("/app.js", self.page)
         app.router.add_post("/offer", self.offer)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/feeds", self.list_feeds)
         app.router.add_get("/metrics", self.metrics)
         app.on_startup.append(self.on_startup)
         app.on_shutdown.append(self.on_shutdown)
@@ -167,6 +224,9 @@ class Server:
         return web.json_response({"status": "ok" if alive else "pipeline stopped", "peers": len(self.peers),
                                   "provider": self.models.provider}, status=200 if alive else 503)
 
+    async def list_feeds(self, request: web.Request) -> web.Response:
+        return web.json_response({"feeds": list(self.feeds)})
+
     async def metrics(self, request: web.Request) -> web.Response:
         assert self.pipeline is not None
         text = self.pipeline.metrics_text(len(self.peers))
@@ -179,35 +239,39 @@ class Server:
             return web.json_response({"error": f"offer larger than {MAX_OFFER_BYTES} bytes"}, status=413)
         except (ValueError, UnicodeDecodeError):
             return web.json_response({"error": "body is not JSON"}, status=400)
-        problem = _offer_problem(body)
+        problem = _offer_problem(body, list(self.feeds))
         if problem:
             return web.json_response({"error": problem}, status=400)
         if len(self.peers) >= self.options.max_peers:
             return web.json_response({"error": f"server is full ({self.options.max_peers} peers)"}, status=503)
         try:
-            answer, peer_id = await self._connect(body["sdp"])
+            answer, peer_id = await self._connect(body["sdp"], body.get("feed"))
         except ValueError as exc:
             return web.json_response({"error": f"SDP offer rejected: {exc}"}, status=400)
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer": peer_id})
 
     # -- peers ----------------------------------------------------------------------------------
-    async def _connect(self, sdp: str) -> tuple[RTCSessionDescription, str]:
+    async def _connect(self, sdp: str, feed: str | None) -> tuple[RTCSessionDescription, str]:
+        """A peer either sends its camera (``feed`` None) or watches a server-side feed."""
         assert self.pipeline is not None and self.channels is not None
         ice = [RTCIceServer(urls=u) for u in self.options.ice_servers]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
         peer_id = uuid.uuid4().hex[:8]
-        source = PushSource(f"peer:{peer_id}")
-        peer = Peer(peer_id, pc, source)
+        source = None if feed else PushSource(f"peer:{peer_id}")
+        peer = Peer(peer_id, pc, source, feed)
         self.peers[peer_id] = peer
         channels = self.channels
+        scored = feed or (source.name if source else "")
+        if feed:
+            pc.addTrack(FeedTrack(self.pictures, feed))
 
         @pc.on("datachannel")
         def on_datachannel(channel: Any) -> None:
-            channels.attach(source.name, lambda text: channel.send(text) if channel.readyState == "open" else None)
+            channels.attach(scored, peer_id, lambda text: channel.send(text) if channel.readyState == "open" else None)
 
         @pc.on("track")
         def on_track(track: Any) -> None:
-            if track.kind == "video":
+            if track.kind == "video" and source is not None:
                 peer.tasks.append(asyncio.ensure_future(self._read_video(peer, track)))
 
         @pc.on("connectionstatechange")
@@ -222,11 +286,13 @@ class Server:
         except Exception as exc:  # aiortc raises ValueError and others for offers it cannot use
             await self.close_peer(peer_id)
             raise ValueError(str(exc) or type(exc).__name__) from None
-        self.pipeline.add_source(source)
+        if source is not None:
+            self.pipeline.add_source(source)
         log.info("peer %s connected (%d active)", peer_id, len(self.peers))
         return pc.localDescription, peer_id
 
     async def _read_video(self, peer: Peer, track: Any) -> None:
+        assert peer.source is not None
         try:
             while True:
                 frame = await track.recv()
@@ -242,9 +308,10 @@ class Server:
         peer = self.peers.pop(peer_id, None)
         if peer is None:
             return
-        peer.source.end()
+        if peer.source is not None:
+            peer.source.end()
         if self.channels is not None:
-            self.channels.detach(peer.source.name)
+            self.channels.detach(peer.feed or (peer.source.name if peer.source else ""), peer_id)
         for task in peer.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
@@ -252,7 +319,7 @@ class Server:
         log.info("peer %s left (%d active)", peer_id, len(self.peers))
 
 
-def _offer_problem(body: object) -> str | None:
+def _offer_problem(body: object, feeds: Sequence[str]) -> str | None:
     if not isinstance(body, dict):
         return "body must be a JSON object with 'sdp' and 'type'"
     if body.get("type") != "offer":
@@ -262,15 +329,19 @@ def _offer_problem(body: object) -> str | None:
         return "field 'sdp' must be an SDP offer (starting with 'v=0')"
     if "m=video" not in sdp:
         return "the offer has no video (m=video)"
-    unknown = set(body) - {"sdp", "type"}
+    feed = body.get("feed")
+    if feed is not None and feed not in feeds:
+        return f"unknown feed {feed!r}; this server has {list(feeds) or 'none'}"
+    unknown = set(body) - {"sdp", "type", "feed"}
     if unknown:
         return f"unknown fields {sorted(unknown)}"
     return None
 
 
-def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1) -> None:
+def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1,
+          feeds: Sequence[ThreadedSource] = ()) -> None:
     check_bind(options.host, options.token)
-    server = Server(models, options, max_faces, stride)
+    server = Server(models, options, max_faces, stride, feeds)
     log.info("open http://%s:%d/%s", options.host, options.port, f"?token={options.token}" if options.token else "")
     web.run_app(server.app(), host=options.host, port=options.port, print=None)
 

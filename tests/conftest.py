@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import aiortc  # noqa: F401  - first: loading pylibsrtp (aiortc) after TensorFlow segfaults the process
 import cv2
 import numpy as np
 import pytest

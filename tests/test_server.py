@@ -190,3 +190,57 @@ def test_non_loopback_bind_without_token_refuses_to_start() -> None:
                          env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 2
     assert "refusing to listen on 0.0.0.0 without a token" in out.stderr
+
+
+def test_page_can_watch_a_server_side_feed_annotated(models: ModelSet) -> None:
+    from dfstream.stream.sources import FileSource
+
+    async def main() -> tuple[int, list[dict[str, Any]], tuple[int, int], dict[str, Any], list[str]]:
+        port = free_port()
+        feed = FileSource(SAMPLE_CLIP, realtime=True, loop=True)
+        server = Server(models, ServeOptions(port=port), feeds=[feed])
+        runner = web.AppRunner(server.app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        base = f"http://127.0.0.1:{port}"
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        messages: list[dict[str, Any]] = []
+        frames: list[Any] = []
+        pulls: list[asyncio.Task[None]] = []
+        try:
+            async with ClientSession() as session:
+                async with session.get(f"{base}/feeds") as res:
+                    listed = (await res.json())["feeds"]
+                pc.addTransceiver("video", direction="recvonly")
+                channel = pc.createDataChannel("scores")
+                channel.on("message", lambda m: messages.append(json.loads(m)))
+
+                @pc.on("track")
+                def on_track(track: Any) -> None:
+                    async def pull() -> None:
+                        while len(frames) < 10:
+                            frames.append(await track.recv())
+
+                    pulls.append(asyncio.ensure_future(pull()))
+
+                await pc.setLocalDescription(await pc.createOffer())
+                offer = {"sdp": pc.localDescription.sdp, "type": "offer", "feed": str(SAMPLE_CLIP)}
+                async with session.post(f"{base}/offer", json=offer) as res:
+                    answer = await res.json()
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+                await _until(lambda: len(frames) >= 10 and len(messages) >= 10, 60.0)
+                bad = {**offer, "feed": "/etc/passwd"}
+                async with session.post(f"{base}/offer", json=bad) as res:
+                    refused = {"status": res.status, **(await res.json())}
+        finally:
+            await pc.close()
+            await runner.cleanup()
+        size = (frames[-1].width, frames[-1].height) if frames else (0, 0)
+        return len(frames), messages, size, refused, listed
+
+    n_frames, messages, size, refused, listed = asyncio.run(main())
+    assert listed == [str(SAMPLE_CLIP)]
+    assert n_frames >= 10 and size == (640, 480), "the annotated feed arrives as video"
+    scores = [m for m in messages if m["type"] == "score"]
+    assert len(scores) >= 10 and {m["source"] for m in scores} == {str(SAMPLE_CLIP)}
+    assert refused["status"] == 400 and refused["error"].startswith("unknown feed '/etc/passwd'")

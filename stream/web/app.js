@@ -13,13 +13,30 @@ let stamps = [];
 
 function withToken(url) { return token ? `${url}?token=${encodeURIComponent(token)}` : url; }
 
+let watching = "";  // "" = this browser's camera, else a server-side feed (already annotated)
+
+async function loadFeeds() {
+  const res = await fetch(withToken("/feeds"));
+  if (!res.ok) return;
+  for (const name of (await res.json()).feeds) {
+    const opt = document.createElement("option"); opt.value = opt.textContent = name; $("feed").appendChild(opt);
+  }
+}
+
 async function start() {
   $("start").disabled = true;
-  $("status").textContent = "asking for the camera";
-  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-  $("video").srcObject = stream;
+  watching = $("feed").value;
+  tracks = new Map(); latest = []; count = 0;
   pc = new RTCPeerConnection({ iceServers: [] });
-  stream.getTracks().forEach((t) => pc.addTrack(t, stream));
+  if (watching) {
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.ontrack = (e) => { $("video").srcObject = new MediaStream([e.track]); };
+  } else {
+    $("status").textContent = "asking for the camera";
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    $("video").srcObject = stream;
+    stream.getTracks().forEach((t) => pc.addTrack(t, stream));
+  }
   const channel = pc.createDataChannel("scores");
   channel.onmessage = (e) => onRecord(JSON.parse(e.data));
   pc.onconnectionstatechange = () => { $("status").textContent = pc.connectionState; };
@@ -31,7 +48,8 @@ async function start() {
   const res = await fetch(withToken("/offer"), {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
+    body: JSON.stringify(Object.assign({ sdp: pc.localDescription.sdp, type: pc.localDescription.type },
+                                       watching ? { feed: watching } : {})),
   });
   const answer = await res.json();
   if (!res.ok) { $("status").textContent = `refused: ${answer.error}`; $("start").disabled = false; return; }
@@ -82,6 +100,7 @@ function drawOverlay() {
   const sx = canvas.width / (video.videoWidth || canvas.width), sy = canvas.height / (video.videoHeight || canvas.height);
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (watching) return;  // the server already drew the boxes into the feed's video
   ctx.font = "14px system-ui"; ctx.lineWidth = 2;
   for (const r of latest) {
     const [x, y, w, h] = r.bbox;
@@ -110,3 +129,4 @@ function drawChart() {
 
 $("start").onclick = () => start().catch((e) => { $("status").textContent = `error: ${e.message}`; $("start").disabled = false; });
 $("stop").onclick = stop;
+loadFeeds();
