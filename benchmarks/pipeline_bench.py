@@ -78,6 +78,7 @@ def bench_pipeline(
     device: str = "auto",
     duration_s: float | None = None,
     precision: str = "fp32",
+    stride: int = 1,
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
@@ -92,6 +93,7 @@ def bench_pipeline(
                     models_dir=models_dir,
                     device=device,  # type: ignore[arg-type]
                     precision=precision,  # type: ignore[arg-type]
+                    stride=stride,
                     out=str(Path(tmp) / "scores.jsonl"),
                     window=False,
                     realtime=MODES[mode],

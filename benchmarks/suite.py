@@ -89,11 +89,11 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
 
 
 def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
-                 modes: Sequence[str], duration_s: float | None, precision: str = "fp32") -> Written:
+                 modes: Sequence[str], duration_s: float | None, precision: str = "fp32", stride: int = 1) -> Written:
     started = cpu_times()
-    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision)
+    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride)
     md = pipeline_markdown(rows)
-    extra = {"clip": str(clip), "duration_s": duration_s, "precision": precision,
+    extra = {"clip": str(clip), "duration_s": duration_s, "precision": precision, "stride": stride,
              "rows": [r.to_dict(with_samples=True) for r in rows]}
     data = _header("pipeline", models_dir, started, extra)
     write_json(out_dir / "pipeline.json", data)

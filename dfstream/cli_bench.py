@@ -90,6 +90,7 @@ def bench_pipeline_cmd(
     ),
     duration: Annotated[float | None, typer.Option(help="Cap each run at this many seconds.")] = None,
     precision: PrecisionOpt = "fp32",
+    stride: Annotated[int, typer.Option(min=1, help="Run model A on every k-th frame of a track.")] = 1,
     quick: Annotated[bool, typer.Option(help="1 and 2 streams, each run capped at 4 s.")] = False,
 ) -> None:
     """The whole stream on a face clip: per-stage latency, capture→score percentiles, fps, drops."""
@@ -104,7 +105,7 @@ def bench_pipeline_cmd(
             raise typer.BadParameter(f"--modes: {unknown or modes!r} not among {', '.join(MODES)}")
         n = [1, 2] if quick else _ints(streams, "--streams")
         written = run_pipeline(bench_models_dir(models), _clip(clip), _out(out, "pipeline"), device.value, n,
-                               chosen, 4.0 if quick else duration, precision)
+                               chosen, 4.0 if quick else duration, precision, stride)
         _report("pipeline", written.markdown, written.files)
 
     guard(body)

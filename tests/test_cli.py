@@ -16,7 +16,8 @@ runner = CliRunner()
 COMMANDS = {
     (): ["run", "bench", "export", "inspect", "train", "eval", "--debug"],
     ("bench", "models"): ["--models", "--out", "--device", "--batches", "--seconds", "--native", "--quick"],
-    ("bench", "pipeline"): ["--models", "--clip", "--out", "--streams", "--modes", "--duration", "--quick"],
+    ("bench", "pipeline"): ["--models", "--clip", "--out", "--streams", "--modes", "--duration", "--stride",
+                            "--precision", "--quick"],
     ("bench", "soak"): ["--minutes", "--models", "--clip", "--out", "--interval"],
     ("run",): ["--source", "--models", "--device", "--out", "--video", "--max-faces", "--stride", "--realtime",
                "--duration", "--rtsp-transport", "--retry", "--window", "--summary-json", "--loop"],
