@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from dfstream.benchmarks.timing import Stats
 from dfstream.config import RunConfig
 from dfstream.stream.run import run_stream
 from dfstream.stream.summary import SUMMARY_STAGES, RunSummary
@@ -47,11 +46,8 @@ class PipelineRow:
 
 
 def _pcts(values: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(values, dtype=np.float64)
-    if a.size == 0:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
-    p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+    s = Stats.of(values)
+    return {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms}
 
 
 def row_from_summary(mode: str, streams: int, summary: RunSummary) -> PipelineRow:

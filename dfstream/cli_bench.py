@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import Device, guard
+from dfstream.cli_common import Device, Precision, guard
 
 bench_app = typer.Typer(
     help="Measure latency and throughput: models, the whole pipeline, a long soak.", no_args_is_help=True
@@ -20,7 +20,7 @@ ModelsOpt = Annotated[
 ]
 OutOpt = Annotated[Path | None, typer.Option(help="Report folder. Default: benchmarks/results/<kind>-<time>.")]
 DeviceOpt = Annotated[Device, typer.Option(help="auto (CPU, and CUDA when present), cpu or cuda.")]
-PrecisionOpt = Annotated[str, typer.Option(help="fp32, fp16 or int8 graph variants (see 'dfstream quantize').")]
+PrecisionOpt = Annotated[Precision, typer.Option(help="fp32, fp16 or int8 graph variants (see 'dfstream quantize').")]
 ClipOpt = Annotated[Path | None, typer.Option(help="Face clip to stream. Default: the bundled sample clip.")]
 
 
@@ -89,7 +89,7 @@ def bench_pipeline_cmd(
         "paced,fast"
     ),
     duration: Annotated[float | None, typer.Option(help="Cap each run at this many seconds.")] = None,
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = Precision.fp32,
     stride: Annotated[int, typer.Option(min=1, help="Run model A on every k-th frame of a track.")] = 1,
     quick: Annotated[bool, typer.Option(help="1 and 2 streams, each run capped at 4 s.")] = False,
 ) -> None:
@@ -105,7 +105,7 @@ def bench_pipeline_cmd(
             raise typer.BadParameter(f"--modes: {unknown or modes!r} not among {', '.join(MODES)}")
         n = [1, 2] if quick else _ints(streams, "--streams")
         written = run_pipeline(bench_models_dir(models), _clip(clip), _out(out, "pipeline"), device.value, n,
-                               chosen, 4.0 if quick else duration, precision, stride)
+                               chosen, 4.0 if quick else duration, precision.value, stride)
         _report("pipeline", written.markdown, written.files)
 
     guard(body)
@@ -119,7 +119,7 @@ def bench_soak_cmd(
     out: OutOpt = None,
     device: DeviceOpt = Device.auto,
     interval: Annotated[float, typer.Option(help="Seconds per reported interval.")] = 60.0,
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = Precision.fp32,
 ) -> None:
     """One paced, looping stream for N minutes: RSS and p99 per interval, drift first→last."""
 
@@ -127,7 +127,7 @@ def bench_soak_cmd(
         from dfstream.benchmarks.suite import bench_models_dir, run_soak
 
         written = run_soak(bench_models_dir(models), _clip(clip), _out(out, "soak"), device.value, minutes, interval,
-                           precision)
+                           precision.value)
         _report("soak", written.markdown, written.files)
 
     guard(body)

@@ -22,6 +22,12 @@ class Device(StrEnum):
     cuda = "cuda"
 
 
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
 def guard(fn: Callable[[], T]) -> T:
     """Run a command body: user errors become one line on stderr and exit code 2."""
     try:

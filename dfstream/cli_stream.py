@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import Device, guard
+from dfstream.cli_common import Device, Precision, guard
 from dfstream.config import RunConfig
 from dfstream.exceptions import DfstreamError
 
@@ -17,12 +17,6 @@ from dfstream.exceptions import DfstreamError
 class Transport(StrEnum):
     tcp = "tcp"
     udp = "udp"
-
-
-class Precision(StrEnum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
 
 
 def _retry(text: str) -> int | None:

@@ -93,7 +93,5 @@ class ModelSet:
         return self.head.p_fake(np.stack(clips))
 
     def describe(self) -> dict[str, str]:
-        return {m.metadata.role: f"{m.path.name} ({m.metadata.precision}, {m.provider})" for m in self._models()}
-
-    def _models(self) -> tuple[OrtModel, ...]:
-        return (self.frame, self.encoder, self.head)
+        models = (self.frame, self.encoder, self.head)
+        return {m.metadata.role: f"{m.path.name} ({m.metadata.precision}, {m.provider})" for m in models}

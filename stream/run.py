@@ -17,7 +17,7 @@ from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
-from dfstream.stream.sources import RetryPolicy, SourceError, SourceOptions, ThreadedSource, open_source
+from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
 from dfstream.stream.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -86,5 +86,3 @@ def run_stream(
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
     return summary, errors
 
-
-__all__ = ["SourceError", "build_sinks", "open_sources", "run_stream", "video_paths"]

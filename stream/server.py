@@ -155,6 +155,11 @@ class Peer:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
+    @property
+    def scored_source(self) -> str:
+        """The source whose records this peer receives: the feed it watches or its own camera."""
+        return self.feed or (self.source.name if self.source else "")
+
 
 class Server:
     def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1,
@@ -261,13 +266,16 @@ class Server:
         peer = Peer(peer_id, pc, source, feed)
         self.peers[peer_id] = peer
         channels = self.channels
-        scored = feed or (source.name if source else "")
         if feed:
             pc.addTrack(FeedTrack(self.pictures, feed))
 
         @pc.on("datachannel")
         def on_datachannel(channel: Any) -> None:
-            channels.attach(scored, peer_id, lambda text: channel.send(text) if channel.readyState == "open" else None)
+            def send(text: str) -> None:
+                if channel.readyState == "open":
+                    channel.send(text)
+
+            channels.attach(peer.scored_source, peer_id, send)
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -311,7 +319,7 @@ class Server:
         if peer.source is not None:
             peer.source.end()
         if self.channels is not None:
-            self.channels.detach(peer.feed or (peer.source.name if peer.source else ""), peer_id)
+            self.channels.detach(peer.scored_source, peer_id)
         for task in peer.tasks:
             if task is not asyncio.current_task():
                 task.cancel()

@@ -34,7 +34,6 @@ class Track:
     box: Box
     velocity: tuple[float, float] = (0.0, 0.0)
     missed: int = 0
-    hits: int = 1
     ended: bool = field(default=False)
 
     def predicted(self) -> Box:
@@ -51,7 +50,6 @@ class Track:
         self.velocity = (a * vx + (1 - a) * self.velocity[0], a * vy + (1 - a) * self.velocity[1])
         self.box = box
         self.missed = 0
-        self.hits += 1
 
 
 class Tracker:

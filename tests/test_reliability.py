@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,19 +24,25 @@ from tests.conftest import read_frames, write_video
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _run_until(models: Path, out: Path, video: Path, min_bytes: int, **pipes: Any) -> subprocess.Popen[str]:
+    """``dfstream run`` looping the sample in real time, returned once ``out`` holds ``min_bytes``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfstream.cli", "run", "--models", str(models), "--out", str(out),
+         "--video", str(video), "--realtime", "--loop"],
+        text=True, **pipes,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < min_bytes):
+        time.sleep(0.2)
+    return proc
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_cleanly_with_every_line_and_a_playable_video(
     sig: signal.Signals, stream_models: Path, tmp_path: Path
 ) -> None:
     out, video = tmp_path / "s.jsonl", tmp_path / "s.mp4"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dfstream.cli", "run", "--models", str(stream_models), "--out", str(out),
-         "--video", str(video), "--realtime", "--loop"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 2000):
-        time.sleep(0.2)
+    proc = _run_until(stream_models, out, video, 2000, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
@@ -92,14 +99,8 @@ def test_no_shell_and_no_unsafe_deserialisation_in_the_code() -> None:
 
 def test_sigkill_leaves_a_playable_video_and_complete_lines(stream_models: Path, tmp_path: Path) -> None:
     out, video = tmp_path / "s.jsonl", tmp_path / "s.mp4"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dfstream.cli", "run", "--models", str(stream_models), "--out", str(out),
-         "--video", str(video), "--realtime", "--loop"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 60_000):  # ~5 s of frames
-        time.sleep(0.2)
+    # ~5 s of frames, so the video has whole fragments on disk before the kill
+    proc = _run_until(stream_models, out, video, 60_000, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.kill()
     proc.wait(timeout=30)
     lines = out.read_text().splitlines()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,9 @@ class Running:
         self.base = base
 
 
-async def _start(models: ModelSet, **opts: Any) -> tuple[web.AppRunner, Running]:
+async def _start(models: ModelSet, feeds: Sequence[Any] = (), **opts: Any) -> tuple[web.AppRunner, Running]:
     port = free_port()
-    server = Server(models, ServeOptions(port=port, **opts))
+    server = Server(models, ServeOptions(port=port, **opts), feeds=feeds)
     runner = web.AppRunner(server.app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -216,13 +217,8 @@ def test_page_can_watch_a_server_side_feed_annotated(models: ModelSet) -> None:
     from dfstream.stream.sources import FileSource
 
     async def main() -> tuple[int, list[dict[str, Any]], tuple[int, int], dict[str, Any], list[str]]:
-        port = free_port()
-        feed = FileSource(SAMPLE_CLIP, realtime=True, loop=True)
-        server = Server(models, ServeOptions(port=port), feeds=[feed])
-        runner = web.AppRunner(server.app())
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        base = f"http://127.0.0.1:{port}"
+        runner, srv = await _start(models, feeds=[FileSource(SAMPLE_CLIP, realtime=True, loop=True)])
+        base = srv.base
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         messages: list[dict[str, Any]] = []
         frames: list[Any] = []

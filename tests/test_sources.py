@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from dfstream.stream.sources import (
     open_source,
     redact,
 )
+from tests.rtsp import free_port  # a port nothing listens on once it is returned
 
 
 class FakeCamera:
@@ -149,14 +149,8 @@ def test_truncated_file_ends_cleanly(tmp_path: Path) -> None:
     assert 0 < len(seen) < 240
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_rtsp_url_that_refuses_gives_up_after_its_budget() -> None:
-    url = f"rtsp://user:secret@127.0.0.1:{_closed_port()}/stream"
+    url = f"rtsp://user:secret@127.0.0.1:{free_port()}/stream"
     options = SourceOptions(retry=RetryPolicy(attempts=2, base_s=0.05), open_timeout_s=2.0)
     source = open_source(url, options)
     assert "secret" not in source.name

@@ -84,8 +84,6 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
 class ThreadedSource:
     """Base of all sources: subclasses implement ``_produce`` and call ``_emit`` per frame."""
 
-    live: bool = False
-
     def __init__(self, name: str, policy: Policy, wake: threading.Event | None = None) -> None:
         self.name = name
         self.policy = policy
@@ -143,8 +141,11 @@ class ThreadedSource:
         """WAIT policy: decode only once the consumer took the last frame, so a frame's capture
         time is not older than the frame the consumer is working on."""
         with self._cond:
-            while len(self._items) >= self._capacity and not self._stop.is_set():
-                self._cond.wait(timeout=0.1)
+            self._wait_locked()
+
+    def _wait_locked(self) -> None:
+        while len(self._items) >= self._capacity and not self._stop.is_set():
+            self._cond.wait(timeout=0.1)
 
     def _emit(self, image: np.ndarray, decode_ms: float) -> bool:
         """Hand one picture over; False when the source is being closed."""
@@ -159,8 +160,7 @@ class ThreadedSource:
         self.frames_read += 1
         with self._cond:
             if self.policy is Policy.WAIT:
-                while len(self._items) >= self._capacity and not self._stop.is_set():
-                    self._cond.wait(timeout=0.1)
+                self._wait_locked()
             elif len(self._items) >= self._capacity:
                 self._items.popleft()
                 self.dropped += 1

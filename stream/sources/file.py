@@ -23,7 +23,7 @@ class FileSource(ThreadedSource):
         self, path: Path, realtime: bool = False, loop: bool = False, wake: threading.Event | None = None
     ) -> None:
         super().__init__(str(path), Policy.DROP_OLDEST if realtime else Policy.WAIT, wake)
-        self.live = realtime
+        self.realtime = realtime
         self.loop = loop
         self._path = path
         if not path.exists():
@@ -52,7 +52,7 @@ class FileSource(ThreadedSource):
         index = 0
         try:
             while image is not None and not self.stopping:
-                if self.live:
+                if self.realtime:
                     delay = start + index * period - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)

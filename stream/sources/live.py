@@ -37,8 +37,6 @@ class RetryPolicy:
 class LiveSource(ThreadedSource):
     """Reads an opener's capture until it fails, then reopens it under a RetryPolicy."""
 
-    live = True
-
     def __init__(
         self,
         name: str,

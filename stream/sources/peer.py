@@ -14,8 +14,6 @@ from dfstream.stream.sources.base import Policy, ThreadedSource
 
 
 class PushSource(ThreadedSource):
-    live = True
-
     def __init__(self, name: str, fps: float = 30.0, wake: threading.Event | None = None) -> None:
         super().__init__(name, Policy.DROP_OLDEST, wake)
         self.fps = fps
