@@ -13,9 +13,11 @@ import typer
 
 from dfstream.cli_bench import bench_app
 from dfstream.cli_common import Device, guard, state
+from dfstream.cli_data import data_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
 from dfstream.exceptions import InputPathError
+from dfstream.paths import BUNDLED_MODELS
 
 log = logging.getLogger("dfstream")
 
@@ -201,6 +203,10 @@ def train_clip_cmd(
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
     val_fraction: Annotated[float, typer.Option(help="Share of videos held out for validation.")] = 0.2,
+    val_data: Annotated[
+        Path | None,
+        typer.Option(help="Separate validation class folders (e.g. held-out identities); then --data is all training."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the video split and of training.")] = 42,
     imagenet_weights: Annotated[
         Path | None, typer.Option(help="Local torchvision EfficientNet-B0 state dict; none: random init.")
@@ -220,6 +226,7 @@ def train_clip_cmd(
             epochs=epochs,
             lr=lr,
             val_fraction=val_fraction,
+            val_dir=val_data,
             seed=seed,
             imagenet_weights=imagenet_weights,
             workers=workers,
@@ -272,11 +279,18 @@ def eval_clip_cmd(
     val_fraction: Annotated[float, typer.Option(help="Must match training to reproduce its val split.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Must match training to reproduce its val split.")] = 42,
     threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: F1-optimal.")] = None,
+    threshold_from: Annotated[
+        Path | None, typer.Option(help="Fixed threshold from a threshold.json (e.g. the val run's, to score test).")
+    ] = None,
 ) -> None:
     """Evaluate model B: classification report, AUC, ROC / confusion / threshold plots."""
 
     def body() -> None:
         from dfstream.models.train_clip import evaluate_clip
+
+        fixed = _threshold(None, threshold_from) if threshold_from is not None else threshold
+        if threshold is not None and threshold_from is not None:
+            raise InputPathError("give --threshold or --threshold-from, not both")
 
         cfg = EvalClipConfig(
             model=model,
@@ -287,9 +301,38 @@ def eval_clip_cmd(
             split=split.value,
             val_fraction=val_fraction,
             seed=seed,
-            threshold=threshold,
+            threshold=fixed,
         )
         _print_report(evaluate_clip(cfg), out)
+
+    guard(body)
+
+
+@eval_app.command("false-alarms")
+def eval_false_alarms_cmd(
+    source: Annotated[
+        Path, typer.Option(help="A genuine video (nobody in it manipulated) of a person never trained on.")
+    ],
+    models: Annotated[Path, typer.Option(help="Folder with the three ONNX graphs.")] = BUNDLED_MODELS,
+    out: Annotated[Path, typer.Option(help="Folder for records.jsonl and false_alarms.json.")] = Path(
+        "runs/false-alarms"
+    ),
+    device: Annotated[Device, typer.Option(help="ONNX Runtime device.")] = Device.cpu,
+) -> None:
+    """Share of frames the stream flags as fake on genuine footage, per model and for the label."""
+
+    def body() -> None:
+        from dfstream.models.false_alarms import measure_false_alarms
+
+        if not source.is_file():
+            raise InputPathError(f"video not found: {source}")
+        r = measure_false_alarms(source, models, out, device.value)
+        clip = "n/a" if r.clip_model_rate is None else f"{r.clip_model_rate:.1%} of {r.clip_frames}"
+        typer.echo(
+            f"{r.frames_scored} frames scored | model A flags {r.frame_model_rate:.1%} | model B flags {clip} | "
+            f"label 'fake' on {r.label_fake_rate:.1%} | mean fused score {r.mean_score:.3f}"
+        )
+        typer.echo(f"written: {out / 'false_alarms.json'}")
 
     guard(body)
 
@@ -297,6 +340,7 @@ def eval_clip_cmd(
 app.command("run")(run_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(bench_app, name="bench")
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

@@ -40,6 +40,9 @@ class TrainClipConfig(_Strict):
     epochs: int = Field(10, ge=1)
     lr: float = Field(1e-4, gt=0)
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    val_dir: Path | None = Field(
+        None, description="separate validation class folders (e.g. held-out identities); default: split data_dir"
+    )
     seed: int = 42
     imagenet_weights: Path | None = Field(None, description="local torchvision EfficientNet-B0 state dict")
     workers: int = Field(0, ge=0, description="DataLoader worker processes")

@@ -57,6 +57,41 @@ def binary_report(y_true: np.ndarray, p_fake: np.ndarray, threshold: float) -> B
     )
 
 
+def sample_kind(name: str) -> str:
+    """The manipulation kind a sample name carries: a frame file's ``{kind}__`` prefix, else the
+    clip's class folder (notebook B's folders are named per method: ``sbi/``, ``Deepfakes/``…)."""
+    path = Path(name)
+    if "__" in path.name:
+        return path.name.split("__", 1)[0]
+    return path.parent.name or "all"
+
+
+def reports_by_kind(
+    names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray, threshold: float
+) -> dict[str, BinaryReport]:
+    """One report per fake kind: that kind's samples against every real sample."""
+    kinds = np.array([sample_kind(n) for n in names])
+    real = y_true == 0
+    out: dict[str, BinaryReport] = {}
+    for kind in sorted(set(kinds[~real].tolist())):
+        keep = real | (kinds == kind)
+        out[kind] = binary_report(y_true[keep], p_fake[keep], threshold)
+    return out
+
+
+def per_clip(names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Frame scores averaged per clip (frames named ``{video}_{i}``): how a frame model does on
+    whole clips. Returns clip names (kind prefix kept), labels and mean P(fake)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        path = Path(name)
+        groups.setdefault(str(path.with_name(path.stem.rsplit("_", 1)[0])), []).append(i)
+    clips = sorted(groups)
+    y = np.array([int(y_true[groups[c][0]]) for c in clips])
+    p = np.array([float(np.mean(p_fake[groups[c]])) for c in clips])
+    return clips, y, p
+
+
 def write_reports(
     out_dir: Path,
     report: BinaryReport,
@@ -71,6 +106,10 @@ def write_reports(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    by_kind = reports_by_kind(names, y_true, p_fake, report.threshold)
+    if len(by_kind) > 1:
+        body = {k: asdict(r) for k, r in by_kind.items()}
+        (out_dir / "metrics_by_kind.json").write_text(json.dumps(body, indent=2) + "\n")
     with (out_dir / "per_sample.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["sample", "y_true", "p_fake", "y_pred"])

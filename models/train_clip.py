@@ -60,7 +60,10 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     from sklearn.metrics import f1_score
 
     refs = scan_clip_folders(cfg.data_dir)
-    train_refs, val_refs = split_by_video(refs, cfg.val_fraction, cfg.seed)
+    if cfg.val_dir is not None:
+        train_refs, val_refs = refs, scan_clip_folders(cfg.val_dir)
+    else:
+        train_refs, val_refs = split_by_video(refs, cfg.val_fraction, cfg.seed)
     for name, part in (("train", train_refs), ("val", val_refs)):
         n_fake = sum(r.label for r in part)
         log.info("%s: %d clips (real %d, fake %d)", name, len(part), len(part) - n_fake, n_fake)

@@ -14,7 +14,14 @@ import numpy as np
 from dfstream.config import EvalCnnConfig, TrainCnnConfig
 from dfstream.models import cnn_cbam
 from dfstream.models.datasets import ImageSplit, scan_image_split
-from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
+from dfstream.models.metrics import (
+    BinaryReport,
+    binary_report,
+    f1_optimal_threshold,
+    per_clip,
+    reports_by_kind,
+    write_reports,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +120,12 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
     p_fake = predict_p_fake(model, test, cfg.batch_size, positive)
     report = binary_report(y_true, p_fake, threshold)
     write_reports(cfg.out_dir, report, [str(p) for p in test.paths], y_true, p_fake, val_true, val_p)
+    clip_names, clip_y, clip_p = per_clip([str(p) for p in test.paths], y_true, p_fake)
+    clip_report = binary_report(clip_y, clip_p, threshold)
+    clip_level = {"all": asdict(clip_report)} | {
+        k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, threshold).items()
+    }
+    (cfg.out_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
     (cfg.out_dir / "threshold.json").write_text(
         json.dumps({"threshold": threshold, "chosen_on": "val", "positive_class": positive}, indent=2) + "\n"
     )

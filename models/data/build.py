@@ -1,0 +1,277 @@
+"""``dfstream data build``: real faces from packages → genuine and manipulated clips, split by
+identity, written in both origin notebooks' layouts.
+
+* ``OUT/frames/{train,val,test}/{real,fake}/{kind}__{video}_{i}.jpg`` — model A (notebook A);
+* ``OUT/clips/{train,val,test}/{original,sbi,swap}/{video}_{i}.jpg + .npy`` — model B (notebook
+  B's class folders, one root per split so the splits stay identity-disjoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dfstream.exceptions import DatasetError
+from dfstream.models.data import clips
+from dfstream.models.data.manipulate import BlendParams, self_blend
+from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_faces, read_photo
+from dfstream.models.data.sources import FetchReport, fetch_all
+from dfstream.models.data.swap import face_swap
+from dfstream.stream.landmarks import lmk5
+from dfstream.stream.types import CLIP_LEN
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["original", "sbi", "swap"]
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[Split, ...] = ("train", "val", "test")
+KIND_SEPARATOR = "__"
+"""Frame files are named ``{kind}__{video}_{i}.jpg`` so evaluation can report each kind."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    out: Path
+    cache: Path
+    seed: int = 0
+    genuine_per_face: int = 8
+    sbi_per_face: int = 4
+    swap_per_face: int = 4
+    frames: int = CLIP_LEN
+    frame_every: int = 2
+    """Every n-th frame of a clip also goes to model A's folders."""
+    size_a: int = 224
+    size_b: int = 256
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    video: str
+    split: Split
+    kind: Kind
+    face: int
+    donor: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    faces: int
+    photos: int
+    unlandmarked: int
+    too_small: int
+    at_edge: int
+    failed_packages: tuple[str, ...]
+    identities: dict[str, int]
+    clips: dict[str, dict[str, int]]
+    frames_a: dict[str, dict[str, int]]
+    fallback_frames: int
+    swaps_without_donor: int = 0
+    unseen: tuple[str, ...] = field(default=())
+    """Files kept apart for false-alarm checks (never trained on)."""
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+def assign_splits(
+    group_sizes: dict[str, int],
+    seed: int,
+    fractions: tuple[float, float, float],
+    test_only: frozenset[str] = frozenset(),
+) -> dict[str, Split]:
+    """Whole groups to splits, largest first, each to the split furthest below its share;
+    ``test_only`` groups go to test before anything else is placed."""
+    rng = np.random.default_rng(seed)
+    names = sorted(g for g in group_sizes if g not in test_only)
+    order = [names[i] for i in rng.permutation(len(names))]
+    order.sort(key=lambda g: -group_sizes[g])  # stable: ties keep the seeded order
+    total = sum(group_sizes.values())
+    filled = dict.fromkeys(SPLITS, 0)
+    out: dict[str, Split] = {}
+    for g in sorted(test_only & group_sizes.keys()):
+        out[g] = "test"
+        filled["test"] += group_sizes[g]
+    for g in order:
+        deficit = {s: fractions[i] * total - filled[s] for i, s in enumerate(SPLITS)}
+        # a split that has nothing yet goes first, so val and test are never empty
+        pick = max(SPLITS, key=lambda s: (filled[s] == 0 and fractions[SPLITS.index(s)] > 0, deficit[s]))
+        out[g] = pick
+        filled[pick] += group_sizes[g]
+    return out
+
+
+def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[ClipPlan], int]:
+    """Every clip to render, with its split, kind and (for swaps) a donor of another identity
+    in the same split with the closest head yaw. Returns the plans and swaps left without donor."""
+    groups = Counter(f.group for f in faces)
+    held_out = frozenset(f.group for f in faces if f.test_only)
+    split_of = assign_splits(dict(groups), cfg.seed, cfg.fractions, held_out)
+    yaw = [float(lmk5(f.points)[3]) for f in faces]
+    rng = np.random.default_rng(cfg.seed)
+    plans: list[ClipPlan] = []
+    orphans = 0
+    for i, face in enumerate(faces):
+        split = split_of[face.group]
+        donors = [j for j, g in enumerate(faces) if split_of[g.group] == split and g.identity != face.identity]
+        donors.sort(key=lambda j: abs(yaw[j] - yaw[i]))
+        counts: tuple[tuple[Kind, int], ...] = (
+            ("original", cfg.genuine_per_face),
+            ("sbi", cfg.sbi_per_face),
+            ("swap", cfg.swap_per_face),
+        )
+        for kind, n in counts:
+            for k in range(n):
+                donor = None
+                if kind == "swap":
+                    if not donors:
+                        orphans += 1
+                        continue
+                    donor = donors[int(rng.integers(0, min(3, len(donors))))]
+                video = f"{slug(face.identity)}-f{i:03d}-{kind}-{k:02d}"
+                plans.append(ClipPlan(video, split, kind, i, donor, int(rng.integers(0, 2**31 - 1))))
+    return plans, orphans
+
+
+def draw_blend(rng: np.random.Generator) -> BlendParams:
+    return BlendParams(
+        scale=float(rng.uniform(0.96, 1.06)),
+        shift=(float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3))),
+        hue=int(rng.integers(-8, 9)),
+        saturation=float(rng.uniform(0.88, 1.15)),
+        brightness=float(rng.uniform(0.9, 1.1)),
+        blur=int(rng.choice([1, 3, 5])),
+        feather=float(rng.uniform(0.04, 0.14)),
+    )
+
+
+class PhotoCache:
+    """Decoded photos by path; group photos are used by many clips."""
+
+    def __init__(self) -> None:
+        self._images: dict[Path, np.ndarray] = {}
+
+    def __call__(self, path: Path) -> np.ndarray:
+        if path not in self._images:
+            img = read_photo(path)
+            if img is None:
+                raise DatasetError(f"{path}: failed to decode")
+            self._images[path] = img
+        return self._images[path]
+
+
+def render(plan: ClipPlan, faces: Sequence[SourceFace], photos: PhotoCache, cfg: BuildConfig) -> clips.ClipFrames:
+    rng = np.random.default_rng(plan.seed)
+    face = faces[plan.face]
+    patch, points = clips.face_patch(photos(face.photo), face.points)
+    if plan.kind == "sbi":
+        patch = self_blend(patch, points, draw_blend(rng))
+    elif plan.kind == "swap" and plan.donor is not None:
+        donor = faces[plan.donor]
+        d_patch, d_points = clips.face_patch(photos(donor.photo), donor.points)
+        patch = face_swap(
+            patch, points, d_patch, d_points, seamless=bool(rng.random() < 0.5), feather=float(rng.uniform(0.04, 0.12))
+        )
+    cam = clips.draw_camera(rng, face.size_px)
+    frames, expected = clips.film(patch, points, cam, cfg.frames, rng)
+    return clips.landmark_and_crop(frames, expected, cfg.size_a, cfg.size_b)
+
+
+def write_clip(plan: ClipPlan, got: clips.ClipFrames, out: Path, frame_every: int) -> int:
+    """Both layouts; returns how many frames went to model A's folders."""
+    b_dir = out / "clips" / plan.split / plan.kind
+    a_dir = out / "frames" / plan.split / ("real" if plan.kind == "original" else "fake")
+    b_dir.mkdir(parents=True, exist_ok=True)
+    a_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for i, (crop_b, values) in enumerate(zip(got.crops_b, got.lmks, strict=True)):
+        cv2.imwrite(str(b_dir / f"{plan.video}_{i}.jpg"), crop_b, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        np.save(b_dir / f"{plan.video}_{i}.npy", values.astype(np.float32))
+        if i % frame_every == 0:
+            name = f"{plan.kind}{KIND_SEPARATOR}{plan.video}_{i}.jpg"
+            cv2.imwrite(str(a_dir / name), got.crops_a[i], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            written += 1
+    return written
+
+
+def photos_of(report: FetchReport, cache: Path) -> list[Photo]:
+    return [Photo(f.source, cache / f.path, f.role == "test") for f in report.files if f.role in ("train", "test")]
+
+
+def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
+    """Fetch (unless a report is given), index faces, plan, render and write; replaces ``cfg.out``."""
+    report = report if report is not None else fetch_all(cfg.cache)
+    index: FaceIndex = index_faces(photos_of(report, cfg.cache))
+    log.info(
+        "%d face(s) in %d photo(s); %d without a landmarkable face, %d too small, %d cut by the photo's edge",
+        len(index.faces),
+        index.photos,
+        index.unlandmarked,
+        index.too_small,
+        index.at_edge,
+    )
+    if not index.faces:
+        raise DatasetError(
+            f"no usable face in {index.photos} photo(s) from {len(report.files)} fetched file(s); nothing to build"
+        )
+    plans, orphans = plan_clips(index.faces, cfg)
+    if cfg.out.exists():
+        shutil.rmtree(cfg.out)
+    cfg.out.mkdir(parents=True)
+    photos = PhotoCache()
+    clip_counts: dict[str, Counter[str]] = defaultdict(Counter)
+    frame_counts: dict[str, Counter[str]] = defaultdict(Counter)
+    fallbacks = 0
+    for plan in tqdm(plans, desc="clips", unit="clip"):
+        got = render(plan, index.faces, photos, cfg)
+        fallbacks += got.fallbacks
+        frame_counts[plan.split][plan.kind] += write_clip(plan, got, cfg.out, cfg.frame_every)
+        clip_counts[plan.split][plan.kind] += 1
+    summary = BuildSummary(
+        faces=len(index.faces),
+        photos=index.photos,
+        unlandmarked=index.unlandmarked,
+        too_small=index.too_small,
+        at_edge=index.at_edge,
+        failed_packages=report.failed,
+        identities={s: len({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS},
+        clips={s: dict(clip_counts[s]) for s in SPLITS},
+        frames_a={s: dict(frame_counts[s]) for s in SPLITS},
+        fallback_frames=fallbacks,
+        swaps_without_donor=orphans,
+        unseen=tuple(f.path for f in report.files if f.role == "unseen"),
+    )
+    (cfg.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
+    (cfg.out / "splits.json").write_text(json.dumps(splits, indent=2) + "\n")
+    shutil.copyfile(cfg.cache / "manifest.json", cfg.out / "manifest.json")
+    return summary
+
+
+def summary_lines(s: BuildSummary) -> list[str]:
+    lines = [
+        f"faces: {s.faces} from {s.photos} photo(s); skipped {s.unlandmarked} not landmarked, "
+        f"{s.too_small} too small, {s.at_edge} at the photo's edge; "
+        f"{s.fallback_frames} frame(s) placed by camera motion"
+    ]
+    for split in SPLITS:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(s.clips[split].items()))
+        frames = sum(s.frames_a[split].values())
+        lines.append(f"{split:5s}: {s.identities[split]} identities | clips: {kinds} | model-A frames: {frames}")
+    lines += [f"failed: {line}" for line in s.failed_packages]
+    if s.unseen:
+        lines.append(f"kept apart (never trained on): {', '.join(s.unseen)}")
+    return lines

@@ -1,0 +1,137 @@
+"""Faces in the fetched photos: MediaPipe face-mesh points per face, and who each face is.
+
+Identity is what the splits are made of, so it is decided here, once: one face per person in a
+group photo, and files a package names after a person (``obama2.jpg``) share that person.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dfstream.stream.faces import FaceStage
+
+log = logging.getLogger(__name__)
+
+MIN_FACE_PX = 64
+"""Faces smaller than this in the photo would only be upscaled blur in a clip; they are skipped."""
+EDGE_MARGIN = 0.3
+"""A face must have this share of its size free on every side inside the photo: a face cut by the
+photo's edge would show mirrored or blank borders inside its crop."""
+MAX_FACES_PER_PHOTO = 16
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+WHOLE_PACKAGE_GROUPS = frozenset({"face-api"})
+NAMED_PERSON_SOURCES = frozenset({"face_recognition", "kphotoalbum"})
+"""Packages that name a photo after its person (``obama2.jpg``, ``donna_2.jpg``)."""
+"""Packages whose photos show some people more than once: all their faces go to one split."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    source: str
+    path: Path
+    test_only: bool = False
+    """People kept out of training altogether: their faces go to the test split only."""
+
+
+@dataclass(frozen=True, eq=False)
+class SourceFace:
+    identity: str
+    photo: Path
+    points: np.ndarray = field(repr=False)
+    """468×2 face-mesh pixels in the photo."""
+    test_only: bool = False
+
+    @property
+    def group(self) -> str:
+        """The unit of the train/val/test split: no group is in two splits."""
+        source = self.identity.split("/", 1)[0]
+        return source if source in WHOLE_PACKAGE_GROUPS else self.identity
+
+    @property
+    def size_px(self) -> float:
+        span = self.points.max(axis=0) - self.points.min(axis=0)
+        return float(max(span))
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        lo, hi = self.points.min(axis=0), self.points.max(axis=0)
+        return float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2
+
+
+@dataclass(frozen=True)
+class FaceIndex:
+    faces: tuple[SourceFace, ...]
+    photos: int
+    unlandmarked: int
+    """Photos (or LFW images) in which MediaPipe found no face."""
+    too_small: int
+    at_edge: int = 0
+
+
+def inside(bbox: tuple[float, float, float, float], shape: tuple[int, ...]) -> bool:
+    x, y, w, h = bbox
+    m = EDGE_MARGIN * max(w, h)
+    return x - m >= 0 and y - m >= 0 and x + w + m <= shape[1] and y + h + m <= shape[0]
+
+
+def person_key(source: str, path: Path, face_no: int, faces_in_photo: int) -> str:
+    """``source/person``: a named file's person, else the face's own slot in its photo."""
+    if source in NAMED_PERSON_SOURCES and faces_in_photo == 1:
+        return f"{source}/{re.sub(r'[^a-z]+.*$', '', path.stem.lower())}"
+    return f"{source}/{path.stem}" if faces_in_photo == 1 else f"{source}/{path.stem}#{face_no}"
+
+
+def read_photo(path: Path) -> np.ndarray | None:
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)
+
+
+def _npy_faces(path: Path) -> Iterable[np.ndarray]:
+    """scikit-image's lfw_subset.npy: the first 100 of its 200 grey 25×25 images are faces."""
+    stack = np.load(path, allow_pickle=False)
+    for img in stack[:100]:
+        grey = np.clip(np.asarray(img, dtype=np.float32) * (255.0 if img.max() <= 1.0 else 1.0), 0, 255)
+        yield cv2.cvtColor(grey.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def index_faces(photos: list[Photo]) -> FaceIndex:
+    """Landmark every face in the photos with MediaPipe in still-image mode."""
+    stage = FaceStage(max_faces=MAX_FACES_PER_PHOTO, video=False)
+    faces: list[SourceFace] = []
+    read = unlandmarked = too_small = at_edge = 0
+    try:
+        for photo in photos:
+            source, path = photo.source, photo.path
+            if path.suffix == ".npy":
+                for img in _npy_faces(path):
+                    read += 1
+                    found = stage(img)
+                    unlandmarked += not found
+                    too_small += sum(1 for f in found if max(f.bbox[2:]) < MIN_FACE_PX)
+                continue
+            image = read_photo(path) if path.suffix.lower() in PHOTO_SUFFIXES else None
+            if image is None:
+                log.warning("%s: not a readable photo; skipped", path)
+                continue
+            read += 1
+            found = stage(image)
+            if not found:
+                unlandmarked += 1
+                continue
+            big = [f for f in found if max(f.bbox[2:]) >= MIN_FACE_PX]
+            kept = [f for f in big if inside(f.bbox, image.shape)]
+            too_small += len(found) - len(big)
+            at_edge += len(big) - len(kept)
+            kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))  # stable face numbers, left to right
+            for no, f in enumerate(kept):
+                key = person_key(source, path, no, len(kept))
+                faces.append(SourceFace(key, path, f.points.copy(), photo.test_only))
+    finally:
+        stage.close()
+    return FaceIndex(tuple(faces), read, unlandmarked, too_small, at_edge)

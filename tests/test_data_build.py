@@ -1,0 +1,183 @@
+"""The training-data generators on a tiny set: masks, swaps, identity splits, fetch failures, and
+both notebook layouts read back by the trainers' own readers. Real MediaPipe on real faces (the
+sample clip's frames stand in for package photos, so nothing is fetched)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dfstream.exceptions import DatasetError
+from dfstream.models.data import build as data_build
+from dfstream.models.data.clips import FRAME_H, FRAME_W, draw_camera, film
+from dfstream.models.data.manipulate import hull_mask
+from dfstream.models.data.photos import SourceFace, person_key
+from dfstream.models.data.sources import FetchedFile, FetchReport, PackageSource, fetch_all
+from dfstream.models.data.swap import face_swap
+from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split
+from dfstream.models.metrics import sample_kind
+from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.faces import FaceStage
+from tests.conftest import read_frames
+
+SBI_START_FRAME = 90  # the sample clip is self-blended from 3.0 s; earlier frames are genuine
+
+
+def _disc_points(cx: float, cy: float, r: float) -> np.ndarray:
+    a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    return np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], axis=1).astype(np.float32)
+
+
+def test_hull_mask_is_one_inside_zero_outside_with_a_soft_edge() -> None:
+    mask = hull_mask((200, 200), _disc_points(100, 100, 50), feather_px=8)
+    assert mask.dtype == np.float32 and 0.0 <= mask.min() and mask.max() <= 1.0
+    assert mask[100, 100] == pytest.approx(1.0, abs=1e-3)
+    assert mask[5, 5] == 0.0 and mask[100, 170] == 0.0
+    edge = mask[100, 140:160]
+    assert ((edge > 0.05) & (edge < 0.95)).any(), "the edge must be feathered, not hard"
+
+
+@pytest.mark.parametrize("seamless", [False, True])
+def test_face_swap_changes_the_face_region_only(seamless: bool) -> None:
+    rng = np.random.default_rng(0)
+    target = np.repeat(np.linspace(40, 200, 240, dtype=np.float32)[None, :, None], 240, axis=0)
+    target = np.repeat(target, 3, axis=2).astype(np.uint8)  # a smooth ramp; the donor is noise
+    donor = rng.integers(0, 255, (240, 240, 3), dtype=np.uint8)
+    pts = _disc_points(120, 120, 50)
+    out = face_swap(target, pts, donor, _disc_points(110, 115, 45), seamless=seamless)
+    diff = np.abs(out.astype(int) - target.astype(int)).sum(axis=2)
+    assert diff[100:140, 100:140].mean() > 10, "the face region must carry the donor's texture"
+    assert diff[:30].max() == 0 and diff[:, -30:].max() == 0, "nothing far outside the hull may change"
+
+
+def test_splits_keep_every_group_in_one_split_and_none_empty() -> None:
+    sizes = {"face-api": 14, "a": 5, "b": 1, "c": 1, "d": 1, "e": 1, "f": 1}
+    first = data_build.assign_splits(sizes, seed=3, fractions=(0.6, 0.2, 0.2))
+    assert set(first) == set(sizes) and set(first.values()) == {"train", "val", "test"}
+    assert first == data_build.assign_splits(sizes, seed=3, fractions=(0.6, 0.2, 0.2))
+    assert first["face-api"] == "train"
+    held = data_build.assign_splits(sizes, seed=3, fractions=(0.6, 0.2, 0.2), test_only=frozenset({"a", "b"}))
+    assert held["a"] == held["b"] == "test" and set(held.values()) == {"train", "val", "test"}
+
+
+def test_person_keys_group_a_named_persons_photos() -> None:
+    assert person_key("face_recognition", Path("obama2.jpg"), 0, 1) == "face_recognition/obama"
+    assert person_key("kphotoalbum", Path("donna_2.jpg"), 0, 1) == "kphotoalbum/donna"
+    assert person_key("face-api", Path("sample3.jpg"), 1, 2) == "face-api/sample3#1"
+
+
+def _face(identity: str, x: float) -> SourceFace:
+    """468 scattered points: enough for lmk5's yaw, which only orders the donors."""
+    pts = np.random.default_rng(int(x)).uniform(-40, 40, (468, 2)) + np.array([x, 100.0])
+    return SourceFace(identity, Path(f"{identity}.jpg"), pts.astype(np.float32))
+
+
+def test_swap_donors_come_from_another_identity_in_the_same_split() -> None:
+    faces = [_face(n, 100 + i) for i, n in enumerate(["face-api/s1#0", "face-api/s2", "x/a", "x/b", "x/c", "x/d"])]
+    cfg = data_build.BuildConfig(
+        out=Path("unused"), cache=Path("unused"), genuine_per_face=1, sbi_per_face=1, swap_per_face=2
+    )
+    plans, orphans = data_build.plan_clips(faces, cfg)
+    split_of_face = {p.face: p.split for p in plans}
+    groups: dict[str, set[str]] = {}
+    for p in plans:
+        groups.setdefault(faces[p.face].group, set()).add(p.split)
+    assert all(len(s) == 1 for s in groups.values()), "a group (person) landed in two splits"
+    for p in plans:
+        if p.kind == "swap":
+            assert p.donor is not None and faces[p.donor].identity != faces[p.face].identity
+            assert split_of_face[p.donor] == p.split
+    assert len({p.video for p in plans}) == len(plans), "video names must be unique"
+    assert orphans + sum(p.kind == "swap" for p in plans) == 2 * len(faces)
+
+
+def test_fetch_failure_is_one_line_and_the_rest_go_on(tmp_path: Path) -> None:
+    def fetch(src: PackageSource, cache: Path) -> list[FetchedFile]:
+        if src.name == "bad":
+            raise RuntimeError("No matching distribution found for nothing==0")
+        (cache / "ok.jpg").write_bytes(b"x")
+        return [FetchedFile("good", "good", "1", "a/ok.jpg", "ok.jpg", "MIT", "0" * 64, "train")]
+
+    sources = (
+        PackageSource("bad", "pip", "nothing", "0", ("*",), "?"),
+        PackageSource("good", "pip", "g", "1", ("*",), "MIT"),
+    )
+    report = fetch_all(tmp_path, sources, fetch)
+    assert [f.source for f in report.files] == ["good"]
+    assert report.failed == ("could not fetch pip package nothing: No matching distribution found for nothing==0",)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["files"][0]["licence"] == "MIT" and len(manifest["failed"]) == 1
+
+
+@pytest.fixture(scope="module")
+def photo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FetchReport]:
+    """Three genuine frames of the sample clip as three 'packages', plus a photo with no face."""
+    cache = tmp_path_factory.mktemp("packages")
+    frames = read_frames(SAMPLE_CLIP, limit=SBI_START_FRAME)
+    files = []
+    for n, idx in enumerate((0, 40, 80)):
+        (cache / f"src{n}").mkdir()
+        cv2.imwrite(str(cache / f"src{n}" / "face.png"), frames[idx])
+        files.append(FetchedFile(f"src{n}", f"pkg{n}", "1", "face.png", f"src{n}/face.png", "PD", "0" * 64, "train"))
+    (cache / "blank").mkdir()
+    cv2.imwrite(str(cache / "blank" / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
+    files.append(FetchedFile("blank", "blank", "1", "wall.png", "blank/wall.png", "PD", "0" * 64, "train"))
+    (cache / "manifest.json").write_text("{}\n")
+    return cache, FetchReport(tuple(files), ("could not fetch npm package gone: 404",))
+
+
+def test_build_writes_both_layouts_split_by_identity(tmp_path: Path, photo_report: tuple[Path, FetchReport]) -> None:
+    cache, report = photo_report
+    cfg = data_build.BuildConfig(
+        out=tmp_path / "ds", cache=cache, seed=1, genuine_per_face=1, sbi_per_face=1, swap_per_face=0, frame_every=4
+    )
+    summary = data_build.build(cfg, report)
+    assert summary.faces == 3 and summary.photos == 4 and summary.unlandmarked == 1
+    assert summary.failed_packages == report.failed
+    assert summary.identities == {"train": 1, "val": 1, "test": 1}
+    splits = json.loads((cfg.out / "splits.json").read_text())
+    assert sum(len(v) for v in splits.values()) == len({i for v in splits.values() for i in v}) == 3
+
+    for split in ("train", "val", "test"):
+        frames = scan_image_split(cfg.out / "frames", split)  # model A's reader
+        assert len(frames) == 8 and sum(frames.labels) == 4  # 2 clips × 16 frames / 4
+        assert {sample_kind(str(p)) for p in frames.paths} == {"original", "sbi"}
+        refs = scan_clip_folders(cfg.out / "clips" / split)  # model B's reader
+        assert sorted((r.folder.name, r.label) for r in refs) == [("original", 0), ("sbi", 1)]
+        clip, lmks = load_clip(refs[0], 64)
+        assert clip.shape == (16, 3, 64, 64) and lmks.shape == (16, 5) and np.isfinite(lmks).all()
+    crop = cv2.imread(str(next((cfg.out / "frames" / "train" / "real").iterdir())))
+    assert crop.shape == (224, 224, 3)
+    assert (cfg.out / "manifest.json").is_file() and json.loads((cfg.out / "summary.json").read_text())["faces"] == 3
+
+
+def test_sbi_region_follows_the_face_across_frames(photo_report: tuple[Path, FetchReport]) -> None:
+    """Genuine and self-blended clips filmed by the same camera differ where the face is, every frame."""
+    cache, _ = photo_report
+    photo = cv2.imread(str(cache / "src0" / "face.png"))
+    stage = FaceStage(max_faces=1, video=False)
+    points = stage(photo)[0].points
+    stage.close()
+    from dfstream.models.data.manipulate import self_blend
+
+    cam = draw_camera(np.random.default_rng(5), 200.0)
+    cam = type(cam)(**{**cam.__dict__, "codec": "jpeg", "quality": 100, "noise": 0.0})
+    real, moved = film(photo, points, cam, 8, np.random.default_rng(1))
+    fake, _ = film(self_blend(photo, points), points, cam, 8, np.random.default_rng(1))
+    for r, f, pts in zip(real, fake, moved, strict=True):
+        assert r.shape == (FRAME_H, FRAME_W, 3)
+        diff = np.abs(r.astype(int) - f.astype(int)).sum(axis=2) > 12
+        inside = hull_mask(diff.shape, pts, 1.0) > 0.5
+        assert diff[inside].mean() > 5 * max(diff[~inside].mean(), 1e-3), "the change must sit on the face"
+
+
+def test_zero_faces_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "wall.png").write_bytes(cv2.imencode(".png", np.zeros((100, 100, 3), np.uint8))[1].tobytes())
+    (tmp_path / "manifest.json").write_text("{}\n")
+    report = FetchReport((FetchedFile("w", "w", "1", "wall.png", "wall.png", "PD", "0" * 64, "train"),), ())
+    with pytest.raises(DatasetError, match="no usable face in 1 photo"):
+        data_build.build(data_build.BuildConfig(out=tmp_path / "ds", cache=tmp_path), report)
