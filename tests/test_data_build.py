@@ -154,6 +154,20 @@ def test_build_writes_both_layouts_split_by_identity(tmp_path: Path, photo_repor
     assert crop.shape == (224, 224, 3)
     assert (cfg.out / "manifest.json").is_file() and json.loads((cfg.out / "summary.json").read_text())["faces"] == 3
 
+    again = data_build.BuildConfig(**{**cfg.__dict__, "out": tmp_path / "again"})
+    data_build.build(again, report)
+    assert _digests(again.out) == _digests(cfg.out), "the same seed must give the same files"
+
+
+def _digests(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.suffix in (".jpg", ".npy")
+    }
+
 
 def test_sbi_region_follows_the_face_across_frames(photo_report: tuple[Path, FetchReport]) -> None:
     """Genuine and self-blended clips filmed by the same camera differ where the face is, every frame."""

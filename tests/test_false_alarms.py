@@ -1,0 +1,60 @@
+"""False-alarm measurement: the rates from score records, and the command on a real clip through
+the real stream (tiny untrained models, so only the bookkeeping is checked, not the values)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dfstream.cli import app
+from dfstream.exceptions import DatasetError
+from dfstream.models.false_alarms import rates
+from dfstream.paths import SAMPLE_CLIP
+
+
+def _score(frame: float | None, clip: float | None, label: str, score: float = 0.2) -> dict[str, object]:
+    return {"type": "score", "score_frame": frame, "score_clip": clip, "score": score, "label": label}
+
+
+def test_rates_use_each_models_own_threshold() -> None:
+    records = [
+        _score(0.9, None, "uncertain"),
+        _score(0.1, None, "real"),
+        _score(0.5, 0.7, "fake", 0.8),
+        _score(0.2, 0.2, "real"),
+        {"type": "label", "label": "fake"},
+    ]
+    r = rates(records, "clip.mp4", frame_threshold=0.5, clip_threshold=0.6)
+    assert r.frames_scored == 4 and r.clip_frames == 2
+    assert r.frame_model_rate == pytest.approx(2 / 4)  # 0.9 and 0.5 reach 0.5
+    assert r.clip_model_rate == pytest.approx(1 / 2)
+    assert r.label_fake_rate == pytest.approx(1 / 4)
+    assert r.mean_score == pytest.approx((0.2 + 0.2 + 0.8 + 0.2) / 4)
+
+
+def test_no_scored_face_is_an_error() -> None:
+    with pytest.raises(DatasetError, match="no face was scored"):
+        rates([{"type": "status"}], "empty.mp4", 0.5, 0.5)
+
+
+def test_command_runs_the_stream_and_writes_the_rates(tmp_path: Path, stream_models: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["eval", "false-alarms", "--source", str(SAMPLE_CLIP), "--models", str(stream_models), "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    body = json.loads((tmp_path / "false_alarms.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    scored = [r for r in records if r["type"] == "score"]
+    assert body["frames_scored"] == len(scored) == 240  # one face in every frame of the 8 s clip
+    assert body["clip_frames"] == 240 - 15  # the clip score starts once 16 crops are buffered
+    assert body["label_fake_rate"] == pytest.approx(sum(r["label"] == "fake" for r in scored) / 240)
+    assert "frames scored" in result.output
+
+
+def test_command_refuses_a_missing_video(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", "false-alarms", "--source", str(tmp_path / "none.mp4")])
+    assert result.exit_code == 2 and "video not found" in result.output
