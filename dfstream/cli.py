@@ -212,6 +212,10 @@ def train_clip_cmd(
         Path | None, typer.Option(help="Local torchvision EfficientNet-B0 state dict; none: random init.")
     ] = None,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    pretrain_epochs: Annotated[
+        int, typer.Option(help="Frame-level encoder epochs first (one label per frame, not per 16: far cheaper).")
+    ] = 0,
+    pretrain_frames: Annotated[int, typer.Option(help="Random frames per clip in each pretrain epoch.")] = 4,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout."""
 
@@ -230,6 +234,8 @@ def train_clip_cmd(
             seed=seed,
             imagenet_weights=imagenet_weights,
             workers=workers,
+            pretrain_epochs=pretrain_epochs,
+            pretrain_frames=pretrain_frames,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

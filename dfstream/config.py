@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dfstream.stream.types import CLIP_CROP, FRAME_CROP
+from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
 
 class _Strict(BaseModel):
@@ -46,6 +46,10 @@ class TrainClipConfig(_Strict):
     seed: int = 42
     imagenet_weights: Path | None = Field(None, description="local torchvision EfficientNet-B0 state dict")
     workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    pretrain_epochs: int = Field(
+        0, ge=0, description="epochs of frame-level encoder training before the clip model (cheap per label)"
+    )
+    pretrain_frames: int = Field(4, ge=1, le=CLIP_LEN, description="random frames per clip in each pretrain epoch")
 
 
 class EvalClipConfig(_Strict):

@@ -127,17 +127,22 @@ def split_by_video(
     return order[:cut], order[cut:]
 
 
+def load_clip_frame(ref: ClipRef, i: int, size: int) -> np.ndarray:
+    """Frame ``i`` of a clip as 3×S×S float32 BGR in 0..1, as notebook B feeds it."""
+    img_path = ref.folder / f"{ref.video}_{i}.jpg"
+    img = cv2.imread(str(img_path))
+    if img is None:
+        raise DatasetError(f"{img_path}: failed to decode")
+    img = cv2.resize(img, (size, size))
+    return img.transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
 def load_clip(ref: ClipRef, size: int, clip_len: int = CLIP_LEN) -> tuple[np.ndarray, np.ndarray]:
     """T×3×S×S float32 BGR frames in 0..1 and T×5 landmarks, as notebook B feeds them."""
     frames = np.empty((clip_len, 3, size, size), dtype=np.float32)
     lmks = np.empty((clip_len, LMK_DIM), dtype=np.float32)
     for i in range(clip_len):
-        img_path = ref.folder / f"{ref.video}_{i}.jpg"
-        img = cv2.imread(str(img_path))
-        if img is None:
-            raise DatasetError(f"{img_path}: failed to decode")
-        img = cv2.resize(img, (size, size))
-        frames[i] = img.transpose(2, 0, 1).astype(np.float32) / 255.0
+        frames[i] = load_clip_frame(ref, i, size)
         values = np.load(ref.folder / f"{ref.video}_{i}.npy", allow_pickle=False).astype(np.float32).reshape(-1)
         if values.shape != (LMK_DIM,):
             raise DatasetError(f"{ref.folder / ref.video}_{i}.npy: holds {values.size} values, expected {LMK_DIM}")

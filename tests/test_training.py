@@ -141,6 +141,7 @@ def test_model_b_validates_on_a_separate_folder(
     caplog.set_level("INFO")
     run = tmp_path / "run"
     args = ["train", "clip", "--data", str(clip_dataset), "--val-data", str(clip_dataset), "--out", str(run)]
-    _ok([*args, "--img-size", "32", "--epochs", "1", "--batch-size", "4"])
+    _ok([*args, "--img-size", "32", "--epochs", "1", "--batch-size", "4", "--pretrain-epochs", "2"])
     assert "train: 11 clips (real 5, fake 6)" in caplog.text
+    assert "pretrain epoch 2: loss" in caplog.text and "val frame AUC" in caplog.text
     assert "val: 11 clips (real 5, fake 6)" in caplog.text
