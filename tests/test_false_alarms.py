@@ -58,3 +58,31 @@ def test_command_runs_the_stream_and_writes_the_rates(tmp_path: Path, stream_mod
 def test_command_refuses_a_missing_video(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "false-alarms", "--source", str(tmp_path / "none.mp4")])
     assert result.exit_code == 2 and "video not found" in result.output
+
+
+def test_card_tables_show_what_the_reports_hold(tmp_path: Path) -> None:
+    from dfstream.models.card_tables import tables
+
+    def report(auc: float | None, n: int, n_fake: int) -> dict[str, object]:
+        return {"threshold": 0.42, "auc": auc, "f1": 0.5, "accuracy": 0.75, "n": n, "n_fake": n_fake}
+
+    a = tmp_path / "model-a" / "eval"
+    a.mkdir(parents=True)
+    (a / "metrics.json").write_text(json.dumps(report(0.91, 40, 20)))
+    (a / "metrics_by_kind.json").write_text(json.dumps({"sbi": report(0.8, 30, 10), "swap": report(None, 30, 10)}))
+    fa = tmp_path / "false-alarms" / "clip"
+    fa.mkdir(parents=True)
+    body = {
+        "source": "x/movie.avi",
+        "frames_scored": 68,
+        "frame_model_rate": 0.25,
+        "clip_model_rate": None,
+        "label_fake_rate": 0.1,
+        "mean_score": 0.3,
+    }
+    (fa / "false_alarms.json").write_text(json.dumps(body))
+    text = "\n".join(tables(tmp_path))
+    assert "| all | 0.910 | 0.500 | 0.750 | 40 (20) |" in text and "threshold 0.420 from val" in text
+    assert "| sbi | 0.800 |" in text and "| swap | n/a |" in text
+    assert "| movie.avi | 68 | 25.0% | n/a | 10.0% | 0.300 |" in text
+    assert "Model B" not in text  # no model B reports were written

@@ -45,11 +45,11 @@ class BuildConfig:
     out: Path
     cache: Path
     seed: int = 0
-    genuine_per_face: int = 8
-    sbi_per_face: int = 4
-    swap_per_face: int = 4
+    genuine_per_face: int = 10
+    sbi_per_face: int = 5
+    swap_per_face: int = 5
     frames: int = CLIP_LEN
-    frame_every: int = 2
+    frame_every: int = 4
     """Every n-th frame of a clip also goes to model A's folders."""
     size_a: int = 224
     size_b: int = 256
@@ -64,6 +64,10 @@ class ClipPlan:
     face: int
     donor: int | None
     seed: int
+    """Seeds the manipulation."""
+    camera_seed: int
+    """Seeds camera, light, noise and codec. A fake clip shares it with one genuine clip of the same
+    face, so the pair differs only by the manipulation: what the models must learn, nothing else."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
             ("sbi", cfg.sbi_per_face),
             ("swap", cfg.swap_per_face),
         )
+        cameras = [int(c) for c in rng.integers(0, 2**31 - 1, max(cfg.genuine_per_face, 1))]
+        fakes = 0
         for kind, n in counts:
             for k in range(n):
                 donor = None
@@ -141,20 +147,27 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
                         orphans += 1
                         continue
                     donor = donors[int(rng.integers(0, min(3, len(donors))))]
+                if kind == "original":
+                    camera = cameras[k]
+                else:
+                    camera, fakes = cameras[fakes % len(cameras)], fakes + 1
                 video = f"{slug(face.identity)}-f{i:03d}-{kind}-{k:02d}"
-                plans.append(ClipPlan(video, split, kind, i, donor, int(rng.integers(0, 2**31 - 1))))
+                plans.append(ClipPlan(video, split, kind, i, donor, int(rng.integers(0, 2**31 - 1)), camera))
     return plans, orphans
 
 
 def draw_blend(rng: np.random.Generator) -> BlendParams:
+    """Ranges after the self-blended-images recipe: mild to clear colour and geometry mismatch,
+    soft to sharp mask edges, and partial blends."""
     return BlendParams(
-        scale=float(rng.uniform(0.96, 1.06)),
-        shift=(float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3))),
-        hue=int(rng.integers(-8, 9)),
-        saturation=float(rng.uniform(0.88, 1.15)),
-        brightness=float(rng.uniform(0.9, 1.1)),
-        blur=int(rng.choice([1, 3, 5])),
-        feather=float(rng.uniform(0.04, 0.14)),
+        scale=float(rng.uniform(0.94, 1.08)),
+        shift=(float(rng.uniform(-4, 4)), float(rng.uniform(-4, 4))),
+        hue=int(rng.integers(-10, 11)),
+        saturation=float(rng.uniform(0.8, 1.25)),
+        brightness=float(rng.uniform(0.85, 1.15)),
+        blur=int(rng.choice([1, 3, 5, 7])),
+        feather=float(rng.uniform(0.02, 0.15)),
+        opacity=float(rng.choice([0.5, 0.75, 1.0, 1.0, 1.0])),
     )
 
 
@@ -185,8 +198,9 @@ def render(plan: ClipPlan, faces: Sequence[SourceFace], photos: PhotoCache, cfg:
         patch = face_swap(
             patch, points, d_patch, d_points, seamless=bool(rng.random() < 0.5), feather=float(rng.uniform(0.04, 0.12))
         )
-    cam = clips.draw_camera(rng, face.size_px)
-    frames, expected = clips.film(patch, points, cam, cfg.frames, rng)
+    camera_rng = np.random.default_rng(plan.camera_seed)
+    cam = clips.draw_camera(camera_rng, face.size_px)
+    frames, expected = clips.film(patch, points, cam, cfg.frames, camera_rng)
     return clips.landmark_and_crop(frames, expected, cfg.size_a, cfg.size_b)
 
 
@@ -258,7 +272,31 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
     splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
     (cfg.out / "splits.json").write_text(json.dumps(splits, indent=2) + "\n")
     shutil.copyfile(cfg.cache / "manifest.json", cfg.out / "manifest.json")
+    write_preview(cfg.out, cfg.out / "preview.png")
     return summary
+
+
+def write_preview(out: Path, path: Path, faces: Sequence[str] | None = None, size: int = 160) -> Path:
+    """One row per face: frame 0 of its first genuine, self-blended and swapped clip, to eyeball
+    what the models learn from. ``faces`` picks video-name prefixes; default: the first six."""
+    rows = []
+    originals = sorted((out / "clips").glob("*/original/*-original-00_0.jpg"))
+    for first in originals:
+        prefix = first.name.removesuffix("-original-00_0.jpg")
+        if faces is not None and not any(prefix.startswith(f) for f in faces):
+            continue
+        tiles = []
+        for kind in ("original", "sbi", "swap"):
+            tile = first.parent.parent / kind / f"{prefix}-{kind}-00_0.jpg"
+            img = cv2.imread(str(tile)) if tile.is_file() else np.zeros((size, size, 3), np.uint8)
+            tiles.append(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA))
+        rows.append(np.hstack(tiles))
+        if faces is None and len(rows) == 6:
+            break
+    if not rows:
+        raise DatasetError(f"{out}: no genuine clip to preview")
+    cv2.imwrite(str(path), np.vstack(rows))
+    return path
 
 
 def summary_lines(s: BuildSummary) -> list[str]:

@@ -24,6 +24,8 @@ class BlendParams:
     blur: int = 3
     feather: float = 0.08
     """Mask edge softness as a share of the face size."""
+    opacity: float = 1.0
+    """How much of the perturbed copy the mask lets through (partial blends are harder to see)."""
 
 
 def hull_mask(shape: tuple[int, int], points: np.ndarray, feather_px: float) -> np.ndarray:
@@ -58,7 +60,7 @@ def self_blend(image: np.ndarray, points: np.ndarray, params: BlendParams | None
     x0, y0 = points.min(axis=0)
     x1, y1 = points.max(axis=0)
     size = float(max(x1 - x0, y1 - y0))
-    mask = hull_mask(image.shape[:2], points, max(3.0, p.feather * size))[..., None]
+    mask = hull_mask(image.shape[:2], points, max(3.0, p.feather * size))[..., None] * p.opacity
     source = perturbed(image, (float(x0 + x1) / 2, float(y0 + y1) / 2), p)
     out = mask * source.astype(np.float32) + (1.0 - mask) * image.astype(np.float32)
     return np.clip(out, 0, 255).astype(np.uint8)

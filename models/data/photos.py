@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 
 MIN_FACE_PX = 64
 """Faces smaller than this in the photo would only be upscaled blur in a clip; they are skipped."""
-EDGE_MARGIN = 0.3
+EDGE_MARGIN = 0.15
 """A face must have this share of its size free on every side inside the photo: a face cut by the
 photo's edge would show mirrored or blank borders inside its crop."""
 MAX_FACES_PER_PHOTO = 16
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm"})
 WHOLE_PACKAGE_GROUPS = frozenset({"face-api"})
 NAMED_PERSON_SOURCES = frozenset({"face_recognition", "kphotoalbum"})
 """Packages that name a photo after its person (``obama2.jpg``, ``donna_2.jpg``)."""

