@@ -66,21 +66,24 @@ CNN_EPOCHS ?= 10
 CLIP_PRETRAIN_EPOCHS ?= 8
 CLIP_EPOCHS ?= 2
 CLIP_SIZE ?= 128
+MAX_FPR ?= 0.05
 DF := $(VENV)/bin/dfstream
 
 models: $(STAMP)
 	$(DF) data build --out $(DATA) --seed 0
-	$(DF) train cnn --data $(DATA)/frames --out $(RUNS)/model-a --epochs $(CNN_EPOCHS) --batch-size 32 --seed 42
-	$(DF) eval cnn --model $(RUNS)/model-a/best_model.keras --data $(DATA)/frames --out $(RUNS)/model-a/eval
+	$(DF) train cnn --data $(DATA)/frames --out $(RUNS)/model-a --epochs $(CNN_EPOCHS) --batch-size 16 --lr 3e-4 \
+		--seed 42
+	$(DF) eval cnn --model $(RUNS)/model-a/best_model.keras --data $(DATA)/frames --out $(RUNS)/model-a/eval \
+		--max-fpr $(MAX_FPR)
 	$(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val --out $(RUNS)/model-b \
 		--img-size $(CLIP_SIZE) --pretrain-epochs $(CLIP_PRETRAIN_EPOCHS) --epochs $(CLIP_EPOCHS) --lr 5e-4 \
 		--batch-size 4 --seed 42
-	$(DF) eval clip --model $(RUNS)/model-b/mediapipe_model.pth --data $(DATA)/clips/val --split all \
-		--img-size $(CLIP_SIZE) --out $(RUNS)/model-b/val
-	$(DF) eval clip --model $(RUNS)/model-b/mediapipe_model.pth --data $(DATA)/clips/test --split all \
+	$(DF) eval clip --model $(RUNS)/model-b/last_model.pth --data $(DATA)/clips/val --split all \
+		--img-size $(CLIP_SIZE) --max-fpr $(MAX_FPR) --out $(RUNS)/model-b/val
+	$(DF) eval clip --model $(RUNS)/model-b/last_model.pth --data $(DATA)/clips/test --split all \
 		--img-size $(CLIP_SIZE) --threshold-from $(RUNS)/model-b/val/threshold.json --out $(RUNS)/model-b/test
 	$(DF) export $(RUNS)/model-a/best_model.keras -o $(RUNS)/onnx --threshold-from $(RUNS)/model-a/eval/threshold.json
-	$(DF) export $(RUNS)/model-b/mediapipe_model.pth -o $(RUNS)/onnx --img-size $(CLIP_SIZE) \
+	$(DF) export $(RUNS)/model-b/last_model.pth -o $(RUNS)/onnx --img-size $(CLIP_SIZE) \
 		--threshold-from $(RUNS)/model-b/val/threshold.json
 	cp $(RUNS)/onnx/frame_cnn.onnx $(RUNS)/onnx/clip_encoder.onnx $(RUNS)/onnx/clip_head.onnx $(WEIGHTS)/
 	$(DF) eval false-alarms --source cache/packages/kphotoalbum-movie/movie.avi --models $(WEIGHTS) \

@@ -258,6 +258,10 @@ def eval_cnn_cmd(
     out: Annotated[Path, typer.Option(help="Output folder for metrics, CSV, plots and Grad-CAM overlays.")],
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     gradcam_samples: Annotated[int, typer.Option(help="Grad-CAM overlays to write from test.")] = 8,
+    max_fpr: Annotated[
+        float | None,
+        typer.Option(help="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
+    ] = None,
 ) -> None:
     """Evaluate model A: F1-optimal threshold on val, full report and Grad-CAM on test."""
 
@@ -265,7 +269,12 @@ def eval_cnn_cmd(
         from dfstream.models.train_cnn import evaluate_cnn
 
         cfg = EvalCnnConfig(
-            model=model, data_dir=data, out_dir=out, batch_size=batch_size, gradcam_samples=gradcam_samples
+            model=model,
+            data_dir=data,
+            out_dir=out,
+            batch_size=batch_size,
+            gradcam_samples=gradcam_samples,
+            max_fpr=max_fpr,
         )
         _print_report(evaluate_cnn(cfg), out)
 
@@ -288,6 +297,10 @@ def eval_clip_cmd(
     threshold_from: Annotated[
         Path | None, typer.Option(help="Fixed threshold from a threshold.json (e.g. the val run's, to score test).")
     ] = None,
+    max_fpr: Annotated[
+        float | None,
+        typer.Option(help="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
+    ] = None,
 ) -> None:
     """Evaluate model B: classification report, AUC, ROC / confusion / threshold plots."""
 
@@ -308,6 +321,7 @@ def eval_clip_cmd(
             val_fraction=val_fraction,
             seed=seed,
             threshold=fixed,
+            max_fpr=max_fpr,
         )
         _print_report(evaluate_clip(cfg), out)
 

@@ -21,9 +21,9 @@ def build_cmd(
         "cache/packages"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the identity split and every random choice.")] = 0,
-    genuine: Annotated[int, typer.Option(help="Genuine clips per face.")] = 10,
-    sbi: Annotated[int, typer.Option(help="Self-blended clips per face.")] = 5,
-    swap: Annotated[int, typer.Option(help="Face-swap clips per face (donor: another identity, same split).")] = 5,
+    genuine: Annotated[int, typer.Option(help="Genuine clips per face.")] = 8,
+    sbi: Annotated[int, typer.Option(help="Self-blended clips per face.")] = 4,
+    swap: Annotated[int, typer.Option(help="Face-swap clips per face (donor: another identity, same split).")] = 4,
     frame_every: Annotated[int, typer.Option(help="Every n-th clip frame also goes to model A's folders.")] = 4,
 ) -> None:
     """Fetch face photos (no dependencies installed), make genuine, self-blended and face-swap

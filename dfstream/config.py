@@ -30,6 +30,7 @@ class EvalCnnConfig(_Strict):
     out_dir: Path
     batch_size: int = Field(32, ge=1)
     gradcam_samples: int = Field(8, ge=0, description="Grad-CAM overlays written from the test split")
+    max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on val false alarms for the threshold")
 
 
 class TrainClipConfig(_Strict):
@@ -62,6 +63,7 @@ class EvalClipConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
     threshold: float | None = Field(None, gt=0, lt=1, description="fixed threshold; default F1-optimal")
+    max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on false alarms for the F1-optimal threshold")
 
 
 class RunConfig(_Strict):

@@ -40,12 +40,16 @@ def check_informative(name: str, reference: np.ndarray) -> None:
 
 
 def check_parity(name: str, reference: np.ndarray, got: np.ndarray, tol: float) -> float:
-    """Max abs diff between framework and ONNX Runtime; raises when above ``tol``."""
+    """Max abs diff between framework and ONNX Runtime; raises when above ``tol`` scaled by the
+    reference's magnitude when that exceeds 1 (float32 sums of large features differ in the last
+    bits by an amount proportional to their size: a trained encoder's features reach tens)."""
     reference = np.asarray(reference, dtype=np.float32)
     got = np.asarray(got, dtype=np.float32).reshape(reference.shape)
     diff = float(np.max(np.abs(reference - got)))
-    line = f"{name}: max abs diff {diff:.3e} (tolerance {tol:.0e})"
-    if not diff <= tol:
+    scale = max(1.0, float(np.max(np.abs(reference))))
+    limit = tol * scale
+    line = f"{name}: max abs diff {diff:.3e} (tolerance {tol:.0e} × {scale:.3g})"
+    if not diff <= limit:
         raise ExportCheckError(line + " — parity check failed")
     print(line)
     return diff

@@ -28,12 +28,24 @@ class BinaryReport:
     """Rows true real/fake, columns predicted real/fake."""
 
 
-def f1_optimal_threshold(y_true: np.ndarray, p_fake: np.ndarray) -> float:
-    """Threshold on P(fake) maximising F1 for the 'fake' class, kept strictly inside (0, 1)."""
+def f1_optimal_threshold(y_true: np.ndarray, p_fake: np.ndarray, max_fpr: float | None = None) -> float:
+    """Threshold on P(fake) maximising F1 for the 'fake' class, kept strictly inside (0, 1).
+
+    With ``max_fpr``, only thresholds that flag at most that share of the genuine samples count.
+    A weak model's unconstrained F1 optimum is "everything is fake" (F1 = 2/3 at even classes),
+    which turns every genuine stream red; the cap keeps false alarms bounded instead.
+    """
     from sklearn.metrics import precision_recall_curve
 
     precision, recall, thresholds = precision_recall_curve(y_true, p_fake)
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    if max_fpr is not None:
+        genuine = np.sort(p_fake[y_true == 0])
+        if len(genuine):
+            fpr = 1.0 - np.searchsorted(genuine, thresholds, side="left") / len(genuine)
+            f1 = np.where(fpr <= max_fpr + 1e-12, f1, -1.0)
+            if f1.max() < 0:  # no threshold below the cap flags anything: flag only above every genuine
+                return float(np.clip(np.nextafter(genuine[-1], 1.0), 1e-6, 1 - 1e-6))
     best = float(thresholds[int(np.argmax(f1))])
     return float(np.clip(best, 1e-6, 1 - 1e-6))
 

@@ -173,13 +173,13 @@ def evaluate_clip(cfg: EvalClipConfig) -> BinaryReport:
     if cfg.split == "val":
         refs = split_by_video(refs, cfg.val_fraction, cfg.seed)[1]
     y_true, p_fake = predict(model, _loader(refs, cfg, shuffle=False))
-    threshold = cfg.threshold if cfg.threshold is not None else f1_optimal_threshold(y_true, p_fake)
+    threshold = cfg.threshold if cfg.threshold is not None else f1_optimal_threshold(y_true, p_fake, cfg.max_fpr)
     report = binary_report(y_true, p_fake, threshold)
     names = [f"{r.folder.name}/{r.video}" for r in refs]
     write_reports(cfg.out_dir, report, names, y_true, p_fake, y_true, p_fake)
     source = "fixed" if cfg.threshold is not None else f"F1-optimal on the evaluated '{cfg.split}' videos"
     (cfg.out_dir / "threshold.json").write_text(
-        json.dumps({"threshold": threshold, "chosen_on": source}, indent=2) + "\n"
+        json.dumps({"threshold": threshold, "chosen_on": source, "max_fpr": cfg.max_fpr}, indent=2) + "\n"
     )
     log.info("report: %s", json.dumps(asdict(report)))
     return report

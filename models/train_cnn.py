@@ -115,7 +115,7 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
     test = scan_image_split(cfg.data_dir, "test")
     val_true = np.asarray(val.labels)
     val_p = predict_p_fake(model, val, cfg.batch_size, positive)
-    threshold = f1_optimal_threshold(val_true, val_p)
+    threshold = f1_optimal_threshold(val_true, val_p, cfg.max_fpr)
     y_true = np.asarray(test.labels)
     p_fake = predict_p_fake(model, test, cfg.batch_size, positive)
     report = binary_report(y_true, p_fake, threshold)
@@ -127,7 +127,10 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
     }
     (cfg.out_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
     (cfg.out_dir / "threshold.json").write_text(
-        json.dumps({"threshold": threshold, "chosen_on": "val", "positive_class": positive}, indent=2) + "\n"
+        json.dumps(
+            {"threshold": threshold, "chosen_on": "val", "max_fpr": cfg.max_fpr, "positive_class": positive}, indent=2
+        )
+        + "\n"
     )
 
     size = cnn_cbam.input_size(model)

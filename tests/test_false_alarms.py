@@ -86,3 +86,19 @@ def test_card_tables_show_what_the_reports_hold(tmp_path: Path) -> None:
     assert "| sbi | 0.800 |" in text and "| swap | n/a |" in text
     assert "| movie.avi | 68 | 25.0% | n/a | 10.0% | 0.300 |" in text
     assert "Model B" not in text  # no model B reports were written
+
+
+def test_a_false_alarm_cap_keeps_a_weak_model_from_flagging_everything() -> None:
+    import numpy as np
+
+    from dfstream.models.metrics import f1_optimal_threshold
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 100 + [1] * 100)
+    p = np.concatenate([rng.uniform(0.0, 1.0, 100), rng.uniform(0.05, 1.0, 100)])  # barely better than chance
+    free = f1_optimal_threshold(y, p)
+    capped = f1_optimal_threshold(y, p, max_fpr=0.05)
+    assert np.mean(p[y == 0] >= free) > 0.5, "the unconstrained F1 optimum flags most genuine samples"
+    assert np.mean(p[y == 0] >= capped) <= 0.05
+    all_genuine_high = np.concatenate([np.full(100, 0.9), np.full(100, 0.8)])
+    assert f1_optimal_threshold(y, all_genuine_high, max_fpr=0.05) > 0.9  # nothing qualifies: above every genuine

@@ -45,9 +45,9 @@ class BuildConfig:
     out: Path
     cache: Path
     seed: int = 0
-    genuine_per_face: int = 10
-    sbi_per_face: int = 5
-    swap_per_face: int = 5
+    genuine_per_face: int = 8
+    sbi_per_face: int = 4
+    swap_per_face: int = 4
     frames: int = CLIP_LEN
     frame_every: int = 4
     """Every n-th frame of a clip also goes to model A's folders."""
