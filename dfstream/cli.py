@@ -307,9 +307,7 @@ def eval_clip_cmd(
     def body() -> None:
         from dfstream.models.train_clip import evaluate_clip
 
-        fixed = _threshold(None, threshold_from) if threshold_from is not None else threshold
-        if threshold is not None and threshold_from is not None:
-            raise InputPathError("give --threshold or --threshold-from, not both")
+        fixed = None if threshold is None and threshold_from is None else _threshold(threshold, threshold_from)
 
         cfg = EvalClipConfig(
             model=model,

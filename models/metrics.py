@@ -69,12 +69,17 @@ def binary_report(y_true: np.ndarray, p_fake: np.ndarray, threshold: float) -> B
     )
 
 
+KIND_SEPARATOR = "__"
+"""Frame files named ``{kind}__{video}_{i}.jpg`` (as ``dfstream data build`` writes them) are
+reported per kind."""
+
+
 def sample_kind(name: str) -> str:
     """The manipulation kind a sample name carries: a frame file's ``{kind}__`` prefix, else the
     clip's class folder (notebook B's folders are named per method: ``sbi/``, ``Deepfakes/``…)."""
     path = Path(name)
-    if "__" in path.name:
-        return path.name.split("__", 1)[0]
+    if KIND_SEPARATOR in path.name:
+        return path.name.split(KIND_SEPARATOR, 1)[0]
     return path.parent.name or "all"
 
 

@@ -119,8 +119,9 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
     y_true = np.asarray(test.labels)
     p_fake = predict_p_fake(model, test, cfg.batch_size, positive)
     report = binary_report(y_true, p_fake, threshold)
-    write_reports(cfg.out_dir, report, [str(p) for p in test.paths], y_true, p_fake, val_true, val_p)
-    clip_names, clip_y, clip_p = per_clip([str(p) for p in test.paths], y_true, p_fake)
+    names = [str(p) for p in test.paths]
+    write_reports(cfg.out_dir, report, names, y_true, p_fake, val_true, val_p)
+    clip_names, clip_y, clip_p = per_clip(names, y_true, p_fake)
     clip_report = binary_report(clip_y, clip_p, threshold)
     clip_level = {"all": asdict(clip_report)} | {
         k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, threshold).items()

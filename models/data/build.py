@@ -14,7 +14,7 @@ import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +28,7 @@ from dfstream.models.data.manipulate import BlendParams, self_blend
 from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_faces, read_photo
 from dfstream.models.data.sources import FetchReport, fetch_all
 from dfstream.models.data.swap import face_swap
+from dfstream.models.metrics import KIND_SEPARATOR
 from dfstream.stream.landmarks import lmk5
 from dfstream.stream.types import CLIP_LEN
 
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 Kind = Literal["original", "sbi", "swap"]
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
-KIND_SEPARATOR = "__"
-"""Frame files are named ``{kind}__{video}_{i}.jpg`` so evaluation can report each kind."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class BuildSummary:
     frames_a: dict[str, dict[str, int]]
     fallback_frames: int
     swaps_without_donor: int = 0
-    unseen: tuple[str, ...] = field(default=())
+    unseen: tuple[str, ...] = ()
     """Files kept apart for false-alarm checks (never trained on)."""
 
 
@@ -125,6 +124,11 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
     held_out = frozenset(f.group for f in faces if f.test_only)
     split_of = assign_splits(dict(groups), cfg.seed, cfg.fractions, held_out)
     yaw = [float(lmk5(f.points)[3]) for f in faces]
+    counts: tuple[tuple[Kind, int], ...] = (
+        ("original", cfg.genuine_per_face),
+        ("sbi", cfg.sbi_per_face),
+        ("swap", cfg.swap_per_face),
+    )
     rng = np.random.default_rng(cfg.seed)
     plans: list[ClipPlan] = []
     orphans = 0
@@ -132,11 +136,6 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
         split = split_of[face.group]
         donors = [j for j, g in enumerate(faces) if split_of[g.group] == split and g.identity != face.identity]
         donors.sort(key=lambda j: abs(yaw[j] - yaw[i]))
-        counts: tuple[tuple[Kind, int], ...] = (
-            ("original", cfg.genuine_per_face),
-            ("sbi", cfg.sbi_per_face),
-            ("swap", cfg.swap_per_face),
-        )
         cameras = [int(c) for c in rng.integers(0, 2**31 - 1, max(cfg.genuine_per_face, 1))]
         fakes = 0
         for kind, n in counts:
@@ -254,6 +253,7 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         fallbacks += got.fallbacks
         frame_counts[plan.split][plan.kind] += write_clip(plan, got, cfg.out, cfg.frame_every)
         clip_counts[plan.split][plan.kind] += 1
+    splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
     summary = BuildSummary(
         faces=len(index.faces),
         photos=index.photos,
@@ -261,7 +261,7 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         too_small=index.too_small,
         at_edge=index.at_edge,
         failed_packages=report.failed,
-        identities={s: len({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS},
+        identities={s: len(people) for s, people in splits.items()},
         clips={s: dict(clip_counts[s]) for s in SPLITS},
         frames_a={s: dict(frame_counts[s]) for s in SPLITS},
         fallback_frames=fallbacks,
@@ -269,7 +269,6 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         unseen=tuple(f.path for f in report.files if f.role == "unseen"),
     )
     (cfg.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
-    splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
     (cfg.out / "splits.json").write_text(json.dumps(splits, indent=2) + "\n")
     shutil.copyfile(cfg.cache / "manifest.json", cfg.out / "manifest.json")
     write_preview(cfg.out, cfg.out / "preview.png")

@@ -17,9 +17,9 @@ import av
 import cv2
 import numpy as np
 
+from dfstream.models.data.manipulate import apply_affine, face_extent
 from dfstream.stream.crops import crop_face
-from dfstream.stream.faces import FaceStage
-from dfstream.stream.landmarks import lmk5
+from dfstream.stream.faces import FaceStage, face_from_points
 from dfstream.stream.types import FaceObs
 
 FRAME_W, FRAME_H = 640, 480
@@ -76,10 +76,9 @@ def draw_camera(rng: np.random.Generator, face_in_photo_px: float) -> Camera:
 def face_patch(photo: np.ndarray, points: np.ndarray, margin: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """The photo around one face (``margin``× its size each side, mirrored past the edges) and the
     points in patch pixels; keeps large group photos cheap to work on."""
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    c = (lo + hi) / 2
-    half = float(max(hi - lo)) * margin
-    x0, y0 = int(c[0] - half), int(c[1] - half)
+    cx, cy, size = face_extent(points)
+    half = size * margin
+    x0, y0 = int(cx - half), int(cy - half)
     side = int(2 * half)
     pad = side
     padded = cv2.copyMakeBorder(photo, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
@@ -140,16 +139,14 @@ def film(
     patch: np.ndarray, points: np.ndarray, cam: Camera, n_frames: int, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The clip's frames and, per frame, where the face's mesh points went."""
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    centre = (float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2)
-    size = float(max(hi - lo))
+    cx, cy, size = face_extent(points)
     frames, moved = [], []
     for i in range(n_frames):
         t = i / FPS
-        m = camera_at(cam, centre, size, t)
+        m = camera_at(cam, (cx, cy), size, t)
         f = cv2.warpAffine(patch, m, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         frames.append(light(f, cam, t, rng))
-        moved.append(points @ m[:, :2].T + m[:, 2])
+        moved.append(apply_affine(points, m))
     if cam.codec == "jpeg":
         frames = [jpeg_round_trip(f, int(np.clip(cam.quality + rng.integers(-4, 5), 10, 100))) for f in frames]
     else:
@@ -167,11 +164,10 @@ class ClipFrames:
 
 
 def _nearest(faces: list[FaceObs], expected: np.ndarray) -> FaceObs | None:
-    lo, hi = expected.min(axis=0), expected.max(axis=0)
-    c, size = (lo + hi) / 2, float(max(hi - lo))
+    cx, cy, size = face_extent(expected)
     best, best_d = None, 0.35 * size
     for f in faces:
-        d = float(np.hypot(f.bbox[0] + f.bbox[2] / 2 - c[0], f.bbox[1] + f.bbox[3] / 2 - c[1]))
+        d = float(np.hypot(f.bbox[0] + f.bbox[2] / 2 - cx, f.bbox[1] + f.bbox[3] / 2 - cy))
         if d < best_d:
             best, best_d = f, d
     return best
@@ -187,12 +183,7 @@ def landmark_and_crop(frames: list[np.ndarray], expected: list[np.ndarray], size
             face = _nearest(stage(frame), pts)
             if face is None:
                 fallbacks += 1
-                lo, hi = pts.min(axis=0), pts.max(axis=0)
-                face = FaceObs(
-                    bbox=(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])),
-                    points=pts.astype(np.float32),
-                    lmk5=lmk5(pts),
-                )
+                face = face_from_points(pts)
             crops_a.append(crop_face(frame, face.bbox, size_a))
             crops_b.append(crop_face(frame, face.bbox, size_b))
             lmks.append(face.lmk5.astype(np.float32))

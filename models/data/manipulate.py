@@ -28,6 +28,12 @@ class BlendParams:
     """How much of the perturbed copy the mask lets through (partial blends are harder to see)."""
 
 
+def face_extent(points: np.ndarray) -> tuple[float, float, float]:
+    """Centre x, centre y and side (the larger span) of the box around face-mesh points."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2, float(max(hi - lo))
+
+
 def hull_mask(shape: tuple[int, int], points: np.ndarray, feather_px: float) -> np.ndarray:
     """Float mask in [0, 1]: the convex hull of ``points`` with a Gaussian-softened edge."""
     mask = np.zeros(shape, dtype=np.float32)
@@ -57,11 +63,9 @@ def perturbed(image: np.ndarray, centre: tuple[float, float], p: BlendParams) ->
 def self_blend(image: np.ndarray, points: np.ndarray, params: BlendParams | None = None) -> np.ndarray:
     """Blend the face at ``points`` (face-mesh pixels) with a perturbed copy of itself."""
     p = params or BlendParams()
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0)
-    size = float(max(x1 - x0, y1 - y0))
+    cx, cy, size = face_extent(points)
     mask = hull_mask(image.shape[:2], points, max(3.0, p.feather * size))[..., None] * p.opacity
-    source = perturbed(image, (float(x0 + x1) / 2, float(y0 + y1) / 2), p)
+    source = perturbed(image, (cx, cy), p)
     out = mask * source.astype(np.float32) + (1.0 - mask) * image.astype(np.float32)
     return np.clip(out, 0, 255).astype(np.uint8)
 

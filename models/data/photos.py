@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dfstream.models.data.manipulate import face_extent
 from dfstream.stream.faces import FaceStage
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,9 @@ photo's edge would show mirrored or blank borders inside its crop."""
 MAX_FACES_PER_PHOTO = 16
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm"})
 WHOLE_PACKAGE_GROUPS = frozenset({"face-api"})
+"""Packages whose photos show some people more than once: all their faces go to one split."""
 NAMED_PERSON_SOURCES = frozenset({"face_recognition", "kphotoalbum"})
 """Packages that name a photo after its person (``obama2.jpg``, ``donna_2.jpg``)."""
-"""Packages whose photos show some people more than once: all their faces go to one split."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,7 @@ class SourceFace:
 
     @property
     def size_px(self) -> float:
-        span = self.points.max(axis=0) - self.points.min(axis=0)
-        return float(max(span))
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        lo, hi = self.points.min(axis=0), self.points.max(axis=0)
-        return float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2
+        return face_extent(self.points)[2]
 
 
 @dataclass(frozen=True)
@@ -81,23 +76,31 @@ def inside(bbox: tuple[float, float, float, float], shape: tuple[int, ...]) -> b
     return x - m >= 0 and y - m >= 0 and x + w + m <= shape[1] and y + h + m <= shape[0]
 
 
-def person_key(source: str, path: Path, face_no: int, faces_in_photo: int) -> str:
+def person_key(source: str, name: str, face_no: int, faces_in_photo: int) -> str:
     """``source/person``: a named file's person, else the face's own slot in its photo."""
     if source in NAMED_PERSON_SOURCES and faces_in_photo == 1:
-        return f"{source}/{re.sub(r'[^a-z]+.*$', '', path.stem.lower())}"
-    return f"{source}/{path.stem}" if faces_in_photo == 1 else f"{source}/{path.stem}#{face_no}"
+        return f"{source}/{re.sub(r'[^a-z]+.*$', '', name.lower())}"
+    return f"{source}/{name}" if faces_in_photo == 1 else f"{source}/{name}#{face_no}"
 
 
 def read_photo(path: Path) -> np.ndarray | None:
     return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
-def _npy_faces(path: Path) -> Iterable[np.ndarray]:
-    """scikit-image's lfw_subset.npy: the first 100 of its 200 grey 25×25 images are faces."""
-    stack = np.load(path, allow_pickle=False)
-    for img in stack[:100]:
-        grey = np.clip(np.asarray(img, dtype=np.float32) * (255.0 if img.max() <= 1.0 else 1.0), 0, 255)
-        yield cv2.cvtColor(grey.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+def _images(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, BGR image) of each picture in a fetched file: one per photo; scikit-image's
+    lfw_subset.npy holds 200 grey 25×25 images, of which the first 100 are faces."""
+    if path.suffix == ".npy":
+        stack = np.load(path, allow_pickle=False)
+        for i, img in enumerate(stack[:100]):
+            grey = np.clip(np.asarray(img, dtype=np.float32) * (255.0 if img.max() <= 1.0 else 1.0), 0, 255)
+            yield f"{path.stem}-{i}", cv2.cvtColor(grey.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        return
+    image = read_photo(path) if path.suffix.lower() in PHOTO_SUFFIXES else None
+    if image is None:
+        log.warning("%s: not a readable photo; skipped", path)
+        return
+    yield path.stem, image
 
 
 def index_faces(photos: list[Photo]) -> FaceIndex:
@@ -107,31 +110,20 @@ def index_faces(photos: list[Photo]) -> FaceIndex:
     read = unlandmarked = too_small = at_edge = 0
     try:
         for photo in photos:
-            source, path = photo.source, photo.path
-            if path.suffix == ".npy":
-                for img in _npy_faces(path):
-                    read += 1
-                    found = stage(img)
-                    unlandmarked += not found
-                    too_small += sum(1 for f in found if max(f.bbox[2:]) < MIN_FACE_PX)
-                continue
-            image = read_photo(path) if path.suffix.lower() in PHOTO_SUFFIXES else None
-            if image is None:
-                log.warning("%s: not a readable photo; skipped", path)
-                continue
-            read += 1
-            found = stage(image)
-            if not found:
-                unlandmarked += 1
-                continue
-            big = [f for f in found if max(f.bbox[2:]) >= MIN_FACE_PX]
-            kept = [f for f in big if inside(f.bbox, image.shape)]
-            too_small += len(found) - len(big)
-            at_edge += len(big) - len(kept)
-            kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))  # stable face numbers, left to right
-            for no, f in enumerate(kept):
-                key = person_key(source, path, no, len(kept))
-                faces.append(SourceFace(key, path, f.points.copy(), photo.test_only))
+            for name, image in _images(photo.path):
+                read += 1
+                found = stage(image)
+                if not found:
+                    unlandmarked += 1
+                    continue
+                big = [f for f in found if max(f.bbox[2:]) >= MIN_FACE_PX]
+                kept = [f for f in big if inside(f.bbox, image.shape)]
+                too_small += len(found) - len(big)
+                at_edge += len(big) - len(kept)
+                kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))  # stable face numbers, left to right
+                for no, f in enumerate(kept):
+                    key = person_key(photo.source, name, no, len(kept))
+                    faces.append(SourceFace(key, photo.path, f.points.copy(), photo.test_only))
     finally:
         stage.close()
     return FaceIndex(tuple(faces), read, unlandmarked, too_small, at_edge)

