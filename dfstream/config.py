@@ -22,6 +22,10 @@ class TrainCnnConfig(_Strict):
     epochs: int = Field(10, ge=1)
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     seed: int = 42
+    teacher: Path | None = Field(None, description="model B run folder (last_model.pth + probe.pth) to distil from")
+    faces: Path | None = Field(None, description="face bank for the on-the-fly distillation pool")
+    pool: int = Field(12000, ge=64, description="on-the-fly samples in the distillation pool")
+    hard_weight: float = Field(0.5, ge=0, le=1, description="share of the hard label in the target (rest: teacher)")
 
 
 class EvalCnnConfig(_Strict):
@@ -51,6 +55,15 @@ class TrainClipConfig(_Strict):
         0, ge=0, description="epochs of frame-level encoder training before the clip model (cheap per label)"
     )
     pretrain_frames: int = Field(4, ge=1, le=CLIP_LEN, description="random frames per clip in each pretrain epoch")
+    faces: Path | None = Field(
+        None, description="face bank (faces/train.npz of the data build): make every training fake on the fly"
+    )
+    activation: Literal["silu", "relu6"] = Field("silu", description="encoder activation; relu6 matches Lite0")
+    steps: int = Field(1000, ge=1, description="on-the-fly frame batches of the encoder fine-tune")
+    frame_batch: int = Field(32, ge=2, description="frames per on-the-fly batch")
+    eval_every: int = Field(100, ge=1, description="steps between validation passes")
+    head_clips: int = Field(400, ge=0, description="on-the-fly clips the head trains on (beside the fixed ones)")
+    exclude: str | None = Field(None, description="manipulation variant never made, e.g. swap/piecewise")
 
 
 class EvalClipConfig(_Strict):

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dfstream.config import EvalClipConfig, TrainClipConfig
 from dfstream.models import clip_lstm
+from dfstream.models.calibration import decision_record
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
@@ -113,8 +114,15 @@ def pretrain_encoder(
 
 
 def train_clip(cfg: TrainClipConfig) -> Path:
-    """Adam + BCE; the state dict with the best val F1 (at 0.5, as notebook B) is kept."""
+    """Adam + BCE; the state dict with the best val F1 (at 0.5, as notebook B) is kept.
+
+    With a face bank (``cfg.faces``) every training fake is made on the fly instead."""
     from sklearn.metrics import f1_score
+
+    if cfg.faces is not None:
+        from dfstream.models.train_onthefly import train_clip_onthefly
+
+        return train_clip_onthefly(cfg)
 
     refs = scan_clip_folders(cfg.data_dir)
     if cfg.val_dir is not None:
@@ -127,7 +135,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     if not val_refs or len({r.label for r in val_refs}) < 2:
         log.warning("the validation split lacks one class; F1 there is not informative")
     torch.manual_seed(cfg.seed)
-    model = clip_lstm.ClipDetector()
+    model = clip_lstm.ClipDetector(cfg.activation)
     load_imagenet_weights(model.cnn, cfg.imagenet_weights)
     if cfg.pretrain_epochs:
         pretrain_encoder(model, train_refs, val_refs, cfg)
@@ -156,9 +164,9 @@ def train_clip(cfg: TrainClipConfig) -> Path:
         log.info("epoch %d: loss %.4f | val acc %.4f | val F1 %.4f", epoch, row["loss"], acc, f1)
         if f1 > best_f1:
             best_f1 = f1
-            torch.save(model.state_dict(), best_path)
+            clip_lstm.save_state(model, best_path)
             log.info("saved %s (val F1 %.4f)", best_path, f1)
-    torch.save(model.state_dict(), cfg.out_dir / "last_model.pth")
+    clip_lstm.save_state(model, cfg.out_dir / "last_model.pth")
     with (cfg.out_dir / "history.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))
         w.writeheader()
@@ -177,9 +185,11 @@ def evaluate_clip(cfg: EvalClipConfig) -> BinaryReport:
     report = binary_report(y_true, p_fake, threshold)
     names = [f"{r.folder.name}/{r.video}" for r in refs]
     write_reports(cfg.out_dir, report, names, y_true, p_fake, y_true, p_fake)
-    source = "fixed" if cfg.threshold is not None else f"F1-optimal on the evaluated '{cfg.split}' videos"
-    (cfg.out_dir / "threshold.json").write_text(
-        json.dumps({"threshold": threshold, "chosen_on": source, "max_fpr": cfg.max_fpr}, indent=2) + "\n"
-    )
+    if cfg.threshold is not None:
+        decision: dict[str, object] = {"threshold": threshold, "threshold_raw": threshold, "chosen_on": "fixed"}
+    else:
+        source = f"F1-optimal on the evaluated '{cfg.split}' videos"
+        decision = decision_record(y_true, p_fake, threshold, source, cfg.max_fpr)
+    (cfg.out_dir / "threshold.json").write_text(json.dumps(decision, indent=2) + "\n")
     log.info("report: %s", json.dumps(asdict(report)))
     return report

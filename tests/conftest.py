@@ -90,3 +90,19 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
         writer.write(f)
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def face_bank_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A face bank of three genuine frames of the sample clip, standing in for three people."""
+    from dfstream.models.data.bank import write_bank
+    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.faces import FaceStage
+
+    frames = read_frames(SAMPLE_CLIP, limit=81)
+    stage = FaceStage(max_faces=1, video=False)
+    try:
+        faces = [(who, frames[i], stage(frames[i])[0].points) for who, i in (("a", 0), ("b", 40), ("c", 80))]
+    finally:
+        stage.close()
+    return write_bank(tmp_path_factory.mktemp("bank") / "train.npz", faces)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from dfstream.exceptions import DatasetError
 from dfstream.models.data import clips
+from dfstream.models.data.bank import write_bank
 from dfstream.models.data.manipulate import BlendParams, self_blend
 from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_faces, read_photo
 from dfstream.models.data.sources import FetchReport, fetch_all
@@ -254,6 +255,8 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         frame_counts[plan.split][plan.kind] += write_clip(plan, got, cfg.out, cfg.frame_every)
         clip_counts[plan.split][plan.kind] += 1
     splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
+    write_banks(cfg.out, index.faces, {p.face: p.split for p in plans}, photos)
+    convert_weights(report, cfg.cache, cfg.out)
     summary = BuildSummary(
         faces=len(index.faces),
         photos=index.photos,
@@ -273,6 +276,27 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
     shutil.copyfile(cfg.cache / "manifest.json", cfg.out / "manifest.json")
     write_preview(cfg.out, cfg.out / "preview.png")
     return summary
+
+
+def write_banks(out: Path, faces: Sequence[SourceFace], split_of: dict[int, Split], photos: PhotoCache) -> None:
+    """``faces/<split>.npz``: each split's genuine faces with mesh points, for fakes made on the fly."""
+    for split in SPLITS:
+        chosen = [(faces[i].identity, photos(faces[i].photo), faces[i].points)
+                  for i, s in split_of.items() if s == split]
+        write_bank(out / "faces" / f"{split}.npz", chosen)
+
+
+def convert_weights(report: FetchReport, cache: Path, out: Path) -> Path | None:
+    """The fetched EfficientNet-Lite0 ImageNet weights in model B's encoder layout, or None (logged)."""
+    from dfstream.models.imagenet_init import CONVERTED_NAME, write_converted
+
+    files = [f for f in report.files if f.role == "weights"]
+    if not files:
+        log.warning("no ImageNet weights fetched: model B's encoder will start from random weights")
+        return None
+    path = write_converted(cache / files[0].path, out / "weights" / CONVERTED_NAME)
+    log.info("ImageNet weights converted to %s", path)
+    return path
 
 
 def write_preview(out: Path, path: Path, faces: Sequence[str] | None = None, size: int = 160) -> Path:

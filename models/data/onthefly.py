@@ -1,0 +1,129 @@
+"""Training samples made on the fly: a new fake per sample per epoch, framed as the stream frames faces.
+
+A genuine face from the bank is either kept (with a regional texture change half of the time, so
+retouching is not a fake) or manipulated (self-blend or swap, every parameter drawn), then
+cropped the way ``stream/crops.py`` crops a tracked face (1.3× the landmark box) with jitter, and
+passed through the same global changes for both classes. Clips keep one manipulation over all
+their frames, under a moving camera, optionally with the blend's opacity flickering per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dfstream.models.data.bank import FaceBank
+from dfstream.models.data.fakes import FAKE_KINDS, FakeKind, random_mask, self_blend, swap
+from dfstream.models.data.manipulate import apply_affine
+from dfstream.models.data.texture import global_augment, regional_change
+from dfstream.stream.crops import square_around
+from dfstream.stream.faces import face_from_points
+from dfstream.stream.landmarks import lmk5
+from dfstream.stream.types import CLIP_LEN
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    p_fake: float = 0.5
+    kinds: tuple[FakeKind, ...] = FAKE_KINDS
+    exclude: str | None = None
+    """A variant prefix never made (e.g. ``swap/piecewise``): train without it, test on it."""
+    p_regional_real: float = 0.5
+    """Genuine samples with a regional texture change and no change of face."""
+    jitter: float = 1.0
+    """Scale of the crop jitter (0: exactly the stream's crop)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    image: np.ndarray
+    """BGR uint8 square crop."""
+    label: int
+    detail: str
+    points: np.ndarray
+    """(468, 2) mesh points in crop pixels."""
+
+
+def crop_matrix(points: np.ndarray, size: int, rng: np.random.Generator, jitter: float) -> np.ndarray:
+    """The stream's square crop around the face, with a random scale, shift and roll."""
+    cx, cy, side = square_around(face_from_points(points).bbox)
+    side *= 1.0 + jitter * rng.uniform(-0.1, 0.1)
+    cx += jitter * rng.uniform(-0.05, 0.05) * side
+    cy += jitter * rng.uniform(-0.05, 0.05) * side
+    m = cv2.getRotationMatrix2D((cx, cy), jitter * rng.uniform(-8, 8), size / side)
+    m[0, 2] += size / 2 - cx
+    m[1, 2] += size / 2 - cy
+    return m
+
+
+class FakeMaker:
+    """Draws genuine and manipulated faces from a bank; deterministic for a given generator state."""
+
+    def __init__(self, bank: FaceBank, config: FakeConfig | None = None) -> None:
+        self.bank = bank
+        self.config = config or FakeConfig()
+        self._others = {
+            i: [j for j, who in enumerate(bank.identities) if who != bank.identities[i]] for i in range(len(bank))
+        }
+
+    def _manipulate(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        image, points = self.bank.images[i], self.bank.points[i]
+        for _ in range(8):  # an excluded variant is redrawn
+            kind = self.config.kinds[int(rng.integers(len(self.config.kinds)))]
+            donors = self._others[i]
+            if kind == "swap" and donors:
+                j = donors[int(rng.integers(len(donors)))]
+                out, detail = swap(image, points, self.bank.images[j], self.bank.points[j], rng)
+            else:
+                out, detail = self_blend(image, points, rng)
+            if self.config.exclude is None or not detail.startswith(self.config.exclude):
+                return out, detail
+        raise ValueError(f"every drawn manipulation matched the excluded variant {self.config.exclude!r}")
+
+    def _source(self, rng: np.random.Generator, fake: bool | None) -> tuple[int, np.ndarray, int, str]:
+        i = int(rng.integers(len(self.bank)))
+        fake = bool(rng.random() < self.config.p_fake) if fake is None else fake
+        image = self.bank.images[i]
+        if fake:
+            image, detail = self._manipulate(i, rng)
+            return i, image, 1, detail
+        if rng.random() < self.config.p_regional_real:
+            mask = random_mask(image.shape[:2], self.bank.points[i], rng)
+            return i, regional_change(image, mask, rng), 0, "real/retouched"
+        return i, image, 0, "real"
+
+    def frame(self, rng: np.random.Generator, size: int, fake: bool | None = None) -> Sample:
+        i, image, label, detail = self._source(rng, fake)
+        m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
+        crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+        crop = global_augment(crop, rng)
+        points = apply_affine(self.bank.points[i], m).astype(np.float32)
+        if rng.random() < 0.5:
+            crop = np.ascontiguousarray(crop[:, ::-1])
+            points = np.stack([size - 1 - points[:, 0], points[:, 1]], axis=1)
+        return Sample(crop, label, detail, points)
+
+    def clip(
+        self, rng: np.random.Generator, size: int, fake: bool | None = None, length: int = CLIP_LEN
+    ) -> tuple[np.ndarray, np.ndarray, int, str]:
+        """(length, size, size, 3) BGR crops, (length, 5) lmk5, label and variant of one clip."""
+        i, image, label, detail = self._source(rng, fake)
+        original, points = self.bank.images[i], self.bank.points[i]
+        flicker = label == 1 and rng.random() < 0.5
+        codec_seed = int(rng.integers(2**31 - 1))
+        phase = rng.uniform(0, 2 * np.pi, 3)
+        base = crop_matrix(points, size, rng, self.config.jitter)
+        frames, lmks = [], []
+        for t in range(length):
+            m = base.copy()
+            m[:, 2] += 2.0 * np.sin(phase[:2] + t / 3.0)  # a slow camera drift, in pixels
+            shown = image
+            if flicker:
+                w = rng.uniform(0.75, 1.0)
+                shown = cv2.addWeighted(image, w, original, 1.0 - w, 0)
+            crop = cv2.warpAffine(shown, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+            frames.append(global_augment(crop, np.random.default_rng(codec_seed + t)))
+            lmks.append(lmk5(apply_affine(points, m)))
+        return np.stack(frames), np.stack(lmks).astype(np.float32), label, detail

@@ -1,0 +1,212 @@
+"""Model B trained on fakes made on the fly: a frame-level encoder fine-tune, then the clip head.
+
+1. The encoder (from ImageNet weights when given) is fine-tuned on single frames through a linear
+   probe. Every batch is new: genuine faces from the bank, half of them manipulated with freshly
+   drawn parameters, so the network cannot learn the fakes by heart or by person.
+2. The BiLSTM head is trained on the frozen encoder's embeddings of clips, made on the fly too
+   (one manipulation over 16 frames under a moving camera), plus the data build's training clips.
+
+The probe's frame-level P(fake) is kept (``probe.pth``): it is the teacher model A is distilled from.
+Validation is the data build's fixed clips of held-out identities.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from dfstream.config import TrainClipConfig
+from dfstream.models import clip_lstm
+from dfstream.models.data.bank import read_bank
+from dfstream.models.data.onthefly import FakeConfig, FakeMaker
+from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
+from dfstream.models.efficientnet_b0 import load_imagenet_weights
+from dfstream.models.train_clip import BEST_NAME
+from dfstream.stream.types import CLIP_LEN, EMBED_DIM
+
+log = logging.getLogger(__name__)
+
+PROBE_NAME = "probe.pth"
+VAL_FRAMES = (0, CLIP_LEN // 2)
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """N×S×S×3 BGR uint8 → N×3×S×S float 0..1 (notebook B's input)."""
+    return torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float() / 255.0
+
+
+class FrameStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Endless batches of on-the-fly frames; batch ``k`` depends only on the seed and ``k``."""
+
+    def __init__(self, maker: FakeMaker, size: int, batch: int, seed: int, steps: int) -> None:
+        self.maker, self.size, self.batch, self.seed, self.steps = maker, size, batch, seed, steps
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        first, every = (info.id, info.num_workers) if info is not None else (0, 1)
+        for k in range(first, self.steps, every):
+            rng = np.random.default_rng([self.seed, k])
+            samples = [self.maker.frame(rng, self.size) for _ in range(self.batch)]
+            yield to_tensor(np.stack([s.image for s in samples])), torch.tensor([float(s.label) for s in samples])
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else float("nan")
+
+
+def val_frames(refs: list[ClipRef], size: int) -> tuple[torch.Tensor, np.ndarray]:
+    x = np.stack([load_clip_frame(r, i, size) for r in refs for i in VAL_FRAMES])
+    y = np.array([r.label for r in refs for _ in VAL_FRAMES])
+    return torch.from_numpy(x), y
+
+
+def frame_scores(model: clip_lstm.ClipDetector, probe: torch.nn.Linear, x: torch.Tensor) -> np.ndarray:
+    model.cnn.eval()
+    with torch.no_grad():
+        return np.concatenate([probe(model.cnn(x[i : i + 64])).squeeze(1).numpy() for i in range(0, len(x), 64)])
+
+
+def finetune_encoder(
+    model: clip_lstm.ClipDetector, maker: FakeMaker, val: list[ClipRef], cfg: TrainClipConfig
+) -> tuple[torch.nn.Linear, list[dict[str, float]]]:
+    """Frame-level fine-tune with a cosine schedule; the best val-AUC state is kept."""
+    probe = torch.nn.Linear(EMBED_DIM, 1)
+    optimizer = torch.optim.AdamW(
+        [{"params": model.cnn.parameters(), "lr": cfg.lr}, {"params": probe.parameters(), "lr": cfg.lr * 10}],
+        weight_decay=1e-4,
+    )
+    base = [g["lr"] for g in optimizer.param_groups]
+    criterion = torch.nn.BCEWithLogitsLoss()
+    vx, vy = val_frames(val, cfg.img_size)
+    loader = DataLoader(
+        FrameStream(maker, cfg.img_size, cfg.frame_batch, cfg.seed, cfg.steps),
+        batch_size=None,
+        num_workers=cfg.workers,
+    )
+    best, best_state, history = -1.0, None, []
+    total, started = 0.0, time.perf_counter()
+    for step, (x, y) in enumerate(loader, start=1):
+        scale = 0.5 * (1 + math.cos(math.pi * (step - 1) / cfg.steps))
+        for g, lr in zip(optimizer.param_groups, base, strict=True):
+            g["lr"] = lr * max(scale, 0.02)
+        model.cnn.train()
+        loss = criterion(probe(model.cnn(x)).squeeze(1), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss.item())
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            auc = _auc(vy, frame_scores(model, probe, vx))
+            row = {"step": step, "loss": total / cfg.eval_every, "val_frame_auc": auc,
+                   "minutes": (time.perf_counter() - started) / 60}
+            history.append(row)
+            log.info("step %d/%d: loss %.4f | val frame AUC %.4f | %.1f min", step, cfg.steps, row["loss"], auc,
+                     row["minutes"])
+            total = 0.0
+            if auc > best:
+                best = auc
+                best_state = ({k: v.clone() for k, v in model.cnn.state_dict().items()},
+                              {k: v.clone() for k, v in probe.state_dict().items()})
+    if best_state is not None:
+        model.cnn.load_state_dict(best_state[0])
+        probe.load_state_dict(best_state[1])
+        log.info("encoder: kept the state with val frame AUC %.4f", best)
+    return probe, history
+
+
+def embed_clip(model: clip_lstm.ClipDetector, frames: torch.Tensor, lmks: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model.encode(frames), lmks], dim=1)
+
+
+def clip_features(
+    model: clip_lstm.ClipDetector, maker: FakeMaker, refs: list[ClipRef], cfg: TrainClipConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head inputs (N×16×1285) and labels: on-the-fly clips, then the given fixed clips."""
+    model.eval()
+    rows, labels = [], []
+    rng = np.random.default_rng([cfg.seed, 1])
+    for _ in range(cfg.head_clips):
+        frames, lmks, label, _ = maker.clip(rng, cfg.img_size)
+        rows.append(embed_clip(model, to_tensor(frames), torch.from_numpy(lmks)))
+        labels.append(label)
+    for ref in refs:
+        frames_f, lmks_f = load_clip(ref, cfg.img_size)
+        rows.append(embed_clip(model, torch.from_numpy(frames_f), torch.from_numpy(lmks_f)))
+        labels.append(ref.label)
+    return torch.stack(rows), torch.tensor(labels, dtype=torch.float32)
+
+
+def train_head(
+    model: clip_lstm.ClipDetector, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
+    cfg: TrainClipConfig,
+) -> list[dict[str, float]]:
+    """BiLSTM + classifier on cached embeddings; the best val-AUC epoch is kept."""
+    head_params = list(model.lstm.parameters()) + list(model.fc.parameters())
+    optimizer = torch.optim.Adam(head_params, lr=1e-3)
+    g = torch.Generator().manual_seed(cfg.seed)
+    x, y = train
+    best, best_state, history = -1.0, None, []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.randperm(len(x), generator=g)
+        total = 0.0
+        for i in range(0, len(x), 32):
+            idx = order[i : i + 32]
+            feats = x[idx] * (torch.rand(len(idx), x.shape[1], 1, generator=g) > 0.1)  # frame dropout
+            loss = torch.nn.functional.binary_cross_entropy(model.head(feats), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.item())
+        model.eval()
+        with torch.no_grad():
+            p = model.head(val[0]).numpy()
+        auc = _auc(val[1].numpy().astype(int), p)
+        history.append({"epoch": epoch, "loss": total / max(1, math.ceil(len(x) / 32)), "val_clip_auc": auc})
+        log.info("head epoch %d: loss %.4f | val clip AUC %.4f", epoch, history[-1]["loss"], auc)
+        if auc > best:
+            best, best_state = auc, {k: v.clone() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
+    """The whole model B run; writes last_model.pth (= the kept state), probe.pth and history.json."""
+    if cfg.faces is None:
+        raise ValueError("on-the-fly training needs --faces (the data build's faces/train.npz)")
+    torch.manual_seed(cfg.seed)
+    bank = read_bank(cfg.faces)
+    maker = FakeMaker(bank, FakeConfig(exclude=cfg.exclude))
+    log.info("face bank: %d faces of %d people; fakes made on the fly%s", len(bank), len(bank.people()),
+             f" (never {cfg.exclude})" if cfg.exclude else "")
+    val = scan_clip_folders(cfg.val_dir) if cfg.val_dir is not None else []
+    if not val:
+        raise ValueError("on-the-fly training needs --val-data (the data build's clips/val)")
+    model = clip_lstm.ClipDetector(cfg.activation)
+    load_imagenet_weights(model.cnn, cfg.imagenet_weights)
+    probe, enc_history = finetune_encoder(model, maker, val, cfg)
+    train_refs = scan_clip_folders(cfg.data_dir) if cfg.data_dir.is_dir() else []
+    head_train = clip_features(model, maker, train_refs, cfg)
+    head_val = clip_features(model, maker, val, cfg.model_copy(update={"head_clips": 0}))
+    head_history = train_head(model, head_train, head_val, cfg)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    clip_lstm.save_state(model, cfg.out_dir / "last_model.pth")
+    clip_lstm.save_state(model, cfg.out_dir / BEST_NAME)
+    torch.save(probe.state_dict(), cfg.out_dir / PROBE_NAME)
+    (cfg.out_dir / "history.json").write_text(
+        json.dumps({"encoder": enc_history, "head": head_history, "config": json.loads(cfg.model_dump_json())},
+                   indent=2) + "\n"
+    )
+    return cfg.out_dir / "last_model.pth"
