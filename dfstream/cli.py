@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,24 +68,36 @@ EXPORT_TARGETS = {
 }
 
 
-def _threshold(threshold: float | None, threshold_from: Path | None) -> float:
+@dataclass(frozen=True)
+class Decision:
+    """A model's operating point: threshold on calibrated P(fake), the raw one, and the calibration."""
+
+    threshold: float
+    threshold_raw: float
+    calibration: tuple[float, float] = (1.0, 0.0)
+
+
+def _decision(threshold: float | None, threshold_from: Path | None) -> Decision:
     if threshold is not None and threshold_from is not None:
         raise InputPathError("give --threshold or --threshold-from, not both")
     if threshold_from is not None:
         if not threshold_from.is_file():
             raise InputPathError(f"threshold file not found: {threshold_from}")
         try:
-            value = float(json.loads(threshold_from.read_text())["threshold"])
+            body = json.loads(threshold_from.read_text())
+            value = float(body["threshold"])
+            raw = float(body.get("threshold_raw", value))
+            a, b = (float(v) for v in body.get("calibration", (1.0, 0.0)))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputPathError(f"{threshold_from}: no numeric 'threshold' field ({exc})") from None
-        log.info("threshold %.4f from %s", value, threshold_from)
-        return value
+        log.info("threshold %.4f (raw %.4f), calibration (%.3f, %.3f) from %s", value, raw, a, b, threshold_from)
+        return Decision(value, raw, (a, b))
     if threshold is None:
         log.warning(
             "no --threshold given: writing 0.5; run 'dfstream eval' and pass --threshold-from its threshold.json"
         )
-        return 0.5
-    return threshold
+        return Decision(0.5, 0.5)
+    return Decision(threshold, threshold)
 
 
 @app.command("export")
@@ -111,18 +124,18 @@ def export_cmd(
         suffix = model.suffix.lower()
         if suffix not in EXPORT_TARGETS:
             raise InputPathError(f"{model}: unknown model type '{suffix}'; expected one of {', '.join(EXPORT_TARGETS)}")
-        value = _threshold(threshold, threshold_from)
+        decision = _decision(threshold, threshold_from)
         if suffix == ".keras":
             from dfstream.export.keras_onnx import export_frame_model
             from dfstream.export.metadata import FILE_NAME_OF_ROLE
 
             positive = None if positive_class is Positive.auto else positive_class.value
             out = out_dir / FILE_NAME_OF_ROLE["frame_cnn"]
-            files = export_frame_model(model, out, value, positive, fp16)  # type: ignore[arg-type]
+            files = export_frame_model(model, out, decision.threshold, positive, fp16, decision.calibration)  # type: ignore[arg-type]
         else:
             from dfstream.export.torch_onnx import export_clip_model
 
-            files = export_clip_model(model, out_dir, value, img_size, fp16)
+            files = export_clip_model(model, out_dir, decision.threshold, img_size, fp16, decision.calibration)
         for f in files:
             typer.echo(f"wrote {f.path} ({f.role}, {f.precision}, max abs diff {f.max_abs_diff:.2e})")
 
@@ -180,14 +193,30 @@ def train_cnn_cmd(
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on val AUC, patience 5).")] = 10,
     lr: Annotated[float, typer.Option(help="Adam learning rate (halved after 3 epochs without val-loss gain).")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    teacher: Annotated[
+        Path | None, typer.Option(help="Model B run folder (last_model.pth, probe.pth) to distil from.")
+    ] = None,
+    faces: Annotated[Path | None, typer.Option(help="Face bank for the distillation pool (faces/train.npz).")] = None,
+    pool: Annotated[int, typer.Option(help="On-the-fly samples in the distillation pool.")] = 12000,
+    hard_weight: Annotated[float, typer.Option(help="Share of the hard label in the target (rest: teacher).")] = 0.5,
 ) -> None:
-    """Train model A (CBAM CNN) on notebook A's folder layout."""
+    """Train model A (CBAM CNN) on notebook A's folder layout, or distilled from model B on fakes made on the fly."""
 
     def body() -> None:
         from dfstream.models.train_cnn import train_cnn
 
         cfg = TrainCnnConfig(
-            data_dir=data, out_dir=out, img_size=img_size, batch_size=batch_size, epochs=epochs, lr=lr, seed=seed
+            data_dir=data,
+            out_dir=out,
+            img_size=img_size,
+            batch_size=batch_size,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            teacher=teacher,
+            faces=faces,
+            pool=pool,
+            hard_weight=hard_weight,
         )
         typer.echo(f"best model: {train_cnn(cfg)}")
 
@@ -216,8 +245,20 @@ def train_clip_cmd(
         int, typer.Option(help="Frame-level encoder epochs first (one label per frame, not per 16: far cheaper).")
     ] = 0,
     pretrain_frames: Annotated[int, typer.Option(help="Random frames per clip in each pretrain epoch.")] = 4,
+    faces: Annotated[
+        Path | None,
+        typer.Option(help="Face bank (the data build's faces/train.npz): every training fake is made on the fly."),
+    ] = None,
+    activation: Annotated[str, typer.Option(help="Encoder activation: silu (B0) or relu6 (matches Lite0).")] = "silu",
+    steps: Annotated[int, typer.Option(help="On the fly: frame batches of the encoder fine-tune.")] = 1000,
+    frame_batch: Annotated[int, typer.Option(help="On the fly: frames per batch.")] = 32,
+    eval_every: Annotated[int, typer.Option(help="On the fly: steps between validation passes.")] = 100,
+    head_clips: Annotated[int, typer.Option(help="On the fly: clips made for the head's training.")] = 400,
+    exclude: Annotated[
+        str | None, typer.Option(help="On the fly: a variant never made (e.g. swap/piecewise), to test on it.")
+    ] = None,
 ) -> None:
-    """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout."""
+    """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
     def body() -> None:
         from dfstream.models.train_clip import train_clip
@@ -236,6 +277,13 @@ def train_clip_cmd(
             workers=workers,
             pretrain_epochs=pretrain_epochs,
             pretrain_frames=pretrain_frames,
+            faces=faces,
+            activation=activation,
+            steps=steps,
+            frame_batch=frame_batch,
+            eval_every=eval_every,
+            head_clips=head_clips,
+            exclude=exclude,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 
@@ -307,7 +355,8 @@ def eval_clip_cmd(
     def body() -> None:
         from dfstream.models.train_clip import evaluate_clip
 
-        fixed = None if threshold is None and threshold_from is None else _threshold(threshold, threshold_from)
+        given = threshold is not None or threshold_from is not None
+        fixed = _decision(threshold, threshold_from).threshold_raw if given else None
 
         cfg = EvalClipConfig(
             model=model,

@@ -40,6 +40,7 @@ def export_frame_model(
     threshold: float,
     positive: PositiveClass | None = None,
     fp16: bool = False,
+    calibration: tuple[float, float] = (1.0, 0.0),
 ) -> list[ExportedFile]:
     """Convert, attach metadata, and prove parity (fp32 ≤1e-4) before returning the written files."""
     import keras
@@ -69,6 +70,7 @@ def export_frame_model(
         color_order=cnn_cbam.COLOR_ORDER,  # type: ignore[arg-type]
         input_scale=cnn_cbam.INPUT_SCALE,  # type: ignore[arg-type]
         threshold=threshold,
+        calibration=calibration,
         positive_class=positive,  # type: ignore[arg-type]
         source_sha256=sha256_of(keras_path),
         exporter=f"tf2onnx {tf2onnx.__version__}",

@@ -67,6 +67,9 @@ class ModelMetadata:
     embed_dim: int | None = None
     lmk_dim: int | None = None
     lmk_spec: str | None = None
+    calibration: tuple[float, float] = (1.0, 0.0)
+    """Platt scaling fitted on validation: P = sigmoid(a·logit(p) + b) of the graph's P(fake) p.
+    The runtime applies it, and ``threshold`` is on the calibrated scale; (1, 0) is the identity."""
     dfstream_version: str = ""
     schema_version: str = SCHEMA_VERSION
 
@@ -117,6 +120,7 @@ class ModelMetadata:
 
 _INT_FIELDS = {"opset", "input_size", "clip_len", "embed_dim", "lmk_dim"}
 _TRIPLE_FIELDS = {"mean", "std"}
+_PAIR_FIELDS = {"calibration"}
 
 
 def _parse_field(name: str, raw: str, where: str) -> object:
@@ -125,10 +129,11 @@ def _parse_field(name: str, raw: str, where: str) -> object:
             return int(raw)
         if name == "threshold":
             return float(raw)
-        if name in _TRIPLE_FIELDS:
+        if name in _TRIPLE_FIELDS or name in _PAIR_FIELDS:
             values = tuple(float(v) for v in raw.split(","))
-            if len(values) != 3:
-                raise ValueError("expected 3 comma-separated numbers")
+            want = 3 if name in _TRIPLE_FIELDS else 2
+            if len(values) != want:
+                raise ValueError(f"expected {want} comma-separated numbers")
             return values
     except ValueError as exc:
         raise MetadataError(f"{where}: metadata field '{PREFIX}{name}' = {raw!r} is invalid ({exc})") from None
@@ -154,6 +159,8 @@ def _check(m: ModelMetadata) -> None:
         _fail("input_layout", m.input_layout, f"does not fit role {m.role} (needs {LAYOUT_OF_ROLE[m.role]})")
     if not 0.0 < m.threshold < 1.0:
         _fail("threshold", m.threshold, "must lie strictly between 0 and 1")
+    if not (m.calibration[0] > 0 and all(abs(v) < 1e3 for v in m.calibration)):
+        _fail("calibration", m.calibration, "needs a positive slope and finite values (a, b)")
     if m.role in IMAGE_ROLES:
         if m.input_size is None or m.input_size < 16:
             _fail("input_size", m.input_size, "must be an image side of at least 16 pixels")

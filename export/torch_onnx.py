@@ -53,6 +53,7 @@ def export_clip_model(
     threshold: float,
     input_size: int,
     fp16: bool = False,
+    calibration: tuple[float, float] = (1.0, 0.0),
 ) -> list[ExportedFile]:
     """Write the three graphs (+ fp16 variants), each verified against torch before returning."""
     import torch
@@ -90,6 +91,7 @@ def export_clip_model(
         color_order=clip_lstm.COLOR_ORDER,  # type: ignore[arg-type]
         input_scale=clip_lstm.INPUT_SCALE,  # type: ignore[arg-type]
         threshold=threshold,
+        calibration=calibration,
         clip_len=CLIP_LEN,
         embed_dim=EMBED_DIM,
         source_sha256=sha256_of(pth_path),

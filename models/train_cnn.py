@@ -13,7 +13,9 @@ import numpy as np
 
 from dfstream.config import EvalCnnConfig, TrainCnnConfig
 from dfstream.models import cnn_cbam
+from dfstream.models.calibration import decision_record
 from dfstream.models.datasets import ImageSplit, scan_image_split
+from dfstream.models.distill import DistillPool, make_pool
 from dfstream.models.metrics import (
     BinaryReport,
     binary_report,
@@ -57,8 +59,42 @@ def make_dataset(split: ImageSplit, size: int, batch: int, augment: bool, seed: 
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
+def pool_dataset(pool: DistillPool, targets: np.ndarray, batch: int, seed: int) -> Any:
+    """Batches of a distillation pool at model A's input (RGB, its scale), reshuffled and mirrored each epoch."""
+    import keras
+
+    class PoolBatches(keras.utils.PyDataset):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(targets))
+
+        def __len__(self) -> int:
+            return (len(targets) + batch - 1) // batch
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            idx = np.sort(self.order[i * batch : (i + 1) * batch])
+            x = pool.images[idx][..., ::-1].astype(np.float32) * (SCALE / 255.0)
+            flip = self.rng.random(len(idx)) < 0.5
+            x[flip] = x[flip, :, ::-1]
+            return x, targets[idx, None]
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(targets))
+
+    return PoolBatches()
+
+
 def train_cnn(cfg: TrainCnnConfig) -> Path:
-    """Fit with Adam + BCE; best (val AUC) and last checkpoints; returns the best model's path."""
+    """Fit with Adam + BCE; best (val AUC) and last checkpoints; returns the best model's path.
+
+    With a teacher (``cfg.teacher``), the training set is a pool of on-the-fly fakes whose targets
+    mix the hard label and the teacher's P(fake); validation stays the data build's val frames."""
+    pool = None
+    if cfg.teacher is not None:  # torch runs before TensorFlow starts
+        if cfg.faces is None:
+            raise ValueError("distillation needs --faces (the data build's faces/train.npz)")
+        pool = make_pool(cfg.faces, cfg.teacher, cfg.pool, cfg.img_size, cfg.seed)
     import keras
 
     train = scan_image_split(cfg.data_dir, "train")
@@ -86,8 +122,12 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, verbose=1),
         keras.callbacks.CSVLogger(str(cfg.out_dir / "history.csv")),
     ]
+    if pool is not None:
+        training = pool_dataset(pool, pool.targets(cfg.hard_weight), cfg.batch_size, cfg.seed)
+    else:
+        training = make_dataset(train, cfg.img_size, cfg.batch_size, augment=True, seed=cfg.seed)
     model.fit(
-        make_dataset(train, cfg.img_size, cfg.batch_size, augment=True, seed=cfg.seed),
+        training,
         validation_data=make_dataset(val, cfg.img_size, cfg.batch_size, augment=False, seed=cfg.seed),
         epochs=cfg.epochs,
         callbacks=callbacks,
@@ -127,12 +167,8 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
         k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, threshold).items()
     }
     (cfg.out_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
-    (cfg.out_dir / "threshold.json").write_text(
-        json.dumps(
-            {"threshold": threshold, "chosen_on": "val", "max_fpr": cfg.max_fpr, "positive_class": positive}, indent=2
-        )
-        + "\n"
-    )
+    decision = decision_record(val_true, val_p, threshold, "val", cfg.max_fpr) | {"positive_class": positive}
+    (cfg.out_dir / "threshold.json").write_text(json.dumps(decision, indent=2) + "\n")
 
     size = cnn_cbam.input_size(model)
     picks = _gradcam_picks(test, cfg.gradcam_samples)

@@ -72,9 +72,19 @@ class OrtModel:
         return np.asarray(out, dtype=np.float32)
 
     def p_fake(self, *arrays: np.ndarray) -> np.ndarray:
-        """Probability of 'fake' whatever class the graph's sigmoid measures."""
+        """Calibrated probability of 'fake' whatever class the graph's sigmoid measures."""
         p = self.run(*arrays).reshape(-1)
-        return p if self.metadata.positive_class == "fake" else 1.0 - p
+        return calibrated(p if self.metadata.positive_class == "fake" else 1.0 - p, self.metadata.calibration)
+
+
+def calibrated(p: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
+    """Platt scaling of P(fake): sigmoid(a·logit(p) + b); (1, 0) returns ``p`` unchanged."""
+    a, b = calibration
+    if (a, b) == (1.0, 0.0):
+        return p
+    q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    z = a * np.log(q / (1 - q)) + b
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
 def _spec(arg: Any) -> TensorSpec:

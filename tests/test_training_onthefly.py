@@ -1,0 +1,78 @@
+"""Model B trained on fakes made on the fly from an ImageNet start, then model A distilled from it (tiny sizes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dfstream.config import TrainClipConfig, TrainCnnConfig
+from dfstream.models import imagenet_init
+from dfstream.models.clip_lstm import load_state
+from dfstream.models.distill import make_pool
+from dfstream.models.train_clip import train_clip
+from tests.test_imagenet_init import lite0_state
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory, clip_dataset: Path, face_bank_path: Path) -> Path:
+    root = tmp_path_factory.mktemp("teacher")
+    torch.save(lite0_state(), root / "lite0.pth")
+    weights = imagenet_init.write_converted(root / "lite0.pth", root / imagenet_init.CONVERTED_NAME)
+    cfg = TrainClipConfig(
+        data_dir=clip_dataset,
+        val_dir=clip_dataset,
+        out_dir=root / "run",
+        img_size=64,
+        faces=face_bank_path,
+        imagenet_weights=weights,
+        activation="relu6",
+        steps=3,
+        frame_batch=4,
+        eval_every=1,
+        head_clips=4,
+        epochs=2,
+    )
+    train_clip(cfg)
+    return cfg.out_dir
+
+
+def test_onthefly_run_writes_a_relu6_checkpoint_probe_and_history(teacher: Path) -> None:
+    model = load_state(teacher / "last_model.pth")
+    assert model.cnn.activation == "relu6"
+    history = json.loads((teacher / "history.json").read_text())
+    assert [r["step"] for r in history["encoder"]] == [1, 2, 3]
+    assert len(history["head"]) == 2 and all(np.isfinite(r["loss"]) for r in history["head"])
+    assert (teacher / "probe.pth").is_file()
+
+
+def test_onthefly_checkpoint_exports_and_runs_in_onnx_runtime(teacher: Path, tmp_path: Path) -> None:
+    from dfstream.export.torch_onnx import export_clip_model
+    from dfstream.stream.runtime import read_metadata
+
+    files = export_clip_model(teacher / "last_model.pth", tmp_path, 0.4, 64, calibration=(2.0, -0.5))
+    assert {f.role for f in files} == {"clip_encoder", "clip_head", "clip_full"}
+    assert all(f.max_abs_diff < 1e-3 for f in files)
+    assert read_metadata(tmp_path / "clip_head.onnx").calibration == (2.0, -0.5)
+
+
+def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
+    teacher: Path, face_bank_path: Path, frame_dataset: Path, tmp_path: Path
+) -> None:
+    pool = make_pool(face_bank_path, teacher, 40, 32, seed=0)
+    assert pool.images.shape == (40, 32, 32, 3) and set(pool.hard.tolist()) == {0.0, 1.0}
+    assert ((pool.soft > 0) & (pool.soft < 1)).all()
+    assert np.allclose(pool.targets(1.0), pool.hard) and np.allclose(pool.targets(0.0), pool.soft)
+    from dfstream.models.train_cnn import train_cnn
+
+    cfg = TrainCnnConfig(
+        data_dir=frame_dataset, out_dir=tmp_path / "a", img_size=32, batch_size=8, epochs=1,
+        teacher=teacher, faces=face_bank_path, pool=64,
+    )
+    best = train_cnn(cfg)
+    assert best.is_file() and (cfg.out_dir / "last_model.keras").is_file()
