@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml | $(PY)
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+# System packages first (GStreamer RTSP server, Chromium): idempotent, quiet, sudo when not root.
 test: $(STAMP)
+	@bash .ci/system-packages
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest
