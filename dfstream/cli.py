@@ -199,6 +199,9 @@ def train_cnn_cmd(
     faces: Annotated[Path | None, typer.Option(help="Face bank for the distillation pool (faces/train.npz).")] = None,
     pool: Annotated[int, typer.Option(help="On-the-fly samples in the distillation pool.")] = 12000,
     hard_weight: Annotated[float, typer.Option(help="Share of the hard label in the target (rest: teacher).")] = 0.5,
+    fixed_share: Annotated[
+        float, typer.Option(help="Share of the distillation pool from the --data train frames (0: none).")
+    ] = 0.0,
 ) -> None:
     """Train model A (CBAM CNN) on notebook A's folder layout, or distilled from model B on fakes made on the fly."""
 
@@ -217,6 +220,7 @@ def train_cnn_cmd(
             faces=faces,
             pool=pool,
             hard_weight=hard_weight,
+            fixed_share=fixed_share,
         )
         typer.echo(f"best model: {train_cnn(cfg)}")
 
@@ -257,6 +261,9 @@ def train_clip_cmd(
     exclude: Annotated[
         str | None, typer.Option(help="On the fly: a variant never made (e.g. swap/piecewise), to test on it.")
     ] = None,
+    fixed_share: Annotated[
+        float, typer.Option(help="On the fly: share of each batch from frames of the --data clips (0: none).")
+    ] = 0.0,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -284,6 +291,7 @@ def train_clip_cmd(
             eval_every=eval_every,
             head_clips=head_clips,
             exclude=exclude,
+            fixed_share=fixed_share,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

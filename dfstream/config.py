@@ -26,6 +26,7 @@ class TrainCnnConfig(_Strict):
     faces: Path | None = Field(None, description="face bank for the on-the-fly distillation pool")
     pool: int = Field(12000, ge=64, description="on-the-fly samples in the distillation pool")
     hard_weight: float = Field(0.5, ge=0, le=1, description="share of the hard label in the target (rest: teacher)")
+    fixed_share: float = Field(0.0, ge=0, lt=1, description="share of the pool from the data set's train frames")
 
 
 class EvalCnnConfig(_Strict):
@@ -64,6 +65,9 @@ class TrainClipConfig(_Strict):
     eval_every: int = Field(100, ge=1, description="steps between validation passes")
     head_clips: int = Field(400, ge=0, description="on-the-fly clips the head trains on (beside the fixed ones)")
     exclude: str | None = Field(None, description="manipulation variant never made, e.g. swap/piecewise")
+    fixed_share: float = Field(
+        0.0, ge=0, le=1, description="share of each on-the-fly batch taken from frames of the fixed training clips"
+    )
 
 
 class EvalClipConfig(_Strict):

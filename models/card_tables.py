@@ -38,24 +38,53 @@ def tables(runs: Path) -> list[str]:
     clip_b = {"all": _load(b / "metrics.json")} | _load(b / "metrics_by_kind.json")
     if clip_b["all"]:
         out += _table(f"Model B, clip level (threshold {clip_b['all']['threshold']:.3f} from val)", clip_b)
+    if (a / "per_sample.csv").is_file() and (b / "per_sample.csv").is_file():
+        from dataclasses import asdict
+
+        from dfstream.models.fused import fused_reports
+
+        fused = {k: asdict(r) for k, r in fused_reports(a, b, runs / "model-b" / "val").items()}
+        out += _table("Fused stream score, clip level (A's frames and B's clip, calibrated and centred; 0.5)", fused)
     alarms = sorted((runs / "false-alarms").glob("*/false_alarms.json"))
     if alarms:
         out += [
             "**False alarms on genuine footage of people never trained on**",
             "",
-            "| clip | frames scored | model A ≥ threshold | model B ≥ threshold | labelled fake | mean fused score |",
-            "|---|---|---|---|---|---|",
+            "| clip | frames scored | model A ≥ threshold | model B ≥ threshold | labelled fake "
+            "| labelled real after 1 s | mean fused score |",
+            "|---|---|---|---|---|---|---|",
         ]
         for path in alarms:
             fa = _load(path)
             clip_rate = "n/a" if fa["clip_model_rate"] is None else f"{fa['clip_model_rate']:.1%}"
+            settled = fa.get("label_real_rate_after_1s")
+            real = "n/a" if settled is None else f"{settled:.1%}"
             out.append(
                 f"| {Path(fa['source']).name} | {fa['frames_scored']} | {fa['frame_model_rate']:.1%} | {clip_rate} "
-                f"| {fa['label_fake_rate']:.1%} | {fa['mean_score']:.3f} |"
+                f"| {fa['label_fake_rate']:.1%} | {real} | {fa['mean_score']:.3f} |"
             )
         out.append("")
     return out
 
 
+def ablation_table(runs: Path) -> list[str]:
+    """One row per ``runs/ablation/<name>``: the encoder's best val frame AUC and held-out clip AUCs."""
+    out = [
+        "| run | val frame AUC (encoder) | test clip AUC | SBI | swap |",
+        "|---|---|---|---|---|",
+    ]
+    for run in sorted(p for p in (runs / "ablation").glob("*") if p.is_dir()):
+        history = _load(run / "history.json").get("encoder", [])
+        best = max((r["val_frame_auc"] for r in history), default=float("nan"))
+        test = _load(run / "test" / "metrics.json")
+        kinds = _load(run / "test" / "metrics_by_kind.json")
+        cells = [test.get("auc"), kinds.get("sbi", {}).get("auc"), kinds.get("swap", {}).get("auc")]
+        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        out.append(f"| {run.name} | {best:.3f} | {text} |")
+    return [*out, ""]
+
+
 if __name__ == "__main__":
-    print("\n".join(tables(Path(sys.argv[1] if len(sys.argv) > 1 else "runs"))))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    root = Path(args[0] if args else "runs")
+    print("\n".join(ablation_table(root) if "--ablation" in sys.argv else tables(root)))

@@ -18,7 +18,10 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.bank import read_bank
-from dfstream.models.data.onthefly import FakeConfig, FakeMaker
+from dfstream.models.data.onthefly import FakeConfig, FakeMaker, Sample
+from dfstream.models.datasets import ImageSplit
+
+_NO_POINTS = np.zeros((0, 2), np.float32)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,24 @@ def teacher_size(teacher_dir: Path) -> int:
         raise ValueError(f"{history}: no training config to read the teacher's crop size from ({exc})") from None
 
 
-def make_pool(faces: Path, teacher_dir: Path, n: int, size: int, seed: int) -> DistillPool:
-    """``n`` on-the-fly samples at ``size`` with the teacher's P(fake) for each."""
+def _fixed_frames(paths: list[Path], labels: list[int], size: int, rng: np.random.Generator, n: int) -> list[Sample]:
+    picks = rng.integers(len(paths), size=n)
+    out = []
+    for j in picks:
+        img = cv2.imread(str(paths[int(j)]))
+        if img is None:
+            raise ValueError(f"{paths[int(j)]}: failed to decode")
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        out.append(Sample(img[:, ::-1].copy() if rng.random() < 0.5 else img, int(labels[int(j)]), "fixed", _NO_POINTS))
+    return out
+
+
+def make_pool(
+    faces: Path, teacher_dir: Path, n: int, size: int, seed: int, fixed: ImageSplit | None = None,
+    fixed_share: float = 0.0,
+) -> DistillPool:
+    """``n`` samples at ``size`` with the teacher's P(fake) for each: made on the fly, and a share
+    ``fixed_share`` taken from fixed training frames (the data build's, filmed through its codec)."""
     import torch
 
     from dfstream.models import clip_lstm
@@ -64,7 +83,11 @@ def make_pool(faces: Path, teacher_dir: Path, n: int, size: int, seed: int) -> D
     with torch.no_grad():
         for start in range(0, n, chunk):
             rng = np.random.default_rng([seed, start])
-            got = [maker.frame(rng, size) for _ in range(min(chunk, n - start))]
+            count = min(chunk, n - start)
+            n_fixed = round(count * fixed_share) if fixed is not None and len(fixed) else 0
+            got = [maker.frame(rng, size) for _ in range(count - n_fixed)]
+            if n_fixed and fixed is not None:
+                got += _fixed_frames(list(fixed.paths), list(fixed.labels), size, rng, n_fixed)
             crops = np.stack([s.image for s in got])
             small = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in crops])
             p = torch.sigmoid(probe(model.encode(to_tensor(small)))).squeeze(1).numpy()

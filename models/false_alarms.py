@@ -35,6 +35,22 @@ class FalseAlarms:
     label_fake_rate: float
     """Share of scored frames the stream labelled ``fake`` (fused, smoothed, hysteresis)."""
     mean_score: float
+    label_real_rate_after_1s: float | None = None
+    """Share of each track's frames after its first ``SETTLE_FRAMES`` labelled ``real``."""
+
+
+SETTLE_FRAMES = 30
+"""The first second of a track at 30 fps, in which the label may still be settling."""
+
+
+def _real_after_settling(scores: list[dict[str, object]]) -> float | None:
+    seen: dict[object, int] = {}
+    settled = []
+    for r in scores:
+        n = seen[r["track_id"]] = seen.get(r["track_id"], 0) + 1
+        if n > SETTLE_FRAMES:
+            settled.append(r["label"] == "real")
+    return sum(settled) / len(settled) if settled else None
 
 
 def rates(records: list[dict[str, object]], source: str, frame_threshold: float, clip_threshold: float) -> FalseAlarms:
@@ -53,6 +69,7 @@ def rates(records: list[dict[str, object]], source: str, frame_threshold: float,
         clip_model_rate=sum(p >= clip_threshold for p in clip_p) / len(clip_p) if clip_p else None,
         label_fake_rate=sum(r["label"] == "fake" for r in scores) / len(scores),
         mean_score=sum(float(r["score"]) for r in scores) / len(scores),  # type: ignore[arg-type]
+        label_real_rate_after_1s=_real_after_settling(scores),
     )
 
 

@@ -94,7 +94,8 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
     if cfg.teacher is not None:  # torch runs before TensorFlow starts
         if cfg.faces is None:
             raise ValueError("distillation needs --faces (the data build's faces/train.npz)")
-        pool = make_pool(cfg.faces, cfg.teacher, cfg.pool, cfg.img_size, cfg.seed)
+        fixed = scan_image_split(cfg.data_dir, "train") if cfg.fixed_share > 0 else None
+        pool = make_pool(cfg.faces, cfg.teacher, cfg.pool, cfg.img_size, cfg.seed, fixed, cfg.fixed_share)
     import keras
 
     train = scan_image_split(cfg.data_dir, "train")

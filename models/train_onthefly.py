@@ -44,18 +44,32 @@ def to_tensor(crops: np.ndarray) -> torch.Tensor:
 
 
 class FrameStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Endless batches of on-the-fly frames; batch ``k`` depends only on the seed and ``k``."""
+    """Batches of on-the-fly frames, optionally mixed with frames of fixed clips (the data build's
+    training clips, filmed through its camera and codec); batch ``k`` depends only on the seed and ``k``."""
 
-    def __init__(self, maker: FakeMaker, size: int, batch: int, seed: int, steps: int) -> None:
+    def __init__(
+        self, maker: FakeMaker, size: int, batch: int, seed: int, steps: int,
+        fixed: list[ClipRef] | None = None, fixed_share: float = 0.0,
+    ) -> None:
         self.maker, self.size, self.batch, self.seed, self.steps = maker, size, batch, seed, steps
+        self.fixed = fixed or []
+        self.n_fixed = round(batch * fixed_share) if self.fixed else 0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
         first, every = (info.id, info.num_workers) if info is not None else (0, 1)
         for k in range(first, self.steps, every):
             rng = np.random.default_rng([self.seed, k])
-            samples = [self.maker.frame(rng, self.size) for _ in range(self.batch)]
-            yield to_tensor(np.stack([s.image for s in samples])), torch.tensor([float(s.label) for s in samples])
+            samples = [self.maker.frame(rng, self.size) for _ in range(self.batch - self.n_fixed)]
+            parts = [to_tensor(np.stack([s.image for s in samples]))] if samples else []
+            y = [float(s.label) for s in samples]
+            if self.n_fixed:
+                refs = [self.fixed[int(j)] for j in rng.integers(len(self.fixed), size=self.n_fixed)]
+                frames = [load_clip_frame(r, int(rng.integers(CLIP_LEN)), self.size) for r in refs]
+                flips = [f[:, :, ::-1] if rng.random() < 0.5 else f for f in frames]
+                parts.append(torch.from_numpy(np.ascontiguousarray(np.stack(flips))))
+                y += [float(r.label) for r in refs]
+            yield torch.cat(parts), torch.tensor(y)
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -77,7 +91,8 @@ def frame_scores(model: clip_lstm.ClipDetector, probe: torch.nn.Linear, x: torch
 
 
 def finetune_encoder(
-    model: clip_lstm.ClipDetector, maker: FakeMaker, val: list[ClipRef], cfg: TrainClipConfig
+    model: clip_lstm.ClipDetector, maker: FakeMaker, val: list[ClipRef], cfg: TrainClipConfig,
+    fixed: list[ClipRef] | None = None,
 ) -> tuple[torch.nn.Linear, list[dict[str, float]]]:
     """Frame-level fine-tune with a cosine schedule; the best val-AUC state is kept."""
     probe = torch.nn.Linear(EMBED_DIM, 1)
@@ -89,7 +104,7 @@ def finetune_encoder(
     criterion = torch.nn.BCEWithLogitsLoss()
     vx, vy = val_frames(val, cfg.img_size)
     loader = DataLoader(
-        FrameStream(maker, cfg.img_size, cfg.frame_batch, cfg.seed, cfg.steps),
+        FrameStream(maker, cfg.img_size, cfg.frame_batch, cfg.seed, cfg.steps, fixed, cfg.fixed_share),
         batch_size=None,
         num_workers=cfg.workers,
     )
@@ -153,9 +168,10 @@ def train_head(
 ) -> list[dict[str, float]]:
     """BiLSTM + classifier on cached embeddings; the best val-AUC epoch is kept."""
     head_params = list(model.lstm.parameters()) + list(model.fc.parameters())
-    optimizer = torch.optim.Adam(head_params, lr=1e-3)
+    optimizer = torch.optim.AdamW(head_params, lr=5e-4, weight_decay=1e-2)
     g = torch.Generator().manual_seed(cfg.seed)
     x, y = train
+    noise = float(x[..., :EMBED_DIM].std()) * 0.3
     best, best_state, history = -1.0, None, []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -164,6 +180,9 @@ def train_head(
         for i in range(0, len(x), 32):
             idx = order[i : i + 32]
             feats = x[idx] * (torch.rand(len(idx), x.shape[1], 1, generator=g) > 0.1)  # frame dropout
+            jitter = torch.randn(feats.shape, generator=g) * noise  # the encoder knows its training faces
+            jitter[..., EMBED_DIM:] = 0.0
+            feats = feats + jitter
             loss = torch.nn.functional.binary_cross_entropy(model.head(feats), y[idx])
             optimizer.zero_grad()
             loss.backward()
@@ -196,8 +215,10 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
         raise ValueError("on-the-fly training needs --val-data (the data build's clips/val)")
     model = clip_lstm.ClipDetector(cfg.activation)
     load_imagenet_weights(model.cnn, cfg.imagenet_weights)
-    probe, enc_history = finetune_encoder(model, maker, val, cfg)
     train_refs = scan_clip_folders(cfg.data_dir) if cfg.data_dir.is_dir() else []
+    if cfg.exclude is not None:  # a left-out method is left out of the fixed clips too (class folder = kind)
+        train_refs = [r for r in train_refs if not cfg.exclude.startswith(r.folder.name)]
+    probe, enc_history = finetune_encoder(model, maker, val, cfg, train_refs)
     head_train = clip_features(model, maker, train_refs, cfg)
     head_val = clip_features(model, maker, val, cfg.model_copy(update={"head_clips": 0}))
     head_history = train_head(model, head_train, head_val, cfg)

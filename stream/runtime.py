@@ -84,7 +84,8 @@ def calibrated(p: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
         return p
     q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
     z = a * np.log(q / (1 - q)) + b
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    out: np.ndarray = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    return out
 
 
 def _spec(arg: Any) -> TensorSpec:

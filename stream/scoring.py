@@ -3,9 +3,10 @@
 The two models have their own F1-optimal thresholds (metadata), so each probability is first
 mapped piecewise-linearly onto a common scale where its threshold sits at 0.5
 (:func:`centred`). The fused score is the weighted mean of the available centred scores,
-smoothed with an exponential moving average. The label turns ``fake`` above 0.5 + band,
-``real`` below 0.5 - band, and otherwise keeps its previous value (``uncertain`` at first), so
-it does not flicker around the threshold.
+smoothed with an exponential moving average. The label turns ``fake`` at 0.5 + band and
+``real`` at 0.5 - band; inside the band it keeps its value while the score stays on its side of
+0.5 and turns ``uncertain`` when the score crosses 0.5. So it does not flicker around the
+threshold, and the label never contradicts the score beside it ("real 0.53" cannot happen).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class TrackScorer:
                 self.label = "fake"
             elif self.score <= DECISION - c.band:
                 self.label = "real"
+            elif (self.label == "real") == (self.score >= DECISION) and self.label != "uncertain":
+                self.label = "uncertain"
         return TrackScore(
             score=DECISION if self.score is None else self.score,
             label=self.label,

@@ -15,8 +15,11 @@ from dfstream.models.false_alarms import rates
 from dfstream.paths import SAMPLE_CLIP
 
 
-def _score(frame: float | None, clip: float | None, label: str, score: float = 0.2) -> dict[str, object]:
-    return {"type": "score", "score_frame": frame, "score_clip": clip, "score": score, "label": label}
+def _score(
+    frame: float | None, clip: float | None, label: str, score: float = 0.2, track: int = 1
+) -> dict[str, object]:
+    return {"type": "score", "score_frame": frame, "score_clip": clip, "score": score, "label": label,
+            "track_id": track}
 
 
 def test_rates_use_each_models_own_threshold() -> None:
@@ -33,6 +36,14 @@ def test_rates_use_each_models_own_threshold() -> None:
     assert r.clip_model_rate == pytest.approx(1 / 2)
     assert r.label_fake_rate == pytest.approx(1 / 4)
     assert r.mean_score == pytest.approx((0.2 + 0.2 + 0.8 + 0.2) / 4)
+    assert r.label_real_rate_after_1s is None  # no track got past its first second
+
+
+def test_real_rate_counts_each_track_after_its_first_second() -> None:
+    settling = [_score(0.1, None, "uncertain", track=t) for t in (1, 2) for _ in range(30)]
+    after = [_score(0.1, 0.1, "real", track=1)] * 3 + [_score(0.9, 0.9, "fake", 0.8, track=2)]
+    r = rates(settling + after, "clip.mp4", frame_threshold=0.5, clip_threshold=0.5)
+    assert r.label_real_rate_after_1s == pytest.approx(3 / 4)
 
 
 def test_no_scored_face_is_an_error() -> None:

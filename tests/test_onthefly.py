@@ -83,6 +83,8 @@ def test_every_kind_is_made_and_an_excluded_variant_never(bank: FaceBank) -> Non
     details = {blocked.frame(rng, 48).detail for _ in range(60)}
     assert not any(d.startswith("swap/piecewise") for d in details)
     assert any(d.startswith("swap/") for d in details)
+    no_swaps = FakeMaker(bank, FakeConfig(exclude="swap", p_fake=1.0))
+    assert {no_swaps.frame(rng, 48).detail.split("/")[0] for _ in range(40)} == {"sbi"}
 
 
 def test_clip_keeps_one_manipulation_and_its_landmarks(bank: FaceBank) -> None:

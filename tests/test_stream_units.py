@@ -89,10 +89,42 @@ def test_centred_maps_each_threshold_to_one_half() -> None:
     assert centred(0.1, 0.2) == pytest.approx(0.25) and centred(0.6, 0.2) == pytest.approx(0.75)
 
 
-def test_hysteresis_keeps_the_label_inside_the_band() -> None:
+def test_hysteresis_keeps_the_label_inside_the_band_on_its_side_of_the_threshold() -> None:
     scorer = TrackScorer(ScoringConfig(frame_threshold=0.5, clip_threshold=0.5, ema_alpha=1.0, min_frames=1))
-    labels = [scorer.update(p, None).label for p in (0.52, 0.9, 0.55, 0.45, 0.58, 0.3, 0.45, 0.55)]
-    assert labels == ["uncertain", "fake", "fake", "fake", "fake", "real", "real", "real"]
+    labels = [scorer.update(p, None).label for p in (0.52, 0.9, 0.55, 0.45, 0.58, 0.3, 0.45, 0.55, 0.62)]
+    assert labels == ["uncertain", "fake", "fake", "uncertain", "uncertain", "real", "real", "uncertain", "fake"]
+
+
+def test_label_and_score_never_disagree() -> None:
+    rng = np.random.default_rng(0)
+    scorer = TrackScorer(ScoringConfig(frame_threshold=0.3, clip_threshold=0.6))
+    for t in range(400):
+        got = scorer.update(float(rng.uniform(0, 1)), float(rng.uniform(0, 1)) if t > 15 else None)
+        assert got.label != "real" or got.score < 0.5
+        assert got.label != "fake" or got.score >= 0.5
+
+
+def test_a_steady_genuine_face_leaves_uncertain_within_a_second() -> None:
+    """Calibrated scores of a genuine face scatter below the threshold; at 30 fps the label must read
+    real within 30 frames and never fake."""
+    rng = np.random.default_rng(1)
+    scorer = TrackScorer(ScoringConfig(frame_threshold=0.5, clip_threshold=0.5))
+    labels = []
+    for t in range(90):
+        p_frame = float(np.clip(rng.normal(0.2, 0.15), 0, 1))
+        p_clip = float(np.clip(rng.normal(0.25, 0.1), 0, 1)) if t >= 15 else None
+        labels.append(scorer.update(p_frame, p_clip).label)
+    assert "real" in labels[:30] and labels[30:] == ["real"] * 60
+
+
+def test_calibration_maps_even_odds_and_keeps_order() -> None:
+    from dfstream.stream.runtime import calibrated
+
+    p = np.array([0.01, 0.2, 0.5, 0.9], np.float32)
+    assert np.array_equal(calibrated(p, (1.0, 0.0)), p)
+    q = calibrated(p, (0.5, -1.0))
+    assert (np.diff(q) > 0).all()  # monotone: rankings (AUC) survive
+    assert q[2] == pytest.approx(1 / (1 + np.exp(1.0)), rel=1e-5)  # logit 0 → sigmoid(b)
 
 
 def test_fusion_uses_both_models_once_the_clip_score_exists() -> None:

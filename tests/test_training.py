@@ -6,11 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.stream.runtime import load_model
+from dfstream.stream.runtime import calibrated, load_model
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -83,7 +84,11 @@ def test_model_a_train_eval_export(tmp_path: Path, frame_dataset: Path) -> None:
     )
     assert "max abs diff" in out
     model = load_model(onnx_dir / "frame_cnn.onnx", "frame_cnn")
-    assert model.metadata.threshold == pytest.approx(metrics["threshold"])
+    decision = json.loads((report_dir / "threshold.json").read_text())
+    assert decision["threshold_raw"] == pytest.approx(metrics["threshold"])  # the report's operating point
+    assert model.metadata.calibration == pytest.approx(tuple(decision["calibration"]))
+    raw = np.array([metrics["threshold"]], np.float32)  # on the calibrated scale the runtime compares with
+    assert model.metadata.threshold == pytest.approx(float(calibrated(raw, model.metadata.calibration)[0]), abs=1e-5)
 
 
 def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:

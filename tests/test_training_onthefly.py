@@ -37,6 +37,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory, clip_dataset: Path, face_b
         eval_every=1,
         head_clips=4,
         epochs=2,
+        fixed_share=0.5,
     )
     train_clip(cfg)
     return cfg.out_dir
@@ -59,6 +60,12 @@ def test_onthefly_checkpoint_exports_and_runs_in_onnx_runtime(teacher: Path, tmp
     assert {f.role for f in files} == {"clip_encoder", "clip_head", "clip_full"}
     assert all(f.max_abs_diff < 1e-3 for f in files)
     assert read_metadata(tmp_path / "clip_head.onnx").calibration == (2.0, -0.5)
+    from dfstream.stream.runtime import calibrated, load_model
+
+    head = load_model(tmp_path / "clip_head.onnx", "clip_head", "cpu")
+    feats = np.random.default_rng(0).normal(0, 3, (4, 16, 1285)).astype(np.float32)
+    raw = head.run(feats).reshape(-1)
+    assert np.allclose(head.p_fake(feats), calibrated(raw, (2.0, -0.5)), atol=1e-6)  # the runtime applies it
 
 
 def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
@@ -72,7 +79,7 @@ def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
 
     cfg = TrainCnnConfig(
         data_dir=frame_dataset, out_dir=tmp_path / "a", img_size=32, batch_size=8, epochs=1,
-        teacher=teacher, faces=face_bank_path, pool=64,
+        teacher=teacher, faces=face_bank_path, pool=64, fixed_share=0.25,
     )
     best = train_cnn(cfg)
     assert best.is_file() and (cfg.out_dir / "last_model.keras").is_file()

@@ -17,7 +17,7 @@ import numpy as np
 from dfstream.models.data.bank import FaceBank
 from dfstream.models.data.fakes import FAKE_KINDS, FakeKind, random_mask, self_blend, swap
 from dfstream.models.data.manipulate import apply_affine
-from dfstream.models.data.texture import global_augment, regional_change
+from dfstream.models.data.texture import degrade_photo, global_augment, regional_change
 from dfstream.stream.crops import square_around
 from dfstream.stream.faces import face_from_points
 from dfstream.stream.landmarks import lmk5
@@ -32,6 +32,8 @@ class FakeConfig:
     """A variant prefix never made (e.g. ``swap/piecewise``): train without it, test on it."""
     p_regional_real: float = 0.5
     """Genuine samples with a regional texture change and no change of face."""
+    p_degraded: float = 0.5
+    """Pictures made low quality before anything else (genuine and fake alike; donors independently)."""
     jitter: float = 1.0
     """Scale of the crop jitter (0: exactly the stream's crop)."""
 
@@ -58,46 +60,62 @@ def crop_matrix(points: np.ndarray, size: int, rng: np.random.Generator, jitter:
     return m
 
 
+CROP_INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_LINEAR, cv2.INTER_LINEAR, cv2.INTER_AREA, cv2.INTER_CUBIC)
+"""Mostly the stream's own resampling (``crop_face`` warps with INTER_LINEAR), sometimes others."""
+
+
+def _interpolation(rng: np.random.Generator) -> int:
+    return int(CROP_INTERPOLATIONS[int(rng.integers(len(CROP_INTERPOLATIONS)))])
+
+
 class FakeMaker:
     """Draws genuine and manipulated faces from a bank; deterministic for a given generator state."""
 
     def __init__(self, bank: FaceBank, config: FakeConfig | None = None) -> None:
         self.bank = bank
         self.config = config or FakeConfig()
+        self.kinds = tuple(k for k in self.config.kinds if k != self.config.exclude)
+        if not self.kinds:
+            raise ValueError(f"no manipulation kind is left once {self.config.exclude!r} is excluded")
         self._others = {
             i: [j for j, who in enumerate(bank.identities) if who != bank.identities[i]] for i in range(len(bank))
         }
 
-    def _manipulate(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-        image, points = self.bank.images[i], self.bank.points[i]
-        for _ in range(8):  # an excluded variant is redrawn
-            kind = self.config.kinds[int(rng.integers(len(self.config.kinds)))]
+    def _picture(self, i: int, rng: np.random.Generator) -> np.ndarray:
+        image = self.bank.images[i]
+        return degrade_photo(image, rng) if rng.random() < self.config.p_degraded else image
+
+    def _manipulate(self, i: int, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        points = self.bank.points[i]
+        for _ in range(64):  # an excluded variant is redrawn
+            kind = self.kinds[int(rng.integers(len(self.kinds)))]
             donors = self._others[i]
             if kind == "swap" and donors:
                 j = donors[int(rng.integers(len(donors)))]
-                out, detail = swap(image, points, self.bank.images[j], self.bank.points[j], rng)
+                out, detail = swap(image, points, self._picture(j, rng), self.bank.points[j], rng)
             else:
                 out, detail = self_blend(image, points, rng)
             if self.config.exclude is None or not detail.startswith(self.config.exclude):
                 return out, detail
         raise ValueError(f"every drawn manipulation matched the excluded variant {self.config.exclude!r}")
 
-    def _source(self, rng: np.random.Generator, fake: bool | None) -> tuple[int, np.ndarray, int, str]:
+    def _source(self, rng: np.random.Generator, fake: bool | None) -> tuple[int, np.ndarray, np.ndarray, int, str]:
+        """Bank index, the shown picture, the genuine picture it was made from, label and variant."""
         i = int(rng.integers(len(self.bank)))
         fake = bool(rng.random() < self.config.p_fake) if fake is None else fake
-        image = self.bank.images[i]
+        picture = self._picture(i, rng)
         if fake:
-            image, detail = self._manipulate(i, rng)
-            return i, image, 1, detail
+            image, detail = self._manipulate(i, picture, rng)
+            return i, image, picture, 1, detail
         if rng.random() < self.config.p_regional_real:
-            mask = random_mask(image.shape[:2], self.bank.points[i], rng)
-            return i, regional_change(image, mask, rng), 0, "real/retouched"
-        return i, image, 0, "real"
+            mask = random_mask(picture.shape[:2], self.bank.points[i], rng)
+            return i, regional_change(picture, mask, rng), picture, 0, "real/retouched"
+        return i, picture, picture, 0, "real"
 
     def frame(self, rng: np.random.Generator, size: int, fake: bool | None = None) -> Sample:
-        i, image, label, detail = self._source(rng, fake)
+        i, image, _, label, detail = self._source(rng, fake)
         m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
-        crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+        crop = cv2.warpAffine(image, m, (size, size), flags=_interpolation(rng), borderMode=cv2.BORDER_CONSTANT)
         crop = global_augment(crop, rng)
         points = apply_affine(self.bank.points[i], m).astype(np.float32)
         if rng.random() < 0.5:
@@ -109,12 +127,13 @@ class FakeMaker:
         self, rng: np.random.Generator, size: int, fake: bool | None = None, length: int = CLIP_LEN
     ) -> tuple[np.ndarray, np.ndarray, int, str]:
         """(length, size, size, 3) BGR crops, (length, 5) lmk5, label and variant of one clip."""
-        i, image, label, detail = self._source(rng, fake)
-        original, points = self.bank.images[i], self.bank.points[i]
+        i, image, genuine, label, detail = self._source(rng, fake)
+        points = self.bank.points[i]
         flicker = label == 1 and rng.random() < 0.5
         codec_seed = int(rng.integers(2**31 - 1))
         phase = rng.uniform(0, 2 * np.pi, 3)
         base = crop_matrix(points, size, rng, self.config.jitter)
+        interpolation = _interpolation(rng)
         frames, lmks = [], []
         for t in range(length):
             m = base.copy()
@@ -122,8 +141,8 @@ class FakeMaker:
             shown = image
             if flicker:
                 w = rng.uniform(0.75, 1.0)
-                shown = cv2.addWeighted(image, w, original, 1.0 - w, 0)
-            crop = cv2.warpAffine(shown, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+                shown = cv2.addWeighted(image, w, genuine, 1.0 - w, 0)
+            crop = cv2.warpAffine(shown, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
             frames.append(global_augment(crop, np.random.default_rng(codec_seed + t)))
             lmks.append(lmk5(apply_affine(points, m)))
         return np.stack(frames), np.stack(lmks).astype(np.float32), label, detail

@@ -83,11 +83,30 @@ def texture_shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return op(image, rng)
 
 
-def global_augment(crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 36) -> np.ndarray:
+def degrade_photo(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A low-quality photo of the same face: an old or small camera picture, upscaled and recompressed.
+
+    Applied to the genuine picture *before* any manipulation (and, independently, to a swap's donor),
+    so genuine faces of every quality exist and "a low-quality picture" never means "fake"."""
+    h, w = image.shape[:2]
+    k = rng.uniform(0.2, 0.7)
+    small = cv2.resize(image, (max(8, int(w * k)), max(8, int(h * k))), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        small = _noise(small, rng)
+    if rng.random() < 0.7:
+        small = jpeg(small, int(rng.integers(20, 80)))
+    interp = int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC]))
+    out = cv2.resize(small, (w, h), interpolation=interp)
+    if rng.random() < 0.3:
+        out = _temperature(out, rng)
+    return out
+
+
+def global_augment(crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 28) -> np.ndarray:
     """Changes a camera, a link and a codec make to the whole picture, the same for both classes."""
     out = crop
     size = out.shape[0]
-    if rng.random() < 0.3:  # resolution drop: a small face in low-resolution video, upscaled by the crop
+    if rng.random() < 0.4:  # resolution drop: a small face in low-resolution video, upscaled by the crop
         small = int(rng.integers(min_face_px, max(min_face_px + 1, size)))
         interp = int(rng.choice([cv2.INTER_AREA, cv2.INTER_LINEAR]))
         out = cv2.resize(cv2.resize(out, (small, small), interpolation=interp), (size, size))
