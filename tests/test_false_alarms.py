@@ -90,12 +90,13 @@ def test_card_tables_show_what_the_reports_hold(tmp_path: Path) -> None:
         "clip_model_rate": None,
         "label_fake_rate": 0.1,
         "mean_score": 0.3,
+        "label_real_rate_after_1s": 0.95,
     }
     (fa / "false_alarms.json").write_text(json.dumps(body))
     text = "\n".join(tables(tmp_path))
     assert "| all | 0.910 | 0.500 | 0.750 | 40 (20) |" in text and "threshold 0.420 from val" in text
     assert "| sbi | 0.800 |" in text and "| swap | n/a |" in text
-    assert "| movie.avi | 68 | 25.0% | n/a | 10.0% | 0.300 |" in text
+    assert "| movie.avi | 68 | 25.0% | n/a | 10.0% | 95.0% | 0.300 |" in text
     assert "Model B" not in text  # no model B reports were written
 
 
@@ -113,3 +114,33 @@ def test_a_false_alarm_cap_keeps_a_weak_model_from_flagging_everything() -> None
     assert np.mean(p[y == 0] >= capped) <= 0.05
     all_genuine_high = np.concatenate([np.full(100, 0.9), np.full(100, 0.8)])
     assert f1_optimal_threshold(y, all_genuine_high, max_fpr=0.05) > 0.9  # nothing qualifies: above every genuine
+
+
+def test_fused_table_mixes_calibrated_centred_scores_per_clip(tmp_path: Path) -> None:
+    """Model A ranks the clips right, model B ranks them backwards but weakly: the fused score
+    follows the stream's mix, so it ranks right; each video is matched across the two reports."""
+    import csv
+
+    from dfstream.models.fused import fused_reports
+
+    a, b_test, b_val = tmp_path / "a", tmp_path / "b_test", tmp_path / "b_val"
+    for d in (a, b_test, b_val):
+        d.mkdir()
+    videos = [("original", f"v{i}", 0) for i in range(4)] + [("sbi", f"s{i}", 1) for i in range(4)]
+    with (a / "per_sample.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sample", "y_true", "p_fake", "y_pred"])
+        for kind, video, y in videos:
+            folder = "fake" if y else "real"
+            for i in (0, 4):
+                w.writerow([f"frames/test/{folder}/{kind}__{video}_{i}.jpg", y, 0.9 if y else 0.1, y])
+    with (b_test / "per_sample.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sample", "y_true", "p_fake", "y_pred"])
+        for kind, video, y in videos:
+            w.writerow([f"{kind}/{video}", y, 0.45 if y else 0.55, 0])
+    (a / "threshold.json").write_text(json.dumps({"threshold": 0.5, "calibration": [1.0, 0.0]}))
+    (b_val / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
+    reports = fused_reports(a, b_test, b_val)
+    assert reports["all"].n == 8 and reports["all"].auc == pytest.approx(1.0)
+    assert reports["sbi"].n == 8
