@@ -15,13 +15,12 @@ draws a texture difference between pasted face and surroundings in a random dire
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import cv2
 import numpy as np
 
-from dfstream.models.data.manipulate import face_extent
+from dfstream.models.data.manipulate import alpha_blend, face_extent
 from dfstream.models.data.swap import colour_transfer
 from dfstream.models.data.texture import texture_shift
 
@@ -34,13 +33,6 @@ BLENDS: tuple[Blend, ...] = ("poisson", "poisson_mixed", "alpha", "hard")
 
 TRIANGLE_POINTS = np.arange(0, 468, 3)
 """Every third mesh point: ~156 points, ~300 triangles; fine enough for a piecewise warp, fast on CPU."""
-
-
-@dataclass(frozen=True)
-class FakeInfo:
-    kind: FakeKind
-    detail: str
-    """The variant drawn (warp, blend, mask), for per-variant checks."""
 
 
 def random_mask(shape: tuple[int, int], points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -60,11 +52,6 @@ def random_mask(shape: tuple[int, int], points: np.ndarray, rng: np.random.Gener
     if feather >= 1.0:
         mask = cv2.GaussianBlur(mask, (0, 0), feather / 2.0)
     return np.clip(mask, 0.0, 1.0)
-
-
-def _alpha(source: np.ndarray, target: np.ndarray, mask: np.ndarray, opacity: float = 1.0) -> np.ndarray:
-    m = (mask * opacity)[..., None]
-    return np.clip(m * source.astype(np.float32) + (1 - m) * target.astype(np.float32), 0, 255).astype(np.uint8)
 
 
 def _colour_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -88,7 +75,7 @@ def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) 
     source = cv2.warpAffine(source, m, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
     mask = random_mask(image.shape[:2], points, rng)
     opacity = 1.0 if rng.random() < 0.6 else rng.uniform(0.5, 1.0)
-    return _alpha(source, image, mask, opacity), f"sbi/opacity{'1' if opacity == 1.0 else '<1'}"
+    return alpha_blend(source, image, mask * opacity), f"sbi/opacity{'1' if opacity == 1.0 else '<1'}"
 
 
 def _warp_piecewise(donor: np.ndarray, dp: np.ndarray, tp: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -164,5 +151,5 @@ def swap(
     if blend in ("poisson", "poisson_mixed"):
         out = _poisson(warped, target, mask, blend == "poisson_mixed")
     if out is None:
-        out = _alpha(warped, target, (mask > 0.5).astype(np.float32) if blend == "hard" else mask)
+        out = alpha_blend(warped, target, (mask > 0.5).astype(np.float32) if blend == "hard" else mask)
     return out, f"swap/{warp}/{blend}"

@@ -60,14 +60,18 @@ def perturbed(image: np.ndarray, centre: tuple[float, float], p: BlendParams) ->
     return out
 
 
+def alpha_blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``source`` over ``target`` through a float (H, W) mask in [0, 1], as uint8."""
+    m = mask[..., None]
+    return np.clip(m * source.astype(np.float32) + (1.0 - m) * target.astype(np.float32), 0, 255).astype(np.uint8)
+
+
 def self_blend(image: np.ndarray, points: np.ndarray, params: BlendParams | None = None) -> np.ndarray:
     """Blend the face at ``points`` (face-mesh pixels) with a perturbed copy of itself."""
     p = params or BlendParams()
     cx, cy, size = face_extent(points)
-    mask = hull_mask(image.shape[:2], points, max(3.0, p.feather * size))[..., None] * p.opacity
-    source = perturbed(image, (cx, cy), p)
-    out = mask * source.astype(np.float32) + (1.0 - mask) * image.astype(np.float32)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    mask = hull_mask(image.shape[:2], points, max(3.0, p.feather * size)) * p.opacity
+    return alpha_blend(perturbed(image, (cx, cy), p), image, mask)
 
 
 def camera_motion(t: float, size: tuple[int, int], photo_shape: tuple[int, int]) -> np.ndarray:

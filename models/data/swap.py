@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dfstream.models.data.manipulate import face_extent, hull_mask
+from dfstream.models.data.manipulate import alpha_blend, face_extent, hull_mask
 
 
 def colour_transfer(source: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -47,5 +47,4 @@ def face_swap(
             x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
             centre = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
             return cv2.seamlessClone(warped, target, hard, centre, cv2.NORMAL_CLONE)
-    alpha = mask[..., None]
-    return np.clip(alpha * warped.astype(np.float32) + (1 - alpha) * target.astype(np.float32), 0, 255).astype(np.uint8)
+    return alpha_blend(warped, target, mask)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from dfstream.models.data.manipulate import alpha_blend
+
 Op = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -68,13 +70,9 @@ REGIONAL_OPS: dict[str, Op] = {
 
 def regional_change(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One random texture or colour change, inside ``mask`` or outside it (the direction is random)."""
-    op = REGIONAL_OPS[str(rng.choice(list(REGIONAL_OPS)))]
-    changed = op(image, rng).astype(np.float32)
+    changed = texture_shift(image, rng)
     m = mask.astype(np.float32)
-    if rng.random() < 0.5:
-        m = 1.0 - m
-    m = m[..., None]
-    return np.clip(m * changed + (1.0 - m) * image.astype(np.float32), 0, 255).astype(np.uint8)
+    return alpha_blend(changed, image, 1.0 - m if rng.random() < 0.5 else m)
 
 
 def texture_shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
