@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +17,9 @@ from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
 from dfstream.exceptions import InputPathError
 from dfstream.paths import BUNDLED_MODELS
+
+if TYPE_CHECKING:
+    from dfstream.models.calibration import Decision
 
 log = logging.getLogger("dfstream")
 
@@ -68,30 +69,16 @@ EXPORT_TARGETS = {
 }
 
 
-@dataclass(frozen=True)
-class Decision:
-    """A model's operating point: threshold on calibrated P(fake), the raw one, and the calibration."""
-
-    threshold: float
-    threshold_raw: float
-    calibration: tuple[float, float] = (1.0, 0.0)
-
-
 def _decision(threshold: float | None, threshold_from: Path | None) -> Decision:
+    from dfstream.models.calibration import Decision, read_decision
+
     if threshold is not None and threshold_from is not None:
         raise InputPathError("give --threshold or --threshold-from, not both")
     if threshold_from is not None:
-        if not threshold_from.is_file():
-            raise InputPathError(f"threshold file not found: {threshold_from}")
-        try:
-            body = json.loads(threshold_from.read_text())
-            value = float(body["threshold"])
-            raw = float(body.get("threshold_raw", value))
-            a, b = (float(v) for v in body.get("calibration", (1.0, 0.0)))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputPathError(f"{threshold_from}: no numeric 'threshold' field ({exc})") from None
-        log.info("threshold %.4f (raw %.4f), calibration (%.3f, %.3f) from %s", value, raw, a, b, threshold_from)
-        return Decision(value, raw, (a, b))
+        decision = read_decision(threshold_from)
+        log.info("threshold %.4f (raw %.4f), calibration (%.3f, %.3f) from %s", decision.threshold,
+                 decision.threshold_raw, *decision.calibration, threshold_from)
+        return decision
     if threshold is None:
         log.warning(
             "no --threshold given: writing 0.5; run 'dfstream eval' and pass --threshold-from its threshold.json"

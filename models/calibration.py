@@ -7,14 +7,37 @@ threshold is mapped through it and both go into the model's metadata, which the 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
-from dfstream.stream.runtime import calibrated
+from dfstream.exceptions import InputPathError
+from dfstream.stream.runtime import calibrated, logit
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(q / (1 - q))
+@dataclass(frozen=True)
+class Decision:
+    """A model's operating point: threshold on calibrated P(fake), the raw one, and the calibration."""
+
+    threshold: float
+    threshold_raw: float
+    calibration: tuple[float, float] = (1.0, 0.0)
+
+
+def read_decision(path: Path) -> Decision:
+    """A ``threshold.json`` written by ``dfstream eval`` (files from before calibration: identity)."""
+    if not path.is_file():
+        raise InputPathError(f"threshold file not found: {path}")
+    try:
+        body = json.loads(path.read_text())
+        value = float(body["threshold"])
+        raw = float(body.get("threshold_raw", value))
+        a, b = (float(v) for v in body.get("calibration", (1.0, 0.0)))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputPathError(f"{path}: no numeric 'threshold' field ({exc})") from None
+    return Decision(value, raw, (a, b))
 
 
 def fit_platt(y_true: np.ndarray, p_fake: np.ndarray) -> tuple[float, float]:
@@ -30,16 +53,12 @@ def fit_platt(y_true: np.ndarray, p_fake: np.ndarray) -> tuple[float, float]:
     return a, b
 
 
-def calibrate(p_fake: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
-    return calibrated(np.asarray(p_fake, np.float32), calibration)
-
-
 def decision_record(
     y_val: np.ndarray, p_val: np.ndarray, raw_threshold: float, chosen_on: str, max_fpr: float | None
 ) -> dict[str, object]:
     """What ``threshold.json`` holds: the raw and calibrated thresholds and the calibration."""
     calibration = fit_platt(y_val, p_val)
-    threshold = float(np.clip(calibrate(np.array([raw_threshold]), calibration)[0], 1e-6, 1 - 1e-6))
+    threshold = float(np.clip(calibrated(np.array([raw_threshold], np.float32), calibration)[0], 1e-6, 1 - 1e-6))
     return {
         "threshold": threshold,
         "threshold_raw": float(raw_threshold),

@@ -7,11 +7,11 @@ P(fake), each centred on its own threshold and weighted as ``stream/scoring.py``
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
+from dfstream.models.calibration import read_decision
 from dfstream.models.metrics import KIND_SEPARATOR, BinaryReport, binary_report, per_clip, reports_by_kind
 from dfstream.stream.runtime import calibrated
 from dfstream.stream.scoring import DECISION, ScoringConfig, centred
@@ -25,12 +25,6 @@ def _rows(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     )
 
 
-def _decision(path: Path) -> tuple[float, tuple[float, float]]:
-    body = json.loads(path.read_text())
-    a, b = body.get("calibration", (1.0, 0.0))
-    return float(body["threshold"]), (float(a), float(b))
-
-
 def _video(name: str) -> str:
     stem = Path(name).name
     return stem.split(KIND_SEPARATOR, 1)[1] if KIND_SEPARATOR in stem else stem
@@ -38,8 +32,9 @@ def _video(name: str) -> str:
 
 def fused_reports(frame_eval: Path, clip_test: Path, clip_val: Path) -> dict[str, BinaryReport]:
     """Clip-level reports of the fused score ('all' and per kind), threshold 0.5 as in the stream."""
-    a_threshold, a_cal = _decision(frame_eval / "threshold.json")
-    b_threshold, b_cal = _decision(clip_val / "threshold.json")
+    a = read_decision(frame_eval / "threshold.json")
+    b = read_decision(clip_val / "threshold.json")
+    a_threshold, a_cal, b_threshold, b_cal = a.threshold, a.calibration, b.threshold, b.calibration
     names, y, p = _rows(frame_eval / "per_sample.csv")
     clips, _, pa = per_clip(names, y, calibrated(p.astype(np.float32), a_cal))
     a_by_video = {_video(c): v for c, v in zip(clips, pa, strict=True)}

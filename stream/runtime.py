@@ -77,13 +77,19 @@ class OrtModel:
         return calibrated(p if self.metadata.positive_class == "fake" else 1.0 - p, self.metadata.calibration)
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) in float64, with p kept 1e-7 inside (0, 1)."""
+    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    out: np.ndarray = np.log(q / (1 - q))
+    return out
+
+
 def calibrated(p: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
     """Platt scaling of P(fake): sigmoid(a·logit(p) + b); (1, 0) returns ``p`` unchanged."""
     a, b = calibration
     if (a, b) == (1.0, 0.0):
         return p
-    q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
-    z = a * np.log(q / (1 - q)) + b
+    z = a * logit(p) + b
     out: np.ndarray = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
     return out
 
