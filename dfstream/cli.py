@@ -6,7 +6,7 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -40,6 +40,16 @@ class Positive(StrEnum):
     auto = "auto"
     fake = "fake"
     real = "real"
+
+
+class InputScaleOption(StrEnum):
+    auto = "auto"
+    zero_one = "0-1"
+    zero_255 = "0-255"
+
+
+INPUT_SCALE_HELP = ("Model A only: pixel scale it was trained on. 'auto' feeds face crops at both and keeps "
+                    "the scale whose answers vary.")
 
 
 class Split(StrEnum):
@@ -102,6 +112,7 @@ def export_cmd(
         Positive, typer.Option(help="Model A only: the class its sigmoid measures; 'auto' reads the model name.")
     ] = Positive.auto,
     img_size: Annotated[int, typer.Option(min=32, help="Model B only: crop side the encoder is exported for.")] = 256,
+    input_scale: Annotated[InputScaleOption, typer.Option(help=INPUT_SCALE_HELP)] = InputScaleOption.auto,
 ) -> None:
     """Export to ONNX with dfstream metadata; every graph is checked against its framework first."""
 
@@ -118,7 +129,13 @@ def export_cmd(
 
             positive = None if positive_class is Positive.auto else positive_class.value
             out = out_dir / FILE_NAME_OF_ROLE["frame_cnn"]
-            files = export_frame_model(model, out, decision.threshold, positive, fp16, decision.calibration)  # type: ignore[arg-type]
+            scale = input_scale.value
+            if scale == "auto" and decision.input_scale is not None:
+                log.info("input scale %s from %s", decision.input_scale, threshold_from)
+                scale = decision.input_scale
+            files = export_frame_model(
+                model, out, decision.threshold, cast(Any, positive), fp16, decision.calibration, cast(Any, scale)
+            )
         else:
             from dfstream.export.torch_onnx import export_clip_model
 
@@ -305,6 +322,7 @@ def eval_cnn_cmd(
         float | None,
         typer.Option(help="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
     ] = None,
+    input_scale: Annotated[InputScaleOption, typer.Option(help=INPUT_SCALE_HELP)] = InputScaleOption.auto,
 ) -> None:
     """Evaluate model A: F1-optimal threshold on val, full report and Grad-CAM on test."""
 
@@ -318,6 +336,7 @@ def eval_cnn_cmd(
             batch_size=batch_size,
             gradcam_samples=gradcam_samples,
             max_fpr=max_fpr,
+            input_scale=input_scale.value,
         )
         _print_report(evaluate_cnn(cfg), out)
 

@@ -36,6 +36,9 @@ class EvalCnnConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     gradcam_samples: int = Field(8, ge=0, description="Grad-CAM overlays written from the test split")
     max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on val false alarms for the threshold")
+    input_scale: Literal["auto", "0-1", "0-255"] = Field(
+        "auto", description="pixel scale the model was trained on; auto: probe face crops at both"
+    )
 
 
 class TrainClipConfig(_Strict):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.export.file_names import fp16_path, sha256_of
-from dfstream.export.metadata import ModelMetadata, PositiveClass
+from dfstream.export.metadata import INPUT_MAX, ModelMetadata, PositiveClass
 from dfstream.export.onnx_files import (
     OPSET,
     ExportedFile,
@@ -17,6 +17,7 @@ from dfstream.export.onnx_files import (
     write_with_metadata,
 )
 from dfstream.export.verify import FP16_TOL, FP32_TOL, check_informative, check_parity, run_onnx
+from dfstream.models.input_scale import OPTION_HINT, InputScaleChoice, resolve_input_scale
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,12 @@ def export_frame_model(
     positive: PositiveClass | None = None,
     fp16: bool = False,
     calibration: tuple[float, float] = (1.0, 0.0),
+    input_scale: InputScaleChoice = "auto",
 ) -> list[ExportedFile]:
-    """Convert, attach metadata, and prove parity (fp32 ≤1e-4) before returning the written files."""
+    """Convert, attach metadata, and prove parity (fp32 ≤1e-4) before returning the written files.
+
+    ``input_scale`` auto: the scale at which the model's answers on face crops vary (logged and
+    written into the metadata, so the runtime feeds that scale)."""
     import keras
     import tensorflow as tf
     import tf2onnx
@@ -52,9 +57,15 @@ def export_frame_model(
     model = cnn_cbam.load_model(keras_path)
     size = cnn_cbam.input_size(model)
     positive = positive or cnn_cbam.positive_class(model)  # type: ignore[assignment]
-    probes = probe_images(size, cnn_cbam.INPUT_MAX)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model(x, training=False))
+
+    scale = resolve_input_scale(input_scale, size, predict, keras_path.name, cnn_cbam.known_input_scale(model))
+    probes = probe_images(size, INPUT_MAX[scale])
     reference = np.asarray(model(probes, training=False), dtype=np.float32)  # also builds a fresh model
-    check_informative("frame_cnn", reference)
+    check_informative("frame_cnn", reference, hint=f"is the model trained, and at input scale {scale}? "
+                      f"If not, {OPTION_HINT}")
 
     spec = (tf.TensorSpec((None, size, size, 3), tf.float32, name=INPUT_NAME),)
 
@@ -68,7 +79,7 @@ def export_frame_model(
         input_layout="NHWC",
         input_size=size,
         color_order=cnn_cbam.COLOR_ORDER,  # type: ignore[arg-type]
-        input_scale=cnn_cbam.INPUT_SCALE,  # type: ignore[arg-type]
+        input_scale=scale,
         threshold=threshold,
         calibration=calibration,
         positive_class=positive,  # type: ignore[arg-type]

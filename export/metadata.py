@@ -22,6 +22,8 @@ Role = Literal["frame_cnn", "clip_encoder", "clip_head", "clip_full"]
 Layout = Literal["NHWC", "NCHW", "NTF", "NTCHW"]
 ColorOrder = Literal["RGB", "BGR"]
 InputScale = Literal["0-1", "0-255"]
+INPUT_MAX: dict[str, float] = {"0-1": 1.0, "0-255": 255.0}
+"""Pixel value of full white at each input scale."""
 Precision = Literal["fp32", "fp16", "int8"]
 PositiveClass = Literal["fake", "real"]
 

@@ -26,7 +26,7 @@ def run_onnx(path: Path, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.asarray(session.run(None, dict(feeds))[0], dtype=np.float32)
 
 
-def check_informative(name: str, reference: np.ndarray) -> None:
+def check_informative(name: str, reference: np.ndarray, hint: str = "is the model trained?") -> None:
     """Refuse probe outputs that are constant or vanishing (e.g. an untrained EfficientNet)."""
     ref = np.asarray(reference, dtype=np.float64)
     if not np.all(np.isfinite(ref)):
@@ -35,7 +35,7 @@ def check_informative(name: str, reference: np.ndarray) -> None:
     if spread < MIN_SPREAD:
         raise ExportCheckError(
             f"{name}: framework outputs are degenerate on the probe inputs (spread {spread:.2e} < {MIN_SPREAD}); "
-            "parity cannot be shown — is the model trained?"
+            f"parity cannot be shown — {hint}"
         )
 
 

@@ -24,6 +24,8 @@ class Decision:
     threshold: float
     threshold_raw: float
     calibration: tuple[float, float] = (1.0, 0.0)
+    input_scale: str | None = None
+    """Model A's input scale as evaluation found it (export uses it when its own choice is auto)."""
 
 
 def read_decision(path: Path) -> Decision:
@@ -37,7 +39,10 @@ def read_decision(path: Path) -> Decision:
         a, b = (float(v) for v in body.get("calibration", (1.0, 0.0)))
     except (ValueError, KeyError, TypeError) as exc:
         raise InputPathError(f"{path}: no numeric 'threshold' field ({exc})") from None
-    return Decision(value, raw, (a, b))
+    scale = body.get("input_scale")
+    if scale not in (None, "0-1", "0-255"):
+        raise InputPathError(f"{path}: input_scale {scale!r} is neither '0-1' nor '0-255'")
+    return Decision(value, raw, (a, b), scale)
 
 
 def fit_platt(y_true: np.ndarray, p_fake: np.ndarray) -> tuple[float, float]:

@@ -16,6 +16,8 @@ import keras
 from keras import layers, ops
 
 from dfstream.exceptions import InputPathError, ModelLoadError, first_line
+from dfstream.export.metadata import INPUT_MAX as METADATA_INPUT_MAX
+from dfstream.export.metadata import InputScale
 from dfstream.stream.types import FRAME_CROP
 
 log = logging.getLogger(__name__)
@@ -23,14 +25,16 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "dfstream_frame_cnn"
 """Name given to models built here. Notebook A names its model 'deepfake_detector'."""
 
-INPUT_SCALE = "0-255"
-"""Model A's input scale, the single fact used by training, evaluation, Grad-CAM, export and runtime.
+INPUT_SCALE: InputScale = "0-255"
+"""The input scale models trained here use.
 
-Notebook A trained on ``image_dataset_from_directory`` floats in 0..255 (its ``convert_image_dtype``
-between float types does not rescale), so models trained there expect 0..255; models trained here
-use the same scale so both kinds are interchangeable.
+Notebook A's pipeline feeds ``image_dataset_from_directory`` floats in 0..255 (its
+``convert_image_dtype`` between float types does not rescale), so its models usually expect 0..255
+and ours match them. A notebook user who rescaled gets a 0..1 model: evaluation, Grad-CAM and export
+find out which (``models/input_scale.py``), and export writes the scale into the metadata the
+runtime reads.
 """
-INPUT_MAX = 255.0 if INPUT_SCALE == "0-255" else 1.0
+INPUT_MAX = METADATA_INPUT_MAX[INPUT_SCALE]
 """Pixel value of full white at that scale."""
 COLOR_ORDER = "RGB"
 CLASS_NAMES = ("real", "fake")
@@ -170,6 +174,11 @@ def positive_class(model: keras.Model) -> str:
         return "fake"
     log.info("model %r was not built by dfstream: reading it as notebook A's P(real) output", model.name)
     return "real"
+
+
+def known_input_scale(model: keras.Model) -> InputScale | None:
+    """The input scale of a model built here; None for a notebook's, whose scale must be found."""
+    return INPUT_SCALE if model.name == MODEL_NAME else None
 
 
 def input_size(model: keras.Model) -> int:

@@ -12,10 +12,12 @@ import cv2
 import numpy as np
 
 from dfstream.config import EvalCnnConfig, TrainCnnConfig
+from dfstream.export.metadata import INPUT_MAX
 from dfstream.models import cnn_cbam
 from dfstream.models.calibration import decision_record
 from dfstream.models.datasets import ImageSplit, scan_image_split
 from dfstream.models.distill import DistillPool, make_pool
+from dfstream.models.input_scale import resolve_input_scale
 from dfstream.models.metrics import (
     BinaryReport,
     binary_report,
@@ -30,8 +32,8 @@ log = logging.getLogger(__name__)
 SCALE = cnn_cbam.INPUT_MAX
 
 
-def make_dataset(split: ImageSplit, size: int, batch: int, augment: bool, seed: int) -> Any:
-    """tf.data pipeline yielding RGB floats at model A's input scale, labels 1 = fake."""
+def make_dataset(split: ImageSplit, size: int, batch: int, augment: bool, seed: int, scale: float = SCALE) -> Any:
+    """tf.data pipeline yielding RGB floats in 0..``scale`` (model A's input scale), labels 1 = fake."""
     import tensorflow as tf
 
     paths = [str(p) for p in split.paths]
@@ -43,15 +45,15 @@ def make_dataset(split: ImageSplit, size: int, batch: int, augment: bool, seed: 
     def load(path: Any, label: Any) -> tuple[Any, Any]:
         img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         img = tf.image.resize(tf.cast(img, tf.float32), (size, size))  # 0..255 floats, bilinear
-        return img * (SCALE / 255.0), label
+        return img * (scale / 255.0), label
 
     def jitter(img: Any, label: Any) -> tuple[Any, Any]:
         # Notebook A's augment() body is not in the notebook text; these are mild photometric and
         # mirror changes that keep manipulation traces intact.
         img = tf.image.random_flip_left_right(img, seed=seed)
-        img = tf.image.random_brightness(img, 0.1 * SCALE, seed=seed)
+        img = tf.image.random_brightness(img, 0.1 * scale, seed=seed)
         img = tf.image.random_contrast(img, 0.9, 1.1, seed=seed)
-        return tf.clip_by_value(img, 0.0, SCALE), label
+        return tf.clip_by_value(img, 0.0, scale), label
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
@@ -140,9 +142,10 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
     return best
 
 
-def predict_p_fake(model: Any, split: ImageSplit, batch: int, positive: str) -> np.ndarray:
+def predict_p_fake(model: Any, split: ImageSplit, batch: int, positive: str, scale: float = SCALE) -> np.ndarray:
     size = cnn_cbam.input_size(model)
-    p = np.asarray(model.predict(make_dataset(split, size, batch, augment=False, seed=0), verbose=0)).reshape(-1)
+    data = make_dataset(split, size, batch, augment=False, seed=0, scale=scale)
+    p = np.asarray(model.predict(data, verbose=0)).reshape(-1)
     return p if positive == "fake" else 1.0 - p
 
 
@@ -152,13 +155,20 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
 
     model = cnn_cbam.load_model(cfg.model)
     positive = cnn_cbam.positive_class(model)
+    size = cnn_cbam.input_size(model)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model(x, training=False))
+
+    input_scale = resolve_input_scale(cfg.input_scale, size, predict, cfg.model.name, cnn_cbam.known_input_scale(model))
+    scale = INPUT_MAX[input_scale]
     val = scan_image_split(cfg.data_dir, "val")
     test = scan_image_split(cfg.data_dir, "test")
     val_true = np.asarray(val.labels)
-    val_p = predict_p_fake(model, val, cfg.batch_size, positive)
+    val_p = predict_p_fake(model, val, cfg.batch_size, positive, scale)
     threshold = f1_optimal_threshold(val_true, val_p, cfg.max_fpr)
     y_true = np.asarray(test.labels)
-    p_fake = predict_p_fake(model, test, cfg.batch_size, positive)
+    p_fake = predict_p_fake(model, test, cfg.batch_size, positive, scale)
     report = binary_report(y_true, p_fake, threshold)
     names = [str(p) for p in test.paths]
     write_reports(cfg.out_dir, report, names, y_true, p_fake, val_true, val_p)
@@ -168,16 +178,18 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
         k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, threshold).items()
     }
     (cfg.out_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
-    decision = decision_record(val_true, val_p, threshold, "val", cfg.max_fpr) | {"positive_class": positive}
+    decision = decision_record(val_true, val_p, threshold, "val", cfg.max_fpr) | {
+        "positive_class": positive,
+        "input_scale": input_scale,
+    }
     (cfg.out_dir / "threshold.json").write_text(json.dumps(decision, indent=2) + "\n")
 
-    size = cnn_cbam.input_size(model)
     picks = _gradcam_picks(test, cfg.gradcam_samples)
     for path in picks:
         rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        image = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32) * (SCALE / 255.0)
+        image = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32) * (scale / 255.0)
         heat, p = gradcam(model, image, positive)
-        write_overlay(cfg.out_dir / "gradcam" / f"{path.parent.name}_{path.stem}.png", image * (255.0 / SCALE), heat, p)
+        write_overlay(cfg.out_dir / "gradcam" / f"{path.parent.name}_{path.stem}.png", image * (255.0 / scale), heat, p)
     log.info("test report: %s", json.dumps(asdict(report)))
     return report
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dfstream.export.metadata import ModelMetadata
+from dfstream.export.metadata import INPUT_MAX, ModelMetadata
 
 CROP_SCALE = 1.3
 """Side of the square crop relative to the larger side of the landmark box."""
@@ -36,7 +36,7 @@ class InputSpec:
         return cls(
             size=meta.input_size,
             rgb=meta.color_order == "RGB",
-            scale=255.0 if meta.input_scale == "0-255" else 1.0,
+            scale=INPUT_MAX[meta.input_scale or "0-1"],
             channels_first=meta.input_layout == "NCHW",
             mean=meta.mean,
             std=meta.std,

@@ -21,11 +21,12 @@ COMMANDS = {
     ("bench", "soak"): ["--minutes", "--models", "--clip", "--out", "--interval"],
     ("run",): ["--source", "--models", "--device", "--out", "--video", "--max-faces", "--stride", "--realtime",
                "--duration", "--rtsp-transport", "--retry", "--window", "--summary-json", "--loop"],
-    ("export",): ["--out-dir", "--threshold", "--threshold-from", "--fp16", "--positive-class", "--img-size"],
+    ("export",): ["--out-dir", "--threshold", "--threshold-from", "--fp16", "--positive-class", "--img-size",
+                  "--input-scale"],
     ("inspect",): ["--device"],
     ("train", "cnn"): ["--data", "--out", "--img-size", "--batch-size", "--epochs", "--lr", "--seed"],
     ("train", "clip"): ["--data", "--out", "--img-size", "--val-fraction", "--imagenet-weights", "--workers"],
-    ("eval", "cnn"): ["--model", "--data", "--out", "--gradcam-samples"],
+    ("eval", "cnn"): ["--model", "--data", "--out", "--gradcam-samples", "--input-scale"],
     ("eval", "clip"): ["--model", "--data", "--out", "--split", "--threshold"],
 }
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import onnx
@@ -12,10 +15,15 @@ import torch
 
 from dfstream.exceptions import ExportCheckError, InputPathError, MetadataError, ModelLoadError
 from dfstream.export.keras_onnx import export_frame_model
+from dfstream.export.metadata import INPUT_MAX
 from dfstream.export.torch_onnx import export_clip_model
 from dfstream.models import cnn_cbam
 from dfstream.models.clip_lstm import ClipDetector, randomize_batchnorm
+from dfstream.models.input_scale import probe_faces
+from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.runtime import load_model, read_metadata
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +132,43 @@ def test_saturated_frame_model_is_refused(tmp_path: Path) -> None:
     cnn_cbam.build_model(32).save(tmp_path / "sat.keras")
     with pytest.raises(ExportCheckError, match="frame_cnn: framework outputs are degenerate"):
         export_frame_model(tmp_path / "sat.keras", tmp_path / "frame_cnn.onnx", threshold=0.5)
+
+
+@pytest.fixture(scope="module")
+def notebook_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Model A files saved the notebook's way, trained on 0..255 and on 0..1 pixels (saved in parallel)."""
+    root = tmp_path_factory.mktemp("notebook_a")
+    runs = {}
+    for scale, top in (("0-255", "255"), ("0-1", "1")):
+        (root / scale).mkdir()
+        cmd = [sys.executable, str(FIXTURES / "notebook_a_save.py"), str(root / scale), "32", top]
+        runs[scale] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for proc in runs.values():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    return {scale: root / scale / "best_model.keras" for scale in runs}
+
+
+@pytest.mark.parametrize("scale", ["0-255", "0-1"])
+def test_notebook_model_exports_at_the_scale_it_was_trained_on(
+    notebook_models: dict[str, Path], tmp_path: Path, scale: str
+) -> None:
+    files = export_frame_model(notebook_models[scale], tmp_path / "frame_cnn.onnx", threshold=0.5)  # auto
+    assert files[0].max_abs_diff <= 1e-4
+    model = load_model(tmp_path / "frame_cnn.onnx", "frame_cnn", "cpu")
+    assert model.metadata.input_scale == scale and model.metadata.positive_class == "real"
+    # the runtime feeds crops at the metadata's scale: its answers equal Keras' at the trained scale
+    crops = [cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA) for c in probe_faces()[:6]]
+    batch = to_model_input(crops, InputSpec.of(model.metadata))
+    assert float(batch.max()) <= INPUT_MAX[scale] and float(batch.max()) > 0.5 * INPUT_MAX[scale]
+    keras_p = cnn_cbam.load_model(notebook_models[scale]).predict(batch, verbose=0).reshape(-1)
+    np.testing.assert_allclose(model.p_fake(*[batch]), 1.0 - keras_p, atol=1e-4)
+
+
+def test_given_input_scale_is_written_and_a_wrong_one_names_the_option(
+    notebook_models: dict[str, Path], tmp_path: Path
+) -> None:
+    export_frame_model(notebook_models["0-255"], tmp_path / "a.onnx", threshold=0.5, input_scale="0-255")
+    assert read_metadata(tmp_path / "a.onnx").input_scale == "0-255"
+    with pytest.raises(ExportCheckError, match="--input-scale"):  # saturated on 0..255 probes
+        export_frame_model(notebook_models["0-1"], tmp_path / "b.onnx", threshold=0.5, input_scale="0-255")
