@@ -59,13 +59,19 @@ class Split(StrEnum):
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Full tracebacks instead of one-line errors; MediaPipe's native log lines.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
 ) -> None:
+    from dfstream.stream.native_logs import show_native_logs
+
     state["debug"] = debug
+    show_native_logs(debug)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose or debug else "%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
 

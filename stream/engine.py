@@ -68,7 +68,10 @@ class ModelSet:
                 f"{folder}: clip_encoder.onnx and clip_head.onnx come from different checkpoints "
                 "(metadata field 'dfstream.source_sha256' differs)"
             )
-        return cls(frame, encoder, head, InputSpec.of(frame.metadata), InputSpec.of(encoder.metadata))
+        models = cls(frame, encoder, head, InputSpec.of(frame.metadata), InputSpec.of(encoder.metadata))
+        for role, text in models.describe().items():
+            log.info("model %s: %s", role, text)
+        return models
 
     @property
     def provider(self) -> str:

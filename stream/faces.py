@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +18,15 @@ import cv2
 import numpy as np
 
 from dfstream.stream.landmarks import MESH_POINTS, lmk5
+from dfstream.stream.native_logs import QuietHold, native_quiet
 from dfstream.stream.types import FaceObs
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+
+QUIET_CALLS = 300
+"""Calls kept quiet (``native_quiet``) until the graph has met its first face: its chatter comes then."""
+SETTLE_S = 0.03
+"""Wait inside the quiet block after the first face (once per graph)."""
 
 
 @contextlib.contextmanager
@@ -59,6 +66,8 @@ class FaceStage:
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, video: bool = True) -> None:
         self.max_faces = max_faces
+        self._quiet_calls = QUIET_CALLS
+        self._hold = QuietHold()  # until the first frame: the graph's threads log as they start
         self._mesh = _face_mesh_module().FaceMesh(
             static_image_mode=not video,
             max_num_faces=max_faces,
@@ -71,7 +80,15 @@ class FaceStage:
         h, w = image.shape[:2]
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         rgb.flags.writeable = False
-        result = self._mesh.process(rgb)
+        if self._quiet_calls > 0:
+            with native_quiet():
+                self._hold.release()
+                result = self._mesh.process(rgb)
+                if result.multi_face_landmarks:
+                    time.sleep(SETTLE_S)  # the graph's threads log their first face just after process()
+            self._quiet_calls = 0 if result.multi_face_landmarks else self._quiet_calls - 1
+        else:
+            result = self._mesh.process(rgb)
         faces: list[FaceObs] = []
         for landmarks in result.multi_face_landmarks or []:
             pts = np.array([(p.x * w, p.y * h) for p in landmarks.landmark[:MESH_POINTS]], dtype=np.float32)
@@ -80,4 +97,5 @@ class FaceStage:
         return faces[: self.max_faces]
 
     def close(self) -> None:
+        self._hold.release()
         self._mesh.close()

@@ -79,8 +79,8 @@ def run_stream(
     except BaseException:
         sinks.close()
         raise
-    for role, text in models.describe().items():
-        log.info("%s: %s", role, text)
+    for source in sources:
+        log.info("source %s", source.describe())
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride)
     summary = pipeline.run(config.duration_s, stop)
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]

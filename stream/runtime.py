@@ -117,7 +117,7 @@ def load_model(path: str | Path, role: Role, device: str = "auto", warmup: bool 
     _check_inputs(model)
     if CUDA in providers and model.provider != CUDA:
         log.warning("%s: CUDA was available but the session fell back to %s", path.name, model.provider)
-    log.info("%s (%s, %s) runs on %s", path.name, role, meta.precision, model.provider)
+    log.debug("%s (%s, %s) runs on %s", path.name, role, meta.precision, model.provider)
     if warmup:
         model.run(*(np.zeros(_concrete(s.shape), dtype=s.dtype) for s in model.inputs))
     return model

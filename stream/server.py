@@ -350,6 +350,8 @@ def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: i
           feeds: Sequence[ThreadedSource] = ()) -> None:
     check_bind(options.host, options.token)
     server = Server(models, options, max_faces, stride, feeds)
+    for feed in feeds:
+        log.info("source %s", feed.describe())
     log.info("open http://%s:%d/%s", options.host, options.port, f"?token={options.token}" if options.token else "")
     web.run_app(server.app(), host=options.host, port=options.port, print=None)
 

@@ -103,6 +103,10 @@ class ThreadedSource:
     def start(self) -> None:
         self._thread.start()
 
+    def describe(self) -> str:
+        """One start-up line: what this source is and how it is read."""
+        return f"{display_name(self.name)}: {self.policy.name.lower().replace('_', ' ')}"
+
     def set_wake(self, wake: threading.Event) -> None:
         self._wake = wake
 

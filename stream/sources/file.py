@@ -44,6 +44,13 @@ class FileSource(ThreadedSource):
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
         self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
 
+    def describe(self) -> str:
+        h, w = self._first.shape[:2]
+        frames = f"{self.frame_count} frames" if self.frame_count > 0 else "length unknown"
+        pacing = "paced in real time" if self.realtime else "read as fast as scored"
+        looped = ", looped" if self.loop else ""
+        return f"{self._path.name}: file {w}x{h}, {self.fps:.0f} fps, {frames}, {pacing}{looped}"
+
     def _produce(self) -> None:
         period = 1.0 / self.fps
         start = time.perf_counter()

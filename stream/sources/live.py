@@ -51,6 +51,10 @@ class LiveSource(ThreadedSource):
         self._what = what
         self._pending: Capture | None = None
 
+    def describe(self) -> str:
+        attempts = "forever" if self.retry.attempts is None else f"up to {self.retry.attempts} times"
+        return f"{self.name}: {self._what}, newest frame wins, reconnects {attempts} per outage"
+
     def probe(self) -> bool:
         """Open now (in the caller's thread) so a device that does not exist fails at start."""
         self._pending = self._open()
