@@ -191,6 +191,29 @@ def inspect_cmd(
     guard(body)
 
 
+@app.command("doctor")
+def doctor_cmd(
+    models: Annotated[Path | None, typer.Option(help="Model folder to check. Default: the bundled models.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder that runs will write to.")] = Path("out"),
+    device: Annotated[Device, typer.Option(help="Provider to load the models with: auto, cpu or cuda.")] = Device.auto,
+) -> None:
+    """What a bug report needs (versions, GPU, models, Debian parts); exit 1 when the runtime cannot run."""
+
+    def body() -> None:
+        from dfstream.doctor import diagnose
+        from dfstream.paths import SAMPLE_CLIP
+
+        report = diagnose(models or BUNDLED_MODELS, out, device.value, SAMPLE_CLIP)
+        typer.echo(report.text())
+        if report.failures:
+            reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
+            typer.echo(f"dfstream doctor: the runtime cannot run here: {reasons}", err=True)
+            raise typer.Exit(1)
+        typer.echo("dfstream doctor: the runtime can run here")
+
+    guard(body)
+
+
 # ---------------------------------------------------------------- train / eval
 
 

@@ -14,7 +14,8 @@ from dfstream.cli import app
 runner = CliRunner()
 
 COMMANDS = {
-    (): ["run", "bench", "export", "inspect", "train", "eval", "--debug"],
+    (): ["run", "bench", "export", "inspect", "train", "eval", "doctor", "--debug"],
+    ("doctor",): ["--models", "--out", "--device"],
     ("bench", "models"): ["--models", "--out", "--device", "--batches", "--seconds", "--native", "--quick"],
     ("bench", "pipeline"): ["--models", "--clip", "--out", "--streams", "--modes", "--duration", "--stride",
                             "--precision", "--quick"],
