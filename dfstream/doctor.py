@@ -171,7 +171,8 @@ def gpu_check() -> Check:
         try:
             out = subprocess.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
                                  capture_output=True, text=True, timeout=15)
-            seen = out.stdout.strip().replace("\n", "; ") or first_line(out.stderr) or "nvidia-smi lists no GPU"
+            said = (out.stdout.strip() or out.stderr.strip()).replace("\n", "; ")
+            seen = said or "nvidia-smi lists no GPU"
         except (OSError, subprocess.TimeoutExpired) as exc:
             seen = f"nvidia-smi failed ({first_line(exc)})"
     provider = "CUDA provider available" if cuda else "no CUDA provider (install with 'make ORT_BUILD=gpu')"
