@@ -13,6 +13,9 @@ from dfstream.cli_common import Device, Precision, guard
 from dfstream.config import RunConfig
 from dfstream.exceptions import DfstreamError
 
+EXPLAIN_HELP = ("Show where model A looked: a heatmap over each face in the video, window and page, and a "
+                "14x14 'attention' grid in each record.")
+
 
 class Transport(StrEnum):
     tcp = "tcp"
@@ -54,6 +57,7 @@ def run_cmd(
     rtsp_transport: Annotated[Transport, typer.Option(help="RTSP transport.")] = Transport.tcp,
     retry: Annotated[str, typer.Option(help="Reconnect attempts per outage of a live source, or 'forever'.")] = "8",
     summary_json: Annotated[Path | None, typer.Option(help="Also write the end-of-run summary as JSON.")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
 ) -> None:
     """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
 
@@ -79,6 +83,7 @@ def run_cmd(
             duration_s=duration,
             rtsp_transport=rtsp_transport.value,
             retry=_retry(retry),
+            explain=explain,
         )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,6 +120,7 @@ def serve_cmd(
     ] = None,
     max_faces: Annotated[int, typer.Option(help="Faces tracked per peer.")] = 4,
     stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
+    explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
 ) -> None:
     """Serve the web page: a browser sends its webcam over WebRTC and sees each face's score live."""
 
@@ -128,7 +134,7 @@ def serve_cmd(
         feed_options = SourceOptions(realtime=True, loop=True, retry=RetryPolicy(attempts=None))
         feeds = [open_source(spec, feed_options) for spec in source or []]
         options = ServeOptions(host=host, port=port, token=token, max_peers=max_peers,
-                               ice_servers=tuple(ice_server or ()))
+                               ice_servers=tuple(ice_server or ()), explain=explain)
         loaded = ModelSet.load(models or BUNDLED_MODELS, device.value, precision.value)
         serve(loaded, options, max_faces=max_faces, stride=stride, feeds=feeds)
 

@@ -103,3 +103,4 @@ class RunConfig(_Strict):
     duration_s: float | None = Field(None, gt=0)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     retry: int | None = Field(8, ge=1, description="reconnect attempts per outage; None: forever")
+    explain: bool = Field(False, description="records carry model A's attention grid; the views draw its heatmap")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfstream.export.attention import ATTENTION_OUTPUT, add_attention_output, keras_attention
 from dfstream.export.file_names import fp16_path, sha256_of
 from dfstream.export.metadata import INPUT_MAX, ModelMetadata, PositiveClass
 from dfstream.export.onnx_files import (
@@ -74,6 +75,10 @@ def export_frame_model(
         return model(image, training=False)
 
     onnx_model, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+    attention = keras_attention(model, probes)
+    if attention is None or not add_attention_output(onnx_model):
+        log.warning("%s: no CBAM spatial-attention map found; --explain will have nothing to draw", keras_path.name)
+        attention = None
     meta = ModelMetadata(
         role="frame_cnn",
         input_layout="NHWC",
@@ -87,15 +92,22 @@ def export_frame_model(
         exporter=f"tf2onnx {tf2onnx.__version__}",
         framework=f"tensorflow {tf.__version__}, keras {keras.__version__}",
         opset=OPSET,
+        attention_output=None if attention is None else ATTENTION_OUTPUT,
         **base_metadata_versions(),  # type: ignore[arg-type]
     )
     written: list[ExportedFile] = []
     write_with_metadata(onnx_model, meta, out_path)
     diff = check_parity(out_path.name, reference, run_onnx(out_path, {INPUT_NAME: probes}), FP32_TOL)
+    if attention is not None:
+        got = run_onnx(out_path, {INPUT_NAME: probes}, ATTENTION_OUTPUT)
+        check_parity(f"{out_path.name} attention", attention, got, FP32_TOL)
     written.append(ExportedFile(out_path, "frame_cnn", "fp32", diff))
     if fp16:
         half = fp16_path(out_path)
         write_with_metadata(to_fp16(onnx_model), meta.with_precision("fp16"), half)
         diff = check_parity(half.name, reference, run_onnx(half, {INPUT_NAME: probes}), FP16_TOL)
+        if attention is not None:
+            got = run_onnx(half, {INPUT_NAME: probes}, ATTENTION_OUTPUT)
+            check_parity(f"{half.name} attention", attention, got, FP16_TOL)
         written.append(ExportedFile(half, "frame_cnn", "fp16", diff))
     return written

@@ -72,6 +72,8 @@ class ModelMetadata:
     calibration: tuple[float, float] = (1.0, 0.0)
     """Platt scaling fitted on validation: P = sigmoid(a·logit(p) + b) of the graph's P(fake) p.
     The runtime applies it, and ``threshold`` is on the calibrated scale; (1, 0) is the identity."""
+    attention_output: str | None = None
+    """frame_cnn only: name of the optional second output, the CBAM spatial-attention map (N, H, W)."""
     dfstream_version: str = ""
     schema_version: str = SCHEMA_VERSION
 
@@ -163,6 +165,8 @@ def _check(m: ModelMetadata) -> None:
         _fail("threshold", m.threshold, "must lie strictly between 0 and 1")
     if not (m.calibration[0] > 0 and all(abs(v) < 1e3 for v in m.calibration)):
         _fail("calibration", m.calibration, "needs a positive slope and finite values (a, b)")
+    if m.attention_output is not None and m.role != "frame_cnn":
+        _fail("attention_output", m.attention_output, "is only defined for role frame_cnn")
     if m.role in IMAGE_ROLES:
         if m.input_size is None or m.input_size < 16:
             _fail("input_size", m.input_size, "must be an image side of at least 16 pixels")

@@ -19,11 +19,13 @@ MIN_SPREAD = 1e-4
 """Reference outputs must differ across probe inputs by at least this much, or parity proves nothing."""
 
 
-def run_onnx(path: Path, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+def run_onnx(path: Path, feeds: Mapping[str, np.ndarray], output: str | None = None) -> np.ndarray:
+    """One output of a graph on CPU: the first, or the one named ``output``."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, dict(feeds))[0], dtype=np.float32)
+    name = output or session.get_outputs()[0].name
+    return np.asarray(session.run([name], dict(feeds))[0], dtype=np.float32)
 
 
 def check_informative(name: str, reference: np.ndarray, hint: str = "is the model trained?") -> None:

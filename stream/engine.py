@@ -83,6 +83,20 @@ class ModelSet:
             return np.zeros(0, np.float32)
         return self.frame.p_fake(to_model_input(crops, self.frame_input))
 
+    @property
+    def explains(self) -> bool:
+        """Whether model A's graph has the attention output that ``--explain`` draws."""
+        return self.frame.metadata.attention_output is not None
+
+    def frame_scores_explained(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """P(fake) from model A and its attention maps (n, H, W) in one run; needs :attr:`explains`."""
+        name = self.frame.metadata.attention_output
+        if name is None:
+            raise ValueError(f"{self.frame.path.name} has no attention output")
+        if not crops:
+            return np.zeros(0, np.float32), np.zeros((0, 1, 1), np.float32)
+        return self.frame.p_fake_and(name, to_model_input(crops, self.frame_input))
+
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(n, EMBED_DIM) clip-encoder features for BGR uint8 crops of side ``clip_input.size``."""
         if not crops:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from dfstream.stream.explain import draw_heatmap
 from dfstream.stream.records import ScoreRecord
 
 COLOURS = {"real": (80, 200, 60), "fake": (40, 40, 230), "uncertain": (0, 190, 250)}  # BGR
@@ -23,6 +24,9 @@ def annotate(image: np.ndarray, records: Sequence[ScoreRecord], header: str = ""
     out = image.copy()
     h, w = out.shape[:2]
     scale = max(0.4, min(w, h) / 900.0)
+    for r in records:
+        if r.attention is not None:
+            draw_heatmap(out, r.attention)
     for r in records:
         x, y, bw, bh = r.bbox
         colour = COLOURS[r.label]

@@ -20,6 +20,7 @@ import numpy as np
 from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
 from dfstream.stream.engine import ModelSet
+from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.metrics import prometheus_text
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
@@ -40,6 +41,8 @@ class TrackState:
     buffer: ClipBuffer = field(default_factory=ClipBuffer)
     p_frame: float | None = None
     p_clip: float | None = None
+    attention_map: np.ndarray | None = None
+    """Model A's latest attention map of this track (``--explain``)."""
     frames: int = 0
 
 
@@ -82,8 +85,14 @@ class Pipeline:
         stride: int = 1,
         scoring: ScoringConfig | None = None,
         serve: bool = False,
+        explain: bool = False,
     ) -> None:
         self.models = models
+        if explain and not models.explains:
+            log.warning("--explain: %s has no attention output (export it again with this version); "
+                        "nothing to draw", models.frame.path.name)
+        self.explain = explain and models.explains
+        """Records carry model A's attention grid and the views draw it."""
         self.max_faces = max_faces
         self.serve = serve
         """Server mode: keep running with no sources; sources come and go (``add_source``)."""
@@ -155,7 +164,14 @@ class Pipeline:
 
         t = time.perf_counter()
         a_work = [w for w in work if w.crop_frame is not None]
-        for w, p in zip(a_work, self.models.frame_scores([w.crop_frame for w in a_work]), strict=True):  # type: ignore[misc]
+        a_crops: list[np.ndarray] = [w.crop_frame for w in a_work]  # type: ignore[misc]
+        if self.explain:
+            a_scores, maps = self.models.frame_scores_explained(a_crops)
+            for w, m in zip(a_work, maps, strict=True):
+                w.state.attention_map = m
+        else:
+            a_scores = self.models.frame_scores(a_crops)
+        for w, p in zip(a_work, a_scores, strict=True):
             w.state.p_frame = float(p)
         a_ms = _ms(t)
 
@@ -201,6 +217,8 @@ class Pipeline:
                     score=s.score,
                     label=s.label,
                     latency_ms=stage,
+                    attention=None if w.state.attention_map is None else attention_of(w.face.bbox,
+                                                                                      w.state.attention_map),
                 )
             )
             if s.changed:

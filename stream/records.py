@@ -6,7 +6,9 @@ The JSON-lines sink, the WebRTC data channel and tests all use :meth:`to_json` a
 - ``score``: ``ts``, ``source``, ``frame_id``, ``track_id``, ``bbox`` [x, y, w, h] in pixels,
   ``score_frame`` (model A P(fake), the latest with ``--stride``), ``score_clip`` (model B P(fake),
   null until the track has 16 frames), ``score`` (fused and smoothed, 0.5 = threshold), ``label``
-  (real / fake / uncertain), ``latency_ms`` per stage and ``total`` (capture → score);
+  (real / fake / uncertain), ``latency_ms`` per stage and ``total`` (capture → score); with
+  ``--explain``, also ``attention``: ``box`` [x, y, side, side] (model A's crop square in pixels) and
+  ``grid``, ATTENTION_GRID rows of ATTENTION_GRID values in 0..1 (model A's spatial attention);
 - ``label``: a track's label changed (``ts``, ``source``, ``frame_id``, ``track_id``, ``from``, ``to``, ``score``);
 - ``status``: a live source's outage (``source``, ``down_at``, ``up_at`` or null, ``attempts``, ``reason``).
 """
@@ -19,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dfstream.stream.explain import Attention
 from dfstream.stream.sources.base import SourceStatus
-from dfstream.stream.types import LABELS, Label
+from dfstream.stream.types import ATTENTION_GRID, LABELS, Label
 
 STAGES: tuple[str, ...] = (
     "decode",
@@ -48,9 +51,10 @@ class ScoreRecord:
     score: float
     label: Label
     latency_ms: Mapping[str, float]
+    attention: Attention | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "type": "score",
             "ts": round(self.ts, 6),
             "source": self.source,
@@ -63,6 +67,9 @@ class ScoreRecord:
             "label": self.label,
             "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
         }
+        if self.attention is not None:
+            data["attention"] = self.attention.to_dict()
+        return data
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,20 @@ def to_json(obj: ScoreRecord | LabelEvent | dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
+def _attention_problems(att: object) -> list[str]:
+    if not isinstance(att, dict) or set(att) != {"box", "grid"}:
+        return ["attention is not {box, grid}"]
+    box, grid = att["box"], att["grid"]
+    problems = []
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)) or box[2] <= 0:
+        problems.append("attention.box is not [x, y, side, side] ints with side > 0")
+    rows_ok = isinstance(grid, list) and len(grid) == ATTENTION_GRID
+    if not (rows_ok and all(isinstance(r, list) and len(r) == ATTENTION_GRID and all(_prob(v) for v in r)
+                            for r in grid)):
+        problems.append(f"attention.grid is not {ATTENTION_GRID}x{ATTENTION_GRID} values in 0..1")
+    return problems
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
@@ -121,9 +142,11 @@ def check_record(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     expected = {"type", "ts", "source", "frame_id", "track_id", "bbox", "score_frame", "score_clip", "score", "label",
                 "latency_ms"}
-    if set(data) != expected:
-        problems.append(f"keys {sorted(set(data) ^ expected)} differ from the schema")
+    if set(data) - {"attention"} != expected:
+        problems.append(f"keys {sorted((set(data) - {'attention'}) ^ expected)} differ from the schema")
         return problems
+    if "attention" in data:
+        problems += _attention_problems(data["attention"])
     if data["type"] != "score":
         problems.append("type is not 'score'")
     if not isinstance(data["ts"], float) or data["ts"] <= 0:

@@ -81,7 +81,8 @@ def run_stream(
         raise
     for source in sources:
         log.info("source %s", source.describe())
-    pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride)
+    pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
+                        explain=config.explain)
     summary = pipeline.run(config.duration_s, stop)
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
     return summary, errors

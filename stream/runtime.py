@@ -61,19 +61,29 @@ class OrtModel:
         self.metadata = metadata
         self.provider: str = session.get_providers()[0]
         self.inputs = tuple(_spec(i) for i in session.get_inputs())
-        self.output_name: str = session.get_outputs()[0].name
+        self.output_names = tuple(o.name for o in session.get_outputs())
+        self.output_name: str = self.output_names[0]
+
+    def _feed(self, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        pairs = zip(self.inputs, arrays, strict=True)
+        return {spec.name: np.ascontiguousarray(a, dtype=spec.dtype) for spec, a in pairs}
 
     def run(self, *arrays: np.ndarray) -> np.ndarray:
         """Run on positional inputs (cast to the graph's dtype); returns the first output."""
-        feed = {
-            spec.name: np.ascontiguousarray(a, dtype=spec.dtype) for spec, a in zip(self.inputs, arrays, strict=True)
-        }
-        out = self.session.run([self.output_name], feed)[0]
+        out = self.session.run([self.output_name], self._feed(arrays))[0]
         return np.asarray(out, dtype=np.float32)
 
     def p_fake(self, *arrays: np.ndarray) -> np.ndarray:
         """Calibrated probability of 'fake' whatever class the graph's sigmoid measures."""
-        p = self.run(*arrays).reshape(-1)
+        return self._p_fake(self.run(*arrays))
+
+    def p_fake_and(self, output: str, *arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(fake) as :meth:`p_fake` plus another output of the same run (e.g. the attention map)."""
+        p, extra = self.session.run([self.output_name, output], self._feed(arrays))
+        return self._p_fake(np.asarray(p, dtype=np.float32)), np.asarray(extra, dtype=np.float32)
+
+    def _p_fake(self, out: np.ndarray) -> np.ndarray:
+        p = out.reshape(-1)
         return calibrated(p if self.metadata.positive_class == "fake" else 1.0 - p, self.metadata.calibration)
 
 
@@ -115,6 +125,9 @@ def load_model(path: str | Path, role: Role, device: str = "auto", warmup: bool 
         raise MetadataError(f"{path}: metadata field 'dfstream.role' is {meta.role!r}, expected {role!r}")
     model = OrtModel(path, session, meta)
     _check_inputs(model)
+    if meta.attention_output is not None and meta.attention_output not in model.output_names:
+        raise MetadataError(f"{path}: metadata field 'dfstream.attention_output' names "
+                            f"{meta.attention_output!r}, which is not an output of the graph")
     if CUDA in providers and model.provider != CUDA:
         log.warning("%s: CUDA was available but the session fell back to %s", path.name, model.provider)
     log.debug("%s (%s, %s) runs on %s", path.name, role, meta.precision, model.provider)

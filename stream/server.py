@@ -65,6 +65,8 @@ class ServeOptions:
     max_peers: int = 4
     ice_servers: tuple[str, ...] = ()
     """STUN/TURN URLs; none by default, so nothing outside is ever contacted."""
+    explain: bool = False
+    """Records carry model A's attention grid; the page and the feeds draw it as a heatmap."""
 
 
 class ChannelSink:
@@ -184,7 +186,7 @@ class Server:
         self.channels = ChannelSink(asyncio.get_running_loop())
         sinks = SinkSet([self.channels, self.pictures])
         self.pipeline = Pipeline(self.models, list(self.feeds.values()), sinks, self.max_faces, self.stride,
-                                 serve=True)
+                                 serve=True, explain=self.options.explain)
         self._thread = threading.Thread(target=self.pipeline.run, kwargs={"stop": self._stop}, daemon=True,
                                         name="pipeline")
         self._thread.start()

@@ -26,6 +26,9 @@ CLIP_CROP: Final = 256
 FRAME_CROP: Final = 224
 """Face crop side for model A."""
 
+ATTENTION_GRID: Final = 14
+"""Side of the attention grid that ``--explain`` puts in records (model A's map, area-averaged)."""
+
 
 @dataclass(frozen=True, eq=False)
 class Frame:

@@ -36,11 +36,25 @@ def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
     return path
 
 
+HEAT_SHARE_JS = """() => {
+  drawOverlay();
+  const c = document.getElementById("overlay"), v = document.getElementById("video");
+  const sx = c.width / v.videoWidth, sy = c.height / v.videoHeight;
+  const [x, y, side] = latest[0].attention.box;
+  const x0 = Math.max(0, Math.round(x * sx)), y0 = Math.max(0, Math.round(y * sy));
+  const w = Math.min(c.width - x0, Math.round(side * sx)), h = Math.min(c.height - y0, Math.round(side * sy));
+  const px = c.getContext("2d").getImageData(x0, y0, w, h).data;
+  let painted = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
+  return painted / (w * h);
+}"""
+
+
 @pytest.fixture
 def served(stream_models: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", "--models", str(stream_models),
-                             "--port", str(port), "--device", "cpu"], stdout=subprocess.PIPE,
+                             "--port", str(port), "--device", "cpu", "--explain"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -82,9 +96,14 @@ def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
             label = rows.first.locator("td").nth(1).inner_text()
             score = float(rows.first.locator("td.score").inner_text())
             status = page.inner_text("#status")
+            page.wait_for_function("latest.length > 0 && latest[0].attention !== undefined", timeout=30_000)
+            grid_side = page.evaluate("latest[0].attention.grid.length")
+            heat_share = page.evaluate(HEAT_SHARE_JS)
             page.screenshot(path=str(ARTIFACTS / "browser.png"))
         finally:
             browser.close()
     assert label in ("real", "fake", "uncertain")
     assert 0.0 <= score <= 1.0
     assert status == "connected"
+    assert grid_side == 14
+    assert heat_share > 0.3  # the --explain heatmap fills the crop square, not only the box's outline

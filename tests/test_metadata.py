@@ -79,6 +79,7 @@ def test_contradicting_field_is_named(field: str, value: str, pattern: str) -> N
         ("dfstream.clip_len", "8", r"'dfstream\.clip_len' = 8 differs from the pipeline's clip length 16"),
         ("dfstream.lmk_spec", "lmk68", r"'dfstream\.lmk_spec' = 'lmk68' differs"),
         ("dfstream.embed_dim", "512", r"'dfstream\.embed_dim' = 512 differs"),
+        ("dfstream.attention_output", "attention", r"'dfstream\.attention_output' = 'attention' is only defined"),
     ],
 )
 def test_clip_fields_must_match_the_pipeline(field: str, value: str, pattern: str) -> None:

@@ -102,6 +102,7 @@ function drawOverlay() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (watching) return;  // the server already drew the boxes into the feed's video
   ctx.font = "14px system-ui"; ctx.lineWidth = 2;
+  for (const r of latest) if (r.attention) drawAttention(ctx, r.attention, sx, sy);
   for (const r of latest) {
     const [x, y, w, h] = r.bbox;
     ctx.strokeStyle = ctx.fillStyle = COLOURS[r.label];
@@ -109,6 +110,29 @@ function drawOverlay() {
     ctx.fillText(`#${r.track_id} ${r.label} ${r.score.toFixed(2)}`, x * sx, Math.max(14, y * sy - 6));
     ctx.fillRect(x * sx, (y + h) * sy + 4, w * sx * r.score, 5);
   }
+}
+
+// --explain: model A's attention grid over its crop square, JET colours relative to the face's peak,
+// smoothed the way the server draws it into videos.
+function jet(v) {
+  const c = (d) => Math.round(255 * Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - d))));
+  return [c(3), c(2), c(1)];
+}
+
+function drawAttention(ctx, att, sx, sy) {
+  const n = att.grid.length, peak = Math.max(...att.grid.flat());
+  if (!(peak > 0)) return;
+  const small = document.createElement("canvas");
+  small.width = small.height = n;
+  const sctx = small.getContext("2d"), img = sctx.createImageData(n, n);
+  att.grid.flat().forEach((value, k) => {
+    const v = value / peak, [r, g, b] = jet(v);
+    img.data.set([r, g, b, Math.round(255 * 0.55 * Math.sqrt(v))], 4 * k);
+  });
+  sctx.putImageData(img, 0, 0);
+  const [x, y, side] = att.box;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(small, x * sx, y * sy, side * sx, side * sy);
 }
 
 function drawChart() {
