@@ -75,6 +75,7 @@ def bench_pipeline(
     duration_s: float | None = None,
     precision: str = "fp32",
     stride: int = 1,
+    explain: bool = False,
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
@@ -94,6 +95,7 @@ def bench_pipeline(
                     window=False,
                     realtime=MODES[mode],
                     duration_s=duration_s,
+                    explain=explain,
                 )
                 summary, errors = run_stream(cfg)
                 if errors:

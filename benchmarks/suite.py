@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +89,31 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
 
 
 def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
-                 modes: Sequence[str], duration_s: float | None, precision: str = "fp32", stride: int = 1) -> Written:
+                 modes: Sequence[str], duration_s: float | None, precision: str = "fp32", stride: int = 1,
+                 explain: bool = False) -> Written:
     started = cpu_times()
-    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride)
+    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride, explain)
     md = pipeline_markdown(rows)
     extra = {"clip": str(clip), "duration_s": duration_s, "precision": precision, "stride": stride,
-             "rows": [r.to_dict(with_samples=True) for r in rows]}
+             "explain": explain, "rows": [r.to_dict(with_samples=True) for r in rows]}
     data = _header("pipeline", models_dir, started, extra)
     write_json(out_dir / "pipeline.json", data)
     (out_dir / "pipeline.md").write_text(md, encoding="utf-8")
     plots = pipeline_plots(rows, out_dir)
     return Written(md, [out_dir / "pipeline.json", out_dir / "pipeline.md", *plots])
+
+
+def run_explain(models_dir: Path, clip: Path, out_dir: Path, device: str, seconds: float) -> Written:
+    from dfstream.benchmarks.explain_bench import bench_explain, explain_markdown
+
+    started = cpu_times()
+    stats, sizes = bench_explain(models_dir, clip, device, seconds)
+    md = explain_markdown(stats, sizes)
+    extra = {"clip": str(clip), "seconds": seconds, "record_bytes": list(sizes),
+             "steps": {k: asdict(v) for k, v in stats.items()}}
+    write_json(out_dir / "explain.json", _header("explain", models_dir, started, extra))
+    (out_dir / "explain.md").write_text(md, encoding="utf-8")
+    return Written(md, [out_dir / "explain.json", out_dir / "explain.md"])
 
 
 def run_soak(models_dir: Path, clip: Path, out_dir: Path, device: str, minutes: float,

@@ -92,6 +92,7 @@ def bench_pipeline_cmd(
     precision: PrecisionOpt = Precision.fp32,
     stride: Annotated[int, typer.Option(min=1, help="Run model A on every k-th frame of a track.")] = 1,
     quick: Annotated[bool, typer.Option(help="1 and 2 streams, each run capped at 4 s.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Fetch and record model A's attention grid too.")] = False,
 ) -> None:
     """The whole stream on a face clip: per-stage latency, capture→score percentiles, fps, drops."""
 
@@ -105,8 +106,28 @@ def bench_pipeline_cmd(
             raise typer.BadParameter(f"--modes: {unknown or modes!r} not among {', '.join(MODES)}")
         n = [1, 2] if quick else _ints(streams, "--streams")
         written = run_pipeline(bench_models_dir(models), _clip(clip), _out(out, "pipeline"), device.value, n,
-                               chosen, 4.0 if quick else duration, precision.value, stride)
+                               chosen, 4.0 if quick else duration, precision.value, stride, explain)
         _report("pipeline", written.markdown, written.files)
+
+    guard(body)
+
+
+@bench_app.command("explain")
+def bench_explain_cmd(
+    models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
+    clip: ClipOpt = None,
+    out: OutOpt = None,
+    device: DeviceOpt = Device.cpu,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds of timing per step.")] = 3.0,
+) -> None:
+    """What --explain adds per face: the attention output, the grid, the record, the heatmap."""
+
+    def body() -> None:
+        from dfstream.benchmarks.suite import run_explain
+        from dfstream.paths import BUNDLED_MODELS
+
+        written = run_explain(models or BUNDLED_MODELS, _clip(clip), _out(out, "explain"), device.value, seconds)
+        _report("explain", written.markdown, written.files)
 
     guard(body)
 

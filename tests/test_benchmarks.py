@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from dfstream.benchmarks.report import PIPELINE_STAGES
-from dfstream.benchmarks.suite import run_models, run_pipeline, run_soak
+from dfstream.benchmarks.suite import run_explain, run_models, run_pipeline, run_soak
 from dfstream.paths import SAMPLE_CLIP
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -75,3 +75,14 @@ def test_bad_batches_are_refused(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "dfstream.cli", "bench", "models", "--batches", "1,x"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "comma-separated integers" in out.stderr
+
+
+def test_explain_bench_times_each_step_with_and_without_the_map(stream_models: Path, tmp_path: Path) -> None:
+    written = run_explain(stream_models, SAMPLE_CLIP, tmp_path, "cpu", seconds=0.5)
+    data = json.loads((tmp_path / "explain.json").read_text())
+    steps = data["steps"]
+    assert set(steps) >= {"model A", "model A + attention output", "annotate", "annotate + heatmap"}
+    assert all(s["runs"] >= 10 and s["p50_ms"] > 0 for s in steps.values())
+    small, large = data["record_bytes"]
+    assert large > small + 14 * 14 * 3  # the grid's numbers are in the record
+    assert "| annotate + heatmap |" in written.markdown

@@ -19,6 +19,7 @@ COMMANDS = {
     ("bench", "models"): ["--models", "--out", "--device", "--batches", "--seconds", "--native", "--quick"],
     ("bench", "pipeline"): ["--models", "--clip", "--out", "--streams", "--modes", "--duration", "--stride",
                             "--precision", "--quick"],
+    ("bench", "explain"): ["--models", "--clip", "--out", "--device", "--seconds"],
     ("bench", "soak"): ["--minutes", "--models", "--clip", "--out", "--interval"],
     ("run",): ["--source", "--models", "--device", "--out", "--video", "--max-faces", "--stride", "--realtime",
                "--duration", "--rtsp-transport", "--retry", "--window", "--summary-json", "--loop", "--explain"],
