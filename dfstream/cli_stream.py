@@ -10,11 +10,17 @@ from typing import Annotated
 import typer
 
 from dfstream.cli_common import Device, Precision, guard
-from dfstream.config import RunConfig
+from dfstream.config import EventsConfig, RunConfig
 from dfstream.exceptions import DfstreamError
 
 EXPLAIN_HELP = ("Show where model A looked: a heatmap over each face in the video, window and page, and a "
                 "14x14 'attention' grid in each record.")
+
+
+EVENTS_HELP = ("Folder for deepfake events: a JPEG snapshot and an MP4 clip (3 s before to 3 s after) per "
+               "event, and events.jsonl; kept 7 days / 5 GB.")
+THRESHOLD_HELP = ("Sensitivity: where the fused label turns fake, 0..1 on the score's scale (0.5 = the models' "
+                  "thresholds; lower alerts more).")
 
 
 class Transport(StrEnum):
@@ -58,6 +64,8 @@ def run_cmd(
     retry: Annotated[str, typer.Option(help="Reconnect attempts per outage of a live source, or 'forever'.")] = "8",
     summary_json: Annotated[Path | None, typer.Option(help="Also write the end-of-run summary as JSON.")] = None,
     explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
+    events_dir: Annotated[Path | None, typer.Option(help=EVENTS_HELP)] = None,
+    threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
 ) -> None:
     """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
 
@@ -84,6 +92,8 @@ def run_cmd(
             rtsp_transport=rtsp_transport.value,
             retry=_retry(retry),
             explain=explain,
+            threshold=threshold,
+            events=None if events_dir is None else EventsConfig(dir=events_dir),
         )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

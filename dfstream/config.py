@@ -86,6 +86,17 @@ class EvalClipConfig(_Strict):
     max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on false alarms for the F1-optimal threshold")
 
 
+class EventsConfig(_Strict):
+    """Where deepfake events go: a snapshot and a clip each, and an index (``events.jsonl``)."""
+
+    dir: Path = Field(description="events folder (made if missing; refused at start-up when not writable)")
+    pre_roll_s: float = Field(3.0, ge=0, le=60, description="seconds of video kept before an event starts")
+    post_roll_s: float = Field(3.0, ge=0, le=60, description="seconds recorded after it ends")
+    clips: bool = Field(True, description="write an MP4 clip per event (snapshots are always written)")
+    retention_days: float = Field(7.0, gt=0, description="events older than this are removed, oldest first")
+    retention_gb: float = Field(5.0, gt=0, description="the folder is kept under this size, oldest removed first")
+
+
 class RunConfig(_Strict):
     """``dfstream run``: sources, models, outputs and pacing of one streaming process."""
 
@@ -104,3 +115,7 @@ class RunConfig(_Strict):
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     retry: int | None = Field(8, ge=1, description="reconnect attempts per outage; None: forever")
     explain: bool = Field(False, description="records carry model A's attention grid; the views draw its heatmap")
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="where the fused label turns (0.5: the models' thresholds; lower: more alerts)"
+    )
+    events: EventsConfig | None = None

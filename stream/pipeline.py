@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -46,11 +46,23 @@ class TrackState:
     frames: int = 0
 
 
-class StreamState:
-    """What one source needs across frames: its face graph, tracker and per-track state."""
+@dataclass(frozen=True)
+class SourceSettings:
+    """Per-source overrides of the pipeline's defaults (a camera in the config file)."""
 
-    def __init__(self, source: ThreadedSource, max_faces: int) -> None:
+    max_faces: int | None = None
+    stride: int | None = None
+    threshold: float | None = None
+    """The fused label's decision point on the centred scale (0.5: the models' thresholds)."""
+
+
+class StreamState:
+    """What one source needs across frames: its face graph, tracker, settings and per-track state."""
+
+    def __init__(self, source: ThreadedSource, max_faces: int, stride: int, scoring: ScoringConfig) -> None:
         self.source = source
+        self.stride = stride
+        self.scoring = scoring
         self.faces = FaceStage(max_faces=max_faces, video=True)
         self.tracker = Tracker()
         self.tracks: dict[int, TrackState] = {}
@@ -86,6 +98,8 @@ class Pipeline:
         scoring: ScoringConfig | None = None,
         serve: bool = False,
         explain: bool = False,
+        settings: Mapping[str, SourceSettings] | None = None,
+        threshold: float | None = None,
     ) -> None:
         self.models = models
         if explain and not models.explains:
@@ -104,7 +118,10 @@ class Pipeline:
             frame_threshold=models.frame.metadata.threshold,
             clip_threshold=models.head.metadata.threshold,
         )
-        self.streams = [StreamState(s, max_faces) for s in sources]
+        if threshold is not None:
+            self.scoring = replace(self.scoring, decision=threshold)
+        self.settings = dict(settings or {})
+        self.streams = [self._stream_state(s) for s in sources]
         self.summary = RunSummary(provider=models.provider)
         self.wake = threading.Event()
         for s in sources:
@@ -112,6 +129,11 @@ class Pipeline:
         workers = 4 if serve else min(4, len(self.streams))
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self._fps: dict[str, tuple[float, float]] = {}
+
+    def _stream_state(self, source: ThreadedSource) -> StreamState:
+        own = self.settings.get(source.name, SourceSettings())
+        scoring = self.scoring if own.threshold is None else replace(self.scoring, decision=own.threshold)
+        return StreamState(source, own.max_faces or self.max_faces, own.stride or self.stride, scoring)
 
     def add_source(self, source: ThreadedSource) -> None:
         """Join a running pipeline (thread-safe); the loop starts the source at its next tick."""
@@ -124,7 +146,7 @@ class Pipeline:
         with self._pending_lock:
             pending, self._pending = self._pending, []
         for source in pending:
-            self.streams.append(StreamState(source, self.max_faces))
+            self.streams.append(self._stream_state(source))
             source.start()
 
     def _retire(self, st: StreamState) -> None:
@@ -149,8 +171,8 @@ class Pipeline:
             for track, face in pairs:
                 state = stream.tracks.get(track.track_id)
                 if state is None:
-                    state = stream.tracks[track.track_id] = TrackState(scorer=TrackScorer(self.scoring))
-                run_a = state.frames % self.stride == 0
+                    state = stream.tracks[track.track_id] = TrackState(scorer=TrackScorer(stream.scoring))
+                run_a = state.frames % stream.stride == 0
                 work.append(_Work(stream, frame, face, track.track_id, state, run_a))
                 state.frames += 1
 

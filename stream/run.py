@@ -15,6 +15,7 @@ from pathlib import Path
 from dfstream.config import RunConfig
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
+from dfstream.stream.event_store import EventOptions, EventSink
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
@@ -50,6 +51,13 @@ def open_sources(config: RunConfig, options: SourceOptions | None = None) -> lis
 
 def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
     sinks: list[Sink] = []
+    events: EventSink | None = None
+    if config.events is not None:
+        e = config.events
+        fps = {s.name: s.fps or 30.0 for s in sources}
+        options = EventOptions(e.dir, e.pre_roll_s, e.post_roll_s, e.clips, e.retention_days, e.retention_gb)
+        events = EventSink(options, lambda name: fps.get(name, 30.0))
+        sinks.append(events)
     if config.out is not None:
         sinks.append(JsonlSink(config.out))
     if config.video is not None:
@@ -63,7 +71,10 @@ def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
             sinks.append(WindowSink())
         else:
             log.warning("no display: the live window is off")
-    return SinkSet(sinks)
+    sink_set = SinkSet(sinks)
+    if events is not None:
+        events.attach(sink_set.event)
+    return sink_set
 
 
 def run_stream(
@@ -82,7 +93,7 @@ def run_stream(
     for source in sources:
         log.info("source %s", source.describe())
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
-                        explain=config.explain)
+                        explain=config.explain, threshold=config.threshold)
     summary = pipeline.run(config.duration_s, stop)
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
     return summary, errors

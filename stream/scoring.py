@@ -33,7 +33,18 @@ class ScoringConfig:
     """Share of model B in the fused score once its 16 frames exist."""
     ema_alpha: float = 0.3
     band: float = 0.1
-    """Half-width of the hysteresis band around 0.5 on the centred scale."""
+    """Half-width of the hysteresis band around the decision on the centred scale."""
+    decision: float = DECISION
+    """Where the label turns on the fused, centred score (``--threshold``, a camera's sensitivity);
+    0.5 is the models' own thresholds. The band narrows to fit near 0 or 1."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.decision < 1.0:
+            raise ValueError(f"threshold {self.decision} must lie strictly between 0 and 1")
+
+    @property
+    def half_band(self) -> float:
+        return min(self.band, self.decision / 2, (1.0 - self.decision) / 2)
     min_frames: int = 3
     """Frames a track must have before it may leave ``uncertain``."""
 
@@ -68,11 +79,11 @@ class TrackScorer:
             self.score = fused if self.score is None else c.ema_alpha * fused + (1 - c.ema_alpha) * self.score
         previous = self.label
         if self.score is not None and self.frames >= c.min_frames:
-            if self.score >= DECISION + c.band:
+            if self.score >= c.decision + c.half_band:
                 self.label = "fake"
-            elif self.score <= DECISION - c.band:
+            elif self.score <= c.decision - c.half_band:
                 self.label = "real"
-            elif (self.label == "real") == (self.score >= DECISION) and self.label != "uncertain":
+            elif (self.label == "real") == (self.score >= c.decision) and self.label != "uncertain":
                 self.label = "uncertain"
         return TrackScore(
             score=DECISION if self.score is None else self.score,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -59,17 +60,20 @@ class JsonlSink:
         else:
             self._fh = sys.stdout
         self.lines = 0
+        self._lock = threading.Lock()  # events arrive from the event store's thread too
 
     def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
         if records:
-            self._fh.write("".join(to_json(r) + "\n" for r in records))
-            self._fh.flush()
-            self.lines += len(records)
+            self._put("".join(to_json(r) + "\n" for r in records), len(records))
 
     def event(self, data: dict[str, Any]) -> None:
-        self._fh.write(to_json(data) + "\n")
-        self._fh.flush()
-        self.lines += 1
+        self._put(to_json(data) + "\n", 1)
+
+    def _put(self, text: str, lines: int) -> None:
+        with self._lock:
+            self._fh.write(text)
+            self._fh.flush()
+            self.lines += lines
 
     def close(self) -> None:
         self._fh.flush()
@@ -77,21 +81,18 @@ class JsonlSink:
             self._fh.close()
 
 
-class VideoSink:
-    """H.264 MP4 of the annotated frames of one source (opened at the first frame's size)."""
+class Mp4Writer:
+    """H.264 in fragmented MP4, opened at the first picture's size: what was written before a crash
+    or kill still plays (a keyframe, so a fragment on disk, every second)."""
 
-    def __init__(self, path: Path, source: str, fps: float) -> None:
-        check_writable(path)
-        path.touch()
+    def __init__(self, path: Path, fps: float) -> None:
         self.path = path
-        self.source = source
         self.fps = fps
         self._container: Any = None
         self._stream: Any = None
         self.frames = 0
 
     def _open(self, width: int, height: int) -> None:
-        # Fragmented MP4: what was written before a crash or kill still plays.
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
         self._container = av.open(str(self.path), mode="w", options=options)
         rate = Fraction(self.fps).limit_denominator(1001)
@@ -99,13 +100,9 @@ class VideoSink:
         self._stream.width = width - width % 2
         self._stream.height = height - height % 2
         self._stream.pix_fmt = "yuv420p"
-        # A keyframe (and so a fragment on disk) every second: a killed run loses at most that.
         self._stream.options = {"preset": "veryfast", "crf": "23", "g": str(max(1, round(self.fps)))}
 
-    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
-        if frame.source != self.source:
-            return
-        image = annotate(frame.image, records, header)
+    def write(self, image: Any) -> None:
         if self._container is None:
             self._open(image.shape[1], image.shape[0])
         image = image[: self._stream.height, : self._stream.width]
@@ -114,9 +111,6 @@ class VideoSink:
             self._container.mux(packet)
         self.frames += 1
 
-    def event(self, data: dict[str, Any]) -> None:
-        return None
-
     def close(self) -> None:
         if self._container is None:
             return
@@ -124,6 +118,31 @@ class VideoSink:
             self._container.mux(packet)
         self._container.close()
         self._container = None
+
+
+class VideoSink:
+    """H.264 MP4 of the annotated frames of one source."""
+
+    def __init__(self, path: Path, source: str, fps: float) -> None:
+        check_writable(path)
+        path.touch()
+        self.path = path
+        self.source = source
+        self._writer = Mp4Writer(path, fps)
+
+    @property
+    def frames(self) -> int:
+        return self._writer.frames
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        if frame.source == self.source:
+            self._writer.write(annotate(frame.image, records, header))
+
+    def event(self, data: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 class WindowSink:
@@ -162,7 +181,8 @@ class SinkSet:
             name = type(sink).__name__
             log.error("%s failed during %s and is switched off: %s", name, what, exc)
             self.failed.append(f"{name}: {exc}")
-            self.sinks.remove(sink)
+            if sink in self.sinks:  # events may fail it from the event store's thread at the same time
+                self.sinks.remove(sink)
 
     def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
         for sink in list(self.sinks):

@@ -1,0 +1,293 @@
+"""The events folder: a snapshot and a clip per event, a JSON-lines index, and retention.
+
+:class:`EventSink` is a sink like the JSON-lines file, but everything it does happens on its own
+thread behind a bounded queue: the scoring loop only enqueues (a full queue drops the frame and
+counts it). Per source it keeps a ring of recent frames, so a clip starts ``pre_roll_s`` before the
+label turned fake, and it keeps recording ``post_roll_s`` after it left fake. Each event's start
+and end go to ``emit`` (the sink set: JSON lines, webhooks, MQTT, the web page) and to the index.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from dfstream.exceptions import InputPathError, first_line
+from dfstream.stream.events import DeepfakeEvent, EventDetector, EventState, Transition
+from dfstream.stream.overlay import annotate
+from dfstream.stream.records import ScoreRecord
+from dfstream.stream.sinks import Mp4Writer
+from dfstream.stream.types import Frame
+
+log = logging.getLogger(__name__)
+
+INDEX = "events.jsonl"
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    folder: Path
+    pre_roll_s: float = 3.0
+    post_roll_s: float = 3.0
+    clips: bool = True
+    retention_days: float = 7.0
+    retention_gb: float = 5.0
+    queue_frames: int = 256
+    """Frames waiting for the event thread; more are dropped (counted) rather than delaying scoring."""
+
+
+def check_events_folder(folder: Path) -> None:
+    """Refuse, before any model loads, an events folder that cannot be made or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".dfstream-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputPathError(f"events folder {folder}: cannot write ({exc.strerror or first_line(exc)})") from None
+
+
+@dataclass
+class _Clip:
+    event: DeepfakeEvent
+    writer: Mp4Writer
+    post_left: int | None = None
+    """Frames still to write after the event ended (None while it is open)."""
+
+
+class EventSink:
+    def __init__(self, options: EventOptions, fps_of: Callable[[str], float], emit: Emit | None = None) -> None:
+        check_events_folder(options.folder)
+        self.options = options
+        self._fps_of = fps_of
+        self._emit = emit
+        self._queue: queue.Queue[tuple[Frame, Sequence[ScoreRecord]] | None] = queue.Queue(options.queue_frames)
+        self._detector = EventDetector()
+        self._rings: dict[str, collections.deque[tuple[Frame, Sequence[ScoreRecord]]]] = {}
+        self._clips: dict[str, _Clip] = {}
+        self._last: dict[str, Frame] = {}
+        self.dropped = 0
+        self.events = 0
+        self.clips_stopped: str | None = None
+        prune(options.folder, options.retention_days, options.retention_gb)
+        self._thread = threading.Thread(target=self._main, name="events", daemon=True)
+        self._thread.start()
+
+    def attach(self, emit: Emit) -> None:
+        self._emit = emit
+
+    # -- the sink interface (scoring thread) ------------------------------------------------------
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        try:
+            self._queue.put_nowait((frame, records))
+        except queue.Full:
+            self.dropped += 1
+
+    def event(self, data: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    # -- the event thread ---------------------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                self._frame(*item)
+        finally:
+            self._finish()
+
+    def _frame(self, frame: Frame, records: Sequence[ScoreRecord]) -> None:
+        self._last[frame.source] = frame
+        ring = self._rings.get(frame.source)
+        if ring is None:
+            pre = max(0, math.ceil(self.options.pre_roll_s * self._fps_of(frame.source)))
+            ring = self._rings[frame.source] = collections.deque(maxlen=pre + 1)
+        ring.append((frame, records))
+        self._write_clips(frame, records)
+        for t in self._detector.update(frame.source, frame.frame_id, frame.ts, records):
+            self._transition(t, frame, records)
+
+    def _transition(self, t: Transition, frame: Frame, records: Sequence[ScoreRecord]) -> None:
+        event = t.event
+        if t.state == "start":
+            self.events += 1
+            self._snapshot(event, frame, records)
+            if self.options.clips and self.clips_stopped is None:
+                self._start_clip(event)
+            else:
+                event.clip_status = self.clips_stopped or "none"
+            self._publish(event, "start")
+            return
+        clip = self._clips.get(event.id)
+        if clip is None:
+            self._publish(event, "end")
+        else:
+            clip.post_left = max(0, math.ceil(self.options.post_roll_s * self._fps_of(event.source)))
+            if clip.post_left == 0:
+                self._close_clip(clip)
+
+    def _snapshot(self, event: DeepfakeEvent, frame: Frame, records: Sequence[ScoreRecord]) -> None:
+        name = f"{event.id}.jpg"
+        mine = [r for r in records if r.track_id == event.track_id]
+        try:
+            if not cv2.imwrite(str(self.options.folder / name), annotate(frame.image, mine)):
+                raise OSError("the JPEG could not be written")
+            event.snapshot = name
+        except OSError as exc:
+            log.error("event %s: snapshot not written: %s", event.id, first_line(exc))
+
+    def _start_clip(self, event: DeepfakeEvent) -> None:
+        name = f"{event.id}.mp4"
+        clip = _Clip(event, Mp4Writer(self.options.folder / name, self._fps_of(event.source)))
+        event.clip, event.clip_status = name, "recording"
+        self._clips[event.id] = clip
+        ring = self._rings[event.source]
+        for frame, records in ring:  # the pre-roll, then the frame that started the event
+            if not self._clip_write(clip, frame, records):
+                return
+
+    def _write_clips(self, frame: Frame, records: Sequence[ScoreRecord]) -> None:
+        for clip in [c for c in self._clips.values() if c.event.source == frame.source]:
+            if not self._clip_write(clip, frame, records):
+                continue
+            if clip.post_left is not None:
+                clip.post_left -= 1
+                if clip.post_left <= 0:
+                    self._close_clip(clip)
+
+    def _clip_write(self, clip: _Clip, frame: Frame, records: Sequence[ScoreRecord]) -> bool:
+        try:
+            clip.writer.write(annotate(frame.image, records))
+            return True
+        except OSError as exc:  # PyAV raises OSError subclasses (e.g. ENOSPC) when the disk is full
+            self._stop_clips(f"event clips stopped: {first_line(exc)}")
+            return False
+
+    def _close_clip(self, clip: _Clip) -> None:
+        self._clips.pop(clip.event.id, None)
+        try:
+            clip.writer.close()
+            if clip.event.clip_status == "recording":
+                clip.event.clip_status = "done"
+        except OSError as exc:
+            self._stop_clips(f"event clips stopped: {first_line(exc)}")
+        if clip.event.end_ts is not None:
+            self._publish(clip.event, "end")
+
+    def _stop_clips(self, reason: str) -> None:
+        """Disk full or similar: keep detecting and publishing events, stop writing clips, say why once."""
+        if self.clips_stopped is None:
+            self.clips_stopped = reason
+            log.error("%s", reason)
+            self._send({"type": "status", "source": "events", "reason": reason, "ts": round(time.time(), 6)})
+        for clip in list(self._clips.values()):
+            self._clips.pop(clip.event.id, None)
+            clip.event.clip_status = reason
+            try:
+                clip.writer.close()
+            except OSError:
+                pass
+            if clip.event.end_ts is not None:
+                self._publish(clip.event, "end")
+
+    def _finish(self) -> None:
+        """End of run: open events end on their source's last frame; clips close without more post-roll."""
+        for source, frame in self._last.items():
+            for t in self._detector.end_source(source, frame.frame_id, frame.ts):
+                if t.event.id not in self._clips:
+                    self._publish(t.event, "end")
+        for clip in list(self._clips.values()):
+            self._close_clip(clip)
+        prune(self.options.folder, self.options.retention_days, self.options.retention_gb)
+
+    def _publish(self, event: DeepfakeEvent, state: EventState) -> None:
+        data = event.to_dict(state)
+        try:
+            with (self.options.folder / INDEX).open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(data, separators=(",", ":")) + "\n")
+        except OSError as exc:
+            self._stop_clips(f"event clips stopped: {first_line(exc)}")
+        self._send(data)
+        if state == "end":
+            prune(self.options.folder, self.options.retention_days, self.options.retention_gb)
+
+    def _send(self, data: dict[str, Any]) -> None:
+        if self._emit is not None:
+            self._emit(data)
+
+
+def read_index(folder: Path) -> list[dict[str, Any]]:
+    """The latest line per event id, newest first (what the web page lists)."""
+    path = folder / INDEX
+    if not path.is_file():
+        return []
+    latest: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            latest[data["id"]] = data
+    return sorted(latest.values(), key=lambda d: d.get("start_ts") or 0.0, reverse=True)
+
+
+def prune(folder: Path, days: float, gb: float) -> list[str]:
+    """Remove whole events (snapshot, clip, index lines), oldest first, past ``days`` or over ``gb``."""
+    events = read_index(folder)[::-1]  # oldest first
+    sizes = {e["id"]: sum(_size(folder, e.get(k)) for k in ("snapshot", "clip")) for e in events}
+    total = sum(sizes.values())
+    cutoff = time.time() - days * 86400.0
+    removed: list[str] = []
+    for e in events:
+        if (e.get("start_ts") or 0.0) >= cutoff and total <= gb * 1e9:
+            break
+        if e.get("state") != "end" and (e.get("start_ts") or 0.0) >= cutoff:
+            break  # an open event is never removed for size
+        for key in ("snapshot", "clip"):
+            name = e.get(key)
+            if isinstance(name, str) and "/" not in name:
+                (folder / name).unlink(missing_ok=True)
+        total -= sizes[e["id"]]
+        removed.append(e["id"])
+    if removed:
+        _rewrite_index(folder, set(removed))
+        log.info("events: removed %d old event(s) (retention %.4g days, %.4g GB)", len(removed), days, gb)
+    return removed
+
+
+def _size(folder: Path, name: object) -> int:
+    if not isinstance(name, str) or "/" in name:
+        return 0
+    path = folder / name
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _rewrite_index(folder: Path, removed: set[str]) -> None:
+    path = folder / INDEX
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and data.get("id") not in removed:
+            kept.append(line)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    shutil.move(str(tmp), str(path))

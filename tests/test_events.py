@@ -1,0 +1,133 @@
+"""Deepfake events: the rule, a real file run with a low threshold (snapshot, clip with pre-roll,
+index), retention, a full disk and an unwritable folder."""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from dfstream.config import EventsConfig, RunConfig
+from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.event_store import INDEX, prune, read_index
+from dfstream.stream.events import MISSING_FRAMES_TO_END, EventDetector
+from dfstream.stream.records import ScoreRecord
+from dfstream.stream.run import run_stream
+from tests.conftest import read_frames
+
+PRE_ROLL_S, POST_ROLL_S = 1.0, 0.5
+
+
+def _record(frame: int, label: str, track: int = 1, score: float = 0.7) -> ScoreRecord:
+    return ScoreRecord(100.0 + frame / 30, "cam", frame, track, (10, 10, 50, 50), 0.6, None, score, label, {})  # type: ignore[arg-type]
+
+
+def test_an_event_spans_the_fake_label_and_ends_when_it_leaves_or_the_track_goes() -> None:
+    detector = EventDetector()
+    labels = ["real", "fake", "fake", "uncertain", "fake"]
+    seen = [(i, t.state) for i, lab in enumerate(labels) for t in detector.update("cam", i, 0.0, [_record(i, lab)])]
+    assert seen == [(1, "start"), (3, "end"), (4, "start")]
+    ended = []
+    for i in range(5, 5 + MISSING_FRAMES_TO_END):  # the track no longer appears on its source
+        ended += detector.update("cam", i, 0.0, [])
+    assert [(t.state, t.event.end_frame, t.event.frames) for t in ended] == [("end", 4 + MISSING_FRAMES_TO_END, 1)]
+    assert detector.update("other", 0, 0.0, [_record(0, "fake", track=1)])[0].event.source == "cam"  # record's own
+
+
+@pytest.fixture(scope="module")
+def event_run(stream_models: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("events")
+    cfg = RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=stream_models, out=str(out / "s.jsonl"), window=False,
+                    threshold=0.05, events=EventsConfig(dir=out / "ev", pre_roll_s=PRE_ROLL_S, post_roll_s=POST_ROLL_S))
+    _, errors = run_stream(cfg)
+    assert errors == []
+    return out / "s.jsonl", out / "ev"
+
+
+def test_a_low_threshold_run_writes_events_with_snapshot_and_clip(event_run: tuple[Path, Path]) -> None:
+    jsonl, folder = event_run
+    events = read_index(folder)
+    assert events, "threshold 0.05 must flag the sample clip"
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    published = [x for x in lines if x["type"] == "event"]
+    assert {(x["id"], x["state"]) for x in published} == {(e["id"], s) for e in events for s in ("start", "end")}
+    for e in events:
+        assert e["state"] == "end" and e["clip_status"] == "done" and e["frames"] >= 1
+        assert e["end_frame"] >= e["start_frame"] and 0 <= e["mean_score"] <= e["peak_score"] <= 1
+        assert (folder / e["snapshot"]).stat().st_size > 1000
+        assert e["scores"]["frame_model"] is not None
+
+
+def test_the_clip_plays_holds_the_pre_roll_and_its_length_matches(event_run: tuple[Path, Path]) -> None:
+    _, folder = event_run
+    event = read_index(folder)[-1]  # the first event
+    with av.open(str(folder / event["clip"])) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+        fps = float(stream.average_rate)
+        duration = float(container.duration) / av.time_base
+    pre = round(PRE_ROLL_S * 30)
+    first = max(0, event["start_frame"] - pre)
+    last = min(239, event["end_frame"] + round(POST_ROLL_S * 30))
+    assert len(frames) == last - first + 1
+    assert duration == pytest.approx(len(frames) / fps, abs=1.5 / fps)
+    source = read_frames(SAMPLE_CLIP, last + 1)
+    # the clip's first picture is the source frame `pre` frames before the event (annotations aside)
+    diffs = [float(np.mean(np.abs(frames[0].astype(int) - source[i].astype(int)))) for i in range(first, first + 10)]
+    assert int(np.argmin(diffs)) == 0
+
+
+def test_retention_removes_whole_events_oldest_first(tmp_path: Path) -> None:
+    now = time.time()
+    lines = []
+    for i, age_days in enumerate((30, 2, 1, 0)):
+        for ext in ("jpg", "mp4"):
+            (tmp_path / f"e{i}.{ext}").write_bytes(b"x" * 1000)
+        lines.append({"type": "event", "state": "end", "id": f"e{i}", "start_ts": now - age_days * 86400,
+                      "snapshot": f"e{i}.jpg", "clip": f"e{i}.mp4"})
+    (tmp_path / INDEX).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert prune(tmp_path, days=7, gb=1.0) == ["e0"]  # too old
+    assert prune(tmp_path, days=7, gb=4500 / 1e9) == ["e1"]  # 3 events of 2,000 bytes: over 4,500 bytes
+    assert [e["id"] for e in read_index(tmp_path)] == ["e3", "e2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([INDEX, "e2.jpg", "e2.mp4", "e3.jpg", "e3.mp4"])
+
+
+def _cli(*args: str, file_limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
+    return subprocess.run([sys.executable, "-m", "dfstream.cli", "run", "--no-window", *args], capture_output=True,
+                          text=True, timeout=600, preexec_fn=limit if file_limit else None)
+
+
+def test_a_full_disk_stops_clips_with_a_status_record_and_the_stream_goes_on(
+    stream_models: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "s.jsonl"
+    result = _cli("--models", str(stream_models), "--events-dir", str(tmp_path / "ev"), "--threshold", "0.05",
+                  "--out", str(out), file_limit=150_000)  # the records and the snapshot fit, a clip does not
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sum(x["type"] == "score" for x in lines) == 240  # every frame still scored
+    status = [x for x in lines if x["type"] == "status" and x["source"] == "events"]
+    assert len(status) == 1 and "event clips stopped" in status[0]["reason"] and "too large" in status[0]["reason"]
+    ends = [x for x in lines if x["type"] == "event" and x["state"] == "end"]
+    assert ends and ends[0]["clip_status"].startswith("event clips stopped")
+
+
+def test_an_unwritable_events_folder_is_refused_before_models_load(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = _cli("--events-dir", str(tmp_path / "file" / "ev"))
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"dfstream: error: events folder {tmp_path / 'file' / 'ev'}: cannot write")
+    assert "model frame_cnn" not in result.stderr
