@@ -48,6 +48,23 @@ def add_attention_output(model: onnx.ModelProto) -> bool:
     return True
 
 
+def without_attention_output(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy without the ``attention`` output (for quantisation, which would calibrate the map as an
+    output in its own right and give the main path coarser scales; the int8 graph gets it back)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    kept_outputs = [o for o in graph.output if o.name != ATTENTION_OUTPUT]
+    kept_nodes = [n for n in graph.node if ATTENTION_OUTPUT not in n.output]
+    axes = f"{ATTENTION_OUTPUT}_squeeze_axes"
+    kept_inits = [i for i in graph.initializer if i.name != axes]
+    del graph.output[:], graph.node[:], graph.initializer[:]
+    graph.output.extend(kept_outputs)
+    graph.node.extend(kept_nodes)
+    graph.initializer.extend(kept_inits)
+    return out
+
+
 def keras_attention(model: Any, images: np.ndarray) -> np.ndarray | None:
     """The same map computed by Keras (N, H, W), for the export's parity check; None if not reachable."""
     import keras

@@ -58,3 +58,16 @@ def test_calibration_needs_faces(tmp_path: Path) -> None:
     with pytest.raises(InputPathError, match="only 0 face crops found"):
         face_crops(blank)
     assert len(face_crops(SAMPLE_CLIP, limit=8)) == 8
+
+
+def test_a_graph_that_fails_its_check_is_not_left_behind(
+    stream_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dfstream.exceptions import ExportCheckError
+    from dfstream.export import quantize
+
+    shutil.copytree(stream_models, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setattr(quantize, "INT8_PROB_TOL", 0.0)  # no int8 graph can pass
+    with pytest.raises(ExportCheckError, match="int8 differs from fp32"):
+        quantize.quantize_folder(tmp_path, face_crops(SAMPLE_CLIP, 16))
+    assert not list(tmp_path.glob("*.int8.onnx"))  # `run --precision int8` cannot pick up an unchecked graph
