@@ -12,6 +12,7 @@ import typer
 
 from dfstream.cli_bench import bench_app
 from dfstream.cli_common import Device, guard, state
+from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
@@ -451,6 +452,7 @@ app.command("run")(run_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,46 @@ THRESHOLD_HELP = ("Sensitivity: where the fused label turns fake, 0..1 on the sc
                   "thresholds; lower alerts more).")
 
 
+CONFIG_HELP = ("A cameras file (see 'dfstream config example'): sources, models, outputs, server. Flags given "
+               "here override it.")
+RUN_PARAMS = {
+    "sources": "source", "models_dir": "models", "device": "device", "precision": "precision", "out": "out",
+    "video": "video", "window": "window", "max_faces": "max_faces", "stride": "stride", "realtime": "realtime",
+    "loop": "loop", "duration_s": "duration", "rtsp_transport": "rtsp_transport", "retry": "retry",
+    "explain": "explain", "threshold": "threshold", "events": "events_dir",
+}
+"""RunConfig field → the command-line parameter that sets it."""
+
+
+def _given(ctx: typer.Context, param: str) -> bool:
+    """Whether the user set ``param`` (on the command line or through its environment variable)."""
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def merge_flags(
+    ctx: typer.Context, config: Path | None, flags: dict[str, Any], params: dict[str, str]
+) -> dict[str, Any]:
+    """The file's fields with every flag given on the command line laid over them (no file: the flags)."""
+    if config is None:
+        return flags
+    from dfstream.config_file import load_config, run_fields
+    from dfstream.paths import BUNDLED_MODELS
+
+    merged = run_fields(load_config(config), BUNDLED_MODELS)
+    given = {name for name in params.values() if _given(ctx, name)}
+    for field, param in params.items():
+        if param not in given:
+            continue
+        if field == "events" and merged.get("events") is not None:
+            merged["events"] = merged["events"].model_copy(update={"dir": flags["events"].dir})
+        else:
+            merged[field] = flags[field]
+        if field == "sources":
+            merged["names"], merged["per_source"] = (), ()
+    return merged
+
+
 class Transport(StrEnum):
     tcp = "tcp"
     udp = "udp"
@@ -37,6 +77,8 @@ def _retry(text: str) -> int | None:
 
 
 def run_cmd(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(help=CONFIG_HELP)] = None,
     source: Annotated[
         list[str] | None,
         typer.Option(help="Video file, webcam index (0) or rtsp:// URL; repeat for several streams. "
@@ -76,25 +118,26 @@ def run_cmd(
         from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
         from dfstream.stream.run import run_stream
 
-        cfg = RunConfig(
-            sources=tuple(source) if source else (str(SAMPLE_CLIP),),
-            models_dir=models or BUNDLED_MODELS,
-            device=device.value,
-            precision=precision.value,
-            out=out,
-            video=video,
-            window=window,
-            max_faces=max_faces,
-            stride=stride,
-            realtime=realtime,
-            loop=loop,
-            duration_s=duration,
-            rtsp_transport=rtsp_transport.value,
-            retry=_retry(retry),
-            explain=explain,
-            threshold=threshold,
-            events=None if events_dir is None else EventsConfig(dir=events_dir),
-        )
+        flags = {
+            "sources": tuple(source) if source else (str(SAMPLE_CLIP),),
+            "models_dir": models or BUNDLED_MODELS,
+            "device": device.value,
+            "precision": precision.value,
+            "out": out,
+            "video": video,
+            "window": window,
+            "max_faces": max_faces,
+            "stride": stride,
+            "realtime": realtime,
+            "loop": loop,
+            "duration_s": duration,
+            "rtsp_transport": rtsp_transport.value,
+            "retry": _retry(retry),
+            "explain": explain,
+            "threshold": threshold,
+            "events": None if events_dir is None else EventsConfig(dir=events_dir),
+        }
+        cfg = RunConfig(**merge_flags(ctx, config, flags, RUN_PARAMS))
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

@@ -97,10 +97,42 @@ class EventsConfig(_Strict):
     retention_gb: float = Field(5.0, gt=0, description="the folder is kept under this size, oldest removed first")
 
 
+class SourceConfig(_Strict):
+    """One camera of a config file; unset fields take the file's (or the command line's) defaults."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="what records, events, MQTT topics and the page call it")
+    url: str = Field(min_length=1, description="rtsp:// URL, webcam index or video file; ${VAR} reads the environment")
+    max_faces: int | None = Field(None, ge=1, le=16)
+    stride: int | None = Field(None, ge=1)
+    threshold: float | None = Field(None, gt=0, lt=1)
+
+
+class WebhookConfig(_Strict):
+    url: str = Field(pattern=r"^https?://", description="receiver; the event JSON is POSTed on start and on end")
+    secret_env: str | None = Field(
+        None, description="environment variable holding the HMAC-SHA256 secret (X-Dfstream-Signature header)"
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(3, ge=0, le=10, description="attempts after the first, with backoff, then dropped")
+    queue: int = Field(256, ge=1, description="events waiting to be sent; more are dropped and counted")
+
+
+class MqttConfig(_Strict):
+    url: str = Field(pattern=r"^mqtts?://", description="mqtt://[user:pass@]host:port; ${VAR} reads the environment")
+    prefix: str = Field("dfstream", min_length=1, description="topic prefix")
+    discovery: bool = Field(True, description="publish Home Assistant MQTT discovery configs")
+    discovery_prefix: str = Field("homeassistant", min_length=1)
+    state_interval_s: float = Field(1.0, gt=0, description="at most one state message per source this often")
+    queue: int = Field(1000, ge=1, description="messages held while the broker is away; more are dropped")
+
+
 class RunConfig(_Strict):
     """``dfstream run``: sources, models, outputs and pacing of one streaming process."""
 
     sources: tuple[str, ...] = Field(min_length=1, description="video files, webcam indices or rtsp:// URLs")
+    names: tuple[str | None, ...] = Field((), description="a name per source (config file); empty: from the URL")
+    per_source: tuple[SourceConfig, ...] = Field((), description="per-source max faces, stride and threshold")
     models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
@@ -119,3 +151,5 @@ class RunConfig(_Strict):
         None, gt=0, lt=1, description="where the fused label turns (0.5: the models' thresholds; lower: more alerts)"
     )
     events: EventsConfig | None = None
+    webhooks: tuple[WebhookConfig, ...] = ()
+    mqtt: MqttConfig | None = None

@@ -16,7 +16,7 @@ from dfstream.config import RunConfig
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventOptions, EventSink
-from dfstream.stream.pipeline import Pipeline
+from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
 from dfstream.stream.summary import RunSummary
@@ -40,13 +40,18 @@ def open_sources(config: RunConfig, options: SourceOptions | None = None) -> lis
     )
     sources: list[ThreadedSource] = []
     names: set[str] = set()
-    for spec in config.sources:
-        source = open_source(spec, options)
+    for i, spec in enumerate(config.sources):
+        source = open_source(spec, options, name=config.names[i] if i < len(config.names) else None)
         if source.name in names:
             raise DfstreamError(f"source {source.name} is given twice")
         names.add(source.name)
         sources.append(source)
     return sources
+
+
+def source_settings(config: RunConfig) -> dict[str, SourceSettings]:
+    """Per-source max faces, stride and threshold from a config file's sources."""
+    return {s.name: SourceSettings(s.max_faces, s.stride, s.threshold) for s in config.per_source}
 
 
 def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
@@ -93,7 +98,7 @@ def run_stream(
     for source in sources:
         log.info("source %s", source.describe())
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
-                        explain=config.explain, threshold=config.threshold)
+                        explain=config.explain, threshold=config.threshold, settings=source_settings(config))
     summary = pipeline.run(config.duration_s, stop)
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
     return summary, errors

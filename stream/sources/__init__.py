@@ -73,9 +73,19 @@ def _rtsp_opener(url: str, options: SourceOptions) -> Capture:
                 os.environ[_FFMPEG_OPTIONS] = previous
 
 
-def open_source(spec: str, options: SourceOptions | None = None, wake: threading.Event | None = None) -> ThreadedSource:
-    """A started-later source for ``spec``; a spec that names nothing usable fails here, before any work."""
-    options = options or SourceOptions()
+def open_source(
+    spec: str, options: SourceOptions | None = None, wake: threading.Event | None = None, name: str | None = None
+) -> ThreadedSource:
+    """A started-later source for ``spec``; a spec that names nothing usable fails here, before any work.
+
+    ``name`` (a config file's camera name) replaces the name made from the spec in records and logs."""
+    source = _open_source(spec, options or SourceOptions(), wake)
+    if name is not None:
+        source.name = name
+    return source
+
+
+def _open_source(spec: str, options: SourceOptions, wake: threading.Event | None) -> ThreadedSource:
     text = spec.strip()
     if re.match(r"^rtsps?://", text, re.IGNORECASE):
         return LiveSource(redact(text), lambda: _rtsp_opener(text, options), options.retry, "RTSP stream", wake)
@@ -87,7 +97,7 @@ def open_source(spec: str, options: SourceOptions | None = None, wake: threading
             raise SourceError(f"source webcam:{index}: webcam {index} did not open")
         return source
     if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
-        raise InputPathError(f"source {spec!r}: unknown kind; expected {KINDS}")
+        raise InputPathError(f"source {redact(spec)!r}: unknown kind; expected {KINDS}")
     if not text:
         raise InputPathError(f"source {spec!r}: empty; expected {KINDS}")
     return FileSource(Path(text), realtime=options.realtime, loop=options.loop, wake=wake)

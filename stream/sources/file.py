@@ -49,7 +49,8 @@ class FileSource(ThreadedSource):
         frames = f"{self.frame_count} frames" if self.frame_count > 0 else "length unknown"
         pacing = "paced in real time" if self.realtime else "read as fast as scored"
         looped = ", looped" if self.loop else ""
-        return f"{self._path.name}: file {w}x{h}, {self.fps:.0f} fps, {frames}, {pacing}{looped}"
+        shown = self._path.name if self.name == str(self._path) else self.name
+        return f"{shown}: file {w}x{h}, {self.fps:.0f} fps, {frames}, {pacing}{looped}"
 
     def _produce(self) -> None:
         period = 1.0 / self.fps

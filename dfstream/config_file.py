@@ -1,0 +1,243 @@
+"""One YAML file for many cameras: ``dfstream run|serve --config FILE``, ``dfstream config check|example``.
+
+Validated by pydantic with unknown keys refused; every error names the file, the line and the
+field. ``${VAR}`` in a string reads the environment (credentials stay out of the file and are
+never printed: URLs are shown with their password masked).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dfstream.config import EventsConfig, MqttConfig, SourceConfig, WebhookConfig
+from dfstream.exceptions import DfstreamError
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(DfstreamError):
+    """A config file that cannot be used; the message starts with ``FILE:LINE:``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelsSection(_Strict):
+    dir: Path | None = Field(None, description="folder of ONNX graphs; default: the bundled models")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+
+
+class OutputsSection(_Strict):
+    jsonl: str | None = Field(None, description="JSON-lines file of records ('-' for stdout)")
+    video: Path | None = Field(None, description="annotated MP4 (name-<i>.mp4 per source when several)")
+    events: EventsConfig | None = None
+    webhooks: tuple[WebhookConfig, ...] = ()
+    mqtt: MqttConfig | None = None
+
+
+class ServerSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    token_env: str | None = Field(None, description="environment variable holding the page's token")
+    max_peers: int = Field(4, ge=1)
+
+
+class CamerasFile(_Strict):
+    sources: tuple[SourceConfig, ...] = Field(min_length=1)
+    models: ModelsSection = ModelsSection()
+    outputs: OutputsSection = OutputsSection()
+    server: ServerSection = ServerSection()
+    max_faces: int = Field(4, ge=1, le=16, description="default for sources that set none")
+    stride: int = Field(1, ge=1, description="default for sources that set none")
+    threshold: float | None = Field(None, gt=0, lt=1, description="default for sources that set none")
+    explain: bool = False
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CamerasFile:
+        seen: set[str] = set()
+        for i, source in enumerate(self.sources):
+            if source.name in seen:
+                raise ValueError(f"__duplicate__{i}")
+            seen.add(source.name)
+        return self
+
+
+def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    """Line (1-based) of every key and item in the composed YAML tree."""
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            _lines(value, child, out)
+            out[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*path, i), out)
+
+
+def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+def _expand(value: Any, loc: tuple[Any, ...], where: str, lines: dict[tuple[Any, ...], int]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, (*loc, k), where, lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*loc, i), where, lines) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in os.environ:
+                field = ".".join(str(p) for p in loc)
+                raise ConfigError(f"{where}:{_line_of(loc, lines)}: {field}: environment variable "
+                                  f"{m.group(1)} is not set")
+            return os.environ[m.group(1)]
+
+        return ENV_REF.sub(sub, value)
+    return value
+
+
+def load_config(path: Path) -> CamerasFile:
+    """Read, expand and validate ``path``; any problem is one ConfigError naming file, line and field."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{path}:{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if root is not None:
+        _lines(root, (), lines)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: expected a mapping with 'sources:' at the top")
+    data = _expand(data, (), str(path), lines)
+    try:
+        return CamerasFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_message(exc, str(path), lines, data)) from None
+
+
+def _message(exc: ValidationError, where: str, lines: dict[tuple[Any, ...], int], data: dict[str, Any]) -> str:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    msg = str(first["msg"])
+    dup = re.search(r"__duplicate__(\d+)", msg)
+    if dup:
+        i = int(dup.group(1))
+        name = data["sources"][i].get("name")
+        return f"{where}:{_line_of(('sources', i, 'name'), lines)}: sources.{i}.name: duplicate source name {name!r}"
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    return f"{where}:{_line_of(loc, lines)}: {field}: {msg}"
+
+
+EXAMPLE = """\
+# dfstream cameras file: `dfstream config check cameras.yaml`, then
+# `dfstream run --config cameras.yaml` or `dfstream serve --config cameras.yaml`.
+# Command-line flags override what is here. ${VAR} reads an environment variable, so passwords
+# stay out of the file (and are never printed).
+
+sources:                      # each needs a unique name: records, events, MQTT and the page use it
+  - name: front-door
+    url: rtsp://viewer:${FRONT_DOOR_PASSWORD}@192.168.1.20:554/stream1
+    max_faces: 2              # optional, per source
+    threshold: 0.45           # optional: where the label turns fake (0.5 = the models' thresholds)
+  - name: desk-webcam
+    url: "0"                  # a webcam index, quoted
+    stride: 2                 # optional: model A on every 2nd frame of a track
+  - name: lobby-recording
+    url: /srv/video/lobby.mp4
+
+models:
+  dir: null                   # null: the bundled models
+  device: auto                # auto | cpu | cuda
+  precision: fp32             # fp32 | fp16 | int8
+
+outputs:
+  jsonl: out/scores.jsonl     # one JSON line per scored face and frame
+  video: null                 # annotated MP4 per source
+  events:
+    dir: out/events           # snapshot + clip per deepfake event, events.jsonl index
+    pre_roll_s: 3
+    post_roll_s: 3
+    retention_days: 7
+    retention_gb: 5
+  webhooks:
+    - url: https://hooks.example.org/dfstream
+      secret_env: DFSTREAM_WEBHOOK_SECRET   # HMAC-SHA256 of the body in X-Dfstream-Signature
+      timeout_s: 5
+      retries: 3
+  mqtt:
+    url: mqtt://dfstream:${MQTT_PASSWORD}@192.168.1.10:1883
+    prefix: dfstream          # dfstream/<source>/state, dfstream/events, dfstream/status
+    discovery: true           # Home Assistant MQTT discovery under homeassistant/
+
+server:                       # dfstream serve only
+  host: 127.0.0.1             # any other address needs a token
+  port: 8080
+  token_env: DFSTREAM_TOKEN
+
+max_faces: 4                  # defaults for sources that set none
+stride: 1
+threshold: null
+explain: false                # model A's attention heatmap in the views and records
+"""
+
+
+def run_fields(cfg: CamerasFile, bundled_models: Path) -> dict[str, Any]:
+    """RunConfig fields from a file (command-line flags are laid over them by the caller)."""
+    out = cfg.outputs
+    return {
+        "sources": tuple(s.url for s in cfg.sources),
+        "names": tuple(s.name for s in cfg.sources),
+        "per_source": cfg.sources,
+        "models_dir": cfg.models.dir or bundled_models,
+        "device": cfg.models.device,
+        "precision": cfg.models.precision,
+        "out": out.jsonl,
+        "video": out.video,
+        "events": out.events,
+        "webhooks": out.webhooks,
+        "mqtt": out.mqtt,
+        "max_faces": cfg.max_faces,
+        "stride": cfg.stride,
+        "threshold": cfg.threshold,
+        "explain": cfg.explain,
+    }
+
+
+def describe(cfg: CamerasFile) -> list[str]:
+    """What ``config check`` prints: a line per source and output, passwords masked."""
+    from dfstream.stream.sources import redact
+
+    lines = [f"source {s.name}: {redact(s.url)}" + "".join(
+        f", {k} {v}" for k, v in (("max_faces", s.max_faces), ("stride", s.stride), ("threshold", s.threshold))
+        if v is not None) for s in cfg.sources]
+    out = cfg.outputs
+    if out.jsonl:
+        lines.append(f"records: {out.jsonl}")
+    if out.events:
+        e = out.events
+        lines.append(f"events: {e.dir} (pre-roll {e.pre_roll_s:g} s, post-roll {e.post_roll_s:g} s, "
+                     f"{e.retention_days:g} days / {e.retention_gb:g} GB)")
+    lines += [f"webhook: {redact(w.url)}" + (" (signed)" if w.secret_env else "") for w in out.webhooks]
+    if out.mqtt:
+        lines.append(f"mqtt: {redact(out.mqtt.url)} prefix {out.mqtt.prefix}"
+                     + (f", discovery under {out.mqtt.discovery_prefix}/" if out.mqtt.discovery else ""))
+    lines.append(f"server: {cfg.server.host}:{cfg.server.port}" + (" with a token" if cfg.server.token_env else ""))
+    return lines

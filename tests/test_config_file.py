@@ -1,0 +1,90 @@
+"""The cameras file: the example validates, every error names file, line and field, flags override it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfstream.config_file import EXAMPLE, ConfigError, load_config
+from dfstream.paths import SAMPLE_CLIP
+
+SECRET = "s3cr3t-pw"
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "dfstream.cli", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cameras.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_example_checks_and_never_prints_a_password(tmp_path: Path) -> None:
+    example = _cli("config", "example")
+    assert example.returncode == 0 and example.stdout == EXAMPLE
+    path = _write(tmp_path, example.stdout)
+    result = _cli("config", "check", str(path), env={"FRONT_DOOR_PASSWORD": SECRET, "MQTT_PASSWORD": SECRET})
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert "source front-door: rtsp://viewer:***@192.168.1.20:554/stream1" in result.stdout
+    assert result.stdout.rstrip().endswith(f"{path}: ok")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("sources:\n  - name: a\n    url: x.mp4\noutputs:\n  events:\n    dir: ev\n    bogus: 1\n",
+         ":7: outputs.events.bogus: unknown key"),
+        ("sources:\n  - name: a\n    url: x.mp4\n    stride: often\n",
+         ":4: sources.0.stride: Input should be a valid integer"),
+        ("sources:\n  - name: a\n    url: x.mp4\n  - name: b\n    url: y.mp4\n  - name: a\n    url: z.mp4\n",
+         ":6: sources.2.name: duplicate source name 'a'"),
+        ("sources:\n  - name: a\n    url: rtsp://u:${NOT_SET_ANYWHERE}@cam/1\n",
+         ":3: sources.0.url: environment variable NOT_SET_ANYWHERE is not set"),
+        ("sources: []\n", ":1: sources: Tuple should have at least 1 item"),
+        ("sources:\n  - name: a\n   url: x\n", ":3: not valid YAML"),
+    ],
+)
+def test_each_error_names_the_file_line_and_field(tmp_path: Path, body: str, expected: str) -> None:
+    path = _write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}{expected}"), str(info.value)
+    result = _cli("config", "check", str(path))
+    assert result.returncode == 2 and result.stderr.strip() == f"dfstream: error: {info.value}"
+
+
+def test_run_reads_the_file_and_flags_override_it(stream_models: Path, tmp_path: Path) -> None:
+    out = tmp_path / "from-flag.jsonl"
+    path = _write(tmp_path, f"""
+sources:
+  - name: calm
+    url: {SAMPLE_CLIP}
+    threshold: 0.95
+  - name: touchy
+    url: {SAMPLE_CLIP}
+    threshold: 0.05
+models:
+  dir: {stream_models}
+  device: cpu
+outputs:
+  jsonl: {tmp_path / "from-file.jsonl"}
+""")
+    result = _cli("run", "--config", str(path), "--out", str(out), "--duration", "6", "--no-window")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "from-file.jsonl").exists()  # --out won over outputs.jsonl
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    scores = [r for r in records if r["type"] == "score"]
+    assert {r["source"] for r in scores} == {"calm", "touchy"}
+    fake = {name: sum(r["label"] == "fake" for r in scores if r["source"] == name) for name in ("calm", "touchy")}
+    assert fake["touchy"] > fake["calm"]  # each source's own threshold
+    assert "source touchy: file 640x480" in result.stderr
