@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,9 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from dfstream.cli_common import Device, Precision, guard
-from dfstream.config import EventsConfig, RunConfig
+from dfstream.config import EventsConfig, MqttConfig, RunConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
 
+WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"
 EXPLAIN_HELP = ("Show where model A looked: a heatmap over each face in the video, window and page, and a "
                 "14x14 'attention' grid in each record.")
 
@@ -23,15 +25,23 @@ THRESHOLD_HELP = ("Sensitivity: where the fused label turns fake, 0..1 on the sc
                   "thresholds; lower alerts more).")
 
 
+WEBHOOK_HELP = ("POST each deepfake event (start and end) here; repeatable. Signed with HMAC-SHA256 when "
+                f"{WEBHOOK_SECRET_ENV} is set.")
+MQTT_HELP = "mqtt://[user:pass@]host:port: events, per-source state and Home Assistant discovery."
 CONFIG_HELP = ("A cameras file (see 'dfstream config example'): sources, models, outputs, server. Flags given "
                "here override it.")
 RUN_PARAMS = {
     "sources": "source", "models_dir": "models", "device": "device", "precision": "precision", "out": "out",
     "video": "video", "window": "window", "max_faces": "max_faces", "stride": "stride", "realtime": "realtime",
     "loop": "loop", "duration_s": "duration", "rtsp_transport": "rtsp_transport", "retry": "retry",
-    "explain": "explain", "threshold": "threshold", "events": "events_dir",
+    "explain": "explain", "threshold": "threshold", "events": "events_dir", "webhooks": "webhook", "mqtt": "mqtt",
 }
 """RunConfig field → the command-line parameter that sets it."""
+
+
+def webhook_configs(urls: list[str] | None) -> tuple[WebhookConfig, ...]:
+    secret = WEBHOOK_SECRET_ENV if os.environ.get(WEBHOOK_SECRET_ENV) else None
+    return tuple(WebhookConfig(url=u, secret_env=secret) for u in urls or ())
 
 
 def _given(ctx: typer.Context, param: str) -> bool:
@@ -108,6 +118,8 @@ def run_cmd(
     explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
     events_dir: Annotated[Path | None, typer.Option(help=EVENTS_HELP)] = None,
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
+    webhook: Annotated[list[str] | None, typer.Option(help=WEBHOOK_HELP)] = None,
+    mqtt: Annotated[str | None, typer.Option(help=MQTT_HELP)] = None,
 ) -> None:
     """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
 
@@ -136,6 +148,8 @@ def run_cmd(
             "explain": explain,
             "threshold": threshold,
             "events": None if events_dir is None else EventsConfig(dir=events_dir),
+            "webhooks": webhook_configs(webhook),
+            "mqtt": None if mqtt is None else MqttConfig(url=mqtt),
         }
         cfg = RunConfig(**merge_flags(ctx, config, flags, RUN_PARAMS))
         stop = threading.Event()

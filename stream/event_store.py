@@ -39,7 +39,8 @@ Emit = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class EventOptions:
-    folder: Path
+    folder: Path | None
+    """None: events are detected and published (webhooks, MQTT, records) but nothing is written."""
     pre_roll_s: float = 3.0
     post_roll_s: float = 3.0
     clips: bool = True
@@ -70,7 +71,8 @@ class _Clip:
 
 class EventSink:
     def __init__(self, options: EventOptions, fps_of: Callable[[str], float], emit: Emit | None = None) -> None:
-        check_events_folder(options.folder)
+        if options.folder is not None:
+            check_events_folder(options.folder)
         self.options = options
         self._fps_of = fps_of
         self._emit = emit
@@ -82,9 +84,16 @@ class EventSink:
         self.dropped = 0
         self.events = 0
         self.clips_stopped: str | None = None
-        prune(options.folder, options.retention_days, options.retention_gb)
+        self._prune()
         self._thread = threading.Thread(target=self._main, name="events", daemon=True)
         self._thread.start()
+
+    @property
+    def name(self) -> str:
+        return f"events {self.options.folder or '(not stored)'}"
+
+    def stats(self) -> dict[str, int]:
+        return {"events": self.events, "dropped frames": self.dropped}
 
     def attach(self, emit: Emit) -> None:
         self._emit = emit
@@ -126,9 +135,12 @@ class EventSink:
         event = t.event
         if t.state == "start":
             self.events += 1
-            self._snapshot(event, frame, records)
+            if self.options.folder is None:
+                self._publish(event, "start")
+                return
+            self._snapshot(event, self.options.folder, frame, records)
             if self.options.clips and self.clips_stopped is None:
-                self._start_clip(event)
+                self._start_clip(event, self.options.folder)
             else:
                 event.clip_status = self.clips_stopped or "none"
             self._publish(event, "start")
@@ -141,19 +153,19 @@ class EventSink:
             if clip.post_left == 0:
                 self._close_clip(clip)
 
-    def _snapshot(self, event: DeepfakeEvent, frame: Frame, records: Sequence[ScoreRecord]) -> None:
+    def _snapshot(self, event: DeepfakeEvent, folder: Path, frame: Frame, records: Sequence[ScoreRecord]) -> None:
         name = f"{event.id}.jpg"
         mine = [r for r in records if r.track_id == event.track_id]
         try:
-            if not cv2.imwrite(str(self.options.folder / name), annotate(frame.image, mine)):
+            if not cv2.imwrite(str(folder / name), annotate(frame.image, mine)):
                 raise OSError("the JPEG could not be written")
             event.snapshot = name
         except OSError as exc:
             log.error("event %s: snapshot not written: %s", event.id, first_line(exc))
 
-    def _start_clip(self, event: DeepfakeEvent) -> None:
+    def _start_clip(self, event: DeepfakeEvent, folder: Path) -> None:
         name = f"{event.id}.mp4"
-        clip = _Clip(event, Mp4Writer(self.options.folder / name, self._fps_of(event.source)))
+        clip = _Clip(event, Mp4Writer(folder / name, self._fps_of(event.source)))
         event.clip, event.clip_status = name, "recording"
         self._clips[event.id] = clip
         ring = self._rings[event.source]
@@ -213,17 +225,22 @@ class EventSink:
                     self._publish(t.event, "end")
         for clip in list(self._clips.values()):
             self._close_clip(clip)
-        prune(self.options.folder, self.options.retention_days, self.options.retention_gb)
+        self._prune()
 
     def _publish(self, event: DeepfakeEvent, state: EventState) -> None:
         data = event.to_dict(state)
-        try:
-            with (self.options.folder / INDEX).open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(data, separators=(",", ":")) + "\n")
-        except OSError as exc:
-            self._stop_clips(f"event clips stopped: {first_line(exc)}")
+        if self.options.folder is not None:
+            try:
+                with (self.options.folder / INDEX).open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(data, separators=(",", ":")) + "\n")
+            except OSError as exc:
+                self._stop_clips(f"event clips stopped: {first_line(exc)}")
         self._send(data)
         if state == "end":
+            self._prune()
+
+    def _prune(self) -> None:
+        if self.options.folder is not None:
             prune(self.options.folder, self.options.retention_days, self.options.retention_gb)
 
     def _send(self, data: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
-from dfstream.config import RunConfig
+from dfstream.config import EventsConfig, RunConfig
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventOptions, EventSink
@@ -54,13 +54,30 @@ def source_settings(config: RunConfig) -> dict[str, SourceSettings]:
     return {s.name: SourceSettings(s.max_faces, s.stride, s.threshold) for s in config.per_source}
 
 
+def output_sinks(config: RunConfig, source_names: list[str]) -> list[Sink]:
+    """Webhooks and MQTT (each off the scoring thread, bounded, counted)."""
+    from dfstream.stream.outputs.webhook import WebhookSink
+
+    out: list[Sink] = [WebhookSink(w) for w in config.webhooks]
+    if config.mqtt is not None:
+        from dfstream.stream.outputs.mqtt import MqttSink
+
+        out.append(MqttSink(config.mqtt, source_names))
+    return out
+
+
+def output_stats(sinks: SinkSet) -> dict[str, dict[str, int]]:
+    return {s.name: s.stats() for s in sinks.all if hasattr(s, "stats") and hasattr(s, "name")}
+
+
 def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
     sinks: list[Sink] = []
     events: EventSink | None = None
-    if config.events is not None:
-        e = config.events
+    if config.events is not None or config.webhooks or config.mqtt is not None:
+        e = config.events or EventsConfig(dir=Path("."))
+        folder = None if config.events is None else e.dir  # without --events-dir: published, not stored
         fps = {s.name: s.fps or 30.0 for s in sources}
-        options = EventOptions(e.dir, e.pre_roll_s, e.post_roll_s, e.clips, e.retention_days, e.retention_gb)
+        options = EventOptions(folder, e.pre_roll_s, e.post_roll_s, e.clips, e.retention_days, e.retention_gb)
         events = EventSink(options, lambda name: fps.get(name, 30.0))
         sinks.append(events)
     if config.out is not None:
@@ -76,6 +93,7 @@ def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
             sinks.append(WindowSink())
         else:
             log.warning("no display: the live window is off")
+    sinks += output_sinks(config, [s.name for s in sources])
     sink_set = SinkSet(sinks)
     if events is not None:
         events.attach(sink_set.event)
@@ -100,6 +118,7 @@ def run_stream(
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
                         explain=config.explain, threshold=config.threshold, settings=source_settings(config))
     summary = pipeline.run(config.duration_s, stop)
+    summary.outputs = output_stats(sinks)
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
     return summary, errors
 

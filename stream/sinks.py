@@ -172,6 +172,8 @@ class SinkSet:
 
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
+        self.all = tuple(sinks)
+        """Every sink it started with, failed ones included (for their counters)."""
         self.failed: list[str] = []
 
     def _guard(self, sink: Sink, what: str, call: Any) -> None:

@@ -46,6 +46,8 @@ class RunSummary:
     histograms: StageHistograms = field(default_factory=StageHistograms)
     elapsed_s: float = 0.0
     stopped_by: str = "end of input"
+    outputs: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Counters of the event store, webhooks and MQTT (sent, retried, dropped…), by output name."""
 
     def add_frame(self, source: str, records: list[ScoreRecord]) -> None:
         stats = self.sources[source]
@@ -99,6 +101,7 @@ class RunSummary:
                 for (src, tid), t in sorted(self.tracks.items())
                 if t.frames
             ],
+            "outputs": self.outputs,
         }
 
     def text(self) -> str:
@@ -126,4 +129,6 @@ class RunSummary:
                 )
         else:
             lines.append("  no faces were scored")
+        for name, counts in d["outputs"].items():
+            lines.append(f"  {name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
         return "\n".join(lines)
