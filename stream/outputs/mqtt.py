@@ -71,6 +71,16 @@ def source_state(records: Sequence[ScoreRecord], ts: float) -> dict[str, Any]:
             "deepfake": "ON" if worst.label == "fake" else "OFF", "ts": round(ts, 3)}
 
 
+def _pending(info: mqtt.MQTTMessageInfo) -> bool:
+    """Queued or in flight (paho raises instead of answering while it is disconnected)."""
+    if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+        return False
+    try:
+        return not info.is_published()
+    except (RuntimeError, ValueError):
+        return True
+
+
 class MqttSink:
     def __init__(self, cfg: MqttConfig, sources: Sequence[str] = ()) -> None:
         parts = urlsplit(cfg.url)
@@ -83,6 +93,8 @@ class MqttSink:
         self._last: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._events: list[mqtt.MQTTMessageInfo] = []
+        """Event messages not yet acknowledged (close waits for them)."""
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dfstream-{os.getpid()}-{id(self):x}")
         if parts.username:
             client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
@@ -135,12 +147,25 @@ class MqttSink:
 
     def event(self, data: dict[str, Any]) -> None:
         if data.get("type") == "event":
-            self._publish(f"{self.cfg.prefix}/events", data, retain=False)
+            info = self._publish(f"{self.cfg.prefix}/events", data, retain=False)
+            with self._lock:
+                self._events = [i for i in self._events if _pending(i)] + [info]
 
     def stats(self) -> dict[str, int]:
         return {"published": self.published, "dropped": self.dropped, "connects": self.connects}
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 5.0) -> None:
+        """Give queued events up to ``wait_s`` to reach the broker, then go offline and stop."""
+        deadline = time.monotonic() + wait_s
+        with self._lock:
+            pending = list(self._events)
+        for info in pending:
+            if not _pending(info):
+                continue
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass
         if self._connected.is_set():
             self._client.publish(f"{self.cfg.prefix}/status", "offline", qos=1, retain=True).wait_for_publish(2.0)
         self._client.disconnect()
@@ -151,10 +176,11 @@ class MqttSink:
             for topic, payload in discovery_messages(self.cfg, source):
                 self._publish(topic, payload, retain=True)
 
-    def _publish(self, topic: str, payload: dict[str, Any], retain: bool) -> None:
+    def _publish(self, topic: str, payload: dict[str, Any], retain: bool) -> mqtt.MQTTMessageInfo:
         info = self._client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=retain)
         # NO_CONN: queued (qos 1) and sent on reconnect; QUEUE_SIZE: the bounded queue is full.
         if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             self.published += 1
         else:
             self.dropped += 1
+        return info
