@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from dfstream.cli_common import Device, Precision, guard
-from dfstream.config import EventsConfig, MqttConfig, RunConfig, WebhookConfig
+from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
 
 WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"
@@ -37,6 +37,12 @@ RUN_PARAMS = {
     "explain": "explain", "threshold": "threshold", "events": "events_dir", "webhooks": "webhook", "mqtt": "mqtt",
 }
 """RunConfig field → the command-line parameter that sets it."""
+SERVE_PARAMS = {
+    "sources": "source", "models_dir": "models", "device": "device", "precision": "precision", "host": "host",
+    "port": "port", "token": "token", "max_peers": "max_peers", "ice_servers": "ice_server",
+    "max_faces": "max_faces", "stride": "stride", "explain": "explain", "out": "out", "threshold": "threshold",
+    "events": "events_dir", "webhooks": "webhook", "mqtt": "mqtt",
+}
 
 
 def webhook_configs(urls: list[str] | None) -> tuple[WebhookConfig, ...]:
@@ -51,15 +57,16 @@ def _given(ctx: typer.Context, param: str) -> bool:
 
 
 def merge_flags(
-    ctx: typer.Context, config: Path | None, flags: dict[str, Any], params: dict[str, str]
+    ctx: typer.Context, config: Path | None, flags: dict[str, Any], params: dict[str, str], serve: bool = False
 ) -> dict[str, Any]:
     """The file's fields with every flag given on the command line laid over them (no file: the flags)."""
     if config is None:
         return flags
-    from dfstream.config_file import load_config, run_fields
+    from dfstream.config_file import load_config, run_fields, serve_fields
     from dfstream.paths import BUNDLED_MODELS
 
-    merged = run_fields(load_config(config), BUNDLED_MODELS)
+    loaded = load_config(config)
+    merged = serve_fields(loaded, BUNDLED_MODELS) if serve else run_fields(loaded, BUNDLED_MODELS)
     given = {name for name in params.values() if _given(ctx, name)}
     for field, param in params.items():
         if param not in given:
@@ -166,6 +173,8 @@ def run_cmd(
 
 
 def serve_cmd(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(help=CONFIG_HELP)] = None,
     source: Annotated[
         list[str] | None,
         typer.Option(help="Server-side feed the page can watch annotated: rtsp:// URL, webcam index or video "
@@ -188,21 +197,52 @@ def serve_cmd(
     max_faces: Annotated[int, typer.Option(help="Faces tracked per peer.")] = 4,
     stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
     explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
+    out: Annotated[str | None, typer.Option(help="JSON-lines file of every record the server makes.")] = None,
+    events_dir: Annotated[Path | None, typer.Option(help=EVENTS_HELP)] = None,
+    threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
+    webhook: Annotated[list[str] | None, typer.Option(help=WEBHOOK_HELP)] = None,
+    mqtt: Annotated[str | None, typer.Option(help=MQTT_HELP)] = None,
 ) -> None:
     """Serve the web page: a browser sends its webcam over WebRTC and sees each face's score live."""
 
     def body() -> None:
         from dfstream.paths import BUNDLED_MODELS
         from dfstream.stream.engine import ModelSet
+        from dfstream.stream.run import event_outputs, open_sources, source_settings
         from dfstream.stream.server import ServeOptions, check_bind, serve
-        from dfstream.stream.sources import RetryPolicy, SourceOptions, open_source
+        from dfstream.stream.sinks import JsonlSink, Sink
+        from dfstream.stream.sources import RetryPolicy, SourceOptions
 
-        check_bind(host, token)
+        flags = {
+            "sources": tuple(source or ()),
+            "models_dir": models or BUNDLED_MODELS,
+            "device": device.value,
+            "precision": precision.value,
+            "host": host,
+            "port": port,
+            "token": token,
+            "max_peers": max_peers,
+            "ice_servers": tuple(ice_server or ()),
+            "max_faces": max_faces,
+            "stride": stride,
+            "explain": explain,
+            "out": out,
+            "threshold": threshold,
+            "events": None if events_dir is None else EventsConfig(dir=events_dir),
+            "webhooks": webhook_configs(webhook),
+            "mqtt": None if mqtt is None else MqttConfig(url=mqtt),
+        }
+        cfg = ServeConfig(**merge_flags(ctx, config, flags, SERVE_PARAMS, serve=True))
+        check_bind(cfg.host, cfg.token)
         feed_options = SourceOptions(realtime=True, loop=True, retry=RetryPolicy(attempts=None))
-        feeds = [open_source(spec, feed_options) for spec in source or []]
-        options = ServeOptions(host=host, port=port, token=token, max_peers=max_peers,
-                               ice_servers=tuple(ice_server or ()), explain=explain)
-        loaded = ModelSet.load(models or BUNDLED_MODELS, device.value, precision.value)
-        serve(loaded, options, max_faces=max_faces, stride=stride, feeds=feeds)
+        feeds = open_sources(cfg, feed_options)
+        outputs: list[Sink] = event_outputs(cfg.events, cfg.webhooks, cfg.mqtt, feeds)
+        if cfg.out is not None:
+            outputs.append(JsonlSink(cfg.out))
+        options = ServeOptions(host=cfg.host, port=cfg.port, token=cfg.token, max_peers=cfg.max_peers,
+                               ice_servers=cfg.ice_servers, explain=cfg.explain, threshold=cfg.threshold)
+        loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision)
+        serve(loaded, options, max_faces=cfg.max_faces, stride=cfg.stride, feeds=feeds, outputs=outputs,
+              settings=source_settings(cfg))
 
     guard(body)

@@ -153,3 +153,27 @@ class RunConfig(_Strict):
     events: EventsConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
     mqtt: MqttConfig | None = None
+
+
+class ServeConfig(_Strict):
+    """``dfstream serve``: the page, its server-side feeds, models and outputs."""
+
+    sources: tuple[str, ...] = Field((), description="server-side feeds the page can watch (files loop in real time)")
+    names: tuple[str | None, ...] = ()
+    per_source: tuple[SourceConfig, ...] = ()
+    models_dir: Path
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    token: str | None = Field(None, repr=False, description="required by the page and every endpoint when set")
+    max_peers: int = Field(4, ge=1)
+    ice_servers: tuple[str, ...] = ()
+    max_faces: int = Field(4, ge=1, le=16)
+    stride: int = Field(1, ge=1)
+    explain: bool = False
+    threshold: float | None = Field(None, gt=0, lt=1)
+    out: str | None = Field(None, description="JSON-lines file of every record the server makes")
+    events: EventsConfig | None = None
+    webhooks: tuple[WebhookConfig, ...] = ()
+    mqtt: MqttConfig | None = None

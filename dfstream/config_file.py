@@ -221,6 +221,20 @@ def run_fields(cfg: CamerasFile, bundled_models: Path) -> dict[str, Any]:
     }
 
 
+def serve_fields(cfg: CamerasFile, bundled_models: Path) -> dict[str, Any]:
+    """ServeConfig fields from a file: the sources become the page's feeds; the token comes from its
+    environment variable (a named variable that is unset is an error, not an open server)."""
+    fields = run_fields(cfg, bundled_models)
+    del fields["video"]
+    server = cfg.server
+    token = None
+    if server.token_env is not None:
+        token = os.environ.get(server.token_env)
+        if not token:
+            raise ConfigError(f"server.token_env: environment variable {server.token_env} is not set")
+    return {**fields, "host": server.host, "port": server.port, "token": token, "max_peers": server.max_peers}
+
+
 def describe(cfg: CamerasFile) -> list[str]:
     """What ``config check`` prints: a line per source and output, passwords masked."""
     from dfstream.stream.sources import redact

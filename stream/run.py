@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
-from dfstream.config import EventsConfig, RunConfig
+from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventOptions, EventSink
@@ -31,13 +32,13 @@ def video_paths(video: Path, count: int) -> list[Path]:
     return [video.with_name(f"{video.stem}-{i}{video.suffix}") for i in range(count)]
 
 
-def open_sources(config: RunConfig, options: SourceOptions | None = None) -> list[ThreadedSource]:
-    options = options or SourceOptions(
-        realtime=config.realtime,
-        loop=config.loop,
-        rtsp_transport=config.rtsp_transport,
-        retry=RetryPolicy(attempts=config.retry),
-    )
+def open_sources(config: RunConfig | ServeConfig, options: SourceOptions | None = None) -> list[ThreadedSource]:
+    """Every source, named as the config names it; ``options`` default to the run's pacing and retry."""
+    if options is None:
+        if not isinstance(config, RunConfig):
+            raise TypeError("serve feeds need explicit SourceOptions")
+        options = SourceOptions(realtime=config.realtime, loop=config.loop, rtsp_transport=config.rtsp_transport,
+                                retry=RetryPolicy(attempts=config.retry))
     sources: list[ThreadedSource] = []
     names: set[str] = set()
     for i, spec in enumerate(config.sources):
@@ -49,21 +50,43 @@ def open_sources(config: RunConfig, options: SourceOptions | None = None) -> lis
     return sources
 
 
-def source_settings(config: RunConfig) -> dict[str, SourceSettings]:
+def source_settings(config: RunConfig | ServeConfig) -> dict[str, SourceSettings]:
     """Per-source max faces, stride and threshold from a config file's sources."""
     return {s.name: SourceSettings(s.max_faces, s.stride, s.threshold) for s in config.per_source}
 
 
-def output_sinks(config: RunConfig, source_names: list[str]) -> list[Sink]:
-    """Webhooks and MQTT (each off the scoring thread, bounded, counted)."""
+def event_outputs(
+    events: EventsConfig | None,
+    webhooks: Sequence[WebhookConfig],
+    mqtt: MqttConfig | None,
+    sources: Sequence[ThreadedSource],
+) -> list[Sink]:
+    """The event store (first, so its last events reach the others at close), webhooks and MQTT.
+
+    Events are detected whenever something consumes them; without an events folder they are
+    published but not stored. Each output works off the scoring thread, bounded and counted."""
     from dfstream.stream.outputs.webhook import WebhookSink
 
-    out: list[Sink] = [WebhookSink(w) for w in config.webhooks]
-    if config.mqtt is not None:
+    out: list[Sink] = []
+    if events is not None or webhooks or mqtt is not None:
+        e = events or EventsConfig(dir=Path("."))
+        options = EventOptions(None if events is None else e.dir, e.pre_roll_s, e.post_roll_s, e.clips,
+                               e.retention_days, e.retention_gb)
+        fps = {s.name: s.fps or 30.0 for s in sources}
+        out.append(EventSink(options, lambda name: fps.get(name, 30.0)))
+    out += [WebhookSink(w) for w in webhooks]
+    if mqtt is not None:
         from dfstream.stream.outputs.mqtt import MqttSink
 
-        out.append(MqttSink(config.mqtt, source_names))
+        out.append(MqttSink(mqtt, [s.name for s in sources]))
     return out
+
+
+def connect_events(sinks: SinkSet) -> None:
+    """Events the event store detects go to every sink (records file, webhooks, MQTT, the page)."""
+    for sink in sinks.all:
+        if isinstance(sink, EventSink):
+            sink.attach(sinks.event)
 
 
 def output_stats(sinks: SinkSet) -> dict[str, dict[str, int]]:
@@ -71,15 +94,7 @@ def output_stats(sinks: SinkSet) -> dict[str, dict[str, int]]:
 
 
 def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
-    sinks: list[Sink] = []
-    events: EventSink | None = None
-    if config.events is not None or config.webhooks or config.mqtt is not None:
-        e = config.events or EventsConfig(dir=Path("."))
-        folder = None if config.events is None else e.dir  # without --events-dir: published, not stored
-        fps = {s.name: s.fps or 30.0 for s in sources}
-        options = EventOptions(folder, e.pre_roll_s, e.post_roll_s, e.clips, e.retention_days, e.retention_gb)
-        events = EventSink(options, lambda name: fps.get(name, 30.0))
-        sinks.append(events)
+    sinks = event_outputs(config.events, config.webhooks, config.mqtt, sources)
     if config.out is not None:
         sinks.append(JsonlSink(config.out))
     if config.video is not None:
@@ -93,10 +108,8 @@ def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
             sinks.append(WindowSink())
         else:
             log.warning("no display: the live window is off")
-    sinks += output_sinks(config, [s.name for s in sources])
     sink_set = SinkSet(sinks)
-    if events is not None:
-        events.attach(sink_set.event)
+    connect_events(sink_set)
     return sink_set
 
 

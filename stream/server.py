@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -23,17 +23,21 @@ from typing import Any
 import av
 import numpy as np
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
+from dfstream.stream.event_store import EventSink
 from dfstream.stream.overlay import annotate
-from dfstream.stream.pipeline import Pipeline
+from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.records import ScoreRecord, to_json
-from dfstream.stream.sinks import SinkSet
+from dfstream.stream.run import connect_events
+from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources.base import ThreadedSource
 from dfstream.stream.sources.peer import PushSource
 from dfstream.stream.types import Frame
+from dfstream.stream.web_events import EventsView, RecentEvents
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,8 @@ class ServeOptions:
     """STUN/TURN URLs; none by default, so nothing outside is ever contacted."""
     explain: bool = False
     """Records carry model A's attention grid; the page and the feeds draw it as a heatmap."""
+    threshold: float | None = None
+    """Where the fused label turns, for sources without their own (``--threshold``)."""
 
 
 class ChannelSink:
@@ -165,8 +171,15 @@ class Peer:
 
 class Server:
     def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1,
-                 feeds: Sequence[ThreadedSource] = ()) -> None:
+                 feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
+                 settings: Mapping[str, SourceSettings] | None = None) -> None:
         self.models = models
+        self.outputs = list(outputs)
+        """Event store, webhooks, MQTT, records file: fed like the page, closed with the server."""
+        self.settings = settings
+        self.recent = RecentEvents()
+        store = next((o for o in self.outputs if isinstance(o, EventSink)), None)
+        self.events = EventsView(store.options.folder if store else None, self.recent)
         self.feeds = {f.name: f for f in feeds}
         """Server-side sources (RTSP cameras, files) a page can watch annotated."""
         self.pictures = LatestAnnotated(list(self.feeds))
@@ -184,9 +197,11 @@ class Server:
     # -- lifecycle ------------------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
         self.channels = ChannelSink(asyncio.get_running_loop())
-        sinks = SinkSet([self.channels, self.pictures])
+        sinks = SinkSet([*self.outputs, self.channels, self.pictures, self.recent])
+        connect_events(sinks)
         self.pipeline = Pipeline(self.models, list(self.feeds.values()), sinks, self.max_faces, self.stride,
-                                 serve=True, explain=self.options.explain)
+                                 serve=True, explain=self.options.explain, settings=self.settings,
+                                 threshold=self.options.threshold)
         self._thread = threading.Thread(target=self.pipeline.run, kwargs={"stop": self._stop}, daemon=True,
                                         name="pipeline")
         self._thread.start()
@@ -206,6 +221,8 @@ class Server:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/feeds", self.list_feeds)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/events", self.events.list)
+        app.router.add_get("/events/{name}", self.events.file)
         app.on_startup.append(self.on_startup)
         app.on_shutdown.append(self.on_shutdown)
         return app
@@ -348,14 +365,23 @@ def _offer_problem(body: object, feeds: Sequence[str]) -> str | None:
     return None
 
 
+class PathOnlyAccessLogger(AbstractAccessLogger):  # type: ignore[misc]
+    """Access lines without query strings: the page's token travels as ``?token=`` and is never logged."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %d %.1f ms', request.remote, request.method, request.path, response.status,
+                         time * 1000.0)
+
+
 def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1,
-          feeds: Sequence[ThreadedSource] = ()) -> None:
+          feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
+          settings: Mapping[str, SourceSettings] | None = None) -> None:
     check_bind(options.host, options.token)
-    server = Server(models, options, max_faces, stride, feeds)
+    server = Server(models, options, max_faces, stride, feeds, outputs, settings)
     for feed in feeds:
         log.info("source %s", feed.describe())
-    log.info("open http://%s:%d/%s", options.host, options.port, f"?token={options.token}" if options.token else "")
-    web.run_app(server.app(), host=options.host, port=options.port, print=None)
+    log.info("open http://%s:%d/%s", options.host, options.port, "?token=<the token>" if options.token else "")
+    web.run_app(server.app(), host=options.host, port=options.port, print=None, access_log_class=PathOnlyAccessLogger)
 
 
 __all__ = ["MAX_OFFER_BYTES", "TOKEN_ENV", "ServeOptions", "Server", "check_bind", "is_loopback", "serve"]

@@ -88,3 +88,47 @@ outputs:
     fake = {name: sum(r["label"] == "fake" for r in scores if r["source"] == name) for name in ("calm", "touchy")}
     assert fake["touchy"] > fake["calm"]  # each source's own threshold
     assert "source touchy: file 640x480" in result.stderr
+
+
+def test_serve_reads_feeds_server_and_token_from_the_file(stream_models: Path, tmp_path: Path) -> None:
+    import os
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.rtsp import free_port
+
+    port = free_port()
+    path = _write(tmp_path, f"""
+sources:
+  - name: lobby
+    url: {SAMPLE_CLIP}
+models:
+  dir: {stream_models}
+  device: cpu
+server:
+  port: {port}
+  token_env: DFSTREAM_TEST_PAGE_TOKEN
+""")
+    env = {**os.environ, "DFSTREAM_TEST_PAGE_TOKEN": SECRET}
+    proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", "--config", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        body = None
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/feeds?token={SECRET}", timeout=1) as res:
+                    body = json.loads(res.read())
+                    break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        assert body == {"feeds": ["lobby"]}
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/feeds", timeout=5)
+            raise AssertionError("the token from token_env was not required")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert SECRET not in err and "?token=<the token>" in err

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,10 @@ class Running:
         self.base = base
 
 
-async def _start(models: ModelSet, feeds: Sequence[Any] = (), **opts: Any) -> tuple[web.AppRunner, Running]:
+async def _start(models: ModelSet, feeds: Sequence[Any] = (), outputs: Sequence[Any] = (),
+                 **opts: Any) -> tuple[web.AppRunner, Running]:
     port = free_port()
-    server = Server(models, ServeOptions(port=port, **opts), feeds=feeds)
+    server = Server(models, ServeOptions(port=port, **opts), feeds=feeds, outputs=outputs)
     runner = web.AppRunner(server.app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -260,6 +262,49 @@ def test_page_can_watch_a_server_side_feed_annotated(models: ModelSet) -> None:
     scores = [m for m in messages if m["type"] == "score"]
     assert len(scores) >= 10 and {m["source"] for m in scores} == {str(SAMPLE_CLIP)}
     assert refused["status"] == 400 and refused["error"].startswith("unknown feed '/etc/passwd'")
+
+
+def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(models: ModelSet, tmp_path: Path) -> None:
+    from dfstream.config import EventsConfig
+    from dfstream.stream.event_store import read_index
+    from dfstream.stream.run import event_outputs
+    from dfstream.stream.sources import FileSource
+
+    feed = FileSource(SAMPLE_CLIP, realtime=True, loop=True)
+    outputs = event_outputs(EventsConfig(dir=tmp_path / "ev", pre_roll_s=0.5, post_roll_s=0.5), (), None, [feed])
+
+    async def main() -> dict[str, Any]:
+        runner, srv = await _start(models, feeds=[feed], outputs=outputs, token="s3cret", threshold=0.05)
+        got: dict[str, Any] = {}
+        try:
+            async with ClientSession() as session:
+                async def listed() -> list[dict[str, Any]]:
+                    async with session.get(f"{srv.base}/events?token=s3cret") as res:
+                        return list((await res.json())["events"])
+
+                deadline = time.monotonic() + 60
+                while not (events := await listed()) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                got["events"] = events
+                snapshot = events[0]["snapshot"]
+                async with session.get(f"{srv.base}/events/{snapshot}") as res:
+                    got["no_token"] = res.status
+                async with session.get(f"{srv.base}/events/{snapshot}?token=s3cret") as res:
+                    got["snapshot"] = (res.status, res.headers["Content-Type"], (await res.read())[:2])
+                for name in ("unlisted.jpg", "..%2Fevents.jsonl", "events.jsonl"):
+                    async with session.get(f"{srv.base}/events/{name}?token=s3cret") as res:
+                        got[name] = res.status
+        finally:
+            await runner.cleanup()
+        return got
+
+    got = asyncio.run(main())
+    assert got["events"][0]["source"] == str(SAMPLE_CLIP) and got["events"][0]["state"] == "start"
+    assert got["no_token"] == 401
+    assert got["snapshot"] == (200, "image/jpeg", b"\xff\xd8")
+    assert got["unlisted.jpg"] == got["..%2Fevents.jsonl"] == got["events.jsonl"] == 404
+    ended = read_index(tmp_path / "ev")
+    assert ended and all(e["state"] == "end" for e in ended)  # the server's shutdown ended open events
 
 
 @pytest.mark.slow

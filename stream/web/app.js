@@ -154,3 +154,37 @@ function drawChart() {
 $("start").onclick = () => start().catch((e) => { $("status").textContent = `error: ${e.message}`; $("start").disabled = false; });
 $("stop").onclick = stop;
 loadFeeds();
+
+// Events: the server's list (its events folder when it has one), refreshed every few seconds.
+function fileUrl(name) { return withToken(`/events/${encodeURIComponent(name)}`); }
+
+function eventRow(e) {
+  const row = document.createElement("tr");
+  const started = new Date(e.start_ts * 1000).toLocaleString();
+  const duration = e.end_ts ? `${(e.end_ts - e.start_ts).toFixed(1)} s` : "ongoing";
+  const cells = [started, e.source.split("/").pop(), `#${e.track_id}`, e.peak_score.toFixed(2),
+                 e.mean_score.toFixed(2), duration];
+  for (const text of cells) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
+  const shot = document.createElement("td");
+  if (e.snapshot) { const img = document.createElement("img"); img.src = fileUrl(e.snapshot); img.alt = e.id; shot.appendChild(img); }
+  const clip = document.createElement("td");
+  if (e.clip && e.clip_status === "done") {
+    const a = document.createElement("a"); a.href = fileUrl(e.clip); a.textContent = "play"; a.target = "_blank";
+    clip.appendChild(a);
+  } else { clip.textContent = e.clip_status === "none" ? "–" : e.clip_status; }
+  row.append(shot, clip);
+  return row;
+}
+
+async function loadEvents() {
+  const res = await fetch(withToken("/events"));
+  if (!res.ok) return;
+  const body = await res.json();
+  const tbody = $("events").querySelector("tbody");
+  tbody.replaceChildren(...body.events.map(eventRow));
+  $("events-note").textContent = body.events.length ? (body.stored ? "" : "Not stored: start the server with --events-dir to keep snapshots and clips.")
+    : "No deepfake events yet.";
+}
+
+loadEvents();
+setInterval(loadEvents, 5000);
