@@ -1,75 +1,124 @@
-"""Prometheus text exposition of a running pipeline (``GET /metrics``), written without a client library."""
+"""Prometheus metrics of a running pipeline (``GET /metrics``), through prometheus-client.
+
+Each pipeline has its own registry (several servers may share a process, as in the tests):
+
+- observed as they happen: ``dfstream_stage_latency_ms`` (histogram per stage),
+  ``dfstream_events_total{source,state}`` and ``dfstream_source_label{source,dfstream_source_label}``
+  (an enum: the most alarming face's label on the source's latest frame, ``none`` without a face);
+- read at scrape time from what the pipeline already counts (a collector): frames, drops and fps per
+  source, active peers, the provider, and per output (event store, webhooks, MQTT) what it sent,
+  retried, dropped and holds queued.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from dfstream.stream.records import STAGES
+from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from dfstream.stream.records import ScoreRecord
+from dfstream.stream.types import Frame
 
 BUCKETS_MS: tuple[float, ...] = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500)
+LABEL_STATES = ["none", "real", "uncertain", "fake"]
+_RANK = {state: i for i, state in enumerate(LABEL_STATES)}
+
+COUNTED = {"sent": "sent", "retried": "retries", "dropped": "dropped", "published": "sent", "events": "events",
+           "dropped frames": "dropped", "connects": "connects"}
+"""An output's counter name (its ``stats()`` key) → the metric it is exported as."""
 
 
-class StageHistograms:
-    """Cumulative latency histograms per stage (Prometheus semantics: counters never go down)."""
+@dataclass(frozen=True)
+class LiveStats:
+    """What the pipeline counts anyway, read when Prometheus scrapes."""
 
-    def __init__(self, buckets: Sequence[float] = BUCKETS_MS) -> None:
-        self.buckets = tuple(buckets)
-        self._counts: dict[str, list[int]] = {}
-        self._sums: dict[str, float] = {}
-        self._lock = threading.Lock()
+    frames: dict[str, int]
+    dropped: dict[str, int]
+    fps: dict[str, float]
+    peers: int
+    provider: str
+    outputs: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class _LiveCollector(Collector):  # type: ignore[misc]
+    def __init__(self, read: Callable[[], LiveStats]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        live = self._read()
+        frames = CounterMetricFamily("dfstream_frames", "Frames processed per source.", labels=["source"])
+        dropped = CounterMetricFamily("dfstream_dropped_frames",
+                                      "Frames a live source dropped because the pipeline was busy.", labels=["source"])
+        fps = GaugeMetricFamily("dfstream_fps", "Processed frames per second per source (smoothed).",
+                                labels=["source"])
+        for source, n in sorted(live.frames.items()):
+            frames.add_metric([source], n)
+        for source, n in sorted(live.dropped.items()):
+            dropped.add_metric([source], n)
+        for source, v in sorted(live.fps.items()):
+            fps.add_metric([source], v)
+        yield from (frames, dropped, fps)
+        yield GaugeMetricFamily("dfstream_active_peers", "WebRTC peers connected now.", value=live.peers)
+        info = GaugeMetricFamily("dfstream_model_info", "The ONNX Runtime provider the models run on.",
+                                 labels=["provider"])
+        info.add_metric([live.provider], 1)
+        yield info
+        yield from _output_families(live.outputs)
+
+
+def _output_families(outputs: dict[str, dict[str, int]]) -> Iterator[Metric]:
+    counters: dict[str, CounterMetricFamily] = {}
+    queued = GaugeMetricFamily("dfstream_output_queue_depth", "Items an output holds, waiting to be sent.",
+                               labels=["output"])
+    for output, stats in sorted(outputs.items()):
+        for key, value in stats.items():
+            if key == "queued":
+                queued.add_metric([output], value)
+                continue
+            name = COUNTED.get(key)
+            if name is None:
+                continue
+            family = counters.setdefault(name, CounterMetricFamily(
+                f"dfstream_output_{name}", f"Per output (event store, webhook, MQTT): {name}.", labels=["output"]))
+            family.add_metric([output], value)
+    yield from counters.values()
+    yield queued
+
+
+class PipelineMetrics:
+    """The pipeline's registry; also a sink, so it sees every frame's records and every event."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.stage_latency = Histogram("dfstream_stage_latency_ms", "Per-frame latency of each pipeline stage (ms).",
+                                       ["stage"], buckets=BUCKETS_MS, registry=self.registry)
+        self.events = Counter("dfstream_events", "Deepfake events per source and state (start, end).",
+                              ["source", "state"], registry=self.registry)
+        self.label = Enum("dfstream_source_label", "Label of the most alarming face on a source's latest frame.",
+                          ["source"], states=LABEL_STATES, registry=self.registry)
+
+    def bind(self, read: Callable[[], LiveStats]) -> None:
+        """Export the pipeline's own counters, read at scrape time."""
+        self.registry.register(_LiveCollector(read))
 
     def observe(self, stage: str, ms: float) -> None:
-        with self._lock:
-            counts = self._counts.setdefault(stage, [0] * (len(self.buckets) + 1))
-            for i, edge in enumerate(self.buckets):
-                if ms <= edge:
-                    counts[i] += 1
-            counts[-1] += 1
-            self._sums[stage] = self._sums.get(stage, 0.0) + ms
+        self.stage_latency.labels(stage).observe(ms)
 
-    def lines(self, name: str) -> list[str]:
-        out = [f"# HELP {name} Per-frame latency of each pipeline stage in milliseconds.",
-               f"# TYPE {name} histogram"]
-        with self._lock:
-            for stage in sorted(self._counts, key=lambda s: (s not in STAGES, s)):
-                counts = self._counts[stage]
-                for edge, c in zip(self.buckets, counts, strict=False):
-                    out.append(f'{name}_bucket{{stage="{stage}",le="{edge:g}"}} {c}')
-                out.append(f'{name}_bucket{{stage="{stage}",le="+Inf"}} {counts[-1]}')
-                out.append(f'{name}_sum{{stage="{stage}"}} {self._sums[stage]:.3f}')
-                out.append(f'{name}_count{{stage="{stage}"}} {counts[-1]}')
-        return out
+    def text(self) -> bytes:
+        return bytes(generate_latest(self.registry))
 
+    # -- the sink interface ---------------------------------------------------------------------------
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        worst = max((r.label for r in records), key=_RANK.__getitem__, default="none")
+        self.label.labels(frame.source).state(worst)
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    def event(self, data: dict[str, Any]) -> None:
+        if data.get("type") == "event":
+            self.events.labels(str(data.get("source")), str(data.get("state"))).inc()
 
-
-def prometheus_text(
-    frames: dict[str, int],
-    dropped: dict[str, int],
-    fps: dict[str, float],
-    histograms: StageHistograms,
-    peers: int,
-    provider: str,
-) -> str:
-    lines = [
-        "# HELP dfstream_frames_total Frames processed per source.",
-        "# TYPE dfstream_frames_total counter",
-        *(f'dfstream_frames_total{{source="{_label(s)}"}} {n}' for s, n in sorted(frames.items())),
-        "# HELP dfstream_dropped_frames_total Frames a live source dropped because the pipeline was busy.",
-        "# TYPE dfstream_dropped_frames_total counter",
-        *(f'dfstream_dropped_frames_total{{source="{_label(s)}"}} {n}' for s, n in sorted(dropped.items())),
-        "# HELP dfstream_fps Processed frames per second per source (smoothed).",
-        "# TYPE dfstream_fps gauge",
-        *(f'dfstream_fps{{source="{_label(s)}"}} {v:.2f}' for s, v in sorted(fps.items())),
-        *histograms.lines("dfstream_stage_latency_ms"),
-        "# HELP dfstream_active_peers WebRTC peers connected now.",
-        "# TYPE dfstream_active_peers gauge",
-        f"dfstream_active_peers {peers}",
-        "# HELP dfstream_model_info The ONNX Runtime provider the models run on.",
-        "# TYPE dfstream_model_info gauge",
-        f'dfstream_model_info{{provider="{_label(provider)}"}} 1',
-    ]
-    return "\n".join(lines) + "\n"
+    def close(self) -> None:
+        return None

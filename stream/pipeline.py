@@ -22,7 +22,7 @@ from dfstream.stream.crops import crop_face
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
-from dfstream.stream.metrics import prometheus_text
+from dfstream.stream.metrics import LiveStats
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.sinks import SinkSet
@@ -129,6 +129,9 @@ class Pipeline:
         workers = 4 if serve else min(4, len(self.streams))
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self._fps: dict[str, tuple[float, float]] = {}
+        self._peers = 0
+        self.sinks.add(self.summary.metrics)  # label state per source and event counts
+        self.summary.metrics.bind(self._live_stats)
 
     def _stream_state(self, source: ThreadedSource) -> StreamState:
         own = self.settings.get(source.name, SourceSettings())
@@ -340,15 +343,24 @@ class Pipeline:
         name = display_name(frame.source)
         return f"{name}  {fps:.0f} fps" if fps else name
 
-    def metrics_text(self, peers: int) -> str:
-        """Prometheus text for ``GET /metrics``: counters from the summary, live drops from the sources."""
+    def metrics_text(self, peers: int) -> bytes:
+        """Prometheus exposition for ``GET /metrics`` (``peers``: WebRTC peers connected now)."""
+        self._peers = peers
+        return self.summary.metrics.text()
+
+    def _live_stats(self) -> LiveStats:
         sources = self.summary.sources
-        frames = {name: st.frames for name, st in list(sources.items())}
         dropped = {name: st.dropped for name, st in list(sources.items())}
         for stream in list(self.streams):
             dropped[stream.source.name] = stream.source.dropped
-        fps = {name: v for name, (_, v) in list(self._fps.items())}
-        return prometheus_text(frames, dropped, fps, self.summary.histograms, peers, self.models.provider)
+        return LiveStats(
+            frames={name: st.frames for name, st in list(sources.items())},
+            dropped=dropped,
+            fps={name: v for name, (_, v) in list(self._fps.items())},
+            peers=self._peers,
+            provider=self.models.provider,
+            outputs=self.sinks.stats(),
+        )
 
     @property
     def errors(self) -> list[str]:

@@ -89,10 +89,6 @@ def connect_events(sinks: SinkSet) -> None:
             sink.attach(sinks.event)
 
 
-def output_stats(sinks: SinkSet) -> dict[str, dict[str, int]]:
-    return {s.name: s.stats() for s in sinks.all if hasattr(s, "stats") and hasattr(s, "name")}
-
-
 def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
     sinks = event_outputs(config.events, config.webhooks, config.mqtt, sources)
     if config.out is not None:
@@ -131,7 +127,7 @@ def run_stream(
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
                         explain=config.explain, threshold=config.threshold, settings=source_settings(config))
     summary = pipeline.run(config.duration_s, stop)
-    summary.outputs = output_stats(sinks)
+    summary.outputs = sinks.stats()
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
     return summary, errors
 

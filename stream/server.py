@@ -25,6 +25,7 @@ import numpy as np
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
@@ -253,8 +254,8 @@ class Server:
 
     async def metrics(self, request: web.Request) -> web.Response:
         assert self.pipeline is not None
-        text = self.pipeline.metrics_text(len(self.peers))
-        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+        body = self.pipeline.metrics_text(len(self.peers))
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def offer(self, request: web.Request) -> web.Response:
         try:

@@ -198,6 +198,14 @@ class SinkSet:
         for sink in list(self.sinks):
             self._guard(sink, "close", sink.close)
 
+    def add(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+        self.all = (*self.all, sink)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters of the outputs that keep them (event store, webhooks, MQTT), by output name."""
+        return {s.name: s.stats() for s in self.all if hasattr(s, "stats") and hasattr(s, "name")}
+
     @property
     def quit_requested(self) -> bool:
         return any(isinstance(s, WindowSink) and s.quit_requested for s in self.sinks)

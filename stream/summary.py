@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dfstream.stream.metrics import StageHistograms
+from dfstream.stream.metrics import PipelineMetrics
 from dfstream.stream.records import STAGES, ScoreRecord
 from dfstream.stream.sources.base import display_name
 
@@ -43,7 +43,7 @@ class RunSummary:
     sources: dict[str, SourceStats] = field(default_factory=lambda: defaultdict(SourceStats))
     tracks: dict[tuple[str, int], _TrackStats] = field(default_factory=lambda: defaultdict(_TrackStats))
     latency: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=LATENCY_WINDOW)))
-    histograms: StageHistograms = field(default_factory=StageHistograms)
+    metrics: PipelineMetrics = field(default_factory=PipelineMetrics)
     elapsed_s: float = 0.0
     stopped_by: str = "end of input"
     outputs: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -63,11 +63,11 @@ class RunSummary:
         if records:
             for stage, ms in records[0].latency_ms.items():
                 self.latency[stage].append(ms)
-                self.histograms.observe(stage, ms)
+                self.metrics.observe(stage, ms)
 
     def add_sink_time(self, ms: float) -> None:
         self.latency["sink"].append(ms)
-        self.histograms.observe("sink", ms)
+        self.metrics.observe("sink", ms)
 
     def to_dict(self) -> dict[str, Any]:
         frames = sum(s.frames for s in self.sources.values())

@@ -294,6 +294,8 @@ def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(model
                 for name in ("unlisted.jpg", "..%2Fevents.jsonl", "events.jsonl"):
                     async with session.get(f"{srv.base}/events/{name}?token=s3cret") as res:
                         got[name] = res.status
+                async with session.get(f"{srv.base}/metrics?token=s3cret") as res:
+                    got["metrics"] = await res.text()
         finally:
             await runner.cleanup()
         return got
@@ -305,6 +307,14 @@ def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(model
     assert got["unlisted.jpg"] == got["..%2Fevents.jsonl"] == got["events.jsonl"] == 404
     ended = read_index(tmp_path / "ev")
     assert ended and all(e["state"] == "end" for e in ended)  # the server's shutdown ended open events
+    samples = {(m.name, tuple(sorted(m.labels.items()))): m.value
+               for f in text_string_to_metric_families(got["metrics"]) for m in f.samples}
+    source = str(SAMPLE_CLIP)
+    assert samples[("dfstream_events_total", (("source", source), ("state", "start")))] >= 1
+    assert samples[("dfstream_source_label", (("dfstream_source_label", "fake"), ("source", source)))] == 1
+    store = f"events {tmp_path / 'ev'}"
+    assert samples[("dfstream_output_events_total", (("output", store),))] >= 1
+    assert ("dfstream_output_dropped_total", (("output", store),)) in samples
 
 
 @pytest.mark.slow
