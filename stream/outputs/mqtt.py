@@ -8,7 +8,8 @@ Topics under the prefix (``dfstream`` by default):
 - ``<prefix>/events``: every event record (start and end).
 
 Home Assistant discovery (``homeassistant/…/config``, retained, sent again on every connect): per
-source a binary sensor "Deepfake detected" and a sensor "Deepfake score". paho's own loop thread
+source a binary sensor "Deepfake detected" (entity ``binary_sensor.dfstream_<source>_deepfake``) and a
+sensor "Deepfake score" (``sensor.dfstream_<source>_score``). paho's own loop thread
 reconnects with backoff; while the broker is away, messages queue up to ``queue`` and the rest are
 dropped and counted.
 """
@@ -53,9 +54,11 @@ def discovery_messages(cfg: MqttConfig, source: str) -> list[tuple[str, dict[str
     common = {"state_topic": f"{cfg.prefix}/{name}/state", "availability_topic": f"{cfg.prefix}/status",
               "device": device}
     binary = {**common, "name": "Deepfake detected", "unique_id": f"dfstream_{name}_deepfake",
+              "object_id": f"dfstream_{name}_deepfake",
               "device_class": "problem", "value_template": "{{ value_json.deepfake }}",
               "payload_on": "ON", "payload_off": "OFF"}
     score = {**common, "name": "Deepfake score", "unique_id": f"dfstream_{name}_score",
+             "object_id": f"dfstream_{name}_score",
              "value_template": "{{ value_json.score }}", "state_class": "measurement", "icon": "mdi:face-recognition"}
     base = cfg.discovery_prefix
     return [(f"{base}/binary_sensor/dfstream_{name}/deepfake/config", binary),
