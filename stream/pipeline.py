@@ -19,6 +19,7 @@ import numpy as np
 
 from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
+from dfstream.stream.dispatch import SinkDispatcher
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
@@ -27,7 +28,7 @@ from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceError, ThreadedSource
-from dfstream.stream.sources.base import display_name
+from dfstream.stream.sources.base import Policy, display_name
 from dfstream.stream.summary import RunSummary
 from dfstream.stream.tracking import Tracker
 from dfstream.stream.types import FaceObs, Frame
@@ -131,6 +132,8 @@ class Pipeline:
         self._fps: dict[str, tuple[float, float]] = {}
         self._peers = 0
         self.sinks.add(self.summary.metrics)  # label state per source and event counts
+        self.dispatch = SinkDispatcher(sinks, self.summary)
+        """Sinks run on their own thread; scoring only queues (see stream/dispatch.py)."""
         self.summary.metrics.bind(self._live_stats)
 
     def _stream_state(self, source: ThreadedSource) -> StreamState:
@@ -249,7 +252,7 @@ class Pipeline:
             if s.changed:
                 event = LabelEvent(w.frame.ts, w.frame.source, w.frame.frame_id, w.track_id, s.previous, s.label,
                                    s.score)
-                self.sinks.event(event.to_dict())
+                self.dispatch.event(event.to_dict())
         return [(f, out[id(f)]) for _, f in batch]
 
     def _find_faces(self, batch: Sequence[tuple[StreamState, Frame]]) -> tuple[list[list[FaceObs]], dict[int, float]]:
@@ -278,6 +281,7 @@ class Pipeline:
                     self._retire(st)
             if self._pool:
                 self._pool.shutdown(wait=True)
+            self.dispatch.close()
             self.sinks.close()
         return self.summary
 
@@ -302,12 +306,10 @@ class Pipeline:
             if not batch:
                 self.wake.wait(0.05)
                 continue
-            for frame, records in self.process(batch):
+            for (stream, _), (frame, records) in zip(batch, self.process(batch), strict=True):
                 self.summary.add_frame(frame.source, records)
-                t = time.perf_counter()
-                self.sinks.write(frame, records, self._header(frame))
-                if records:
-                    self.summary.add_sink_time(_ms(t))
+                complete = stream.source.policy is Policy.WAIT  # files read as fast as scored lose nothing
+                self.dispatch.write(frame, records, self._header(frame), wait=complete)
 
     def _ready_frames(self) -> list[tuple[StreamState, Frame]]:
         batch: list[tuple[StreamState, Frame]] = []
@@ -332,7 +334,7 @@ class Pipeline:
         while st.source.statuses:
             status = st.source.statuses.popleft()
             self.summary.sources[st.source.name].outages += 1
-            self.sinks.event(status_dict(status))
+            self.dispatch.event(status_dict(status))
 
     def _header(self, frame: Frame) -> str:
         now = time.perf_counter()
@@ -359,7 +361,7 @@ class Pipeline:
             fps={name: v for name, (_, v) in list(self._fps.items())},
             peers=self._peers,
             provider=self.models.provider,
-            outputs=self.sinks.stats(),
+            outputs={**self.sinks.stats(), self.dispatch.name: self.dispatch.stats()},
         )
 
     @property

@@ -128,6 +128,8 @@ def run_stream(
                         explain=config.explain, threshold=config.threshold, settings=source_settings(config))
     summary = pipeline.run(config.duration_s, stop)
     summary.outputs = sinks.stats()
+    if pipeline.dispatch.dropped:
+        summary.outputs["sinks"] = pipeline.dispatch.stats()
     errors = pipeline.errors + [f"sink {e}" for e in sinks.failed]
     return summary, errors
 

@@ -111,22 +111,33 @@ class ChannelSink:
 
 
 class LatestAnnotated:
-    """A sink keeping the newest annotated picture of each server-side feed, for its video track."""
+    """A sink keeping the newest frame and records of each server-side feed; the picture is drawn
+    only when a watching peer's video track asks for it (nothing is annotated that nobody sees)."""
 
     def __init__(self, feeds: Sequence[str]) -> None:
         self._feeds = set(feeds)
-        self._frames: dict[str, np.ndarray] = {}
+        self._latest: dict[str, tuple[Frame, Sequence[ScoreRecord], str]] = {}
+        self._drawn: dict[str, tuple[Frame, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
         if frame.source in self._feeds:
-            picture = annotate(frame.image, records, header)
             with self._lock:
-                self._frames[frame.source] = picture
+                self._latest[frame.source] = (frame, records, header)
 
     def get(self, source: str) -> np.ndarray | None:
         with self._lock:
-            return self._frames.get(source)
+            latest = self._latest.get(source)
+            drawn = self._drawn.get(source)
+        if latest is None:
+            return None
+        frame, records, header = latest
+        if drawn is not None and drawn[0] is frame:
+            return drawn[1]  # several peers watching one feed share one drawing per frame
+        picture = annotate(frame.image, records, header)
+        with self._lock:
+            self._drawn[source] = (frame, picture)
+        return picture
 
     def event(self, data: dict[str, Any]) -> None:
         return None
