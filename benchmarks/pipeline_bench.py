@@ -74,7 +74,7 @@ def bench_pipeline(
     device: str = "auto",
     duration_s: float | None = None,
     precision: str = "fp32",
-    stride: int = 1,
+    stride: int | None = None,
     explain: bool = False,
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []

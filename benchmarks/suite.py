@@ -89,7 +89,7 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
 
 
 def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
-                 modes: Sequence[str], duration_s: float | None, precision: str = "fp32", stride: int = 1,
+                 modes: Sequence[str], duration_s: float | None, precision: str = "fp32", stride: int | None = None,
                  explain: bool = False) -> Written:
     started = cpu_times()
     rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride, explain)

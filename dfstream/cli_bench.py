@@ -90,7 +90,9 @@ def bench_pipeline_cmd(
     ),
     duration: Annotated[float | None, typer.Option(help="Cap each run at this many seconds.")] = None,
     precision: PrecisionOpt = Precision.fp32,
-    stride: Annotated[int, typer.Option(min=1, help="Run model A on every k-th frame of a track.")] = 1,
+    stride: Annotated[
+        int | None, typer.Option(min=1, help="Model A on every k-th frame, fixed. Default: the deadline scheduler.")
+    ] = None,
     quick: Annotated[bool, typer.Option(help="1 and 2 streams, each run capped at 4 s.")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Fetch and record model A's attention grid too.")] = False,
 ) -> None:

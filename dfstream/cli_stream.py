@@ -15,6 +15,8 @@ from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, We
 from dfstream.exceptions import DfstreamError
 
 WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"
+STRIDE_HELP = ("Run model A on every k-th frame of a track, fixed. Default: every frame while live sources' frame "
+               "budget allows, every 2nd to 4th when behind.")
 EXPLAIN_HELP = ("Show where model A looked: a heatmap over each face in the video, window and page, and a "
                 "14x14 'attention' grid in each record.")
 
@@ -115,7 +117,7 @@ def run_cmd(
         bool | None, typer.Option("--window/--no-window", help="Live window; default: on when a display exists.")
     ] = None,
     max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = 4,
-    stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
+    stride: Annotated[int | None, typer.Option(min=1, help=STRIDE_HELP)] = None,
     realtime: Annotated[bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")] = False,
     loop: Annotated[bool, typer.Option(help="Start files again at their end.")] = False,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
@@ -195,7 +197,7 @@ def serve_cmd(
         list[str] | None, typer.Option(help="STUN/TURN URL (repeatable). Default: none, nothing outside is contacted.")
     ] = None,
     max_faces: Annotated[int, typer.Option(help="Faces tracked per peer.")] = 4,
-    stride: Annotated[int, typer.Option(help="Run model A on every k-th frame of a track.")] = 1,
+    stride: Annotated[int | None, typer.Option(min=1, help=STRIDE_HELP)] = None,
     explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
     out: Annotated[str | None, typer.Option(help="JSON-lines file of every record the server makes.")] = None,
     events_dir: Annotated[Path | None, typer.Option(help=EVENTS_HELP)] = None,

@@ -140,7 +140,9 @@ class RunConfig(_Strict):
     video: Path | None = Field(None, description="annotated MP4 (one per source: name-<i>.mp4 when several)")
     window: bool | None = Field(None, description="live window; None: on when a display exists")
     max_faces: int = Field(4, ge=1, le=16)
-    stride: int = Field(1, ge=1, description="run model A on every k-th frame of a track")
+    stride: int | None = Field(
+        None, ge=1, description="model A on every k-th frame of a track, fixed; None: the deadline scheduler's k"
+    )
     realtime: bool = Field(False, description="pace files at their fps (live-source policy: drop the oldest)")
     loop: bool = Field(False, description="start files again at their end (stop with --duration or a signal)")
     duration_s: float | None = Field(None, gt=0)
@@ -170,7 +172,7 @@ class ServeConfig(_Strict):
     max_peers: int = Field(4, ge=1)
     ice_servers: tuple[str, ...] = ()
     max_faces: int = Field(4, ge=1, le=16)
-    stride: int = Field(1, ge=1)
+    stride: int | None = Field(None, ge=1)
     explain: bool = False
     threshold: float | None = Field(None, gt=0, lt=1)
     out: str | None = Field(None, description="JSON-lines file of every record the server makes")

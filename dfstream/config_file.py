@@ -56,7 +56,7 @@ class CamerasFile(_Strict):
     outputs: OutputsSection = OutputsSection()
     server: ServerSection = ServerSection()
     max_faces: int = Field(4, ge=1, le=16, description="default for sources that set none")
-    stride: int = Field(1, ge=1, description="default for sources that set none")
+    stride: int | None = Field(None, ge=1, description="default for sources that set none; null: adaptive")
     threshold: float | None = Field(None, gt=0, lt=1, description="default for sources that set none")
     explain: bool = False
 
@@ -193,7 +193,7 @@ server:                       # dfstream serve only
   token_env: DFSTREAM_TOKEN
 
 max_faces: 4                  # defaults for sources that set none
-stride: 1
+stride: null                  # null: model A on every frame while the frame budget allows, less often when behind
 threshold: null
 explain: false                # model A's attention heatmap in the views and records
 """

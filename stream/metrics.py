@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -98,6 +98,10 @@ class PipelineMetrics:
                                        ["stage"], buckets=BUCKETS_MS, registry=self.registry)
         self.events = Counter("dfstream_events", "Deepfake events per source and state (start, end).",
                               ["source", "state"], registry=self.registry)
+        self.frame_model_every = Gauge("dfstream_frame_model_every",
+                                       "Model A runs on every k-th frame of a track (the deadline scheduler's k).",
+                                       registry=self.registry)
+        self.frame_model_every.set(1)
         self.label = Enum("dfstream_source_label", "Label of the most alarming face on a source's latest frame.",
                           ["source"], states=LABEL_STATES, registry=self.registry)
 

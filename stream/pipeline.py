@@ -25,6 +25,7 @@ from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.metrics import LiveStats
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
+from dfstream.stream.scheduler import DeadlineScheduler
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceError, ThreadedSource
@@ -45,6 +46,8 @@ class TrackState:
     attention_map: np.ndarray | None = None
     """Model A's latest attention map of this track (``--explain``)."""
     frames: int = 0
+    every: int = 1
+    """Model A's stride in effect for this track's latest frame."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,10 @@ class SourceSettings:
 class StreamState:
     """What one source needs across frames: its face graph, tracker, settings and per-track state."""
 
-    def __init__(self, source: ThreadedSource, max_faces: int, stride: int, scoring: ScoringConfig) -> None:
+    def __init__(self, source: ThreadedSource, max_faces: int, stride: int | None, scoring: ScoringConfig) -> None:
         self.source = source
         self.stride = stride
+        """A fixed model-A stride for this source, or None: the deadline scheduler's."""
         self.scoring = scoring
         self.faces = FaceStage(max_faces=max_faces, video=True)
         self.tracker = Tracker()
@@ -95,7 +99,7 @@ class Pipeline:
         sources: Sequence[ThreadedSource],
         sinks: SinkSet,
         max_faces: int = 4,
-        stride: int = 1,
+        stride: int | None = None,
         scoring: ScoringConfig | None = None,
         serve: bool = False,
         explain: bool = False,
@@ -114,7 +118,9 @@ class Pipeline:
         self._pending: list[ThreadedSource] = []
         self._pending_lock = threading.Lock()
         self.sinks = sinks
-        self.stride = max(1, stride)
+        self.stride = stride
+        self.scheduler = DeadlineScheduler(fixed=stride)
+        """Model A's stride for sources without their own: fixed by ``--stride`` or kept within the frame budget."""
         self.scoring = scoring or ScoringConfig(
             frame_threshold=models.frame.metadata.threshold,
             clip_threshold=models.head.metadata.threshold,
@@ -178,7 +184,9 @@ class Pipeline:
                 state = stream.tracks.get(track.track_id)
                 if state is None:
                     state = stream.tracks[track.track_id] = TrackState(scorer=TrackScorer(stream.scoring))
-                run_a = state.frames % stream.stride == 0
+                every = stream.stride or self.scheduler.every
+                run_a = state.frames == 0 or (state.frames + track.track_id) % every == 0
+                state.every = every
                 work.append(_Work(stream, frame, face, track.track_id, state, run_a))
                 state.frames += 1
 
@@ -245,6 +253,7 @@ class Pipeline:
                     score=s.score,
                     label=s.label,
                     latency_ms=stage,
+                    frame_model_every=w.state.every,
                     attention=None if w.state.attention_map is None else attention_of(w.face.bbox,
                                                                                       w.state.attention_map),
                 )
@@ -306,10 +315,20 @@ class Pipeline:
             if not batch:
                 self.wake.wait(0.05)
                 continue
-            for (stream, _), (frame, records) in zip(batch, self.process(batch), strict=True):
+            t_tick = time.perf_counter()
+            results = self.process(batch)
+            every = self.scheduler.update(time.perf_counter() - t_tick, self._budget(batch))
+            self.summary.metrics.frame_model_every.set(every)
+            for (stream, _), (frame, records) in zip(batch, results, strict=True):
                 self.summary.add_frame(frame.source, records)
                 complete = stream.source.policy is Policy.WAIT  # files read as fast as scored lose nothing
                 self.dispatch.write(frame, records, self._header(frame), wait=complete)
+
+    @staticmethod
+    def _budget(batch: Sequence[tuple[StreamState, Frame]]) -> float | None:
+        """The tightest frame period among the batch's sources that drop frames when behind (None: no deadline)."""
+        periods = [1.0 / (st.source.fps or 30.0) for st, _ in batch if st.source.policy is Policy.DROP_OLDEST]
+        return min(periods) if periods else None
 
     def _ready_frames(self) -> list[tuple[StreamState, Frame]]:
         batch: list[tuple[StreamState, Frame]] = []

@@ -6,7 +6,9 @@ The JSON-lines sink, the WebRTC data channel and tests all use :meth:`to_json` a
 - ``score``: ``ts``, ``source``, ``frame_id``, ``track_id``, ``bbox`` [x, y, w, h] in pixels,
   ``score_frame`` (model A P(fake), the latest with ``--stride``), ``score_clip`` (model B P(fake),
   null until the track has 16 frames), ``score`` (fused and smoothed, 0.5 = threshold), ``label``
-  (real / fake / uncertain), ``latency_ms`` per stage and ``total`` (capture → score); with
+  (real / fake / uncertain), ``latency_ms`` per stage and ``total`` (capture → score),
+  ``frame_model_every`` (model A ran on every k-th frame of the track: ``--stride`` or the deadline
+  scheduler's k; ``score_frame`` is its latest score); with
   ``--explain``, also ``attention``: ``box`` [x, y, side, side] (model A's crop square in pixels) and
   ``grid``, ATTENTION_GRID rows of ATTENTION_GRID values in 0..1 (model A's spatial attention);
 - ``label``: a track's label changed (``ts``, ``source``, ``frame_id``, ``track_id``, ``from``, ``to``, ``score``);
@@ -52,6 +54,8 @@ class ScoreRecord:
     label: Label
     latency_ms: Mapping[str, float]
     attention: Attention | None = None
+    frame_model_every: int = 1
+    """Model A ran on every k-th frame of this track (``--stride``, or the deadline scheduler's k)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -66,6 +70,7 @@ class ScoreRecord:
             "score": _round(self.score),
             "label": self.label,
             "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
+            "frame_model_every": self.frame_model_every,
         }
         if self.attention is not None:
             data["attention"] = self.attention.to_dict()
@@ -141,7 +146,7 @@ def check_record(data: Mapping[str, Any]) -> list[str]:
     """Problems with one ``score`` record (empty when it follows the schema)."""
     problems: list[str] = []
     expected = {"type", "ts", "source", "frame_id", "track_id", "bbox", "score_frame", "score_clip", "score", "label",
-                "latency_ms"}
+                "latency_ms", "frame_model_every"}
     if set(data) - {"attention"} != expected:
         problems.append(f"keys {sorted((set(data) - {'attention'}) ^ expected)} differ from the schema")
         return problems
@@ -164,6 +169,9 @@ def check_record(data: Mapping[str, Any]) -> list[str]:
             problems.append(f"{key} is neither null nor a probability")
     if not _prob(data["score"]):
         problems.append("score is not a probability")
+    every = data["frame_model_every"]
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        problems.append("frame_model_every is not a positive int")
     if data["label"] not in LABELS:
         problems.append(f"label {data['label']!r} is not one of {LABELS}")
     lat = data["latency_ms"]

@@ -182,7 +182,7 @@ class Peer:
 
 
 class Server:
-    def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1,
+    def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int | None = None,
                  feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
                  settings: Mapping[str, SourceSettings] | None = None) -> None:
         self.models = models
@@ -385,7 +385,7 @@ class PathOnlyAccessLogger(AbstractAccessLogger):  # type: ignore[misc]
                          time * 1000.0)
 
 
-def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int = 1,
+def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int | None = None,
           feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
           settings: Mapping[str, SourceSettings] | None = None) -> None:
     check_bind(options.host, options.token)
