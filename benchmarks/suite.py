@@ -116,6 +116,18 @@ def run_explain(models_dir: Path, clip: Path, out_dir: Path, device: str, second
     return Written(md, [out_dir / "explain.json", out_dir / "explain.md"])
 
 
+def run_ort(models_dir: Path, clip: Path, out_dir: Path, seconds: float, pipeline_s: float | None,
+            variants: Sequence[str]) -> Written:
+    from dfstream.benchmarks.ort_bench import bench_ort, ort_markdown
+
+    started = cpu_times()
+    rows = bench_ort(models_dir, clip, seconds, pipeline_s, variants)
+    md = ort_markdown(rows)
+    write_json(out_dir / "ort.json", _header("ort", models_dir, started, {"clip": str(clip), "rows": rows}))
+    (out_dir / "ort.md").write_text(md, encoding="utf-8")
+    return Written(md, [out_dir / "ort.json", out_dir / "ort.md"])
+
+
 def run_soak(models_dir: Path, clip: Path, out_dir: Path, device: str, minutes: float,
              interval_s: float, precision: str = "fp32") -> Written:
     started = cpu_times()

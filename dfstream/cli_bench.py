@@ -134,6 +134,32 @@ def bench_explain_cmd(
     guard(body)
 
 
+@bench_app.command("ort")
+def bench_ort_cmd(
+    models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
+    clip: ClipOpt = None,
+    out: OutOpt = None,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Seconds of timing per model and setting.")] = 1.0,
+    pipeline: Annotated[float, typer.Option(min=0, help="Seconds of paced pipeline per setting (0: skip).")] = 8.0,
+    settings: Annotated[str, typer.Option(help="Comma-separated settings to compare (default: all).")] = "",
+) -> None:
+    """ONNX Runtime CPU settings (threads, spinning, optimisation, arena, denormals): models and pipeline."""
+
+    def body() -> None:
+        from dfstream.benchmarks.ort_bench import VARIANTS
+        from dfstream.benchmarks.suite import run_ort
+        from dfstream.paths import BUNDLED_MODELS
+
+        chosen = [v.strip() for v in settings.split(",") if v.strip()] or list(VARIANTS)
+        unknown = [v for v in chosen if v not in VARIANTS]
+        if unknown:
+            raise typer.BadParameter(f"--settings: {unknown} not among {', '.join(VARIANTS)}")
+        written = run_ort(models or BUNDLED_MODELS, _clip(clip), _out(out, "ort"), seconds, pipeline or None, chosen)
+        _report("ort", written.markdown, written.files)
+
+    guard(body)
+
+
 @bench_app.command("soak")
 def bench_soak_cmd(
     minutes: Annotated[float, typer.Option(help="How long to run.")] = 10.0,

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dfstream.stream.runtime import OrtSettings
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
 
@@ -155,6 +156,7 @@ class RunConfig(_Strict):
     events: EventsConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
     mqtt: MqttConfig | None = None
+    ort: OrtSettings = Field(default_factory=OrtSettings, description="CPU session settings (benchmarks)")
 
 
 class ServeConfig(_Strict):

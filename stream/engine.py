@@ -17,7 +17,7 @@ from dfstream.exceptions import InputPathError, MetadataError
 from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
-from dfstream.stream.runtime import OrtModel, load_model
+from dfstream.stream.runtime import DEFAULT_ORT, OrtModel, OrtSettings, load_model
 from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,13 @@ class ModelSet:
     clip_input: InputSpec
 
     @classmethod
-    def load(cls, folder: Path, device: str = "auto", precision: str = "fp32") -> ModelSet:
+    def load(
+        cls, folder: Path, device: str = "auto", precision: str = "fp32", settings: OrtSettings = DEFAULT_ORT
+    ) -> ModelSet:
         files = model_files(folder, precision)
-        frame = load_model(files["frame_cnn"], "frame_cnn", device)
-        encoder = load_model(files["clip_encoder"], "clip_encoder", device)
-        head = load_model(files["clip_head"], "clip_head", device)
+        frame = load_model(files["frame_cnn"], "frame_cnn", device, settings=settings)
+        encoder = load_model(files["clip_encoder"], "clip_encoder", device, settings=settings)
+        head = load_model(files["clip_head"], "clip_head", device, settings=settings)
         if encoder.metadata.source_sha256 != head.metadata.source_sha256:
             raise MetadataError(
                 f"{folder}: clip_encoder.onnx and clip_head.onnx come from different checkpoints "

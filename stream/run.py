@@ -118,7 +118,7 @@ def run_stream(
     sources = open_sources(config, options)
     sinks = build_sinks(config, sources)
     try:
-        models = ModelSet.load(config.models_dir, config.device, config.precision)
+        models = ModelSet.load(config.models_dir, config.device, config.precision, config.ort)
     except BaseException:
         sinks.close()
         raise

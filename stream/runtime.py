@@ -45,6 +45,40 @@ def select_providers(device: str) -> list[str]:
     return [CPU]
 
 
+OPTIMIZATION = {
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True)
+class OrtSettings:
+    """CPU session settings; the defaults are the ones measured best here (benchmarks/RESULTS.md §6)."""
+
+    intra_threads: int = 0
+    """Threads per session for one operator; 0: ONNX Runtime's choice (one per core)."""
+    spinning: bool = False
+    """Spinning intra-op threads keep cores busy between runs; with three sessions, MediaPipe and
+    capture sharing a few cores that steals time from the stage that runs next."""
+    optimization: Literal["basic", "extended", "all"] = "all"
+    arena: bool = True
+    """ONNX Runtime's CPU memory arena (reuses buffers between runs)."""
+    denormals_zero: bool = False
+    """Flush denormal floats to zero (fast on old CPUs, can change results in the last bits)."""
+
+    def apply(self, options: ort.SessionOptions) -> None:
+        options.intra_op_num_threads = self.intra_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        options.graph_optimization_level = OPTIMIZATION[self.optimization]
+        options.enable_cpu_mem_arena = self.arena
+        if self.denormals_zero:
+            options.add_session_config_entry("session.set_denormal_as_zero", "1")
+
+
+DEFAULT_ORT = OrtSettings()
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
@@ -115,11 +149,13 @@ def read_metadata(path: Path) -> ModelMetadata:
     return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
 
 
-def load_model(path: str | Path, role: Role, device: str = "auto", warmup: bool = True) -> OrtModel:
+def load_model(
+    path: str | Path, role: Role, device: str = "auto", warmup: bool = True, settings: OrtSettings = DEFAULT_ORT
+) -> OrtModel:
     """Open ``path`` for ``role`` on ``device``: metadata checked, graph shapes checked, warmed up."""
     path = Path(path)
     providers = select_providers(device)
-    session = _open(path, providers)
+    session = _open(path, providers, settings)
     meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
     if meta.role != role:
         raise MetadataError(f"{path}: metadata field 'dfstream.role' is {meta.role!r}, expected {role!r}")
@@ -136,14 +172,12 @@ def load_model(path: str | Path, role: Role, device: str = "auto", warmup: bool 
     return model
 
 
-def _open(path: Path, providers: Sequence[str]) -> ort.InferenceSession:
+def _open(path: Path, providers: Sequence[str], settings: OrtSettings = DEFAULT_ORT) -> ort.InferenceSession:
     if not path.is_file():
         raise InputPathError(f"model file not found: {path}")
     options = ort.SessionOptions()
     options.log_severity_level = _SILENT if CUDA in providers else _QUIET
-    # Spinning intra-op threads keep cores busy between runs; with three sessions, MediaPipe and
-    # capture sharing a few cores that steals time from the stage that runs next.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    settings.apply(options)
     ort.set_default_logger_severity(_QUIET)
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))

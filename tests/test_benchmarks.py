@@ -86,3 +86,19 @@ def test_explain_bench_times_each_step_with_and_without_the_map(stream_models: P
     small, large = data["record_bytes"]
     assert large > small + 14 * 14 * 3  # the grid's numbers are in the record
     assert "| annotate + heatmap |" in written.markdown
+
+
+def test_ort_bench_compares_settings_and_the_runtime_applies_them(stream_models: Path, tmp_path: Path) -> None:
+    from dfstream.benchmarks.suite import run_ort
+    from dfstream.stream.runtime import OrtSettings, load_model
+
+    written = run_ort(stream_models, SAMPLE_CLIP, tmp_path, seconds=0.2, pipeline_s=2.0,
+                      variants=["default", "1 thread"])
+    rows = json.loads((tmp_path / "ort.json").read_text())["rows"]
+    assert [r["setting"] for r in rows] == ["default", "1 thread"] and rows[1]["intra_threads"] == 1
+    assert all(r["frame_cnn_p50_ms"] > 0 and r["pipeline_fps"] > 0 for r in rows)
+    assert "| 1 thread |" in written.markdown
+    session = load_model(stream_models / "frame_cnn.onnx", "frame_cnn", "cpu",
+                         settings=OrtSettings(intra_threads=1, optimization="basic")).session
+    options = session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.graph_optimization_level.name == "ORT_ENABLE_BASIC"

@@ -20,6 +20,7 @@ COMMANDS = {
     ("bench", "pipeline"): ["--models", "--clip", "--out", "--streams", "--modes", "--duration", "--stride",
                             "--precision", "--quick"],
     ("bench", "explain"): ["--models", "--clip", "--out", "--device", "--seconds"],
+    ("bench", "ort"): ["--models", "--clip", "--out", "--seconds", "--pipeline", "--settings"],
     ("bench", "soak"): ["--minutes", "--models", "--clip", "--out", "--interval"],
     ("run",): ["--source", "--models", "--device", "--out", "--video", "--max-faces", "--stride", "--realtime",
                "--duration", "--rtsp-transport", "--retry", "--window", "--summary-json", "--loop", "--explain"],
