@@ -160,6 +160,11 @@ def quantize_cmd(
         Path | None, typer.Option(help="Face video for calibration crops. Default: the bundled sample clip.")
     ] = None,
     crops: Annotated[int, typer.Option(min=8, help="Face crops to use (half calibrate, half check).")] = 64,
+    held_out: Annotated[
+        Path | None,
+        typer.Option(help="Folder of real/ and fake/ face images (e.g. cache/dataset/frames/test): model A's "
+                     "int8 AUC there must stay within 0.01 of fp32's."),
+    ] = None,
 ) -> None:
     """Write int8 variants of model A and the clip encoder (faster on CPU); each is checked against fp32."""
 
@@ -167,8 +172,7 @@ def quantize_cmd(
         from dfstream.export.quantize import face_crops, quantize_folder
         from dfstream.paths import SAMPLE_CLIP
 
-        for f in quantize_folder(models, face_crops(calibration or SAMPLE_CLIP, crops)):
-            typer.echo(f"wrote {f.path} ({f.path.stat().st_size / 2**20:.1f} MiB)")
+        quantize_folder(models, face_crops(calibration or SAMPLE_CLIP, crops), held_out)  # prints what it wrote
 
     guard(body)
 

@@ -30,23 +30,23 @@ PRECISIONS = ("fp32", "fp16", "int8")
 def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
     """The graph files the stream needs in ``folder``; one error lists every missing one.
 
-    For fp16 and int8, ``name.<precision>.onnx`` is used where it exists (the clip head is
-    usually kept fp32); model A and the encoder must have the variant.
+    For fp16 and int8, ``name.<precision>.onnx`` is used where it exists and fp32 elsewhere (the
+    clip head stays fp32; a graph whose int8 variant failed its check stays fp32 too); at least one
+    variant must exist.
     """
     if precision not in PRECISIONS:
         raise InputPathError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if not folder.is_dir():
         raise InputPathError(f"models folder not found: {folder}")
     files = {role: folder / FILE_NAME_OF_ROLE[role] for role in STREAM_ROLES}
-    for role, path in files.items():
-        variant = precision_path(path, precision)
-        if variant.is_file() or role != "clip_head":
-            files[role] = variant
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
-        hint = "'dfstream quantize'" if precision == "int8" else "'dfstream export'"
-        raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with {hint})")
-    return files
+        raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
+    variants = {role: precision_path(path, precision) for role, path in files.items()}
+    if precision != "fp32" and not any(v.is_file() for v in variants.values()):
+        hint = "'dfstream quantize'" if precision == "int8" else "'dfstream export --fp16'"
+        raise InputPathError(f"{folder}: no {precision} variant of any model (write them with {hint})")
+    return {role: v if v.is_file() else files[role] for role, v in variants.items()}
 
 
 @dataclass(frozen=True)

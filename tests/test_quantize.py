@@ -44,9 +44,15 @@ def test_stream_runs_on_int8_graphs(int8_models: tuple[Path, str], tmp_path: Pat
     assert not errors and summary.to_dict()["frames"] > 0
 
 
-def test_missing_precision_variant_is_named(stream_models: Path) -> None:
-    with pytest.raises(InputPathError, match=r"missing frame_cnn.int8.onnx, clip_encoder.int8.onnx .*quantize"):
+def test_missing_precision_variant_is_named_and_a_partial_set_mixes_precisions(
+    stream_models: Path, int8_models: tuple[Path, str], tmp_path: Path
+) -> None:
+    with pytest.raises(InputPathError, match=r"no int8 variant of any model .*'dfstream quantize'"):
         model_files(stream_models, "int8")
+    shutil.copytree(stream_models, tmp_path, dirs_exist_ok=True)
+    shutil.copy(int8_models[0] / "frame_cnn.int8.onnx", tmp_path)  # only model A passed its check
+    files = model_files(tmp_path, "int8")
+    assert (files["frame_cnn"].name, files["clip_encoder"].name) == ("frame_cnn.int8.onnx", "clip_encoder.onnx")
 
 
 def test_calibration_needs_faces(tmp_path: Path) -> None:
@@ -70,4 +76,5 @@ def test_a_graph_that_fails_its_check_is_not_left_behind(
     monkeypatch.setattr(quantize, "INT8_PROB_TOL", 0.0)  # no int8 graph can pass
     with pytest.raises(ExportCheckError, match="int8 differs from fp32"):
         quantize.quantize_folder(tmp_path, face_crops(SAMPLE_CLIP, 16))
-    assert not list(tmp_path.glob("*.int8.onnx"))  # `run --precision int8` cannot pick up an unchecked graph
+    assert not (tmp_path / "frame_cnn.int8.onnx").exists()  # `run --precision int8` never picks up an unchecked graph
+    assert (tmp_path / "clip_encoder.int8.onnx").is_file()  # the graph that passed is kept
