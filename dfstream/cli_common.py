@@ -23,6 +23,7 @@ class Device(StrEnum):
 
 
 class Precision(StrEnum):
+    auto = "auto"
     fp32 = "fp32"
     fp16 = "fp16"
     int8 = "int8"

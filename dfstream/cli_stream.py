@@ -15,6 +15,8 @@ from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, We
 from dfstream.exceptions import DfstreamError
 
 WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"
+PRECISION_HELP = ("Graph variant: auto (on CPU the int8 variants that passed 'dfstream quantize', fp32 for the "
+                  "rest; fp32 on CUDA), fp32, fp16 (for CUDA) or int8.")
 STRIDE_HELP = ("Run model A on every k-th frame of a track, fixed. Default: every frame while live sources' frame "
                "budget allows, every 2nd to 4th when behind.")
 EXPLAIN_HELP = ("Show where model A looked: a heatmap over each face in the video, window and page, and a "
@@ -108,9 +110,7 @@ def run_cmd(
     device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")] = (
         Device.auto
     ),
-    precision: Annotated[
-        Precision, typer.Option(help="Graph variant: fp32, fp16 (for CUDA) or int8 (CPU, from 'dfstream quantize').")
-    ] = Precision.fp32,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
     out: Annotated[str | None, typer.Option(help="JSON-lines file of scores ('-' for stdout).")] = None,
     video: Annotated[Path | None, typer.Option(help="Annotated MP4 (H.264) to write.")] = None,
     window: Annotated[
@@ -184,7 +184,7 @@ def serve_cmd(
     ] = None,
     models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
     device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda.")] = Device.auto,
-    precision: Annotated[Precision, typer.Option(help="Graph variant: fp32, fp16 or int8.")] = Precision.fp32,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = (
         "127.0.0.1"
     ),

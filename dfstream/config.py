@@ -136,7 +136,7 @@ class RunConfig(_Strict):
     per_source: tuple[SourceConfig, ...] = Field((), description="per-source max faces, stride and threshold")
     models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
     out: str | None = Field(None, description="JSON-lines path, '-' for stdout, None for no records")
     video: Path | None = Field(None, description="annotated MP4 (one per source: name-<i>.mp4 when several)")
     window: bool | None = Field(None, description="live window; None: on when a display exists")
@@ -167,7 +167,7 @@ class ServeConfig(_Strict):
     per_source: tuple[SourceConfig, ...] = ()
     models_dir: Path
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     token: str | None = Field(None, repr=False, description="required by the page and every endpoint when set")

@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 class ModelsSection(_Strict):
     dir: Path | None = Field(None, description="folder of ONNX graphs; default: the bundled models")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
 
 
 class OutputsSection(_Strict):

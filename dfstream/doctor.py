@@ -109,7 +109,8 @@ def model_lines(folder: Path, device: str) -> tuple[list[str], Check]:
     lines: list[str] = []
 
     def load() -> str:
-        models = ModelSet.load(folder, device)
+        models = ModelSet.load(folder, device, "auto")  # what `dfstream run` loads
+        used = {m.path.name for m in (models.frame, models.encoder, models.head)}
         for m in (models.frame, models.encoder, models.head):
             meta = m.metadata
             size = "" if meta.input_size is None else f", input {meta.input_size} {meta.color_order} {meta.input_scale}"
@@ -118,6 +119,9 @@ def model_lines(folder: Path, device: str) -> tuple[list[str], Check]:
                 f"calibration {meta.calibration[0]:.3f},{meta.calibration[1]:.3f}, {m.provider}, "
                 f"{m.path.stat().st_size / 1e6:.1f} MB, sha256 {sha256_of(m.path)}"
             )
+        for other in sorted(p for p in folder.glob("*.onnx") if p.name not in used):
+            lines.append(f"{other.name}: not used by default, {other.stat().st_size / 1e6:.1f} MB, "
+                         f"sha256 {sha256_of(other)}")
         return f"{folder} loads on {models.provider}"
 
     check = _guarded("models", load)

@@ -17,14 +17,15 @@ from dfstream.exceptions import InputPathError, MetadataError
 from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
-from dfstream.stream.runtime import DEFAULT_ORT, OrtModel, OrtSettings, load_model
+from dfstream.stream.runtime import CPU, DEFAULT_ORT, OrtModel, OrtSettings, load_model, select_providers
 from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
 STREAM_ROLES = ("frame_cnn", "clip_encoder", "clip_head")
 
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+"""auto: int8 variants where they exist on CPU (each passed its check in 'dfstream quantize'), fp32 on CUDA."""
 
 
 def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
@@ -42,6 +43,9 @@ def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
         raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
+    if precision == "auto":
+        variants = {role: precision_path(path, "int8") for role, path in files.items()}
+        return {role: v if v.is_file() else files[role] for role, v in variants.items()}
     variants = {role: precision_path(path, precision) for role, path in files.items()}
     if precision != "fp32" and not any(v.is_file() for v in variants.values()):
         hint = "'dfstream quantize'" if precision == "int8" else "'dfstream export --fp16'"
@@ -61,6 +65,8 @@ class ModelSet:
     def load(
         cls, folder: Path, device: str = "auto", precision: str = "fp32", settings: OrtSettings = DEFAULT_ORT
     ) -> ModelSet:
+        if precision == "auto" and select_providers(device)[0] != CPU:
+            precision = "fp32"  # int8 graphs are for CPUs; on CUDA fp16 is asked for by name
         files = model_files(folder, precision)
         frame = load_model(files["frame_cnn"], "frame_cnn", device, settings=settings)
         encoder = load_model(files["clip_encoder"], "clip_encoder", device, settings=settings)

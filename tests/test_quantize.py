@@ -78,3 +78,15 @@ def test_a_graph_that_fails_its_check_is_not_left_behind(
         quantize.quantize_folder(tmp_path, face_crops(SAMPLE_CLIP, 16))
     assert not (tmp_path / "frame_cnn.int8.onnx").exists()  # `run --precision int8` never picks up an unchecked graph
     assert (tmp_path / "clip_encoder.int8.onnx").is_file()  # the graph that passed is kept
+
+
+def test_auto_precision_takes_the_int8_graphs_that_exist_on_cpu(int8_models: tuple[Path, str], tmp_path: Path) -> None:
+    folder, _ = int8_models
+    files = model_files(folder, "auto")
+    assert {role: p.name for role, p in files.items()} == {
+        "frame_cnn": "frame_cnn.int8.onnx", "clip_encoder": "clip_encoder.int8.onnx", "clip_head": "clip_head.onnx"}
+    shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "clip_encoder.int8.onnx").unlink()
+    assert model_files(tmp_path, "auto")["clip_encoder"].name == "clip_encoder.onnx"
+    models = ModelSet.load(tmp_path, "cpu", "auto")
+    assert (models.frame.metadata.precision, models.encoder.metadata.precision) == ("int8", "fp32")
