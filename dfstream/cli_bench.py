@@ -18,6 +18,7 @@ ModelsOpt = Annotated[
     Path | None,
     typer.Option(help="Folder of ONNX graphs. Default: product-size graphs exported once into cache/bench-models."),
 ]
+BundledModelsOpt = Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")]
 OutOpt = Annotated[Path | None, typer.Option(help="Report folder. Default: benchmarks/results/<kind>-<time>.")]
 DeviceOpt = Annotated[Device, typer.Option(help="auto (CPU, and CUDA when present), cpu or cuda.")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="fp32, fp16 or int8 graph variants (see 'dfstream quantize').")]
@@ -116,7 +117,7 @@ def bench_pipeline_cmd(
 
 @bench_app.command("explain")
 def bench_explain_cmd(
-    models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
+    models: BundledModelsOpt = None,
     clip: ClipOpt = None,
     out: OutOpt = None,
     device: DeviceOpt = Device.cpu,
@@ -136,7 +137,7 @@ def bench_explain_cmd(
 
 @bench_app.command("ort")
 def bench_ort_cmd(
-    models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
+    models: BundledModelsOpt = None,
     clip: ClipOpt = None,
     out: OutOpt = None,
     seconds: Annotated[float, typer.Option(min=0.1, help="Seconds of timing per model and setting.")] = 1.0,

@@ -8,7 +8,6 @@ tests use) is reported, never fatal. Imports nothing of torch or TensorFlow.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfstream.exceptions import DfstreamError, first_line
+from dfstream.export.file_names import sha256_of
 
 VERSIONED = (
     "dfstream", "onnxruntime", "onnxruntime-gpu", "mediapipe", "opencv-python", "opencv-python-headless",
@@ -84,14 +84,6 @@ def _ffmpeg_line(build_info: str) -> str:
     wanted = ("FFMPEG:", "avcodec:", "avformat:")
     parts = [" ".join(line.split()) for line in build_info.splitlines() if line.strip().startswith(wanted)]
     return "; ".join(parts) or "no FFmpeg in this OpenCV build"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _guarded(name: str, fn: Callable[[], str]) -> Check:
