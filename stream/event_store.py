@@ -24,6 +24,7 @@ from typing import Any
 
 import cv2
 
+from dfstream.config import EventsConfig
 from dfstream.exceptions import InputPathError, first_line
 from dfstream.stream.events import DeepfakeEvent, EventDetector, EventState, Transition
 from dfstream.stream.overlay import annotate
@@ -37,17 +38,8 @@ INDEX = "events.jsonl"
 Emit = Callable[[dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
-class EventOptions:
-    folder: Path | None
-    """None: events are detected and published (webhooks, MQTT, records) but nothing is written."""
-    pre_roll_s: float = 3.0
-    post_roll_s: float = 3.0
-    clips: bool = True
-    retention_days: float = 7.0
-    retention_gb: float = 5.0
-    queue_frames: int = 256
-    """Frames waiting for the event thread; more are dropped (counted) rather than delaying scoring."""
+QUEUE_FRAMES = 256
+"""Frames waiting for the event thread; more are dropped (counted) rather than delaying scoring."""
 
 
 def check_events_folder(folder: Path) -> None:
@@ -70,13 +62,16 @@ class _Clip:
 
 
 class EventSink:
-    def __init__(self, options: EventOptions, fps_of: Callable[[str], float], emit: Emit | None = None) -> None:
-        if options.folder is not None:
-            check_events_folder(options.folder)
-        self.options = options
+    def __init__(self, config: EventsConfig | None, fps_of: Callable[[str], float], emit: Emit | None = None) -> None:
+        """``config`` None: events are detected and published (records, webhooks, MQTT, the page) but
+        nothing is written."""
+        self.config = config
+        self.folder = None if config is None else config.dir
+        if self.folder is not None:
+            check_events_folder(self.folder)
         self._fps_of = fps_of
         self._emit = emit
-        self._queue: queue.Queue[tuple[Frame, Sequence[ScoreRecord]] | None] = queue.Queue(options.queue_frames)
+        self._queue: queue.Queue[tuple[Frame, Sequence[ScoreRecord]] | None] = queue.Queue(QUEUE_FRAMES)
         self._detector = EventDetector()
         self._rings: dict[str, collections.deque[tuple[Frame, Sequence[ScoreRecord]]]] = {}
         self._clips: dict[str, _Clip] = {}
@@ -90,7 +85,7 @@ class EventSink:
 
     @property
     def name(self) -> str:
-        return f"events {self.options.folder or '(not stored)'}"
+        return f"events {self.folder or '(not stored)'}"
 
     def stats(self) -> dict[str, int]:
         return {"events": self.events, "dropped frames": self.dropped}
@@ -124,7 +119,8 @@ class EventSink:
         self._last[frame.source] = frame
         ring = self._rings.get(frame.source)
         if ring is None:
-            pre = max(0, math.ceil(self.options.pre_roll_s * self._fps_of(frame.source)))
+            pre_roll_s = 0.0 if self.config is None else self.config.pre_roll_s
+            pre = max(0, math.ceil(pre_roll_s * self._fps_of(frame.source)))
             ring = self._rings[frame.source] = collections.deque(maxlen=pre + 1)
         ring.append((frame, records))
         self._write_clips(frame, records)
@@ -135,12 +131,12 @@ class EventSink:
         event = t.event
         if t.state == "start":
             self.events += 1
-            if self.options.folder is None:
+            if self.config is None:
                 self._publish(event, "start")
                 return
-            self._snapshot(event, self.options.folder, frame, records)
-            if self.options.clips and self.clips_stopped is None:
-                self._start_clip(event, self.options.folder)
+            self._snapshot(event, self.config.dir, frame, records)
+            if self.config.clips and self.clips_stopped is None:
+                self._start_clip(event, self.config.dir)
             else:
                 event.clip_status = self.clips_stopped or "none"
             self._publish(event, "start")
@@ -149,7 +145,8 @@ class EventSink:
         if clip is None:
             self._publish(event, "end")
         else:
-            clip.post_left = max(0, math.ceil(self.options.post_roll_s * self._fps_of(event.source)))
+            post_roll_s = 0.0 if self.config is None else self.config.post_roll_s
+            clip.post_left = max(0, math.ceil(post_roll_s * self._fps_of(event.source)))
             if clip.post_left == 0:
                 self._close_clip(clip)
 
@@ -229,9 +226,9 @@ class EventSink:
 
     def _publish(self, event: DeepfakeEvent, state: EventState) -> None:
         data = event.to_dict(state)
-        if self.options.folder is not None:
+        if self.folder is not None:
             try:
-                with (self.options.folder / INDEX).open("a", encoding="utf-8") as fh:
+                with (self.folder / INDEX).open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(data, separators=(",", ":")) + "\n")
             except OSError as exc:
                 self._stop_clips(f"event clips stopped: {first_line(exc)}")
@@ -240,8 +237,8 @@ class EventSink:
             self._prune()
 
     def _prune(self) -> None:
-        if self.options.folder is not None:
-            prune(self.options.folder, self.options.retention_days, self.options.retention_gb)
+        if self.config is not None:
+            prune(self.config.dir, self.config.retention_days, self.config.retention_gb)
 
     def _send(self, data: dict[str, Any]) -> None:
         if self._emit is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
-from dfstream.stream.event_store import EventOptions, EventSink
+from dfstream.stream.event_store import EventSink
 from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
@@ -69,11 +69,8 @@ def event_outputs(
 
     out: list[Sink] = []
     if events is not None or webhooks or mqtt is not None:
-        e = events or EventsConfig(dir=Path("."))
-        options = EventOptions(None if events is None else e.dir, e.pre_roll_s, e.post_roll_s, e.clips,
-                               e.retention_days, e.retention_gb)
         fps = {s.name: s.fps or 30.0 for s in sources}
-        out.append(EventSink(options, lambda name: fps.get(name, 30.0)))
+        out.append(EventSink(events, lambda name: fps.get(name, 30.0)))
     out += [WebhookSink(w) for w in webhooks]
     if mqtt is not None:
         from dfstream.stream.outputs.mqtt import MqttSink

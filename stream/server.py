@@ -191,7 +191,7 @@ class Server:
         self.settings = settings
         self.recent = RecentEvents()
         store = next((o for o in self.outputs if isinstance(o, EventSink)), None)
-        self.events = EventsView(store.options.folder if store else None, self.recent)
+        self.events = EventsView(store.folder if store else None, self.recent)
         self.feeds = {f.name: f for f in feeds}
         """Server-side sources (RTSP cameras, files) a page can watch annotated."""
         self.pictures = LatestAnnotated(list(self.feeds))
