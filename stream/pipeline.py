@@ -25,7 +25,7 @@ from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.metrics import LiveStats
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
-from dfstream.stream.scheduler import DeadlineScheduler
+from dfstream.stream.scheduler import DeadlineScheduler, runs_frame_model
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceError, ThreadedSource
@@ -185,7 +185,7 @@ class Pipeline:
                 if state is None:
                     state = stream.tracks[track.track_id] = TrackState(scorer=TrackScorer(stream.scoring))
                 every = stream.stride or self.scheduler.every
-                run_a = state.frames == 0 or (state.frames + track.track_id) % every == 0
+                run_a = runs_frame_model(state.frames, track.track_id, every)
                 state.every = every
                 work.append(_Work(stream, frame, face, track.track_id, state, run_a))
                 state.frames += 1

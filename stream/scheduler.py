@@ -17,6 +17,12 @@ MAX_EVERY = 4
 """Model A at least on every 4th frame: its score stays at most ~130 ms old at 30 fps."""
 
 
+def runs_frame_model(frames_seen: int, phase: int, every: int) -> bool:
+    """Whether a track runs model A on its next frame: always its first, then every ``every``-th,
+    offset by ``phase`` (the track id) so that tracks take turns."""
+    return frames_seen == 0 or (frames_seen + phase) % every == 0
+
+
 @dataclass
 class DeadlineScheduler:
     fixed: int | None = None
@@ -36,9 +42,6 @@ class DeadlineScheduler:
     def __post_init__(self) -> None:
         if self.fixed is not None:
             self.every = self.fixed
-
-    def runs_frame_model(self, frames_seen: int, phase: int) -> bool:
-        return (frames_seen + phase) % self.every == 0
 
     def update(self, tick_s: float, budget_s: float | None) -> int:
         """Feed one tick's duration and the tightest frame period among its live sources; returns k."""
