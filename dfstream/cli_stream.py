@@ -34,18 +34,18 @@ WEBHOOK_HELP = ("POST each deepfake event (start and end) here; repeatable. Sign
 MQTT_HELP = "mqtt://[user:pass@]host:port: events, per-source state and Home Assistant discovery."
 CONFIG_HELP = ("A cameras file (see 'dfstream config example'): sources, models, outputs, server. Flags given "
                "here override it.")
-RUN_PARAMS = {
+SHARED_PARAMS = {
     "sources": "source", "models_dir": "models", "device": "device", "precision": "precision", "out": "out",
-    "video": "video", "window": "window", "max_faces": "max_faces", "stride": "stride", "realtime": "realtime",
-    "loop": "loop", "duration_s": "duration", "rtsp_transport": "rtsp_transport", "retry": "retry",
-    "explain": "explain", "threshold": "threshold", "events": "events_dir", "webhooks": "webhook", "mqtt": "mqtt",
-}
-"""RunConfig field → the command-line parameter that sets it."""
-SERVE_PARAMS = {
-    "sources": "source", "models_dir": "models", "device": "device", "precision": "precision", "host": "host",
-    "port": "port", "token": "token", "max_peers": "max_peers", "ice_servers": "ice_server",
-    "max_faces": "max_faces", "stride": "stride", "explain": "explain", "out": "out", "threshold": "threshold",
+    "max_faces": "max_faces", "stride": "stride", "explain": "explain", "threshold": "threshold",
     "events": "events_dir", "webhooks": "webhook", "mqtt": "mqtt",
+}
+"""Config field → the command-line parameter that sets it, for what run and serve share."""
+RUN_PARAMS = SHARED_PARAMS | {
+    "video": "video", "window": "window", "realtime": "realtime", "loop": "loop", "duration_s": "duration",
+    "rtsp_transport": "rtsp_transport", "retry": "retry",
+}
+SERVE_PARAMS = SHARED_PARAMS | {
+    "host": "host", "port": "port", "token": "token", "max_peers": "max_peers", "ice_servers": "ice_server",
 }
 
 
@@ -243,7 +243,7 @@ def serve_cmd(
             outputs.append(JsonlSink(cfg.out))
         options = ServeOptions(host=cfg.host, port=cfg.port, token=cfg.token, max_peers=cfg.max_peers,
                                ice_servers=cfg.ice_servers, explain=cfg.explain, threshold=cfg.threshold)
-        loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision)
+        loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision, cfg.ort)
         serve(loaded, options, max_faces=cfg.max_faces, stride=cfg.stride, feeds=feeds, outputs=outputs,
               settings=source_settings(cfg))
 

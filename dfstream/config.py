@@ -128,27 +128,19 @@ class MqttConfig(_Strict):
     queue: int = Field(1000, ge=1, description="messages held while the broker is away; more are dropped")
 
 
-class RunConfig(_Strict):
-    """``dfstream run``: sources, models, outputs and pacing of one streaming process."""
+class _StreamConfig(_Strict):
+    """What ``dfstream run`` and ``dfstream serve`` share: models, scoring and outputs."""
 
-    sources: tuple[str, ...] = Field(min_length=1, description="video files, webcam indices or rtsp:// URLs")
     names: tuple[str | None, ...] = Field((), description="a name per source (config file); empty: from the URL")
     per_source: tuple[SourceConfig, ...] = Field((), description="per-source max faces, stride and threshold")
     models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
     out: str | None = Field(None, description="JSON-lines path, '-' for stdout, None for no records")
-    video: Path | None = Field(None, description="annotated MP4 (one per source: name-<i>.mp4 when several)")
-    window: bool | None = Field(None, description="live window; None: on when a display exists")
     max_faces: int = Field(4, ge=1, le=16)
     stride: int | None = Field(
         None, ge=1, description="model A on every k-th frame of a track, fixed; None: the deadline scheduler's k"
     )
-    realtime: bool = Field(False, description="pace files at their fps (live-source policy: drop the oldest)")
-    loop: bool = Field(False, description="start files again at their end (stop with --duration or a signal)")
-    duration_s: float | None = Field(None, gt=0)
-    rtsp_transport: Literal["tcp", "udp"] = "tcp"
-    retry: int | None = Field(8, ge=1, description="reconnect attempts per outage; None: forever")
     explain: bool = Field(False, description="records carry model A's attention grid; the views draw its heatmap")
     threshold: float | None = Field(
         None, gt=0, lt=1, description="where the fused label turns (0.5: the models' thresholds; lower: more alerts)"
@@ -159,25 +151,25 @@ class RunConfig(_Strict):
     ort: OrtSettings = Field(default_factory=OrtSettings, description="CPU session settings (benchmarks)")
 
 
-class ServeConfig(_Strict):
+class RunConfig(_StreamConfig):
+    """``dfstream run``: sources, models, outputs and pacing of one streaming process."""
+
+    sources: tuple[str, ...] = Field(min_length=1, description="video files, webcam indices or rtsp:// URLs")
+    video: Path | None = Field(None, description="annotated MP4 (one per source: name-<i>.mp4 when several)")
+    window: bool | None = Field(None, description="live window; None: on when a display exists")
+    realtime: bool = Field(False, description="pace files at their fps (live-source policy: drop the oldest)")
+    loop: bool = Field(False, description="start files again at their end (stop with --duration or a signal)")
+    duration_s: float | None = Field(None, gt=0)
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    retry: int | None = Field(8, ge=1, description="reconnect attempts per outage; None: forever")
+
+
+class ServeConfig(_StreamConfig):
     """``dfstream serve``: the page, its server-side feeds, models and outputs."""
 
     sources: tuple[str, ...] = Field((), description="server-side feeds the page can watch (files loop in real time)")
-    names: tuple[str | None, ...] = ()
-    per_source: tuple[SourceConfig, ...] = ()
-    models_dir: Path
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     token: str | None = Field(None, repr=False, description="required by the page and every endpoint when set")
     max_peers: int = Field(4, ge=1)
     ice_servers: tuple[str, ...] = ()
-    max_faces: int = Field(4, ge=1, le=16)
-    stride: int | None = Field(None, ge=1)
-    explain: bool = False
-    threshold: float | None = Field(None, gt=0, lt=1)
-    out: str | None = Field(None, description="JSON-lines file of every record the server makes")
-    events: EventsConfig | None = None
-    webhooks: tuple[WebhookConfig, ...] = ()
-    mqtt: MqttConfig | None = None
