@@ -43,11 +43,9 @@ def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
         raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
-    if precision == "auto":
-        variants = {role: precision_path(path, "int8") for role, path in files.items()}
-        return {role: v if v.is_file() else files[role] for role, v in variants.items()}
-    variants = {role: precision_path(path, precision) for role, path in files.items()}
-    if precision != "fp32" and not any(v.is_file() for v in variants.values()):
+    wanted = "int8" if precision == "auto" else precision  # auto: whatever int8 graphs passed, no error
+    variants = {role: precision_path(path, wanted) for role, path in files.items()}
+    if precision not in ("fp32", "auto") and not any(v.is_file() for v in variants.values()):
         hint = "'dfstream quantize'" if precision == "int8" else "'dfstream export --fp16'"
         raise InputPathError(f"{folder}: no {precision} variant of any model (write them with {hint})")
     return {role: v if v.is_file() else files[role] for role, v in variants.items()}
