@@ -44,7 +44,8 @@ class WebhookSink:
             if not value:
                 raise InputPathError(f"{self.name}: environment variable {cfg.secret_env} (its secret) is not set")
             self._secret = value.encode()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(cfg.queue)
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(cfg.queue)
+        """(state, body) of each event waiting to be sent."""
         self._stop = threading.Event()
         self.sent = self.retried = self.dropped = 0
         self._thread = threading.Thread(target=self._main, name="webhook", daemon=True)
@@ -57,7 +58,7 @@ class WebhookSink:
         if data.get("type") != "event":
             return
         try:
-            self._queue.put_nowait(json.dumps(data, separators=(",", ":")).encode())
+            self._queue.put_nowait((str(data.get("state", "")), json.dumps(data, separators=(",", ":")).encode()))
         except queue.Full:
             self.dropped += 1
 
@@ -79,13 +80,12 @@ class WebhookSink:
                 break
 
     def _main(self) -> None:
-        while not self._stop.is_set() and (body := self._queue.get()) is not None:
-            self._deliver(body)
+        while not self._stop.is_set() and (item := self._queue.get()) is not None:
+            self._deliver(*item)
 
-    def _deliver(self, body: bytes) -> None:
-        state = json.loads(body).get("state", "")
+    def _deliver(self, state: str, body: bytes) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": f"dfstream/{__version__}",
-                   "X-Dfstream-Event": str(state)}
+                   "X-Dfstream-Event": state}
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = signature(self._secret, body)
         for attempt in range(self.cfg.retries + 1):
