@@ -72,7 +72,7 @@ def keras_attention(model: Any, images: np.ndarray) -> np.ndarray | None:
 
     from dfstream.models.cnn_cbam import CBAM
 
-    blocks = [layer for layer in model.layers if isinstance(layer, CBAM) or type(layer).__name__ == "CBAM"]
+    blocks = [layer for layer in model.layers if isinstance(layer, CBAM)]  # notebook A's load as ours too
     if len(blocks) != 1:
         return None
     cbam = blocks[0]
