@@ -8,34 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from dfstream.benchmarks.timing import Stats, measure_interleaved
 from dfstream.stream.crops import crop_face, to_model_input
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.explain import attention_of
-from dfstream.stream.faces import FaceStage
+from dfstream.stream.faces import first_face
 from dfstream.stream.overlay import annotate
 from dfstream.stream.records import ScoreRecord, to_json
-
-
-def _first_face(clip: Path) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    import cv2
-
-    capture = cv2.VideoCapture(str(clip))
-    stage = FaceStage(max_faces=1)
-    try:
-        for _ in range(30):
-            ok, image = capture.read()
-            if not ok:
-                break
-            faces = stage(image)
-            if faces:
-                return image, faces[0].bbox
-    finally:
-        stage.close()
-        capture.release()
-    raise ValueError(f"{clip}: no face in its first 30 frames")
 
 
 def bench_explain(
@@ -45,7 +24,8 @@ def bench_explain(
     models = ModelSet.load(models_dir, device)
     if not models.explains:
         raise ValueError(f"{models.frame.path}: no attention output to measure")
-    image, bbox = _first_face(clip)
+    _, image, face = first_face(clip)
+    bbox = face.bbox
     batch = to_model_input([crop_face(image, bbox, models.frame_input.size)], models.frame_input)
     _, maps = models.frame.p_fake_and(models.frame.metadata.attention_output or "", batch)
     attention = attention_of(bbox, maps[0])

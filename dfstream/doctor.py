@@ -122,26 +122,11 @@ def model_lines(folder: Path, device: str) -> tuple[list[str], Check]:
 
 def face_check(video: Path) -> str:
     """Build a MediaPipe face graph and find a face within the clip's first 30 frames."""
-    import cv2
+    from dfstream.stream.faces import first_face
 
-    from dfstream.stream.faces import FaceStage
-
-    capture = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
-    if not capture.isOpened():
-        raise RuntimeError(f"OpenCV cannot open {video} through FFmpeg")
-    stage = FaceStage(max_faces=1)
-    try:
-        for index in range(30):
-            ok, image = capture.read()
-            if not ok:
-                raise RuntimeError(f"OpenCV read only {index} frames of {video}")
-            if stage(image):
-                h, w = image.shape[:2]
-                return f"OpenCV decodes {video.name} ({w}x{h}); MediaPipe found its face in frame {index}"
-    finally:
-        stage.close()
-        capture.release()
-    raise RuntimeError(f"MediaPipe found no face in the first 30 frames of {video}")
+    index, image, _ = first_face(video)
+    h, w = image.shape[:2]
+    return f"OpenCV decodes {video.name} ({w}x{h}); MediaPipe found its face in frame {index}"
 
 
 def writable(folder: Path) -> str:

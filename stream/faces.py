@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -99,3 +100,23 @@ class FaceStage:
     def close(self) -> None:
         self._hold.release()
         self._mesh.close()
+
+
+def first_face(video: Path, within: int = 30) -> tuple[int, np.ndarray, FaceObs]:
+    """The first frame of ``video`` (among its first ``within``) in which a face is found: its index,
+    the BGR picture and the face. RuntimeError names what failed (open, decode, or no face)."""
+    capture = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        raise RuntimeError(f"OpenCV cannot open {video} through FFmpeg")
+    stage = FaceStage(max_faces=1)
+    try:
+        for index in range(within):
+            ok, image = capture.read()
+            if not ok:
+                raise RuntimeError(f"OpenCV read only {index} frames of {video}")
+            if faces := stage(image):
+                return index, image, faces[0]
+    finally:
+        stage.close()
+        capture.release()
+    raise RuntimeError(f"MediaPipe found no face in the first {within} frames of {video}")
