@@ -15,7 +15,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@if [ "$(ORT_BUILD)" = "gpu" ]; then $(PY) -m pip uninstall --yes --quiet onnxruntime; \
 	else $(PY) -m pip uninstall --yes --quiet onnxruntime-gpu; fi
-	$(PY) -m pip install --quiet -e ".[$(ORT_BUILD),train,dev]"
+	$(PY) -m pip install --quiet -e ".[$(ORT_BUILD),train,dev,ray]"
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

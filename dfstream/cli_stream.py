@@ -42,7 +42,7 @@ SHARED_PARAMS = {
 """Config field → the command-line parameter that sets it, for what run and serve share."""
 RUN_PARAMS = SHARED_PARAMS | {
     "video": "video", "window": "window", "realtime": "realtime", "loop": "loop", "duration_s": "duration",
-    "rtsp_transport": "rtsp_transport", "retry": "retry",
+    "rtsp_transport": "rtsp_transport", "retry": "retry", "engine": "engine", "ray_address": "ray_address",
 }
 SERVE_PARAMS = SHARED_PARAMS | {
     "host": "host", "port": "port", "token": "token", "max_peers": "max_peers", "ice_servers": "ice_server",
@@ -82,6 +82,17 @@ def merge_flags(
         if field == "sources":
             merged["names"], merged["per_source"] = (), ()
     return merged
+
+
+ENGINE_HELP = ("local: everything in this process. ray: a camera worker per source and shared batched scorers "
+               "on a Ray cluster (pip install 'dfstream[ray]'); records and events come back here.")
+RAY_ADDRESS_HELP = ("With --engine ray: 'auto', 'host:port' or 'ray://host:port' of a running cluster. Default: "
+                    "start a local Ray instance.")
+
+
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
 
 
 class Transport(StrEnum):
@@ -129,6 +140,8 @@ def run_cmd(
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     webhook: Annotated[list[str] | None, typer.Option(help=WEBHOOK_HELP)] = None,
     mqtt: Annotated[str | None, typer.Option(help=MQTT_HELP)] = None,
+    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.local,
+    ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
 ) -> None:
     """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
 
@@ -159,12 +172,19 @@ def run_cmd(
             "events": None if events_dir is None else EventsConfig(dir=events_dir),
             "webhooks": webhook_configs(webhook),
             "mqtt": None if mqtt is None else MqttConfig(url=mqtt),
+            "engine": engine.value,
+            "ray_address": ray_address,
         }
         cfg = RunConfig(**merge_flags(ctx, config, flags, RUN_PARAMS))
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        summary, errors = run_stream(cfg, stop)
+        if cfg.ray_address is not None and cfg.engine != "ray":
+            raise DfstreamError("--ray-address needs --engine ray")
+        if cfg.engine == "ray":
+            summary, errors = _run_on_ray(ctx, cfg, config, flags, stop)
+        else:
+            summary, errors = run_stream(cfg, stop)
         typer.echo(summary.text(), err=out == "-")
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -248,3 +268,21 @@ def serve_cmd(
               settings=source_settings(cfg))
 
     guard(body)
+
+
+def _run_on_ray(ctx: typer.Context, cfg: RunConfig, config: Path | None, flags: dict[str, Any],
+                stop: Any) -> tuple[Any, list[str]]:
+    """The cluster engine; with --config, SIGHUP re-reads the file's cameras while the job runs."""
+    import signal
+    import threading
+
+    from dfstream.stream.cluster import import_ray
+
+    import_ray()  # one line naming the extra when Ray is missing, before anything starts
+    from dfstream.stream.cluster.run import run_cluster
+
+    if config is None:
+        return run_cluster(cfg, stop)
+    reload_signal = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: reload_signal.set())
+    return run_cluster(cfg, stop, lambda: RunConfig(**merge_flags(ctx, config, flags, RUN_PARAMS)), reload_signal)

@@ -7,9 +7,11 @@ session run serves them all (dynamic batch axis).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -52,6 +54,49 @@ def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
 
 
 @dataclass(frozen=True)
+class CropScores:
+    """Model A and the clip encoder on one tick's crops (batched), with each graph's time."""
+
+    p_frame: np.ndarray
+    """(n_a,) calibrated P(fake) from model A."""
+    attention: np.ndarray | None
+    """(n_a, H, W) model A attention maps when asked for (``--explain``), else None."""
+    embeddings: np.ndarray
+    """(n_b, EMBED_DIM) clip-encoder features."""
+    frame_ms: float
+    encoder_ms: float
+
+
+class StreamModels(Protocol):
+    """What the pipeline needs of its models: the ModelSet in one process, or a remote scorer plus
+    a local clip head on a Ray camera worker (``stream/cluster``)."""
+
+    @property
+    def frame_input(self) -> InputSpec: ...
+
+    @property
+    def clip_input(self) -> InputSpec: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def explains(self) -> bool: ...
+
+    @property
+    def thresholds(self) -> tuple[float, float]: ...
+
+    def score_crops(self, frame_crops: Sequence[np.ndarray], clip_crops: Sequence[np.ndarray],
+                    explain: bool = False) -> CropScores: ...
+
+    def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+@dataclass(frozen=True)
 class ModelSet:
     frame: OrtModel
     encoder: OrtModel
@@ -82,6 +127,25 @@ class ModelSet:
     @property
     def provider(self) -> str:
         return self.frame.provider
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """Model A's and the clip head's thresholds (metadata, on the calibrated scale)."""
+        return self.frame.metadata.threshold, self.head.metadata.threshold
+
+    def score_crops(self, frame_crops: Sequence[np.ndarray], clip_crops: Sequence[np.ndarray],
+                    explain: bool = False) -> CropScores:
+        """Model A on ``frame_crops`` (with attention maps when ``explain``) and the encoder on ``clip_crops``."""
+        t = time.perf_counter()
+        maps = None
+        if explain:
+            p_frame, maps = self.frame_scores_explained(frame_crops)
+        else:
+            p_frame = self.frame_scores(frame_crops)
+        frame_ms = _ms(t)
+        t = time.perf_counter()
+        embeddings = self.embed(clip_crops)
+        return CropScores(p_frame, maps, embeddings, frame_ms, _ms(t))
 
     def frame_scores(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """P(fake) from model A for BGR uint8 crops of side ``frame_input.size``."""

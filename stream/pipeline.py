@@ -20,7 +20,7 @@ import numpy as np
 from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.engine import StreamModels
 from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.metrics import LiveStats
@@ -95,7 +95,7 @@ def _ms(t0: float) -> float:
 class Pipeline:
     def __init__(
         self,
-        models: ModelSet,
+        models: StreamModels,
         sources: Sequence[ThreadedSource],
         sinks: SinkSet,
         max_faces: int = 4,
@@ -108,8 +108,8 @@ class Pipeline:
     ) -> None:
         self.models = models
         if explain and not models.explains:
-            log.warning("--explain: %s has no attention output (export it again with this version); "
-                        "nothing to draw", models.frame.path.name)
+            log.warning("--explain: model A has no attention output (export it again with this version); "
+                        "nothing to draw")
         self.explain = explain and models.explains
         """Records carry model A's attention grid and the views draw it."""
         self.max_faces = max_faces
@@ -121,10 +121,8 @@ class Pipeline:
         self.stride = stride
         self.scheduler = DeadlineScheduler(fixed=stride)
         """Model A's stride for sources without their own: fixed by ``--stride`` or kept within the frame budget."""
-        self.scoring = scoring or ScoringConfig(
-            frame_threshold=models.frame.metadata.threshold,
-            clip_threshold=models.head.metadata.threshold,
-        )
+        frame_threshold, clip_threshold = models.thresholds
+        self.scoring = scoring or ScoringConfig(frame_threshold=frame_threshold, clip_threshold=clip_threshold)
         if threshold is not None:
             self.scoring = replace(self.scoring, decision=threshold)
         self.settings = dict(settings or {})
@@ -198,24 +196,16 @@ class Pipeline:
                 w.crop_frame = crop_face(w.frame.image, w.face.bbox, a_size)
         crop_ms = _ms(t)
 
-        t = time.perf_counter()
         a_work = [w for w in work if w.crop_frame is not None]
-        a_crops: list[np.ndarray] = [w.crop_frame for w in a_work]  # type: ignore[misc]
-        if self.explain:
-            a_scores, maps = self.models.frame_scores_explained(a_crops)
-            for w, m in zip(a_work, maps, strict=True):
-                w.state.attention_map = m
-        else:
-            a_scores = self.models.frame_scores(a_crops)
-        for w, p in zip(a_work, a_scores, strict=True):
-            w.state.p_frame = float(p)
-        a_ms = _ms(t)
-
-        t = time.perf_counter()
-        embeddings = self.models.embed([w.crop_clip for w in work])  # type: ignore[misc]
-        for w, emb in zip(work, embeddings, strict=True):
+        crops = self.models.score_crops([w.crop_frame for w in a_work],  # type: ignore[misc]
+                                        [w.crop_clip for w in work], explain=self.explain)  # type: ignore[misc]
+        for i, w in enumerate(a_work):
+            w.state.p_frame = float(crops.p_frame[i])
+            if crops.attention is not None:
+                w.state.attention_map = crops.attention[i]
+        for w, emb in zip(work, crops.embeddings, strict=True):
             w.state.buffer.push(emb, w.face.lmk5)
-        enc_ms = _ms(t)
+        a_ms, enc_ms = crops.frame_ms, crops.encoder_ms
 
         t = time.perf_counter()
         ready = [w for w in work if w.state.buffer.full]

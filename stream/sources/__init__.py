@@ -29,6 +29,7 @@ __all__ = [
     "ThreadedSource",
     "open_source",
     "redact",
+    "source_name",
 ]
 
 KINDS = "a video file path, a webcam index (0, 1, …) or an rtsp:// URL"
@@ -52,6 +53,16 @@ class SourceOptions:
 def redact(url: str) -> str:
     """An RTSP URL without its password, for logs and records."""
     return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+
+
+def source_name(spec: str) -> str:
+    """The name records give a source opened from ``spec`` without a name of its own."""
+    text = spec.strip()
+    if re.match(r"^rtsps?://", text, re.IGNORECASE):
+        return redact(text)
+    if text.isdigit():
+        return f"webcam:{int(text)}"
+    return str(Path(text))
 
 
 def _rtsp_opener(url: str, options: SourceOptions) -> Capture:
@@ -88,11 +99,11 @@ def open_source(
 def _open_source(spec: str, options: SourceOptions, wake: threading.Event | None) -> ThreadedSource:
     text = spec.strip()
     if re.match(r"^rtsps?://", text, re.IGNORECASE):
-        return LiveSource(redact(text), lambda: _rtsp_opener(text, options), options.retry, "RTSP stream", wake)
+        return LiveSource(source_name(text), lambda: _rtsp_opener(text, options), options.retry, "RTSP stream", wake)
     if text.isdigit():
         index = int(text)
         factory = options.webcam_factory or (lambda: cv2.VideoCapture(index))
-        source = LiveSource(f"webcam:{index}", factory, options.retry, f"webcam {index}", wake)
+        source = LiveSource(source_name(text), factory, options.retry, f"webcam {index}", wake)
         if not source.probe():
             raise SourceError(f"source webcam:{index}: webcam {index} did not open")
         return source

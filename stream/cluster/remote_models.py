@@ -1,0 +1,121 @@
+"""The pipeline's models on a camera worker: a shared scorer for model A and the encoder, the clip
+head here, and this worker's own CPU when the scorer is unreachable (until it answers again)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from dfstream.exceptions import MetadataError
+from dfstream.stream.cluster.scorer import ScorerInfo
+from dfstream.stream.crops import InputSpec
+from dfstream.stream.engine import CropScores, ModelSet
+from dfstream.stream.runtime import OrtModel
+
+log = logging.getLogger(__name__)
+
+StatusCallback = Callable[[str, float, "float | None"], None]
+"""(reason, down_at, up_at or None): the worker turns it into a status record."""
+
+
+def _stack(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
+    return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+
+
+class RemoteModels:
+    """Implements ``StreamModels`` (stream/engine.py) over a Ray scorer handle."""
+
+    def __init__(self, scorer: Any, info: ScorerInfo, head: OrtModel, fallback: Callable[[], ModelSet],
+                 on_status: StatusCallback, call_timeout_s: float = 10.0, retry_s: float = 2.0) -> None:
+        import ray
+
+        if head.metadata.source_sha256 != info.source_sha256:
+            raise MetadataError(f"{head.path}: the clip head comes from another checkpoint than the scorer's "
+                                "clip encoder (metadata field 'dfstream.source_sha256' differs)")
+        self._ray = ray
+        self.scorer = scorer
+        self.info = info
+        self.head = head
+        self.frame_input: InputSpec = info.frame_input
+        self.clip_input: InputSpec = info.clip_input
+        self._make_fallback = fallback
+        self._fallback: ModelSet | None = None
+        self._on_status = on_status
+        self.call_timeout_s = call_timeout_s
+        self.retry_s = retry_s
+        self._down_at: float | None = None
+        self._probe: Any = None
+        self._probe_at = 0.0
+        self.remote_calls = 0
+        self.local_calls = 0
+
+    @property
+    def provider(self) -> str:
+        return self.info.provider
+
+    @property
+    def explains(self) -> bool:
+        return self.info.explains
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        return self.info.thresholds
+
+    @property
+    def on_fallback(self) -> bool:
+        return self._down_at is not None
+
+    def score_crops(self, frame_crops: Sequence[np.ndarray], clip_crops: Sequence[np.ndarray],
+                    explain: bool = False) -> CropScores:
+        if self._down_at is not None and not self._scorer_back():
+            return self._local(frame_crops, clip_crops, explain)
+        ref = self.scorer.score.remote(_stack(frame_crops, self.frame_input.size),
+                                       _stack(clip_crops, self.clip_input.size), explain)
+        try:
+            result: CropScores = self._ray.get(ref, timeout=self.call_timeout_s)
+        except self._ray.exceptions.RayError as exc:  # dead, restarting, timed out or failed
+            self._down_at = time.time()
+            self._probe, self._probe_at = None, time.monotonic()
+            reason = f"scorer unreachable ({type(exc).__name__}): scoring on this worker's CPU"
+            log.warning("%s", reason)
+            self._on_status(reason, self._down_at, None)
+            return self._local(frame_crops, clip_crops, explain)
+        self.remote_calls += 1
+        return result
+
+    def _local(self, frame_crops: Sequence[np.ndarray], clip_crops: Sequence[np.ndarray],
+               explain: bool) -> CropScores:
+        if self._fallback is None:
+            self._fallback = self._make_fallback()
+        self.local_calls += 1
+        return self._fallback.score_crops(frame_crops, clip_crops, explain)
+
+    def _scorer_back(self) -> bool:
+        """Ping the scorer without blocking the stream: one ping in flight, one every ``retry_s``."""
+        now = time.monotonic()
+        if self._probe is None:
+            if now - self._probe_at < self.retry_s:
+                return False
+            self._probe, self._probe_at = self.scorer.stats.remote(), now
+        ready, _ = self._ray.wait([self._probe], timeout=0)
+        if not ready:
+            return False
+        probe, self._probe = self._probe, None
+        try:
+            self._ray.get(probe)
+        except self._ray.exceptions.RayError:
+            return False
+        down_at, self._down_at = self._down_at, None
+        reason = "scorer back: scoring on the shared scorer again"
+        log.info("%s", reason)
+        self._on_status(reason, down_at or time.time(), time.time())
+        return True
+
+    def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        if not clips:
+            return np.zeros(0, np.float32)
+        return self.head.p_fake(np.stack(clips))

@@ -1,0 +1,121 @@
+"""A shared scorer: model A and the clip encoder, batched over the crops of every camera worker.
+
+Requests wait at most ``window_ms`` for others to join, or until ``max_crops`` crops are queued,
+then run as one batch on one inference thread while the next batch gathers. The actor is
+asynchronous (Ray runs its methods on an event loop), so waiting requests cost no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dfstream.stream.crops import InputSpec
+from dfstream.stream.engine import CropScores, ModelSet
+from dfstream.stream.runtime import DEFAULT_ORT, OrtSettings
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    """What a camera worker needs to know of its scorer's models before the first call."""
+
+    frame_input: InputSpec
+    clip_input: InputSpec
+    thresholds: tuple[float, float]
+    explains: bool
+    provider: str
+    source_sha256: str
+    """Of the clip encoder's checkpoint: the worker's clip head must come from the same one."""
+
+
+@dataclass
+class _Request:
+    frame_crops: np.ndarray
+    clip_crops: np.ndarray
+    explain: bool
+    done: asyncio.Future[CropScores] = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.frame_crops) + len(self.clip_crops)
+
+
+class BatchingScorer:
+    """Ray actor class (made remote in ``placement.py``); usable without Ray in tests."""
+
+    def __init__(self, models_dir: str, device: str = "auto", precision: str = "auto",
+                 ort: OrtSettings = DEFAULT_ORT, window_ms: float = 2.0, max_crops: int = 64) -> None:
+        self.models = ModelSet.load(Path(models_dir), device, precision, ort)
+        self.window_s = window_ms / 1000.0
+        self.max_crops = max_crops
+        self._queue: list[_Request] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-scorer")
+        self._running: set[asyncio.Future[None]] = set()
+        self.batches = 0
+        self.requests = 0
+        self.crops = 0
+
+    def info(self) -> ScorerInfo:
+        m = self.models
+        return ScorerInfo(m.frame_input, m.clip_input, m.thresholds, m.explains, m.provider,
+                          m.encoder.metadata.source_sha256)
+
+    def stats(self) -> dict[str, int]:
+        return {"batches": self.batches, "requests": self.requests, "crops": self.crops}
+
+    async def score(self, frame_crops: np.ndarray, clip_crops: np.ndarray, explain: bool = False) -> CropScores:
+        """P(fake) of ``frame_crops`` (n, s, s, 3 BGR uint8) and embeddings of ``clip_crops``."""
+        loop = asyncio.get_running_loop()
+        request = _Request(frame_crops, clip_crops, explain, loop.create_future())
+        self._queue.append(request)
+        if sum(r.size for r in self._queue) >= self.max_crops:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.window_s, self._flush)
+        return await request.done
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._queue = self._queue, []
+        if batch:
+            task = asyncio.ensure_future(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[_Request]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._inference, self._compute, batch)
+        except Exception as exc:  # every waiting worker learns of it (and falls back to its CPU)
+            for r in batch:
+                if not r.done.done():
+                    r.done.set_exception(exc)
+            return
+        for r, result in zip(batch, results, strict=True):
+            if not r.done.done():
+                r.done.set_result(result)
+
+    def _compute(self, batch: list[_Request]) -> list[CropScores]:
+        explain = any(r.explain for r in batch)
+        frames = [c for r in batch for c in r.frame_crops]
+        clips = [c for r in batch for c in r.clip_crops]
+        out = self.models.score_crops(frames, clips, explain=explain)
+        self.batches += 1
+        self.requests += len(batch)
+        self.crops += len(frames) + len(clips)
+        results: list[CropScores] = []
+        a = b = 0
+        for r in batch:
+            na, nb = len(r.frame_crops), len(r.clip_crops)
+            maps = out.attention[a:a + na] if r.explain and out.attention is not None else None
+            results.append(CropScores(out.p_frame[a:a + na], maps, out.embeddings[b:b + nb],
+                                      out.frame_ms, out.encoder_ms))
+            a, b = a + na, b + nb
+        return results

@@ -1,0 +1,210 @@
+"""A camera worker: one camera's source, faces, tracking, crops, clip buffers, clip head, scoring and
+event store, with model A and the encoder on a shared scorer. The driver drains what it produced."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from dfstream.config import EventsConfig
+from dfstream.stream.cluster.remote_models import RemoteModels
+from dfstream.stream.cluster.scorer import ScorerInfo
+from dfstream.stream.engine import ModelSet
+from dfstream.stream.event_store import EventSink
+from dfstream.stream.pipeline import Pipeline, SourceSettings
+from dfstream.stream.records import ScoreRecord, status_dict
+from dfstream.stream.runtime import DEFAULT_ORT, OrtSettings, load_model
+from dfstream.stream.sinks import Sink, SinkSet
+from dfstream.stream.sources import RetryPolicy, SourceOptions, SourceStatus, open_source
+from dfstream.stream.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One camera of the cluster, as the config or the command line names it."""
+
+    name: str
+    spec: str
+    max_faces: int | None = None
+    stride: int | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every camera worker shares (the run's options, minus what only the driver does)."""
+
+    models_dir: str
+    precision: str = "auto"
+    ort: OrtSettings = DEFAULT_ORT
+    max_faces: int = 4
+    stride: int | None = None
+    explain: bool = False
+    threshold: float | None = None
+    realtime: bool = False
+    loop: bool = False
+    rtsp_transport: str = "tcp"
+    retry: int | None = 8
+    events: EventsConfig | None = None
+    """The event store runs on the worker (it needs the frames); its folder is on the worker's node."""
+    detect_events: bool = False
+    """Detect deepfake events even without a folder (webhooks or MQTT on the driver want them)."""
+    queue: int = 20_000
+    """Frames' results held between drains; beyond it the oldest are dropped and counted."""
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    source: str
+    frame_id: int
+    ts: float
+    records: tuple[ScoreRecord, ...]
+
+
+@dataclass(frozen=True)
+class WorkerBatch:
+    """What one ``drain`` returns: frames' records and events since the last drain."""
+
+    frames: tuple[FrameResult, ...]
+    events: tuple[dict[str, Any], ...]
+    done: bool
+    node: str
+    error: str | None = None
+    dropped_frames: int = 0
+    """Frames the source skipped because scoring was behind (the live-source policy)."""
+    lost: int = 0
+    """Results dropped because the driver drained too slowly."""
+    on_fallback: bool = False
+
+
+@dataclass
+class _Collector:
+    """The worker's sink: keeps results until the driver drains them (bounded)."""
+
+    limit: int
+    frames: deque[FrameResult] = field(default_factory=deque)
+    events: deque[dict[str, Any]] = field(default_factory=deque)
+    lost: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
+        with self.lock:
+            if len(self.frames) >= self.limit:
+                self.frames.popleft()
+                self.lost += 1
+            self.frames.append(FrameResult(frame.source, frame.frame_id, frame.ts, tuple(records)))
+
+    def event(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            self.events.append(data)
+
+    def close(self) -> None:
+        return None
+
+    def take(self) -> tuple[tuple[FrameResult, ...], tuple[dict[str, Any], ...], int]:
+        with self.lock:
+            frames, events = tuple(self.frames), tuple(self.events)
+            self.frames.clear()
+            self.events.clear()
+            return frames, events, self.lost
+
+
+class CameraWorker:
+    """Ray actor class (made remote in ``placement.py``). Restarted by Ray when its process or node
+    dies; the new instance resumes the camera and says so in a status record."""
+
+    def __init__(self, camera: Camera, settings: WorkerSettings, scorers: Sequence[tuple[str, str]]) -> None:
+        import ray
+
+        context = ray.get_runtime_context()
+        self.node = context.get_node_id()
+        self.camera = camera
+        self.collector = _Collector(settings.queue)
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        if context.was_current_actor_reconstructed:
+            now = time.time()
+            self._status(f"camera worker restarted on node {self.node[:12]}", now, now)
+        models_dir = Path(settings.models_dir)
+        name = _pick_scorer(scorers, self.node, camera.name)
+        scorer = ray.get_actor(name)
+        info = cast(ScorerInfo, ray.get(scorer.info.remote()))
+        head = load_model(models_dir / "clip_head.onnx", "clip_head", "cpu", settings=settings.ort)
+        self.models: RemoteModels = RemoteModels(
+            scorer, info, head,
+            fallback=lambda: ModelSet.load(models_dir, "cpu", settings.precision, settings.ort),
+            on_status=self._status,
+        )
+        options = SourceOptions(realtime=settings.realtime, loop=settings.loop,
+                                rtsp_transport=settings.rtsp_transport,  # type: ignore[arg-type]
+                                retry=RetryPolicy(attempts=settings.retry))
+        sinks: list[Sink] = []
+        if settings.events is not None or settings.detect_events:
+            sinks.append(EventSink(settings.events, lambda _: fps))
+        sinks.append(self.collector)
+        sink_set = SinkSet(sinks)
+        for sink in sinks:
+            if isinstance(sink, EventSink):
+                sink.attach(sink_set.event)
+        try:
+            source = open_source(camera.spec, options, name=camera.name)
+        except Exception as exc:
+            self.error = f"source {camera.name}: {exc}"
+            self._done.set()
+            self.pipeline: Pipeline | None = None
+            return
+        fps = source.fps or 30.0
+        own = SourceSettings(camera.max_faces, camera.stride, camera.threshold)
+        self.pipeline = Pipeline(self.models, [source], sink_set, max_faces=settings.max_faces,
+                                 stride=settings.stride, explain=settings.explain,
+                                 threshold=settings.threshold, settings={camera.name: own})
+        self._thread = threading.Thread(target=self._run, name=f"dfstream-camera-{camera.name}", daemon=True)
+        self._thread.start()
+
+    def _status(self, reason: str, down_at: float, up_at: float | None) -> None:
+        self.collector.event(status_dict(SourceStatus(self.camera.name, down_at, up_at, 1, reason)))
+
+    def _run(self) -> None:
+        assert self.pipeline is not None
+        try:
+            self.pipeline.run(stop=self._stop)
+            if self.pipeline.errors:
+                self.error = "; ".join(self.pipeline.errors)
+        except Exception as exc:  # reported through drain; the driver decides
+            log.exception("camera %s failed", self.camera.name)
+            self.error = f"camera {self.camera.name}: {exc}"
+        finally:
+            self._done.set()
+
+    def drain(self) -> WorkerBatch:
+        done = self._done.is_set()  # read first: a result written after this is taken by the next drain
+        frames, events, lost = self.collector.take()
+        dropped = 0
+        if self.pipeline is not None:
+            dropped = sum(st.source.dropped for st in self.pipeline.streams)
+        return WorkerBatch(frames, events, done, self.node, self.error, dropped, lost, self.models.on_fallback)
+
+    def stop(self) -> bool:
+        """Stop the camera; the pipeline closes its source and event store. Returns when done (≤ 10 s)."""
+        self._stop.set()
+        return self._done.wait(10.0)
+
+    def node_id(self) -> str:
+        return self.node
+
+
+def _pick_scorer(scorers: Sequence[tuple[str, str]], node: str, camera: str) -> str:
+    """A scorer on this node when there is one (crops stay in shared memory), else one chosen by the
+    camera's name so that cameras spread over the scorers."""
+    local = [name for name, scorer_node in scorers if scorer_node == node]
+    pool = local or [name for name, _ in scorers]
+    return pool[sum(camera.encode()) % len(pool)]
