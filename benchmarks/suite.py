@@ -137,3 +137,17 @@ def run_soak(models_dir: Path, clip: Path, out_dir: Path, device: str, minutes: 
     write_json(out_dir / "soak.json", _header("soak", models_dir, started, extra))
     (out_dir / "soak.md").write_text(md, encoding="utf-8")
     return Written(md, [out_dir / "soak.json", out_dir / "soak.md"])
+
+
+def run_cluster_bench(models_dir: Path, clip: Path, out_dir: Path, cameras: Sequence[int], duration_s: float,
+                      precision: str) -> Written:
+    from dfstream.benchmarks.cluster_bench import bench_cluster, cluster_markdown
+
+    started = cpu_times()
+    rows, hop = bench_cluster(models_dir, clip, cameras, duration_s, precision)
+    md = cluster_markdown(rows, hop)
+    extra = {"clip": str(clip), "duration_s": duration_s, "precision": precision,
+             "rows": [asdict(r) for r in rows], "hop": hop}
+    write_json(out_dir / "cluster.json", _header("cluster", models_dir, started, extra))
+    (out_dir / "cluster.md").write_text(md, encoding="utf-8")
+    return Written(md, [out_dir / "cluster.json", out_dir / "cluster.md"])

@@ -115,6 +115,30 @@ def bench_pipeline_cmd(
     guard(body)
 
 
+@bench_app.command("cluster")
+def bench_cluster_cmd(
+    models: BundledModelsOpt = None,
+    clip: ClipOpt = None,
+    out: OutOpt = None,
+    cameras: Annotated[str, typer.Option(help="Camera counts to run, comma-separated.")] = "1,2,4,8",
+    duration: Annotated[float, typer.Option(min=5, help="Seconds per run and engine.")] = 30.0,
+    precision: PrecisionOpt = Precision.auto,
+) -> None:
+    """N cameras in one process against N Ray camera workers with a shared scorer (local Ray), and the hop alone."""
+
+    def body() -> None:
+        from dfstream.benchmarks.suite import run_cluster_bench
+        from dfstream.paths import BUNDLED_MODELS
+        from dfstream.stream.cluster import import_ray
+
+        import_ray()
+        written = run_cluster_bench(models or BUNDLED_MODELS, _clip(clip), _out(out, "cluster"),
+                                    _ints(cameras, "--cameras"), duration, precision.value)
+        _report("cluster", written.markdown, written.files)
+
+    guard(body)
+
+
 @bench_app.command("explain")
 def bench_explain_cmd(
     models: BundledModelsOpt = None,

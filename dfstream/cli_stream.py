@@ -43,6 +43,7 @@ SHARED_PARAMS = {
 RUN_PARAMS = SHARED_PARAMS | {
     "video": "video", "window": "window", "realtime": "realtime", "loop": "loop", "duration_s": "duration",
     "rtsp_transport": "rtsp_transport", "retry": "retry", "engine": "engine", "ray_address": "ray_address",
+    "ray_timeout_s": "ray_timeout",
 }
 SERVE_PARAMS = SHARED_PARAMS | {
     "host": "host", "port": "port", "token": "token", "max_peers": "max_peers", "ice_servers": "ice_server",
@@ -142,6 +143,7 @@ def run_cmd(
     mqtt: Annotated[str | None, typer.Option(help=MQTT_HELP)] = None,
     engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.local,
     ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    ray_timeout: Annotated[float, typer.Option(help="Seconds to wait for --ray-address to answer.")] = 30.0,
 ) -> None:
     """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
 
@@ -174,6 +176,7 @@ def run_cmd(
             "mqtt": None if mqtt is None else MqttConfig(url=mqtt),
             "engine": engine.value,
             "ray_address": ray_address,
+            "ray_timeout_s": ray_timeout,
         }
         cfg = RunConfig(**merge_flags(ctx, config, flags, RUN_PARAMS))
         stop = threading.Event()

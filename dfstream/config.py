@@ -166,6 +166,7 @@ class RunConfig(_StreamConfig):
                                             "shared scorers on a Ray cluster (the dfstream[ray] extra)")
     ray_address: str | None = Field(None, min_length=1, description="'auto', 'ray://host:port' or 'host:port' "
                                     "of a running cluster; None: start a local Ray instance")
+    ray_timeout_s: float = Field(30.0, gt=0, le=600, description="how long to wait for the cluster to answer")
 
 
 class ServeConfig(_StreamConfig):

@@ -13,6 +13,8 @@ from types import ModuleType
 from dfstream.exceptions import DfstreamError
 
 RAY_EXTRA_HINT = "pip install 'dfstream[ray]'"
+NAMESPACE = "dfstream"
+"""Workers find their scorer by name in this namespace; each run's scorers carry the run's id."""
 
 
 def import_ray() -> ModuleType:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfstream.exceptions import DfstreamError, first_line
-from dfstream.stream.cluster import import_ray
+from dfstream.stream.cluster import NAMESPACE, import_ray
 from dfstream.stream.cluster.scorer import BatchingScorer
 from dfstream.stream.cluster.worker import Camera, CameraWorker, WorkerSettings
 from dfstream.stream.runtime import OrtSettings
@@ -21,8 +21,7 @@ from dfstream.stream.runtime import OrtSettings
 log = logging.getLogger(__name__)
 
 SCORER_PREFIX = "dfstream-scorer"
-NAMESPACE = "dfstream"
-"""Workers find their scorer by name in this namespace; each run's scorers carry the run's id."""
+
 
 
 class ClusterUnreachable(DfstreamError):
@@ -137,7 +136,7 @@ def start_scorers(models_dir: str, precision: str, ort: OrtSettings, options: Cl
         node_id = node["NodeID"]
         name = f"{SCORER_PREFIX}-{run_id}-{i}"
         handle = actor.options(
-            name=name, num_cpus=0, num_gpus=gpus, max_restarts=-1, max_concurrency=1000,
+            name=name, namespace=NAMESPACE, num_cpus=0, num_gpus=gpus, max_restarts=-1, max_concurrency=1000,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         ).remote(models_dir, options.device if gpus else "cpu", precision, ort,
                  options.scorer_window_ms, options.scorer_max_crops)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,29 +29,44 @@ def _stack(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
 class RemoteModels:
     """Implements ``StreamModels`` (stream/engine.py) over a Ray scorer handle."""
 
-    def __init__(self, scorer: Any, info: ScorerInfo, head: OrtModel, fallback: Callable[[], ModelSet],
-                 on_status: StatusCallback, call_timeout_s: float = 10.0, retry_s: float = 2.0) -> None:
+    def __init__(self, scorer: Any | None, head: OrtModel, fallback: Callable[[], ModelSet], on_status: StatusCallback,
+                 call_timeout_s: float = 10.0, retry_s: float = 2.0, info_timeout_s: float = 30.0) -> None:
+        """Asks the scorer what its models want; when it does not answer, starts on this CPU."""
         import ray
 
-        if head.metadata.source_sha256 != info.source_sha256:
-            raise MetadataError(f"{head.path}: the clip head comes from another checkpoint than the scorer's "
-                                "clip encoder (metadata field 'dfstream.source_sha256' differs)")
         self._ray = ray
-        self.scorer = scorer
-        self.info = info
-        self.head = head
-        self.frame_input: InputSpec = info.frame_input
-        self.clip_input: InputSpec = info.clip_input
         self._make_fallback = fallback
         self._fallback: ModelSet | None = None
         self._on_status = on_status
-        self.call_timeout_s = call_timeout_s
-        self.retry_s = retry_s
         self._down_at: float | None = None
         self._probe: Any = None
         self._probe_at = 0.0
+        try:
+            if scorer is None:
+                raise ray.exceptions.RayError("no scorer is left in the cluster")
+            info = cast(ScorerInfo, ray.get(scorer.info.remote(), timeout=info_timeout_s))
+        except ray.exceptions.RayError as exc:
+            self._fall_back(exc)
+            assert self._fallback is not None
+            info = ScorerInfo.of(self._fallback)
+        if head.metadata.source_sha256 != info.source_sha256:
+            raise MetadataError(f"{head.path}: the clip head comes from another checkpoint than the scorer's "
+                                "clip encoder (metadata field 'dfstream.source_sha256' differs)")
+        self.scorer = scorer
+        self.info = info
+        self.head = head
+        self.call_timeout_s = call_timeout_s
+        self.retry_s = retry_s
         self.remote_calls = 0
         self.local_calls = 0
+
+    @property
+    def frame_input(self) -> InputSpec:
+        return self.info.frame_input
+
+    @property
+    def clip_input(self) -> InputSpec:
+        return self.info.clip_input
 
     @property
     def provider(self) -> str:
@@ -73,19 +88,25 @@ class RemoteModels:
                     explain: bool = False) -> CropScores:
         if self._down_at is not None and not self._scorer_back():
             return self._local(frame_crops, clip_crops, explain)
+        assert self.scorer is not None  # _scorer_back is False without one
         ref = self.scorer.score.remote(_stack(frame_crops, self.frame_input.size),
                                        _stack(clip_crops, self.clip_input.size), explain)
         try:
             result: CropScores = self._ray.get(ref, timeout=self.call_timeout_s)
         except self._ray.exceptions.RayError as exc:  # dead, restarting, timed out or failed
-            self._down_at = time.time()
-            self._probe, self._probe_at = None, time.monotonic()
-            reason = f"scorer unreachable ({type(exc).__name__}): scoring on this worker's CPU"
-            log.warning("%s", reason)
-            self._on_status(reason, self._down_at, None)
+            self._fall_back(exc)
             return self._local(frame_crops, clip_crops, explain)
         self.remote_calls += 1
         return result
+
+    def _fall_back(self, exc: Exception) -> None:
+        self._down_at = time.time()
+        self._probe, self._probe_at = None, time.monotonic()
+        reason = f"scorer unreachable ({type(exc).__name__}): scoring on this worker's CPU"
+        log.warning("%s", reason)
+        self._on_status(reason, self._down_at, None)
+        if self._fallback is None:
+            self._fallback = self._make_fallback()
 
     def _local(self, frame_crops: Sequence[np.ndarray], clip_crops: Sequence[np.ndarray],
                explain: bool) -> CropScores:
@@ -97,6 +118,8 @@ class RemoteModels:
     def _scorer_back(self) -> bool:
         """Ping the scorer without blocking the stream: one ping in flight, one every ``retry_s``."""
         now = time.monotonic()
+        if self.scorer is None:
+            return False
         if self._probe is None:
             if now - self._probe_at < self.retry_s:
                 return False

@@ -72,7 +72,8 @@ def run_cluster(
     if config.device == "cuda":
         log.info("--device cuda: scorers on GPU nodes use CUDA")
     cameras = cameras_of(config)
-    options = ClusterOptions(address=config.ray_address, device=config.device)
+    options = ClusterOptions(address=config.ray_address, connect_timeout_s=config.ray_timeout_s,
+                             device=config.device)
     cluster = ClusterRun(worker_settings(config), options, driver_sinks(config, cameras))
     try:
         cluster.start(cameras)

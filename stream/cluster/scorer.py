@@ -31,6 +31,11 @@ class ScorerInfo:
     source_sha256: str
     """Of the clip encoder's checkpoint: the worker's clip head must come from the same one."""
 
+    @classmethod
+    def of(cls, m: ModelSet) -> ScorerInfo:
+        return cls(m.frame_input, m.clip_input, m.thresholds, m.explains, m.provider,
+                   m.encoder.metadata.source_sha256)
+
 
 @dataclass
 class _Request:
@@ -61,9 +66,7 @@ class BatchingScorer:
         self.crops = 0
 
     def info(self) -> ScorerInfo:
-        m = self.models
-        return ScorerInfo(m.frame_input, m.clip_input, m.thresholds, m.explains, m.provider,
-                          m.encoder.metadata.source_sha256)
+        return ScorerInfo.of(self.models)
 
     def stats(self) -> dict[str, int]:
         return {"batches": self.batches, "requests": self.requests, "crops": self.crops}

@@ -10,11 +10,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from dfstream.config import EventsConfig
+from dfstream.stream.cluster import NAMESPACE
 from dfstream.stream.cluster.remote_models import RemoteModels
-from dfstream.stream.cluster.scorer import ScorerInfo
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.pipeline import Pipeline, SourceSettings
@@ -135,12 +135,10 @@ class CameraWorker:
             now = time.time()
             self._status(f"camera worker restarted on node {self.node[:12]}", now, now)
         models_dir = Path(settings.models_dir)
-        name = _pick_scorer(scorers, self.node, camera.name)
-        scorer = ray.get_actor(name)
-        info = cast(ScorerInfo, ray.get(scorer.info.remote()))
+        scorer = _find_scorer(ray, scorers, self.node, camera.name)
         head = load_model(models_dir / "clip_head.onnx", "clip_head", "cpu", settings=settings.ort)
         self.models: RemoteModels = RemoteModels(
-            scorer, info, head,
+            scorer, head,
             fallback=lambda: ModelSet.load(models_dir, "cpu", settings.precision, settings.ort),
             on_status=self._status,
         )
@@ -202,9 +200,23 @@ class CameraWorker:
         return self.node
 
 
-def _pick_scorer(scorers: Sequence[tuple[str, str]], node: str, camera: str) -> str:
-    """A scorer on this node when there is one (crops stay in shared memory), else one chosen by the
-    camera's name so that cameras spread over the scorers."""
+def scorer_order(scorers: Sequence[tuple[str, str]], node: str, camera: str) -> list[str]:
+    """Scorers to try, best first: those on this node (crops stay in shared memory), then the others,
+    each group rotated by the camera's name so that cameras spread over the scorers."""
+    def rotated(names: list[str]) -> list[str]:
+        k = sum(camera.encode()) % len(names) if names else 0
+        return names[k:] + names[:k]
+
     local = [name for name, scorer_node in scorers if scorer_node == node]
-    pool = local or [name for name, _ in scorers]
-    return pool[sum(camera.encode()) % len(pool)]
+    other = [name for name, scorer_node in scorers if scorer_node != node]
+    return rotated(local) + rotated(other)
+
+
+def _find_scorer(ray: Any, scorers: Sequence[tuple[str, str]], node: str, camera: str) -> Any | None:
+    """The first scorer that still exists (one whose node died is gone for good); None: none is left."""
+    for name in scorer_order(scorers, node, camera):
+        try:
+            return ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            continue
+    return None

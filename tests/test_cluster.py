@@ -1,0 +1,187 @@
+"""``dfstream run --engine ray`` on a real 3-node Ray cluster on loopback (marked ``ray``; bounded)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dfstream.config import RunConfig
+from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+from tests.ray_cluster import LocalCluster, start_cluster
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[LocalCluster]:
+    pytest.importorskip("ray", reason="the dfstream[ray] extra is not installed")
+    yield from start_cluster()
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _scores(path: Path) -> dict[tuple[str, int, int], dict[str, Any]]:
+    return {(r["source"], r["frame_id"], r["track_id"]): r for r in _records(path) if r["type"] == "score"}
+
+
+def _config(tmp_path: Path, **fields: Any) -> RunConfig:
+    base: dict[str, Any] = {"sources": (str(SAMPLE_CLIP),), "models_dir": BUNDLED_MODELS, "window": False,
+                            "out": str(tmp_path / "ray.jsonl"), "engine": "ray"}
+    return RunConfig(**(base | fields))
+
+
+def _start(config: RunConfig) -> tuple[Any, threading.Thread, threading.Event, dict[str, Any]]:
+    """A cluster run on its own thread (the test acts on the cluster meanwhile)."""
+    from dfstream.stream.cluster.driver import ClusterRun
+    from dfstream.stream.cluster.placement import ClusterOptions
+    from dfstream.stream.cluster.run import cameras_of, driver_sinks, worker_settings
+
+    cameras = cameras_of(config)
+    run = ClusterRun(worker_settings(config), ClusterOptions(), driver_sinks(config, cameras))
+    run.start(cameras)
+    stop = threading.Event()
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: out.update(summary=run.run(config.duration_s, stop)), daemon=True)
+    thread.start()
+    return run, thread, stop, out
+
+
+def _wait_for(check: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return _records(path) if path.exists() else []
+
+
+def test_scores_equal_the_in_process_pipeline(ray_cluster: LocalCluster, tmp_path: Path) -> None:
+    from dfstream.stream.cluster.run import run_cluster
+    from dfstream.stream.run import run_stream
+
+    local = _config(tmp_path, out=str(tmp_path / "local.jsonl"), engine="local")
+    run_stream(local)
+    summary, errors = run_cluster(_config(tmp_path))
+    assert errors == []
+    a, b = _scores(tmp_path / "local.jsonl"), _scores(tmp_path / "ray.jsonl")
+    assert len(a) >= 200 and set(a) == set(b)
+    for key in ("score_frame", "score_clip", "score"):
+        diff = max(abs((a[k][key] or 0.0) - (b[k][key] or 0.0)) for k in a)
+        assert diff <= 1e-4, (key, diff)
+    assert [a[k]["label"] for k in sorted(a)] == [b[k]["label"] for k in sorted(b)]
+    assert summary.sources[str(SAMPLE_CLIP)].frames == 240
+
+
+def test_a_killed_scorer_falls_back_to_cpu_then_returns(ray_cluster: LocalCluster, tmp_path: Path) -> None:
+    import ray
+
+    from dfstream.stream.cluster.placement import SCORER_PREFIX
+
+    out = tmp_path / "ray.jsonl"
+    run, thread, stop, _ = _start(_config(tmp_path, realtime=True, loop=True))
+    try:
+        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)) >= 20, 120, "first scores")
+        names = [n["name"] for n in ray.util.list_named_actors(all_namespaces=True)
+                 if n["name"].startswith(SCORER_PREFIX)]
+        assert len(names) == 1  # one per GPU: the fake-GPU node's
+        ray.kill(run.scorers[0].handle, no_restart=False)  # Ray restarts it (max_restarts=-1)
+        _wait_for(lambda: any("scorer back" in r.get("reason", "") for r in _lines(out)), 120, "the scorer's return")
+        seen = len(_lines(out))
+        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)[seen:]) >= 10, 60, "scores after return")
+    finally:
+        stop.set()
+        thread.join(60)
+    records = _lines(out)
+    statuses = [r for r in records if r["type"] == "status"]
+    assert "scorer unreachable" in statuses[0]["reason"] and statuses[0]["up_at"] is None
+    back = next(i for i, r in enumerate(records) if "scorer back" in r.get("reason", ""))
+    down = next(i for i, r in enumerate(records) if "scorer unreachable" in r.get("reason", ""))
+    assert any(r["type"] == "score" for r in records[down:back])  # scored on the worker's CPU meanwhile
+    assert not thread.is_alive()
+
+
+def test_twenty_cameras_all_score_and_a_broken_one_fails_alone(ray_cluster: LocalCluster, tmp_path: Path) -> None:
+    out = tmp_path / "ray.jsonl"
+    copies = []
+    for i in range(20):
+        copies.append(tmp_path / f"cam{i:02d}.mp4")
+        shutil.copy(SAMPLE_CLIP, copies[-1])
+    names = set(map(str, copies))
+    sources = (*sorted(names), str(tmp_path / "missing.mp4"))
+    run, thread, stop, result = _start(_config(tmp_path, sources=sources, realtime=True, loop=True))
+
+    def stamps() -> dict[str, list[float]]:
+        seen: dict[str, list[float]] = {}
+        for r in _lines(out):
+            if r["type"] == "score":
+                seen.setdefault(r["source"], []).append(r["ts"])
+        return seen
+
+    try:
+        _wait_for(lambda: len(stamps()) == 20 and min(map(len, stamps().values())) >= 8, 280,
+                  "8 scored frames from each of the 20 cameras")
+    finally:
+        stop.set()
+        thread.join(90)
+    assert set(stamps()) == names  # every camera scored; the broken one nothing
+    assert run.errors == [f"{tmp_path / 'missing.mp4'}: " + run.cameras[str(tmp_path / "missing.mp4")].error]
+    assert "missing.mp4" in run.errors[0] and len(run.errors) == 1
+    rates = np.array([(len(t) - 1) / (max(t) - min(t)) for t in stamps().values()])
+    assert rates.min() >= 0.2 * np.median(rates), rates  # none starves: each over its own span
+    assert result["summary"].sources[str(tmp_path / "missing.mp4")].error
+
+
+def test_a_removed_node_moves_its_camera(ray_cluster: LocalCluster, tmp_path: Path) -> None:
+    out = tmp_path / "ray.jsonl"
+    run, thread, stop, _ = _start(_config(tmp_path, realtime=True, loop=True))
+    name = str(SAMPLE_CLIP)
+    try:
+        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)) >= 20, 120, "first scores")
+        first = run.cameras[name].node
+        ray_cluster.replace(ray_cluster.node_of(first))
+        _wait_for(lambda: any("restarted on node" in r.get("reason", "") for r in _lines(out)), 180,
+                  "the camera's restart")
+        seen = len(_lines(out))
+        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)[seen:]) >= 10, 120, "scores after the move")
+        assert run.cameras[name].node != first
+    finally:
+        stop.set()
+        thread.join(60)
+    restarted = [r for r in _lines(out) if "restarted on node" in r.get("reason", "")]
+    assert restarted[0]["source"] == name and first[:12] not in restarted[0]["reason"]
+
+
+def test_an_address_that_does_not_answer_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the dfstream[ray] extra is not installed")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dfstream"), "run", "--engine", "ray", "--ray-address", "127.0.0.1:9",
+         "--ray-timeout", "5", "--no-window"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("dfstream: error:")]
+    assert len(errors) == 1 and "127.0.0.1:9" in errors[0] and "did not answer" in errors[0]
+
+
+def test_without_ray_the_error_names_the_extra() -> None:
+    code = ("import sys; sys.modules['ray'] = None; from dfstream.cli import main; "
+            "sys.argv = ['dfstream', 'run', '--engine', 'ray', '--no-window']; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "pip install 'dfstream[ray]'" in proc.stderr.strip().splitlines()[-1]
