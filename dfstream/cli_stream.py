@@ -43,7 +43,7 @@ SHARED_PARAMS = {
 RUN_PARAMS = SHARED_PARAMS | {
     "video": "video", "window": "window", "realtime": "realtime", "loop": "loop", "duration_s": "duration",
     "rtsp_transport": "rtsp_transport", "retry": "retry", "engine": "engine", "ray_address": "ray_address",
-    "ray_timeout_s": "ray_timeout",
+    "ray_timeout_s": "ray_timeout", "metrics_port": "metrics_port",
 }
 SERVE_PARAMS = SHARED_PARAMS | {
     "host": "host", "port": "port", "token": "token", "max_peers": "max_peers", "ice_servers": "ice_server",
@@ -144,6 +144,8 @@ def run_cmd(
     engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.local,
     ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
     ray_timeout: Annotated[float, typer.Option(help="Seconds to wait for --ray-address to answer.")] = 30.0,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics "
+                                                      "while running (one endpoint for a Ray cluster).")] = None,
 ) -> None:
     """Score faces in live streams or files: JSON lines, annotated video, a summary at the end."""
 
@@ -177,6 +179,7 @@ def run_cmd(
             "engine": engine.value,
             "ray_address": ray_address,
             "ray_timeout_s": ray_timeout,
+            "metrics_port": metrics_port,
         }
         cfg = RunConfig(**merge_flags(ctx, config, flags, RUN_PARAMS))
         stop = threading.Event()

@@ -162,6 +162,8 @@ class RunConfig(_StreamConfig):
     duration_s: float | None = Field(None, gt=0)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     retry: int | None = Field(8, ge=1, description="reconnect attempts per outage; None: forever")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics on "
+                                     "127.0.0.1:PORT/metrics while running (all cameras of the cluster with ray)")
     engine: Literal["local", "ray"] = Field("local", description="local: this process; ray: camera workers and "
                                             "shared scorers on a Ray cluster (the dfstream[ray] extra)")
     ray_address: str | None = Field(None, min_length=1, description="'auto', 'ray://host:port' or 'host:port' "

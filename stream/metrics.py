@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from dfstream.exceptions import DfstreamError
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.types import Frame
 
@@ -126,3 +127,27 @@ class PipelineMetrics:
 
     def close(self) -> None:
         return None
+
+
+class MetricsServer:
+    """``GET /metrics`` on ``host:port`` for ``dfstream run`` (serve has its own). Bound at start-up, so a
+    taken port fails before any work; it serves whichever registry :meth:`show` gives it."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self._registry: CollectorRegistry | None = None
+        try:
+            self._server, self._thread = start_http_server(port, addr=host, registry=self)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise DfstreamError(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+    def collect(self) -> Iterator[Metric]:
+        if self._registry is not None:
+            yield from self._registry.collect()
+
+    def show(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

@@ -10,6 +10,7 @@ and real native errors included). ``dfstream --debug`` turns it off and shows ev
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -93,6 +94,18 @@ def _leave() -> None:
     if kept:
         sys.stderr.write("".join(kept))
         sys.stderr.flush()
+
+
+@atexit.register
+def _restore_at_exit() -> None:
+    """A run that fails while a hold is open (an error raised before the first frame) still shows
+    what it wrote, its one-line error included: the capture is passed on before the process ends."""
+    global _depth
+    with _lock:
+        if _depth == 0:
+            return
+        _depth = 1
+    _leave()
 
 
 class QuietHold:

@@ -17,6 +17,7 @@ from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, We
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
+from dfstream.stream.metrics import MetricsServer
 from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
@@ -114,16 +115,26 @@ def run_stream(
     """Run until the sources end, ``duration`` passes or ``stop`` is set; returns summary and source errors."""
     sources = open_sources(config, options)
     sinks = build_sinks(config, sources)
+    metrics = None
     try:
+        metrics = None if config.metrics_port is None else MetricsServer(config.metrics_port)
         models = ModelSet.load(config.models_dir, config.device, config.precision, config.ort)
     except BaseException:
         sinks.close()
+        if metrics is not None:
+            metrics.close()
         raise
     for source in sources:
         log.info("source %s", source.describe())
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
                         explain=config.explain, threshold=config.threshold, settings=source_settings(config))
-    summary = pipeline.run(config.duration_s, stop)
+    if metrics is not None:
+        metrics.show(pipeline.summary.metrics.registry)
+    try:
+        summary = pipeline.run(config.duration_s, stop)
+    finally:
+        if metrics is not None:
+            metrics.close()
     summary.outputs = sinks.stats()
     if pipeline.dispatch.dropped:
         summary.outputs["sinks"] = pipeline.dispatch.stats()

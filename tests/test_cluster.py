@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,18 +45,22 @@ def _config(tmp_path: Path, **fields: Any) -> RunConfig:
     return RunConfig(**(base | fields))
 
 
-def _start(config: RunConfig) -> tuple[Any, threading.Thread, threading.Event, dict[str, Any]]:
+def _start(config: RunConfig, metrics_port: int | None = None) -> tuple[Any, threading.Thread, threading.Event,
+                                                                         dict[str, Any]]:
     """A cluster run on its own thread (the test acts on the cluster meanwhile)."""
     from dfstream.stream.cluster.driver import ClusterRun
     from dfstream.stream.cluster.placement import ClusterOptions
     from dfstream.stream.cluster.run import cameras_of, driver_sinks, worker_settings
+    from dfstream.stream.metrics import MetricsServer
 
     cameras = cameras_of(config)
     run = ClusterRun(worker_settings(config), ClusterOptions(), driver_sinks(config, cameras))
     run.start(cameras)
     stop = threading.Event()
     out: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: out.update(summary=run.run(config.duration_s, stop)), daemon=True)
+    metrics = None if metrics_port is None else MetricsServer(metrics_port)
+    thread = threading.Thread(target=lambda: out.update(summary=run.run(config.duration_s, stop, metrics=metrics)),
+                              daemon=True)
     thread.start()
     return run, thread, stop, out
 
@@ -94,7 +101,8 @@ def test_a_killed_scorer_falls_back_to_cpu_then_returns(ray_cluster: LocalCluste
     from dfstream.stream.cluster.placement import SCORER_PREFIX
 
     out = tmp_path / "ray.jsonl"
-    run, thread, stop, _ = _start(_config(tmp_path, realtime=True, loop=True))
+    port = _free_port()
+    run, thread, stop, _ = _start(_config(tmp_path, realtime=True, loop=True), metrics_port=port)
     try:
         _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)) >= 20, 120, "first scores")
         names = [n["name"] for n in ray.util.list_named_actors(all_namespaces=True)
@@ -104,6 +112,7 @@ def test_a_killed_scorer_falls_back_to_cpu_then_returns(ray_cluster: LocalCluste
         _wait_for(lambda: any("scorer back" in r.get("reason", "") for r in _lines(out)), 120, "the scorer's return")
         seen = len(_lines(out))
         _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)[seen:]) >= 10, 60, "scores after return")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     finally:
         stop.set()
         thread.join(60)
@@ -114,6 +123,17 @@ def test_a_killed_scorer_falls_back_to_cpu_then_returns(ray_cluster: LocalCluste
     down = next(i for i, r in enumerate(records) if "scorer unreachable" in r.get("reason", ""))
     assert any(r["type"] == "score" for r in records[down:back])  # scored on the worker's CPU meanwhile
     assert not thread.is_alive()
+    source = str(SAMPLE_CLIP)
+    assert f'dfstream_camera_scorer_fallback{{source="{source}"}} 0.0' in metrics  # back on the scorer
+    assert f'dfstream_camera_worker_node{{node="{run.cameras[source].node[:12]}",source="{source}"}} 1.0' in metrics
+    frames = re.search(rf'dfstream_frames_total{{source="{re.escape(source)}"}} (\d+)', metrics)
+    assert frames is not None and int(frames.group(1)) >= 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_twenty_cameras_all_score_and_a_broken_one_fails_alone(ray_cluster: LocalCluster, tmp_path: Path) -> None:

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from prometheus_client import Gauge
 
 from dfstream.exceptions import first_line
 from dfstream.stream.cluster import import_ray
 from dfstream.stream.cluster.placement import ClusterOptions, Scorer, connect, start_scorers, start_worker
 from dfstream.stream.cluster.worker import Camera, WorkerBatch, WorkerSettings
+from dfstream.stream.metrics import LiveStats, MetricsServer
 from dfstream.stream.records import status_dict
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceStatus
@@ -59,6 +61,13 @@ class ClusterRun:
     def __post_init__(self) -> None:
         self.summary = RunSummary(provider=self.provider)
         self.sinks.add(self.summary.metrics)
+        registry = self.summary.metrics.registry
+        self._fps: dict[str, tuple[float, float]] = {}
+        self.summary.metrics.bind(self._live_stats)
+        self._fallback_gauge = Gauge("dfstream_camera_scorer_fallback", "1 while a camera scores on its worker's "
+                                     "CPU because its scorer is unreachable.", ["source"], registry=registry)
+        self._node_gauge = Gauge("dfstream_camera_worker_node", "1 for the node that runs a camera's worker.",
+                                 ["source", "node"], registry=registry)
 
     # -- set-up ---------------------------------------------------------------------------------
     def start(self, cameras: Sequence[Camera]) -> None:
@@ -88,12 +97,15 @@ class ClusterRun:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, stop: threading.Event | None = None,
-            keep_running: bool = False) -> RunSummary:
+            keep_running: bool = False, metrics: MetricsServer | None = None) -> RunSummary:
         """Drain workers until every camera is done (or ``duration_s`` / ``stop``); ``keep_running``:
-        wait for cameras to be added when none is left (a reloadable config)."""
+        wait for cameras to be added when none is left (a reloadable config); ``metrics``: the
+        cluster's one Prometheus endpoint (closed at the end)."""
         ray = import_ray()
         stop = stop or threading.Event()
         start = time.perf_counter()
+        if metrics is not None:
+            metrics.show(self.summary.metrics.registry)
         try:
             while True:
                 self._apply_changes()
@@ -111,6 +123,8 @@ class ClusterRun:
             self.summary.elapsed_s = time.perf_counter() - start
             self._stop_all(ray)
             self.sinks.close()
+            if metrics is not None:
+                metrics.close()
         return self.summary
 
     def _apply_changes(self) -> None:
@@ -142,6 +156,18 @@ class ClusterRun:
             self._take(state, batch)
 
     def _take(self, state: _CameraState, batch: WorkerBatch) -> None:
+        name = state.camera.name
+        if batch.node != state.node:
+            if state.node:
+                self._node_gauge.remove(name, state.node[:12])
+            self._node_gauge.labels(name, batch.node[:12]).set(1)
+        self._fallback_gauge.labels(name).set(1 if batch.on_fallback else 0)
+        now = time.perf_counter()
+        last, fps = self._fps.get(name, (now, 0.0))
+        if now > last:
+            rate = len(batch.frames) / (now - last)
+            fps = rate if not fps else 0.8 * fps + 0.2 * rate
+        self._fps[name] = (now, fps)
         state.node, state.fallback = batch.node, batch.on_fallback
         state.dropped, state.lost = batch.dropped_frames, batch.lost
         for result in batch.frames:
@@ -185,6 +211,17 @@ class ClusterRun:
                 ray.kill(state.handle, no_restart=True)
         for scorer in self.scorers:
             ray.kill(scorer.handle, no_restart=True)
+
+    def _live_stats(self) -> LiveStats:
+        sources = self.summary.sources
+        return LiveStats(
+            frames={name: st.frames for name, st in list(sources.items())},
+            dropped={name: st.dropped for name, st in list(sources.items())},
+            fps={name: v for name, (_, v) in list(self._fps.items())},
+            peers=0,
+            provider=self.provider,
+            outputs=self.sinks.stats(),
+        )
 
     @property
     def errors(self) -> list[str]:

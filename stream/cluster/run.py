@@ -11,6 +11,7 @@ from dfstream.exceptions import DfstreamError
 from dfstream.stream.cluster.driver import ClusterRun
 from dfstream.stream.cluster.placement import ClusterOptions
 from dfstream.stream.cluster.worker import Camera, WorkerSettings
+from dfstream.stream.metrics import MetricsServer
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet
 from dfstream.stream.sources import source_name
 from dfstream.stream.summary import RunSummary
@@ -75,17 +76,21 @@ def run_cluster(
     options = ClusterOptions(address=config.ray_address, connect_timeout_s=config.ray_timeout_s,
                              device=config.device)
     cluster = ClusterRun(worker_settings(config), options, driver_sinks(config, cameras))
+    metrics = None
     try:
+        metrics = None if config.metrics_port is None else MetricsServer(config.metrics_port)
         cluster.start(cameras)
     except BaseException:
         cluster.sinks.close()
+        if metrics is not None:
+            metrics.close()
         raise
     watcher = None
     if reload is not None and reload_signal is not None:
         watcher = threading.Thread(target=_watch_reload, args=(cluster, reload, reload_signal, stop),
                                    name="dfstream-config-reload", daemon=True)
         watcher.start()
-    summary = cluster.run(config.duration_s, stop, keep_running=reload is not None)
+    summary = cluster.run(config.duration_s, stop, keep_running=reload is not None, metrics=metrics)
     errors = cluster.errors + [f"sink {e}" for e in cluster.sinks.failed]
     return summary, errors
 
