@@ -205,3 +205,48 @@ def test_without_ray_the_error_names_the_extra() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "pip install 'dfstream[ray]'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_config_reload_adds_and_removes_cameras(ray_cluster: LocalCluster, tmp_path: Path) -> None:
+    """Through the command line: SIGHUP re-reads the cameras file while the job runs."""
+    import signal
+
+    cams = tmp_path / "cameras.yaml"
+    out = tmp_path / "all.jsonl"
+
+    def write(*names: str) -> None:
+        cams.write_text("sources:\n" + "".join(f"  - name: {n}\n    url: {SAMPLE_CLIP}\n" for n in names))
+
+    def scored(name: str) -> int:
+        return sum(r["type"] == "score" and r["source"] == name for r in _lines(out))
+
+    write("hall")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dfstream"), "run", "--engine", "ray", "--ray-address",
+         ray_cluster.cluster.address, "--config", str(cams), "--out", str(out), "--realtime", "--loop",
+         "--no-window", "--duration", "240"], stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: scored("hall") >= 10, 120, "the first camera's scores")
+        write("hall", "gate")
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: scored("gate") >= 10, 120, "the added camera's scores")
+        write("gate")
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: proc.poll() is None and _hall_stopped(out), 60,
+                  "the removed camera to stop")
+        before = scored("gate")
+        _wait_for(lambda: scored("gate") >= before + 10, 60, "the kept camera to go on")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "config reloaded: 2 cameras" in err and "config reloaded: 1 cameras" in err
+
+
+def _hall_stopped(out: Path) -> bool:
+    """No score of the removed camera in the last 3 s of records."""
+    records = [r for r in _lines(out) if r["type"] == "score"]
+    if not records:
+        return False
+    latest = records[-1]["ts"]
+    return not any(r["source"] == "hall" and r["ts"] > latest - 3.0 for r in records) and latest > 0

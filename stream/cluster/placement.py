@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import threading
 import uuid
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ def connect(options: ClusterOptions, cameras: int) -> None:
     ray = import_ray()
     if ray.is_initialized():
         return
+    if not log.isEnabledFor(logging.DEBUG):  # Ray's start-up notices; --debug shows them
+        logging.getLogger("ray").setLevel(logging.ERROR)
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False,
                               "namespace": NAMESPACE}
     if options.address is None:
@@ -74,10 +77,14 @@ def connect(options: ClusterOptions, cameras: int) -> None:
 
 
 def _init_here(ray: Any, kwargs: dict[str, Any]) -> str | None:
+    """ray.init on the main thread, keeping the command's own SIGTERM handling (Ray's exits at once)."""
+    previous = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(**kwargs)
     except Exception as exc:  # Ray's own start-up timeout on a busy machine
         return first_line(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return None
 
 
