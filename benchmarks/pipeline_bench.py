@@ -76,6 +76,7 @@ def bench_pipeline(
     precision: str = "fp32",
     stride: int | None = None,
     explain: bool = False,
+    overlap: bool = False,
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
@@ -96,6 +97,7 @@ def bench_pipeline(
                     realtime=MODES[mode],
                     duration_s=duration_s,
                     explain=explain,
+                    overlap=overlap,
                 )
                 summary, errors = run_stream(cfg)
                 if errors:

@@ -96,6 +96,8 @@ def bench_pipeline_cmd(
     ] = None,
     quick: Annotated[bool, typer.Option(help="1 and 2 streams, each run capped at 4 s.")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Fetch and record model A's attention grid too.")] = False,
+    overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Find the next frame's faces while the "
+                                          "models score the last one.")] = False,
 ) -> None:
     """The whole stream on a face clip: per-stage latency, capture→score percentiles, fps, drops."""
 
@@ -109,7 +111,7 @@ def bench_pipeline_cmd(
             raise typer.BadParameter(f"--modes: {unknown or modes!r} not among {', '.join(MODES)}")
         n = [1, 2] if quick else _ints(streams, "--streams")
         written = run_pipeline(bench_models_dir(models), _clip(clip), _out(out, "pipeline"), device.value, n,
-                               chosen, 4.0 if quick else duration, precision.value, stride, explain)
+                               chosen, 4.0 if quick else duration, precision.value, stride, explain, overlap)
         _report("pipeline", written.markdown, written.files)
 
     guard(body)

@@ -42,7 +42,8 @@ SHARED_PARAMS = {
 """Config field → the command-line parameter that sets it, for what run and serve share."""
 RUN_PARAMS = SHARED_PARAMS | {
     "video": "video", "window": "window", "realtime": "realtime", "loop": "loop", "duration_s": "duration",
-    "rtsp_transport": "rtsp_transport", "retry": "retry", "engine": "engine", "ray_address": "ray_address",
+    "rtsp_transport": "rtsp_transport", "retry": "retry", "overlap": "overlap", "engine": "engine",
+    "ray_address": "ray_address",
     "ray_timeout_s": "ray_timeout", "metrics_port": "metrics_port",
 }
 SERVE_PARAMS = SHARED_PARAMS | {
@@ -141,6 +142,9 @@ def run_cmd(
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     webhook: Annotated[list[str] | None, typer.Option(help=WEBHOOK_HELP)] = None,
     mqtt: Annotated[str | None, typer.Option(help=MQTT_HELP)] = None,
+    overlap: Annotated[bool, typer.Option("--overlap", help="Find the next frame's faces while the models score "
+                                          "the last one: for models on a GPU or spare cores (slower on 2 CPU cores: "
+                                          "benchmarks/RESULTS.md).")] = False,
     engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.local,
     ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
     ray_timeout: Annotated[float, typer.Option(help="Seconds to wait for --ray-address to answer.")] = 30.0,
@@ -176,6 +180,7 @@ def run_cmd(
             "events": None if events_dir is None else EventsConfig(dir=events_dir),
             "webhooks": webhook_configs(webhook),
             "mqtt": None if mqtt is None else MqttConfig(url=mqtt),
+            "overlap": overlap,
             "engine": engine.value,
             "ray_address": ray_address,
             "ray_timeout_s": ray_timeout,

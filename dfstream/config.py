@@ -149,6 +149,8 @@ class _StreamConfig(_Strict):
     webhooks: tuple[WebhookConfig, ...] = ()
     mqtt: MqttConfig | None = None
     ort: OrtSettings = Field(default_factory=OrtSettings, description="CPU session settings (benchmarks)")
+    overlap: bool = Field(False, description="find the next frame's faces while the models score the last one "
+                          "(measured slower on 2 CPU cores; for GPU models or spare cores)")
 
 
 class RunConfig(_StreamConfig):

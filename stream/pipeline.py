@@ -88,6 +88,17 @@ class _Work:
     crop_clip: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A tick after its faces, tracks and crops, before its models."""
+
+    batch: Sequence[tuple[StreamState, Frame]]
+    work: list[_Work]
+    t_pick: int
+    face_ms: dict[int, float]
+    crop_ms: float
+
+
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
@@ -105,6 +116,7 @@ class Pipeline:
         explain: bool = False,
         settings: Mapping[str, SourceSettings] | None = None,
         threshold: float | None = None,
+        overlap: bool = False,
     ) -> None:
         self.models = models
         if explain and not models.explains:
@@ -139,6 +151,9 @@ class Pipeline:
         self.dispatch = SinkDispatcher(sinks, self.summary)
         """Sinks run on their own thread; scoring only queues (see stream/dispatch.py)."""
         self.summary.metrics.bind(self._live_stats)
+        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-faces") if overlap else None
+        """Finds the faces of frame N+1 while the models score frame N (``overlap``)."""
+        self._prepared: _Prepared | None = None
 
     def _stream_state(self, source: ThreadedSource) -> StreamState:
         own = self.settings.get(source.name, SourceSettings())
@@ -171,6 +186,10 @@ class Pipeline:
     # -- one tick -------------------------------------------------------------------------------
     def process(self, batch: Sequence[tuple[StreamState, Frame]]) -> list[tuple[Frame, list[ScoreRecord]]]:
         """Score one frame from each of several streams together; returns records per frame."""
+        return self._score(self._prepare(batch))
+
+    def _prepare(self, batch: Sequence[tuple[StreamState, Frame]]) -> _Prepared:
+        """Faces, tracks and crops of one tick: the part that can run while the models score the last."""
         t_pick = time.perf_counter_ns()
         face_lists, face_ms = self._find_faces(batch)
         work: list[_Work] = []
@@ -194,8 +213,12 @@ class Pipeline:
             w.crop_clip = crop_face(w.frame.image, w.face.bbox, b_size)
             if w.run_frame_model:
                 w.crop_frame = crop_face(w.frame.image, w.face.bbox, a_size)
-        crop_ms = _ms(t)
+        return _Prepared(batch, work, t_pick, face_ms, _ms(t))
 
+    def _score(self, prepared: _Prepared) -> list[tuple[Frame, list[ScoreRecord]]]:
+        """Models, clip head, scoring and records of a prepared tick."""
+        batch, work, t_pick, face_ms, crop_ms = (prepared.batch, prepared.work, prepared.t_pick, prepared.face_ms,
+                                                  prepared.crop_ms)
         a_work = [w for w in work if w.crop_frame is not None]
         crops = self.models.score_crops([w.crop_frame for w in a_work],  # type: ignore[misc]
                                         [w.crop_clip for w in work], explain=self.explain)  # type: ignore[misc]
@@ -280,11 +303,21 @@ class Pipeline:
                     self._retire(st)
             if self._pool:
                 self._pool.shutdown(wait=True)
+            if self._lane:
+                self._lane.shutdown(wait=True)
             self.dispatch.close()
             self.sinks.close()
         return self.summary
 
     def _loop(self, start: float, duration_s: float | None, stop: threading.Event) -> None:
+        self._ticks(start, duration_s, stop)
+        if self._prepared is not None:  # a tick whose faces were found: score it before closing
+            self._finish(self._prepared)
+            self._prepared = None
+
+    def _ticks(self, start: float, duration_s: float | None, stop: threading.Event) -> None:
+        """With the faces lane, the faces of the next ready frames are found while the models score
+        the previous ones; a frame is never held back waiting for the next one to arrive."""
         while True:
             if stop.is_set():
                 self.summary.stopped_by = "signal"
@@ -300,19 +333,29 @@ class Pipeline:
             batch = self._ready_frames()
             if self.serve:
                 self.streams = [st for st in self.streams if st.active]
-            elif not any(st.active for st in self.streams):
+            elif not any(st.active for st in self.streams) and self._prepared is None:
                 return
-            if not batch:
-                self.wake.wait(0.05)
-                continue
             t_tick = time.perf_counter()
-            results = self.process(batch)
-            every = self.scheduler.update(time.perf_counter() - t_tick, self._budget(batch))
+            if self._prepared is None:
+                if not batch:
+                    self.wake.wait(0.05)
+                    continue
+                self._prepared = self._prepare(batch)
+                if self._lane is not None:
+                    continue  # look for a next frame to overlap with before scoring this one
+                batch = []
+            prepared = self._prepared
+            upcoming = self._lane.submit(self._prepare, batch) if batch and self._lane is not None else None
+            self._finish(prepared)
+            self._prepared = upcoming.result() if upcoming is not None else None
+            every = self.scheduler.update(time.perf_counter() - t_tick, self._budget(prepared.batch))
             self.summary.metrics.frame_model_every.set(every)
-            for (stream, _), (frame, records) in zip(batch, results, strict=True):
-                self.summary.add_frame(frame.source, records)
-                complete = stream.source.policy is Policy.WAIT  # files read as fast as scored lose nothing
-                self.dispatch.write(frame, records, self._header(frame), wait=complete)
+
+    def _finish(self, prepared: _Prepared) -> None:
+        for (stream, _), (frame, records) in zip(prepared.batch, self._score(prepared), strict=True):
+            self.summary.add_frame(frame.source, records)
+            complete = stream.source.policy is Policy.WAIT  # files read as fast as scored lose nothing
+            self.dispatch.write(frame, records, self._header(frame), wait=complete)
 
     @staticmethod
     def _budget(batch: Sequence[tuple[StreamState, Frame]]) -> float | None:

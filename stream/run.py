@@ -127,7 +127,8 @@ def run_stream(
     for source in sources:
         log.info("source %s", source.describe())
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
-                        explain=config.explain, threshold=config.threshold, settings=source_settings(config))
+                        explain=config.explain, threshold=config.threshold, settings=source_settings(config),
+                        overlap=config.overlap)
     if metrics is not None:
         metrics.show(pipeline.summary.metrics.registry)
     try:

@@ -50,6 +50,9 @@ def test_discovery_state_and_events_survive_a_broker_restart(stream_models: Path
         sub.wait_for("homeassistant/sensor/dfstream_desk/score/config", since=restarted)  # announced again
     finally:
         run.join(timeout=120)
+        deadline = time.monotonic() + 10  # the last word reaches the subscriber a moment after the run ends
+        while time.monotonic() < deadline and sub.on("dfstream/status")[-1:] != ["offline"]:
+            time.sleep(0.05)
         sub_messages = list(sub.messages)
         sub.close()
         broker.stop()

@@ -161,3 +161,20 @@ def test_streaming_run_never_imports_torch_or_tensorflow(stream_models: Path, tm
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_overlapped_faces_lane_gives_the_same_records_in_the_same_order(stream_models: Path, tmp_path: Path) -> None:
+    """--overlap finds frame N+1's faces while frame N is scored: nothing lost, reordered or changed."""
+    outs = {}
+    for overlap in (False, True):
+        out = tmp_path / f"overlap-{overlap}.jsonl"
+        cfg = RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=stream_models, out=str(out), window=False,
+                        overlap=overlap)
+        summary, errors = run_stream(cfg)
+        assert errors == [] and summary.sources[str(SAMPLE_CLIP)].frames == 240
+        outs[overlap] = [json.loads(line) for line in out.read_text().splitlines()]
+    keys = [[(r["frame_id"], r["track_id"]) for r in outs[o] if r["type"] == "score"] for o in (False, True)]
+    assert keys[0] == keys[1] and len(keys[0]) == 240
+    for a, b in zip(outs[False], outs[True], strict=True):
+        assert (a.get("score_frame"), a.get("score_clip"), a.get("score")) == (
+            b.get("score_frame"), b.get("score_clip"), b.get("score"))

@@ -38,7 +38,8 @@ def worker_settings(config: RunConfig) -> WorkerSettings:
     return WorkerSettings(
         models_dir=str(config.models_dir.resolve()), precision=config.precision, ort=config.ort,
         max_faces=config.max_faces, stride=config.stride, explain=config.explain, threshold=config.threshold,
-        realtime=config.realtime, loop=config.loop, rtsp_transport=config.rtsp_transport, retry=config.retry,
+        overlap=config.overlap, realtime=config.realtime, loop=config.loop, rtsp_transport=config.rtsp_transport,
+        retry=config.retry,
         events=config.events, detect_events=bool(config.webhooks or config.mqtt),
     )
 

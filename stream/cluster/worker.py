@@ -49,6 +49,7 @@ class WorkerSettings:
     stride: int | None = None
     explain: bool = False
     threshold: float | None = None
+    overlap: bool = False
     realtime: bool = False
     loop: bool = False
     rtsp_transport: str = "tcp"
@@ -164,7 +165,8 @@ class CameraWorker:
         own = SourceSettings(camera.max_faces, camera.stride, camera.threshold)
         self.pipeline = Pipeline(self.models, [source], sink_set, max_faces=settings.max_faces,
                                  stride=settings.stride, explain=settings.explain,
-                                 threshold=settings.threshold, settings={camera.name: own})
+                                 threshold=settings.threshold, settings={camera.name: own},
+                                 overlap=settings.overlap)
         self._thread = threading.Thread(target=self._run, name=f"dfstream-camera-{camera.name}", daemon=True)
         self._thread.start()
 
