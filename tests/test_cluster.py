@@ -250,3 +250,15 @@ def _hall_stopped(out: Path) -> bool:
         return False
     latest = records[-1]["ts"]
     return not any(r["source"] == "hall" and r["ts"] > latest - 3.0 for r in records) and latest > 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "ray", "--video", "v.mp4"], "--video and --window need the frames"),
+    (["--ray-address", "auto"], "--ray-address needs --engine ray"),
+])
+def test_options_the_cluster_cannot_honour_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = subprocess.run([str(Path(sys.executable).parent / "dfstream"), "run", "--no-window", *args],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]
+    assert message in proc.stderr and not (tmp_path / "v.mp4").exists()
