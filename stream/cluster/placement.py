@@ -37,7 +37,6 @@ class ClusterOptions:
     camera_cpus: float = 0.5
     """Logical CPUs each camera worker asks for (its placement, not a limit)."""
     worker_restarts: int = 3
-    scorer_window_ms: float = 2.0
     scorer_max_crops: int = 64
     device: str = "auto"
 
@@ -145,8 +144,7 @@ def start_scorers(models_dir: str, precision: str, ort: OrtSettings, options: Cl
         handle = actor.options(
             name=name, namespace=NAMESPACE, num_cpus=0, num_gpus=gpus, max_restarts=-1, max_concurrency=1000,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-        ).remote(models_dir, options.device if gpus else "cpu", precision, ort,
-                 options.scorer_window_ms, options.scorer_max_crops)
+        ).remote(models_dir, options.device if gpus else "cpu", precision, ort, options.scorer_max_crops)
         scorers.append(Scorer(name, node_id, handle))
     try:
         infos = ray.get([s.handle.info.remote() for s in scorers])
