@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dfstream.benchmarks.pipeline_bench import clip_copies
 from dfstream.benchmarks.timing import Stats
 from dfstream.config import RunConfig
 
@@ -64,10 +64,7 @@ def bench_cluster(models_dir: Path, clip: Path, cameras: Sequence[int], duration
 
     rows: list[ClusterRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
-        copies = []
-        for i in range(max(cameras)):
-            copies.append(Path(tmp) / f"cam{i}{clip.suffix}")
-            shutil.copyfile(clip, copies[-1])
+        copies = clip_copies(Path(tmp), clip, max(cameras), "cam")
         connect(ClusterOptions(), max(cameras))
         hop = bench_hop(models_dir, precision)
         for n in cameras:

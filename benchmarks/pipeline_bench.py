@@ -66,6 +66,14 @@ def row_from_summary(mode: str, streams: int, summary: RunSummary) -> PipelineRo
     )
 
 
+def clip_copies(folder: Path, clip: Path, count: int, stem: str) -> list[Path]:
+    """``count`` copies of ``clip`` in ``folder``: one file per stream, so each gets its own name."""
+    copies = [folder / f"{stem}{i}{clip.suffix}" for i in range(count)]
+    for copy in copies:
+        shutil.copyfile(clip, copy)
+    return copies
+
+
 def bench_pipeline(
     models_dir: Path,
     clip: Path,
@@ -80,10 +88,7 @@ def bench_pipeline(
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
-        copies = []
-        for i in range(max(streams)):
-            copies.append(Path(tmp) / f"stream{i}{clip.suffix}")
-            shutil.copyfile(clip, copies[-1])
+        copies = clip_copies(Path(tmp), clip, max(streams), "stream")
         for mode in modes:
             for n in streams:
                 cfg = RunConfig(
