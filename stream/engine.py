@@ -92,8 +92,16 @@ class StreamModels(Protocol):
     def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
-def _ms(t0: float) -> float:
+def elapsed_ms(t0: float) -> float:
+    """Milliseconds since ``t0`` (``time.perf_counter()``), for the records' stage latencies."""
     return (time.perf_counter() - t0) * 1000.0
+
+
+def head_scores(head: OrtModel, clips: Sequence[np.ndarray]) -> np.ndarray:
+    """P(fake) from the clip head for (CLIP_LEN, HEAD_FEATURES) rows per track."""
+    if not clips:
+        return np.zeros(0, np.float32)
+    return head.p_fake(np.stack(clips))
 
 
 @dataclass(frozen=True)
@@ -142,10 +150,10 @@ class ModelSet:
             p_frame, maps = self.frame_scores_explained(frame_crops)
         else:
             p_frame = self.frame_scores(frame_crops)
-        frame_ms = _ms(t)
+        frame_ms = elapsed_ms(t)
         t = time.perf_counter()
         embeddings = self.embed(clip_crops)
-        return CropScores(p_frame, maps, embeddings, frame_ms, _ms(t))
+        return CropScores(p_frame, maps, embeddings, frame_ms, elapsed_ms(t))
 
     def frame_scores(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """P(fake) from model A for BGR uint8 crops of side ``frame_input.size``."""
@@ -174,10 +182,7 @@ class ModelSet:
         return self.encoder.run(to_model_input(crops, self.clip_input))
 
     def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        """P(fake) from the clip head for (CLIP_LEN, HEAD_FEATURES) rows per track."""
-        if not clips:
-            return np.zeros(0, np.float32)
-        return self.head.p_fake(np.stack(clips))
+        return head_scores(self.head, clips)
 
     def describe(self) -> dict[str, str]:
         models = (self.frame, self.encoder, self.head)

@@ -20,7 +20,7 @@ import numpy as np
 from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
-from dfstream.stream.engine import StreamModels
+from dfstream.stream.engine import StreamModels, elapsed_ms
 from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.metrics import LiveStats
@@ -97,10 +97,6 @@ class _Prepared:
     t_pick: int
     face_ms: dict[int, float]
     crop_ms: float
-
-
-def _ms(t0: float) -> float:
-    return (time.perf_counter() - t0) * 1000.0
 
 
 class Pipeline:
@@ -213,7 +209,7 @@ class Pipeline:
             w.crop_clip = crop_face(w.frame.image, w.face.bbox, b_size)
             if w.run_frame_model:
                 w.crop_frame = crop_face(w.frame.image, w.face.bbox, a_size)
-        return _Prepared(batch, work, t_pick, face_ms, _ms(t))
+        return _Prepared(batch, work, t_pick, face_ms, elapsed_ms(t))
 
     def _score(self, prepared: _Prepared) -> list[tuple[Frame, list[ScoreRecord]]]:
         """Models, clip head, scoring and records of a prepared tick."""
@@ -234,11 +230,11 @@ class Pipeline:
         ready = [w for w in work if w.state.buffer.full]
         for w, p in zip(ready, self.models.clip_scores([w.state.buffer.clip() for w in ready]), strict=True):
             w.state.p_clip = float(p)
-        head_ms = _ms(t)
+        head_ms = elapsed_ms(t)
 
         t = time.perf_counter()
         scores = [w.state.scorer.update(w.state.p_frame, w.state.p_clip) for w in work]
-        scoring_ms = _ms(t)
+        scoring_ms = elapsed_ms(t)
         now = time.perf_counter_ns()
         out: dict[int, list[ScoreRecord]] = {id(f): [] for _, f in batch}
         for w, s in zip(work, scores, strict=True):
@@ -281,7 +277,7 @@ class Pipeline:
         def one(item: tuple[StreamState, Frame]) -> tuple[list[FaceObs], float]:
             t0 = time.perf_counter()
             faces = item[0].faces(item[1].image)
-            return faces, _ms(t0)
+            return faces, elapsed_ms(t0)
 
         results = list(self._pool.map(one, batch)) if self._pool and len(batch) > 1 else [one(b) for b in batch]
         return [r[0] for r in results], {id(f): r[1] for (_, f), r in zip(batch, results, strict=True)}

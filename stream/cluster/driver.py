@@ -39,9 +39,6 @@ class _CameraState:
     node: str = ""
     done: bool = False
     error: str | None = None
-    fallback: bool = False
-    dropped: int = 0
-    lost: int = 0
 
 
 @dataclass
@@ -168,8 +165,7 @@ class ClusterRun:
             rate = len(batch.frames) / (now - last)
             fps = rate if not fps else 0.8 * fps + 0.2 * rate
         self._fps[name] = (now, fps)
-        state.node, state.fallback = batch.node, batch.on_fallback
-        state.dropped, state.lost = batch.dropped_frames, batch.lost
+        state.node = batch.node
         for result in batch.frames:
             records = list(result.records)
             self.summary.add_frame(result.source, records)
@@ -177,10 +173,9 @@ class ClusterRun:
             self.sinks.write(frame, records, result.source)
         for event in batch.events:
             if event.get("type") == "status":
-                self.summary.sources[state.camera.name].outages += 1
+                self.summary.sources[name].outages += 1
             self.sinks.event(event)
-        stats = self.summary.sources[state.camera.name]
-        stats.dropped = batch.dropped_frames + batch.lost
+        self.summary.sources[name].dropped = batch.dropped_frames + batch.lost
         if batch.done:
             state.done = True
             if batch.error:

@@ -13,7 +13,7 @@ import numpy as np
 from dfstream.exceptions import MetadataError
 from dfstream.stream.cluster.scorer import ScorerInfo
 from dfstream.stream.crops import InputSpec
-from dfstream.stream.engine import CropScores, ModelSet
+from dfstream.stream.engine import CropScores, ModelSet, head_scores
 from dfstream.stream.runtime import OrtModel
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ class RemoteModels:
         self.head = head
         self.call_timeout_s = call_timeout_s
         self.retry_s = retry_s
-        self.remote_calls = 0
-        self.local_calls = 0
 
     @property
     def frame_input(self) -> InputSpec:
@@ -96,7 +94,6 @@ class RemoteModels:
         except self._ray.exceptions.RayError as exc:  # dead, restarting, timed out or failed
             self._fall_back(exc)
             return self._local(frame_crops, clip_crops, explain)
-        self.remote_calls += 1
         return result
 
     def _fall_back(self, exc: Exception) -> None:
@@ -110,9 +107,7 @@ class RemoteModels:
 
     def _local(self, frame_crops: Sequence[np.ndarray], clip_crops: Sequence[np.ndarray],
                explain: bool) -> CropScores:
-        if self._fallback is None:
-            self._fallback = self._make_fallback()
-        self.local_calls += 1
+        assert self._fallback is not None  # loaded by _fall_back, which always comes first
         return self._fallback.score_crops(frame_crops, clip_crops, explain)
 
     def _scorer_back(self) -> bool:
@@ -139,6 +134,4 @@ class RemoteModels:
         return True
 
     def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        if not clips:
-            return np.zeros(0, np.float32)
-        return self.head.p_fake(np.stack(clips))
+        return head_scores(self.head, clips)

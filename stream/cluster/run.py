@@ -12,6 +12,8 @@ from dfstream.stream.cluster.driver import ClusterRun
 from dfstream.stream.cluster.placement import ClusterOptions
 from dfstream.stream.cluster.worker import Camera, WorkerSettings
 from dfstream.stream.metrics import MetricsServer
+from dfstream.stream.pipeline import SourceSettings
+from dfstream.stream.run import source_settings
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet
 from dfstream.stream.sources import source_name
 from dfstream.stream.summary import RunSummary
@@ -21,16 +23,14 @@ log = logging.getLogger(__name__)
 
 def cameras_of(config: RunConfig) -> list[Camera]:
     """One camera per source, named as the in-process run would name it (records match)."""
-    own = {s.name: s for s in config.per_source}
+    own = source_settings(config)
     cameras: list[Camera] = []
     for i, spec in enumerate(config.sources):
         given = config.names[i] if i < len(config.names) else None
         name = given or source_name(spec)
         if any(c.name == name for c in cameras):
             raise DfstreamError(f"source {name} is given twice")
-        settings = own.get(name)
-        cameras.append(Camera(name, spec, settings.max_faces if settings else None,
-                              settings.stride if settings else None, settings.threshold if settings else None))
+        cameras.append(Camera(name, spec, own.get(name, SourceSettings())))
     return cameras
 
 
@@ -86,11 +86,9 @@ def run_cluster(
         if metrics is not None:
             metrics.close()
         raise
-    watcher = None
     if reload is not None and reload_signal is not None:
-        watcher = threading.Thread(target=_watch_reload, args=(cluster, reload, reload_signal, stop),
-                                   name="dfstream-config-reload", daemon=True)
-        watcher.start()
+        threading.Thread(target=_watch_reload, args=(cluster, reload, reload_signal, stop),
+                         name="dfstream-config-reload", daemon=True).start()
     summary = cluster.run(config.duration_s, stop, keep_running=reload is not None, metrics=metrics)
     errors = cluster.errors + [f"sink {e}" for e in cluster.sinks.failed]
     return summary, errors

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from dfstream.config import EventsConfig
+from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.cluster import NAMESPACE
 from dfstream.stream.cluster.remote_models import RemoteModels
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.records import ScoreRecord, status_dict
+from dfstream.stream.run import connect_events
 from dfstream.stream.runtime import DEFAULT_ORT, OrtSettings, load_model
 from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import RetryPolicy, SourceOptions, SourceStatus, open_source
@@ -33,9 +35,8 @@ class Camera:
 
     name: str
     spec: str
-    max_faces: int | None = None
-    stride: int | None = None
-    threshold: float | None = None
+    settings: SourceSettings = field(default_factory=SourceSettings)
+    """Its own max faces, stride and threshold (a config file's camera), as in one process."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class CameraWorker:
             self._status(f"camera worker restarted on node {self.node[:12]}", now, now)
         models_dir = Path(settings.models_dir)
         scorer = _find_scorer(ray, scorers, self.node, camera.name)
-        head = load_model(models_dir / "clip_head.onnx", "clip_head", "cpu", settings=settings.ort)
+        head = load_model(models_dir / FILE_NAME_OF_ROLE["clip_head"], "clip_head", "cpu", settings=settings.ort)
         self.models: RemoteModels = RemoteModels(
             scorer, head,
             fallback=lambda: ModelSet.load(models_dir, "cpu", settings.precision, settings.ort),
@@ -151,9 +152,7 @@ class CameraWorker:
             sinks.append(EventSink(settings.events, lambda _: fps))
         sinks.append(self.collector)
         sink_set = SinkSet(sinks)
-        for sink in sinks:
-            if isinstance(sink, EventSink):
-                sink.attach(sink_set.event)
+        connect_events(sink_set)
         try:
             source = open_source(camera.spec, options, name=camera.name)
         except Exception as exc:
@@ -162,10 +161,9 @@ class CameraWorker:
             self.pipeline: Pipeline | None = None
             return
         fps = source.fps or 30.0
-        own = SourceSettings(camera.max_faces, camera.stride, camera.threshold)
         self.pipeline = Pipeline(self.models, [source], sink_set, max_faces=settings.max_faces,
                                  stride=settings.stride, explain=settings.explain,
-                                 threshold=settings.threshold, settings={camera.name: own},
+                                 threshold=settings.threshold, settings={camera.name: camera.settings},
                                  overlap=settings.overlap)
         self._thread = threading.Thread(target=self._run, name=f"dfstream-camera-{camera.name}", daemon=True)
         self._thread.start()
@@ -197,9 +195,6 @@ class CameraWorker:
         """Stop the camera; the pipeline closes its source and event store. Returns when done (≤ 10 s)."""
         self._stop.set()
         return self._done.wait(10.0)
-
-    def node_id(self) -> str:
-        return self.node
 
 
 def scorer_order(scorers: Sequence[tuple[str, str]], node: str, camera: str) -> list[str]:
