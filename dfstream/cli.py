@@ -157,9 +157,11 @@ def export_cmd(
 def quantize_cmd(
     models: Annotated[Path, typer.Argument(help="Folder with frame_cnn.onnx and clip_encoder.onnx (fp32).")],
     calibration: Annotated[
-        Path | None, typer.Option(help="Face video for calibration crops. Default: the bundled sample clip.")
+        list[Path] | None,
+        typer.Option(help="A face video, or a folder of face images cut by the data build (e.g. "
+                     "cache/dataset/frames/train); repeat it to mix sources. Default: the bundled sample clip."),
     ] = None,
-    crops: Annotated[int, typer.Option(min=8, help="Face crops to use (half calibrate, half check).")] = 64,
+    crops: Annotated[int, typer.Option(min=8, help="Face crops to use in all (half calibrate, half check).")] = 64,
     held_out: Annotated[
         Path | None,
         typer.Option(help="Folder of real/ and fake/ face images (e.g. cache/dataset/frames/test): model A's "
@@ -169,10 +171,11 @@ def quantize_cmd(
     """Write int8 variants of model A and the clip encoder (faster on CPU); each is checked against fp32."""
 
     def body() -> None:
-        from dfstream.export.quantize import face_crops, quantize_folder
+        from dfstream.export.quantize import calibration_crops, quantize_folder
         from dfstream.paths import SAMPLE_CLIP
 
-        quantize_folder(models, face_crops(calibration or SAMPLE_CLIP, crops), held_out)  # prints what it wrote
+        sources = calibration or [SAMPLE_CLIP]
+        quantize_folder(models, calibration_crops(sources, crops), held_out)  # prints what it wrote
 
     guard(body)
 

@@ -1,13 +1,16 @@
 """int8 variants of model A and the clip encoder (static QDQ quantisation, calibrated on real face crops).
 
 On CPUs with VNNI the int8 graphs run about twice as fast as fp32 (see benchmarks/RESULTS.md).
-Calibration crops come from a face video through the stream's own face stage and crop function,
-so they are framed exactly like the crops the stream feeds. Half the crops calibrate, the other
-half check: the int8 graph must stay within a tolerance of the fp32 graph on them.
+Calibration crops come from face videos (through the stream's own face stage) and from folders of
+face images that the data build cut with the same crop function, so they are framed exactly like
+the crops the stream feeds. Half the crops calibrate, the other half check: the int8 graph must
+stay within a tolerance of the fp32 graph on them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 import tempfile
@@ -74,6 +77,40 @@ def face_crops(video: Path, limit: int = 64) -> list[np.ndarray]:
     return crops[:limit]
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def folder_crops(folder: Path, limit: int) -> list[np.ndarray]:
+    """Face images of a folder and its subfolders (e.g. the data build's ``frames/train``, cropped by
+    the stream's own crop), ``limit`` of them spread evenly over the sorted names."""
+    import cv2
+
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(paths) < 4:
+        raise InputPathError(f"{folder}: only {len(paths)} face images found; calibration needs at least 4")
+    picked = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths)))]
+    crops = [c for c in (cv2.imread(str(p)) for p in picked) if c is not None]
+    if len(crops) < 4:
+        raise InputPathError(f"{folder}: only {len(crops)} of its images decode; calibration needs at least 4")
+    return crops
+
+
+def calibration_crops(sources: list[Path], limit: int = 64) -> list[np.ndarray]:
+    """Crops from face videos and folders of face images, shared evenly and interleaved, so that the
+    calibrating half and the checking half (even and odd positions) each hold every source."""
+    per = max(4, limit // max(1, len(sources)))
+    pools = []
+    for source in sources:
+        if source.is_dir():
+            pools.append(folder_crops(source, per))
+        elif source.is_file():
+            pools.append(face_crops(source, per))
+        else:
+            raise InputPathError(f"calibration source not found: {source}")
+    mixed = [pool[i] for i in range(max(len(p) for p in pools)) for pool in pools if i < len(pool)]
+    return mixed[:limit]
+
+
 def _feeds(meta: ModelMetadata, name: str, crops: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     import cv2
 
@@ -84,29 +121,117 @@ def _feeds(meta: ModelMetadata, name: str, crops: list[np.ndarray]) -> list[dict
     return [{name: to_model_input([r], spec)} for r in resized]
 
 
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+"""The ops that hold the time (model A's six convolutions are 82 % of it). Gates, sigmoids, adds and
+products stay fp32: quantising them as well moved trained model A's P by up to 0.35 on data-set crops."""
+MAX_KEPT_FP32 = 3
+"""Most quantisable nodes the search keeps in fp32 before a graph is declared failed."""
+SEARCH_LIMIT = 16
+"""Graphs with more quantisable nodes than this are not searched (one trial per node per round)."""
+
+
+class _Reader:
+    """Calibration feeds for ONNX Runtime's calibrator (its CalibrationDataReader protocol)."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def _quantize(pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], keep_fp32: list[str]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    # 7-bit weights (reduce_range): x86 CPUs without VNNI multiply u8 by s8 in 16-bit pairs that can
+    # saturate (ONNX Runtime's quantisation notes); on such a CPU the untrained test model A moved
+    # by 0.0915 in P without it, within 0.05 with it. The graph must hold on any CPU it runs on.
+    # Percentile calibration (99.999 %) clips the rare extreme activations that min/max would fit,
+    # so the common range keeps more of the 8 bits.
+    with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress on every trial
+        quantize_static(str(pre), str(out), _Reader(feeds), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        reduce_range=True, calibrate_method=CalibrationMethod.Percentile,
+                        op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=keep_fp32)
+
+
+def _classifier_tail(model: onnx.ModelProto) -> list[str]:
+    """The last quantisable node and everything after it: the layer that makes the output stays fp32."""
+    names = [n.name for n in model.graph.node]
+    heavy = [i for i, n in enumerate(model.graph.node) if n.op_type in QUANTIZED_OPS]
+    return names[heavy[-1]:] if heavy else []
+
+
+class _Judge:
+    """Runs a graph on the check crops and compares it with fp32 (model A: max |ΔP|; encoder: min cosine)."""
+
+    def __init__(self, role: str, fp32: Path, feeds: list[dict[str, np.ndarray]]) -> None:
+        self.role, self.feeds = role, feeds
+        self.ref = self._outputs(fp32)
+
+    def _outputs(self, path: Path) -> np.ndarray:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outputs: list[np.ndarray] = [session.run(None, f)[0] for f in self.feeds]
+        return np.asarray(np.concatenate(outputs), dtype=np.float64)
+
+    def agreement(self, path: Path) -> float:
+        got = self._outputs(path)
+        if self.role == "frame_cnn":
+            return float(np.abs(self.ref - got).max())
+        ref = self.ref
+        cos = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1) + 1e-12)
+        return float(cos.min())
+
+    def passes(self, value: float) -> bool:
+        return value <= INT8_PROB_TOL if self.role == "frame_cnn" else value >= INT8_COSINE_MIN
+
+    def badness(self, value: float) -> float:
+        """Lower is closer to fp32, for either measure."""
+        return value if self.role == "frame_cnn" else -value
+
+
+def _search(pre: Path, tmp: Path, feeds: list[dict[str, np.ndarray]], judge: _Judge) -> tuple[list[str], list[str]]:
+    """Quantise, and while the check fails keep in fp32 the node whose int8 moves the output most
+    (one trial per quantisable node and round, at most ``MAX_KEPT_FP32`` rounds).
+
+    Returns the nodes to keep in fp32 (the output layer first) and those the search added."""
+    model = onnx.load(str(pre))
+    tail = _classifier_tail(model)
+    keep = list(tail)
+    trial = tmp / "trial.onnx"
+    _quantize(pre, trial, feeds, keep)
+    value = judge.agreement(trial)
+    candidates = [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS and n.name not in keep]
+    if len(candidates) > SEARCH_LIMIT:
+        return keep, []
+    for _ in range(MAX_KEPT_FP32):
+        if judge.passes(value):
+            break
+        scores = {}
+        for node in candidates:
+            _quantize(pre, trial, feeds, [*keep, node])
+            scores[node] = judge.agreement(trial)
+        best = min(scores, key=lambda node: judge.badness(scores[node]))
+        if judge.badness(scores[best]) >= judge.badness(value):
+            break
+        keep.append(best)
+        candidates.remove(best)
+        value = scores[best]
+        log.info("%s: keeping %s in fp32 (check %.4f)", judge.role, best, value)
+    return keep, keep[len(tail):]
+
+
 def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None = None) -> list[QuantizedFile]:
     """Write ``frame_cnn.int8.onnx`` and ``clip_encoder.int8.onnx`` beside the fp32 graphs.
 
     ``held_out``: a folder of ``real/`` and ``fake/`` face images (the data build's
     ``frames/test``); model A's int8 AUC on them must then stay within 0.01 of fp32's."""
     import onnxruntime as ort
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from dfstream.stream.runtime import read_metadata
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-            self._it = iter(feeds)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
 
     calib, check = crops[::2], crops[1::2]
     written: list[QuantizedFile] = []
@@ -124,15 +249,10 @@ def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None
             raw = Path(tmp) / "int8.onnx"
             onnx.save(without_attention_output(onnx.load(str(src))), str(plain))
             quant_pre_process(str(plain), str(pre))
-            # 7-bit weights (reduce_range): x86 CPUs without VNNI multiply u8 by s8 in 16-bit pairs that can
-            # saturate (ONNX Runtime's quantisation notes); on such a CPU the untrained test model A moved
-            # by 0.0915 in P without it, within 0.05 with it. The graph must hold on any CPU it runs on.
-            # Percentile calibration (99.999 %) clips the rare extreme activations that min/max would fit,
-            # so the common range keeps more of the 8 bits: trained model A moved by 0.070 in P with
-            # min/max and by 0.033 with this on the sample clip's check crops.
-            quantize_static(str(pre), str(raw), Reader(_feeds(meta, name, calib)), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                            reduce_range=True, calibrate_method=CalibrationMethod.Percentile)
+            judge = _Judge(role, plain, _feeds(meta, name, check))
+            calib_feeds = _feeds(meta, name, calib)
+            keep, searched = _search(pre, Path(tmp), calib_feeds, judge)
+            _quantize(pre, raw, calib_feeds, keep)
             int8 = onnx.load(str(raw))
             int8_meta = meta.with_precision("int8")
             if meta.attention_output is not None and not add_attention_output(int8):
@@ -141,7 +261,7 @@ def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None
             checked = Path(tmp) / out.name
             write_with_metadata(int8, int8_meta, checked)
             try:  # a graph that fails is never kept; the other may still pass
-                agreement = _check(role, src, checked, _feeds(meta, name, check))
+                agreement = _check(judge, checked, searched)
                 if role == "frame_cnn" and held_out is not None:
                     _check_auc(src, checked, meta, name, held_out)
             except ExportCheckError as exc:
@@ -179,22 +299,16 @@ def _check_auc(fp32: Path, int8: Path, meta: ModelMetadata, name: str, folder: P
                                f"by more than {INT8_AUC_TOL}")
 
 
-def _check(role: str, fp32: Path, int8: Path, feeds: list[dict[str, np.ndarray]]) -> float:
-    import onnxruntime as ort
-
-    a = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
-    b = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
-    ref = np.concatenate([a.run(None, f)[0] for f in feeds]).astype(np.float64)
-    got = np.concatenate([b.run(None, f)[0] for f in feeds]).astype(np.float64)
-    if role == "frame_cnn":
-        diff = float(np.abs(ref - got).max())
-        print(f"{int8.name}: max |P_int8 - P_fp32| {diff:.4f} on {len(feeds)} held-out crops (limit {INT8_PROB_TOL})")
-        if diff > INT8_PROB_TOL:
-            raise ExportCheckError(f"{int8.name}: int8 differs from fp32 by {diff:.4f} (> {INT8_PROB_TOL})")
-        return diff
-    cos = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1) + 1e-12)
-    worst = float(cos.min())
-    print(f"{int8.name}: min cosine(int8, fp32) {worst:.4f} on {len(feeds)} held-out crops (limit {INT8_COSINE_MIN})")
-    if worst < INT8_COSINE_MIN:
-        raise ExportCheckError(f"{int8.name}: int8 features drift from fp32 (cosine {worst:.4f} < {INT8_COSINE_MIN})")
-    return worst
+def _check(judge: _Judge, int8: Path, searched: list[str]) -> float:
+    value = judge.agreement(int8)
+    n = len(judge.feeds)
+    kept = f"; kept in fp32 besides the output layer: {', '.join(searched)}" if searched else ""
+    if judge.role == "frame_cnn":
+        print(f"{int8.name}: max |P_int8 - P_fp32| {value:.4f} on {n} held-out crops (limit {INT8_PROB_TOL}){kept}")
+        if not judge.passes(value):
+            raise ExportCheckError(f"{int8.name}: int8 differs from fp32 by {value:.4f} (> {INT8_PROB_TOL})")
+        return value
+    print(f"{int8.name}: min cosine(int8, fp32) {value:.4f} on {n} held-out crops (limit {INT8_COSINE_MIN}){kept}")
+    if not judge.passes(value):
+        raise ExportCheckError(f"{int8.name}: int8 features drift from fp32 (cosine {value:.4f} < {INT8_COSINE_MIN})")
+    return value

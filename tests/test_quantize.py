@@ -11,7 +11,7 @@ import pytest
 
 from dfstream.config import RunConfig
 from dfstream.exceptions import InputPathError
-from dfstream.export.quantize import face_crops
+from dfstream.export.quantize import calibration_crops, face_crops
 from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.engine import ModelSet, model_files
 from dfstream.stream.run import run_stream
@@ -67,7 +67,7 @@ def test_calibration_needs_faces(tmp_path: Path) -> None:
 
 
 def test_a_graph_that_fails_its_check_is_not_left_behind(
-    stream_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stream_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from dfstream.exceptions import ExportCheckError
     from dfstream.export import quantize
@@ -76,6 +76,7 @@ def test_a_graph_that_fails_its_check_is_not_left_behind(
     monkeypatch.setattr(quantize, "INT8_PROB_TOL", 0.0)  # no int8 graph can pass
     with pytest.raises(ExportCheckError, match="int8 differs from fp32"):
         quantize.quantize_folder(tmp_path, face_crops(SAMPLE_CLIP, 16))
+    assert "kept in fp32 besides the output layer:" in capsys.readouterr().out, "the search ran before giving up"
     assert not (tmp_path / "frame_cnn.int8.onnx").exists()  # `run --precision int8` never picks up an unchecked graph
     assert (tmp_path / "clip_encoder.int8.onnx").is_file()  # the graph that passed is kept
 
@@ -90,3 +91,43 @@ def test_auto_precision_takes_the_int8_graphs_that_exist_on_cpu(int8_models: tup
     assert model_files(tmp_path, "auto")["clip_encoder"].name == "clip_encoder.onnx"
     models = ModelSet.load(tmp_path, "cpu", "auto")
     assert (models.frame.metadata.precision, models.encoder.metadata.precision) == ("int8", "fp32")
+
+
+def test_calibration_mixes_videos_and_image_folders(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "frames" / "real"
+    folder.mkdir(parents=True)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.full((40, 40, 3), 100 + i, np.uint8))
+    crops = calibration_crops([SAMPLE_CLIP, tmp_path / "frames"], limit=8)
+    assert len(crops) == 8
+    sizes = [c.shape[0] for c in crops]
+    assert sizes[::2] == [512] * 4 and sizes[1::2] == [40] * 4, "both halves hold both sources"
+    with pytest.raises(InputPathError, match="calibration source not found"):
+        calibration_crops([tmp_path / "nothing"])
+    (tmp_path / "few").mkdir()
+    with pytest.raises(InputPathError, match="only 0 face images found"):
+        calibration_crops([tmp_path / "few"])
+
+
+def test_only_convolutions_and_dense_layers_are_quantised_and_the_output_layer_stays_fp32(
+    int8_models: tuple[Path, str],
+) -> None:
+    import onnx
+
+    graph = onnx.load(str(int8_models[0] / "frame_cnn.int8.onnx")).graph
+    weights = {t.name for t in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+
+    def dequantized_weight(node: onnx.NodeProto) -> bool:
+        return any(i in producers and producers[i].op_type == "DequantizeLinear" and producers[i].input[0] in weights
+                   for i in node.input)
+
+    int8_weights = {n.op_type for n in graph.node if dequantized_weight(n)}
+    assert "Conv" in int8_weights and int8_weights <= {"Conv", "Gemm", "MatMul"}
+    last_dense = [n for n in graph.node if n.op_type in ("Gemm", "MatMul")][-1]
+    assert not dequantized_weight(last_dense), "the output layer stays fp32"
+    gates = {o for n in graph.node if n.op_type == "Sigmoid" for o in n.output}
+    assert not [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in gates]
