@@ -85,6 +85,7 @@ def bench_pipeline(
     stride: int | None = None,
     explain: bool = False,
     overlap: bool = False,
+    frame_lane: bool = True,
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
@@ -103,6 +104,7 @@ def bench_pipeline(
                     duration_s=duration_s,
                     explain=explain,
                     overlap=overlap,
+                    frame_lane=frame_lane,
                 )
                 summary, errors = run_stream(cfg)
                 if errors:

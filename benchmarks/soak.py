@@ -80,7 +80,7 @@ def soak(models_dir: Path, clip: Path, minutes: float, device: str = "auto", int
     models = ModelSet.load(models_dir, device, precision)
     source = FileSource(clip, realtime=True, loop=True)
     probe = IntervalProbe(interval_s)
-    pipeline = Pipeline(models, [source], SinkSet([probe]))
+    pipeline = Pipeline(models, [source], SinkSet([probe]), frame_lane=True)  # as `dfstream run` does
     pipeline.run(duration_s=minutes * 60.0, stop=threading.Event())
     rows = probe.rows
     if len(rows) < 2:

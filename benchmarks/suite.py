@@ -90,12 +90,14 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
 
 def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
                  modes: Sequence[str], duration_s: float | None, precision: str = "fp32", stride: int | None = None,
-                 explain: bool = False, overlap: bool = False) -> Written:
+                 explain: bool = False, overlap: bool = False, frame_lane: bool = True) -> Written:
     started = cpu_times()
-    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride, explain, overlap)
+    rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride, explain, overlap,
+                          frame_lane)
     md = pipeline_markdown(rows)
     extra = {"clip": str(clip), "duration_s": duration_s, "precision": precision, "stride": stride,
-             "explain": explain, "overlap": overlap, "rows": [r.to_dict(with_samples=True) for r in rows]}
+             "explain": explain, "overlap": overlap, "frame_lane": frame_lane,
+             "rows": [r.to_dict(with_samples=True) for r in rows]}
     data = _header("pipeline", models_dir, started, extra)
     write_json(out_dir / "pipeline.json", data)
     (out_dir / "pipeline.md").write_text(md, encoding="utf-8")

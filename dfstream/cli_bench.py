@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import Device, Precision, guard
+from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, guard
 
 bench_app = typer.Typer(
     help="Measure latency and throughput: models, the whole pipeline, a long soak.", no_args_is_help=True
@@ -98,6 +98,7 @@ def bench_pipeline_cmd(
     explain: Annotated[bool, typer.Option("--explain", help="Fetch and record model A's attention grid too.")] = False,
     overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Find the next frame's faces while the "
                                           "models score the last one.")] = False,
+    frame_lane: Annotated[bool, typer.Option("--frame-lane/--no-frame-lane", help=FRAME_LANE_HELP)] = True,
 ) -> None:
     """The whole stream on a face clip: per-stage latency, capture→score percentiles, fps, drops."""
 
@@ -111,7 +112,8 @@ def bench_pipeline_cmd(
             raise typer.BadParameter(f"--modes: {unknown or modes!r} not among {', '.join(MODES)}")
         n = [1, 2] if quick else _ints(streams, "--streams")
         written = run_pipeline(bench_models_dir(models), _clip(clip), _out(out, "pipeline"), device.value, n,
-                               chosen, 4.0 if quick else duration, precision.value, stride, explain, overlap)
+                               chosen, 4.0 if quick else duration, precision.value, stride, explain, overlap,
+                               frame_lane)
         _report("pipeline", written.markdown, written.files)
 
     guard(body)

@@ -43,3 +43,8 @@ def guard(fn: Callable[[], T]) -> T:
         field = ".".join(str(p) for p in first["loc"])
         typer.echo(f"dfstream: error: option '{field}': {first['msg']}", err=True)
         raise typer.Exit(2) from None
+
+
+FRAME_LANE_HELP = ("Live and paced sources: model A runs on its own thread beside the frames, so its time never "
+                   "delays one and its score lags a few frames (the default: benchmarks/RESULTS.md). "
+                   "--no-frame-lane runs it inside each frame.")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dfstream.cli_common import Device, Precision, guard
+from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, guard
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
 
@@ -42,7 +42,8 @@ SHARED_PARAMS = {
 """Config field → the command-line parameter that sets it, for what run and serve share."""
 RUN_PARAMS = SHARED_PARAMS | {
     "video": "video", "window": "window", "realtime": "realtime", "loop": "loop", "duration_s": "duration",
-    "rtsp_transport": "rtsp_transport", "retry": "retry", "overlap": "overlap", "engine": "engine",
+    "rtsp_transport": "rtsp_transport", "retry": "retry", "overlap": "overlap", "frame_lane": "frame_lane",
+    "engine": "engine",
     "ray_address": "ray_address",
     "ray_timeout_s": "ray_timeout", "metrics_port": "metrics_port",
 }
@@ -145,6 +146,7 @@ def run_cmd(
     overlap: Annotated[bool, typer.Option("--overlap", help="Find the next frame's faces while the models score "
                                           "the last one: for models on a GPU or spare cores (slower on 2 CPU cores: "
                                           "benchmarks/RESULTS.md).")] = False,
+    frame_lane: Annotated[bool, typer.Option("--frame-lane/--no-frame-lane", help=FRAME_LANE_HELP)] = True,
     engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.local,
     ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
     ray_timeout: Annotated[float, typer.Option(help="Seconds to wait for --ray-address to answer.")] = 30.0,
@@ -181,6 +183,7 @@ def run_cmd(
             "webhooks": webhook_configs(webhook),
             "mqtt": None if mqtt is None else MqttConfig(url=mqtt),
             "overlap": overlap,
+            "frame_lane": frame_lane,
             "engine": engine.value,
             "ray_address": ray_address,
             "ray_timeout_s": ray_timeout,
@@ -273,7 +276,8 @@ def serve_cmd(
         if cfg.out is not None:
             outputs.append(JsonlSink(cfg.out))
         options = ServeOptions(host=cfg.host, port=cfg.port, token=cfg.token, max_peers=cfg.max_peers,
-                               ice_servers=cfg.ice_servers, explain=cfg.explain, threshold=cfg.threshold)
+                               ice_servers=cfg.ice_servers, explain=cfg.explain, threshold=cfg.threshold,
+                               frame_lane=cfg.frame_lane)
         loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision, cfg.ort)
         serve(loaded, options, max_faces=cfg.max_faces, stride=cfg.stride, feeds=feeds, outputs=outputs,
               settings=source_settings(cfg))

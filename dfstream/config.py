@@ -151,6 +151,8 @@ class _StreamConfig(_Strict):
     ort: OrtSettings = Field(default_factory=OrtSettings, description="CPU session settings (benchmarks)")
     overlap: bool = Field(False, description="find the next frame's faces while the models score the last one "
                           "(measured slower on 2 CPU cores; for GPU models or spare cores)")
+    frame_lane: bool = Field(True, description="for live and paced sources, run model A beside the frames on its own "
+                             "thread: its score then lags a few frames, and its time never delays one")
 
 
 class RunConfig(_StreamConfig):

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
-from dfstream.stream.engine import StreamModels, elapsed_ms
+from dfstream.stream.engine import CropScores, StreamModels, elapsed_ms
 from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.metrics import LiveStats
@@ -60,6 +60,13 @@ class SourceSettings:
     """The fused label's decision point on the centred scale (0.5: the models' thresholds)."""
 
 
+def _apply_frame_scores(states: Sequence[TrackState], crops: CropScores) -> None:
+    for i, state in enumerate(states):
+        state.p_frame = float(crops.p_frame[i])
+        if crops.attention is not None:
+            state.attention_map = crops.attention[i]
+
+
 class StreamState:
     """What one source needs across frames: its face graph, tracker, settings and per-track state."""
 
@@ -89,6 +96,14 @@ class _Work:
 
 
 @dataclass(frozen=True)
+class _FrameJob:
+    """Model A on the lane: the tracks it scores and the result to come."""
+
+    states: list[TrackState]
+    future: Future[CropScores]
+
+
+@dataclass(frozen=True)
 class _Prepared:
     """A tick after its faces, tracks and crops, before its models."""
 
@@ -113,6 +128,7 @@ class Pipeline:
         settings: Mapping[str, SourceSettings] | None = None,
         threshold: float | None = None,
         overlap: bool = False,
+        frame_lane: bool = False,
     ) -> None:
         self.models = models
         if explain and not models.explains:
@@ -150,6 +166,9 @@ class Pipeline:
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-faces") if overlap else None
         """Finds the faces of frame N+1 while the models score frame N (``overlap``)."""
         self._prepared: _Prepared | None = None
+        self._a_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-model-a") if frame_lane else None
+        """Runs model A beside the tick for live sources, so its time never delays a frame (``frame_lane``)."""
+        self._a_job: _FrameJob | None = None
 
     def _stream_state(self, source: ThreadedSource) -> StreamState:
         own = self.settings.get(source.name, SourceSettings())
@@ -216,15 +235,20 @@ class Pipeline:
         batch, work, t_pick, face_ms, crop_ms = (prepared.batch, prepared.work, prepared.t_pick, prepared.face_ms,
                                                   prepared.crop_ms)
         a_work = [w for w in work if w.crop_frame is not None]
+        lane = self._a_lane is not None and self._budget(batch) is not None
+        lane_ms = self._collect_frame_job() if lane else 0.0
+        if lane and a_work:
+            if self._a_job is None:  # busy: these tracks keep their last score and try again next time
+                frame_crops = [w.crop_frame for w in a_work]
+                future = self._a_lane.submit(self.models.score_crops, frame_crops, [], self.explain)  # type: ignore
+                self._a_job = _FrameJob([w.state for w in a_work], future)
+            a_work = []
         crops = self.models.score_crops([w.crop_frame for w in a_work],  # type: ignore[misc]
                                         [w.crop_clip for w in work], explain=self.explain)  # type: ignore[misc]
-        for i, w in enumerate(a_work):
-            w.state.p_frame = float(crops.p_frame[i])
-            if crops.attention is not None:
-                w.state.attention_map = crops.attention[i]
+        _apply_frame_scores([w.state for w in a_work], crops)
         for w, emb in zip(work, crops.embeddings, strict=True):
             w.state.buffer.push(emb, w.face.lmk5)
-        a_ms, enc_ms = crops.frame_ms, crops.encoder_ms
+        a_ms, enc_ms = (lane_ms if lane else crops.frame_ms), crops.encoder_ms
 
         t = time.perf_counter()
         ready = [w for w in work if w.state.buffer.full]
@@ -273,6 +297,16 @@ class Pipeline:
                 self.dispatch.event(event.to_dict())
         return [(f, out[id(f)]) for _, f in batch]
 
+    def _collect_frame_job(self) -> float:
+        """Apply model A's finished lane run to its tracks; returns its time (0 when none finished)."""
+        job = self._a_job
+        if job is None or not job.future.done():
+            return 0.0
+        self._a_job = None
+        crops = job.future.result()
+        _apply_frame_scores(job.states, crops)
+        return crops.frame_ms
+
     def _find_faces(self, batch: Sequence[tuple[StreamState, Frame]]) -> tuple[list[list[FaceObs]], dict[int, float]]:
         def one(item: tuple[StreamState, Frame]) -> tuple[list[FaceObs], float]:
             t0 = time.perf_counter()
@@ -301,6 +335,8 @@ class Pipeline:
                 self._pool.shutdown(wait=True)
             if self._lane:
                 self._lane.shutdown(wait=True)
+            if self._a_lane:
+                self._a_lane.shutdown(wait=True)
             self.dispatch.close()
             self.sinks.close()
         return self.summary

@@ -128,7 +128,7 @@ def run_stream(
         log.info("source %s", source.describe())
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
                         explain=config.explain, threshold=config.threshold, settings=source_settings(config),
-                        overlap=config.overlap)
+                        overlap=config.overlap, frame_lane=config.frame_lane)
     if metrics is not None:
         metrics.show(pipeline.summary.metrics.registry)
     try:

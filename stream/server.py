@@ -74,6 +74,8 @@ class ServeOptions:
     """Records carry model A's attention grid; the page and the feeds draw it as a heatmap."""
     threshold: float | None = None
     """Where the fused label turns, for sources without their own (``--threshold``)."""
+    frame_lane: bool = True
+    """Model A beside the frames of live feeds (config ``frame_lane``)."""
 
 
 class ChannelSink:
@@ -213,7 +215,7 @@ class Server:
         connect_events(sinks)
         self.pipeline = Pipeline(self.models, list(self.feeds.values()), sinks, self.max_faces, self.stride,
                                  serve=True, explain=self.options.explain, settings=self.settings,
-                                 threshold=self.options.threshold)
+                                 threshold=self.options.threshold, frame_lane=self.options.frame_lane)
         self._thread = threading.Thread(target=self.pipeline.run, kwargs={"stop": self._stop}, daemon=True,
                                         name="pipeline")
         self._thread.start()
