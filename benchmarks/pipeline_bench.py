@@ -37,6 +37,8 @@ class PipelineRow:
     stages: dict[str, dict[str, float]]
     samples: dict[str, list[float]]
     """Per-stage latency samples (ms) for the plots."""
+    slowest_stream_fps: float = 0.0
+    """Frames scored per second by the stream that got the fewest: whether one starves."""
 
     def to_dict(self, with_samples: bool = False) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k != "samples"}
@@ -60,6 +62,7 @@ def row_from_summary(mode: str, streams: int, summary: RunSummary) -> PipelineRo
         elapsed_s=d["elapsed_s"],
         fps=d["fps"] or 0.0,
         dropped=sum(s["dropped"] for s in d["sources"].values()),
+        slowest_stream_fps=min((s["frames"] for s in d["sources"].values()), default=0) / max(d["elapsed_s"], 1e-9),
         capture_to_score=_pcts(samples.get("total", [])),
         stages={k: _pcts(v) for k, v in samples.items() if k != "total"},
         samples=samples,

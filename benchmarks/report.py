@@ -44,14 +44,15 @@ def models_markdown(rows: Sequence[ModelRow], ratios: dict[str, float], incremen
 def pipeline_markdown(rows: Sequence[PipelineRow]) -> str:
     stage_cols = " | ".join(f"{s} p50" for s in PIPELINE_STAGES)
     lines = [
-        f"| mode | streams | frames | fps | dropped | capture→score p50 / p95 / p99 ms | {stage_cols} |",
-        "| --- | ---: | ---: | ---: | ---: | --- |" + " ---: |" * len(PIPELINE_STAGES),
+        f"| mode | streams | frames | fps | slowest stream fps | dropped | capture→score p50 / p95 / p99 ms | "
+        f"{stage_cols} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |" + " ---: |" * len(PIPELINE_STAGES),
     ]
     for r in rows:
         c = r.capture_to_score
         stages = " | ".join(_f(r.stages.get(s, {}).get("p50", float("nan"))) for s in PIPELINE_STAGES)
         lines.append(
-            f"| {r.mode} | {r.streams} | {r.frames} | {_f(r.fps, 1)} | {r.dropped} | "
+            f"| {r.mode} | {r.streams} | {r.frames} | {_f(r.fps, 1)} | {_f(r.slowest_stream_fps, 1)} | {r.dropped} | "
             f"{_f(c['p50'], 1)} / {_f(c['p95'], 1)} / {_f(c['p99'], 1)} | {stages} |"
         )
     return "\n".join(lines) + "\n"
