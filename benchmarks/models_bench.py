@@ -79,7 +79,7 @@ def bench_models(
     (``measure_interleaved``), so their ratio is not skewed by the machine's speed drifting."""
     variants = load_variants(models_dir, devices)
     cpu = {role: m for role, prov, prec, m in variants if prov == "cpu" and prec == "fp32"}
-    makers, notes = _native_makers(cpu) if native else ({}, [])
+    makers, notes = _native_makers(cpu, "cuda" in devices) if native else ({}, [])
     rng = np.random.default_rng(0)
     rows: list[ModelRow] = []
     for role in STREAM_ROLES:
@@ -88,9 +88,8 @@ def bench_models(
                 ("onnxruntime", prov, prec): _runner(m, _inputs(m, batch, rng))
                 for r, prov, prec, m in variants if r == role
             }
-            if role in makers:
-                runtime, make = makers[role]
-                fns[(runtime, "cpu", "fp32")] = make(batch)
+            for runtime, prov, make in makers.get(role, []):
+                fns[(runtime, prov, "fp32")] = make(batch)
             stats = measure_interleaved({"/".join(k): f for k, f in fns.items()}, seconds * len(fns))
             for (runtime, prov, prec), st in zip(fns, stats.values(), strict=True):
                 rows.append(_row(role, runtime, prov, prec, batch, st))
@@ -123,18 +122,25 @@ def clip_scoring_rows(cpu: dict[str, OrtModel], seconds: float) -> tuple[list[Mo
     return rows, nai.p50_ms / inc.p50_ms
 
 
-def _native_makers(cpu: dict[str, OrtModel]) -> tuple[dict[str, tuple[str, Maker]], list[str]]:
-    """Keras/TF for model A and torch eager for the encoder and head, same input sizes as the ONNX files."""
-    makers: dict[str, tuple[str, Maker]] = {}
+def _native_makers(cpu: dict[str, OrtModel], cuda: bool) -> tuple[dict[str, list[tuple[str, str, Maker]]], list[str]]:
+    """Keras/TF for model A and torch eager for the encoder and head, same input sizes as the ONNX files;
+    with ``cuda``, torch on the GPU as well, timed in the same rounds as ONNX Runtime's CUDA rows."""
+    makers: dict[str, list[tuple[str, str, Maker]]] = {}
     notes: list[str] = []
     try:
-        makers["frame_cnn"] = ("tensorflow", _keras_runner(cpu["frame_cnn"]))
+        makers["frame_cnn"] = [("tensorflow", "cpu", _keras_runner(cpu["frame_cnn"]))]
     except ImportError as exc:
         notes.append(f"tensorflow rows skipped: {exc}")
     try:
-        enc, head = _torch_runners(cpu["clip_encoder"])
-        makers["clip_encoder"] = ("torch", enc)
-        makers["clip_head"] = ("torch", head)
+        import torch
+
+        gpus = ["cuda"] if cuda and torch.cuda.is_available() else []
+        if cuda and not gpus:
+            notes.append("torch CUDA rows skipped: torch sees no GPU")
+        for device in ["cpu", *gpus]:
+            enc, head = _torch_runners(cpu["clip_encoder"], device)
+            makers.setdefault("clip_encoder", []).append(("torch", device, enc))
+            makers.setdefault("clip_head", []).append(("torch", device, head))
     except ImportError as exc:
         notes.append(f"torch rows skipped: {exc}")
     return makers, notes
@@ -161,30 +167,31 @@ def _keras_runner(model_a: OrtModel) -> Maker:
     return make
 
 
-def _torch_runners(encoder: OrtModel) -> tuple[Maker, Maker]:
+def _torch_runners(encoder: OrtModel, device: str = "cpu") -> tuple[Maker, Maker]:
+    """Each run returns host memory, as the ONNX Runtime rows do (on CUDA that waits for the GPU)."""
     import torch
 
     from dfstream.models.clip_lstm import ClipDetector
 
     size = encoder.metadata.input_size or 256
     torch.manual_seed(0)
-    model = ClipDetector().eval()
+    model = ClipDetector().eval().to(device)
 
     def make_encoder(batch: int) -> Callable[[], object]:
-        x = torch.rand(batch, 3, size, size)
+        x = torch.rand(batch, 3, size, size, device=device)
 
         def run() -> object:
             with torch.inference_mode():
-                return model.encode(x).numpy()
+                return model.encode(x).cpu().numpy()
 
         return run
 
     def make_head(batch: int) -> Callable[[], object]:
-        x = torch.rand(batch, CLIP_LEN, HEAD_FEATURES)
+        x = torch.rand(batch, CLIP_LEN, HEAD_FEATURES, device=device)
 
         def run() -> object:
             with torch.inference_mode():
-                return model.head(x).numpy()
+                return model.head(x).cpu().numpy()
 
         return run
 
@@ -192,11 +199,13 @@ def _torch_runners(encoder: OrtModel) -> tuple[Maker, Maker]:
 
 
 def ratios(rows: Sequence[ModelRow]) -> dict[str, float]:
-    """ORT p50 (each CPU precision) over native fp32 p50 per model and batch: below 1 means ORT is faster."""
-    native = {(r.model, r.batch): r for r in rows if r.runtime in ("tensorflow", "torch")}
+    """ORT p50 (each precision) over the native fp32 p50 on the same provider, per model and batch: below 1
+    means ORT is faster. CUDA ratios are named with ``_cuda``."""
+    native = {(r.model, r.batch, r.provider): r for r in rows if r.runtime in ("tensorflow", "torch")}
     out: dict[str, float] = {}
     for r in rows:
-        n = native.get((r.model, r.batch))
-        if r.runtime == "onnxruntime" and r.provider == "cpu" and n is not None:
-            out[f"{r.model}_b{r.batch}_ort_{r.precision}_over_{n.runtime}"] = r.stats.p50_ms / n.stats.p50_ms
+        n = native.get((r.model, r.batch, r.provider))
+        if r.runtime == "onnxruntime" and n is not None:
+            on = "" if r.provider == "cpu" else f"_{r.provider}"
+            out[f"{r.model}_b{r.batch}_ort_{r.precision}_over_{n.runtime}{on}"] = r.stats.p50_ms / n.stats.p50_ms
     return out

@@ -27,7 +27,7 @@ STREAM_ROLES = ("frame_cnn", "clip_encoder", "clip_head")
 
 
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
-"""auto: int8 variants where they exist on CPU (each passed its check in 'dfstream quantize'), fp32 on CUDA."""
+"""auto: int8 variants where they exist on CPU (each passed its check in 'dfstream quantize'), fp16 ones on a GPU."""
 
 
 def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
@@ -117,7 +117,9 @@ class ModelSet:
         cls, folder: Path, device: str = "auto", precision: str = "fp32", settings: OrtSettings = DEFAULT_ORT
     ) -> ModelSet:
         if precision == "auto" and select_providers(device)[0] != CPU:
-            precision = "fp32"  # int8 graphs are for CPUs; on CUDA fp16 is asked for by name
+            # int8 graphs are for CPUs; on a GPU the fp16 variants where they exist ('dfstream export --fp16')
+            fp16 = [precision_path(folder / FILE_NAME_OF_ROLE[r], "fp16") for r in STREAM_ROLES]
+            precision = "fp16" if any(p.is_file() for p in fp16) else "fp32"
         files = model_files(folder, precision)
         frame = load_model(files["frame_cnn"], "frame_cnn", device, settings=settings)
         encoder = load_model(files["clip_encoder"], "clip_encoder", device, settings=settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,8 +12,16 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 
-from dfstream.exceptions import InputPathError, MetadataError, ModelLoadError, ProviderError, first_line
+from dfstream.exceptions import (
+    DfstreamError,
+    InputPathError,
+    MetadataError,
+    ModelLoadError,
+    ProviderError,
+    first_line,
+)
 from dfstream.export.metadata import ModelMetadata, Role
+from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError
 from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
 
 log = logging.getLogger(__name__)
@@ -21,6 +30,8 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+GPU_PROVIDERS = (TENSORRT, CUDA)
 
 # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. onnxruntime-gpu without CUDA
 # libraries prints two error lines per session before falling back; we report the outcome ourselves.
@@ -36,13 +47,35 @@ def select_providers(device: str) -> list[str]:
     if device == "cpu":
         return [CPU]
     if CUDA in available:
-        return [CUDA, CPU]
+        _preload_cuda_libraries()
+        return [TENSORRT, CUDA, CPU] if TENSORRT in available and _tensorrt_installed() else [CUDA, CPU]
     if device == "cuda":
         raise ProviderError(
             f"device 'cuda' requested but this onnxruntime ({ort.__version__}) has no {CUDA}; "
             "install the GPU build with 'make ORT_BUILD=gpu' or use --device cpu"
         )
     return [CPU]
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from the NVIDIA pip packages that ``onnxruntime-gpu[cuda,cudnn]`` installs
+    (``make ORT_BUILD=gpu``), so no system CUDA or LD_LIBRARY_PATH is needed; absent ones are skipped."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload(directory="")
+    except Exception as exc:  # a system CUDA may still serve; the provider reports what it lacks
+        log.debug("CUDA libraries not preloaded from pip packages: %s", first_line(exc))
+
+
+def _tensorrt_installed() -> bool:
+    """The TensorRT provider is in every onnxruntime-gpu wheel but needs TensorRT's own libraries
+    (``tensorrt-cu13``); without them it fails at session creation, so it is only asked for then."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None
 
 
 OPTIMIZATION = {
@@ -97,6 +130,15 @@ class OrtModel:
         self.inputs = tuple(_spec(i) for i in session.get_inputs())
         self.output_names = tuple(o.name for o in session.get_outputs())
         self.output_name: str = self.output_names[0]
+        self.bound: BoundRunner | None = None
+        """Per-bucket device buffers (and CUDA graphs) for :meth:`run` on a GPU; see ``stream/bound.py``."""
+
+    def bind(self, buckets: Sequence[int] = BUCKETS, cuda_graphs: bool = False) -> None:
+        """Serve :meth:`run` through bound per-bucket buffers (single-input graphs)."""
+        if len(self.inputs) != 1:
+            raise BucketError(f"{self.path.name}: bound runs take single-input graphs, it has {len(self.inputs)}")
+        device = "cpu" if self.provider == CPU else "cuda"
+        self.bound = BoundRunner(self.session, self.path.name, device, buckets, cuda_graphs)
 
     def _feed(self, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         pairs = zip(self.inputs, arrays, strict=True)
@@ -104,6 +146,8 @@ class OrtModel:
 
     def run(self, *arrays: np.ndarray) -> np.ndarray:
         """Run on positional inputs (cast to the graph's dtype); returns the first output."""
+        if self.bound is not None:
+            return self.bound.run(np.asarray(arrays[0], dtype=self.bound.dtype))
         out = self.session.run([self.output_name], self._feed(arrays))[0]
         return np.asarray(out, dtype=np.float32)
 
@@ -150,12 +194,13 @@ def read_metadata(path: Path) -> ModelMetadata:
 
 
 def load_model(
-    path: str | Path, role: Role, device: str = "auto", warmup: bool = True, settings: OrtSettings = DEFAULT_ORT
+    path: str | Path, role: Role, device: str = "auto", warmup: bool = True, settings: OrtSettings = DEFAULT_ORT,
+    buckets: Sequence[int] = BUCKETS,
 ) -> OrtModel:
     """Open ``path`` for ``role`` on ``device``: metadata checked, graph shapes checked, warmed up."""
     path = Path(path)
     providers = select_providers(device)
-    session = _open(path, providers, settings)
+    session = _open(path, providers, settings, cuda_graphs=CUDA in providers)
     meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
     if meta.role != role:
         raise MetadataError(f"{path}: metadata field 'dfstream.role' is {meta.role!r}, expected {role!r}")
@@ -164,15 +209,53 @@ def load_model(
     if meta.attention_output is not None and meta.attention_output not in model.output_names:
         raise MetadataError(f"{path}: metadata field 'dfstream.attention_output' names "
                             f"{meta.attention_output!r}, which is not an output of the graph")
-    if CUDA in providers and model.provider != CUDA:
+    if CUDA in providers and model.provider not in GPU_PROVIDERS:
         log.warning("%s: CUDA was available but the session fell back to %s", path.name, model.provider)
+    if model.provider in GPU_PROVIDERS and len(model.inputs) == 1:
+        model = _bound_on_gpu(model, providers, settings, buckets)
     log.debug("%s (%s, %s) runs on %s", path.name, role, meta.precision, model.provider)
     if warmup:
         model.run(*(np.zeros(_concrete(s.shape), dtype=s.dtype) for s in model.inputs))
     return model
 
 
-def _open(path: Path, providers: Sequence[str], settings: OrtSettings = DEFAULT_ORT) -> ort.InferenceSession:
+def _bound_on_gpu(model: OrtModel, providers: Sequence[str], settings: OrtSettings,
+                  buckets: Sequence[int]) -> OrtModel:
+    """Bind a GPU session's runs per bucket, with CUDA graphs where the graph allows them (every node
+    on CUDA); a graph that cannot be captured runs bound without them."""
+    graphs = model.provider == CUDA
+    try:
+        model.bind(buckets, cuda_graphs=graphs)
+        return model
+    except DfstreamError:
+        raise  # a bucket that does not fit: the one-line error at start-up
+    except Exception as exc:  # ORT raises private types when a graph cannot be captured
+        if not graphs:
+            raise
+        log.warning("%s: CUDA graphs unavailable (%s); bound runs without them", model.path.name, first_line(exc))
+    plain = OrtModel(model.path, _open(model.path, providers, settings, cuda_graphs=False), model.metadata)
+    plain.bind(buckets, cuda_graphs=False)
+    return plain
+
+
+def _provider_entries(providers: Sequence[str], cuda_graphs: bool) -> list[str | tuple[str, dict[str, str]]]:
+    """Provider names with the options the GPU path needs: CUDA graphs on the CUDA provider, and an
+    engine cache for TensorRT so that its engines are built once per graph and machine."""
+    entries: list[str | tuple[str, dict[str, str]]] = []
+    for p in providers:
+        if p == CUDA and cuda_graphs:
+            entries.append((CUDA, {"enable_cuda_graph": "1"}))
+        elif p == TENSORRT:
+            cache = Path.home() / ".cache" / "dfstream" / "tensorrt"
+            entries.append((TENSORRT, {"trt_engine_cache_enable": "1", "trt_engine_cache_path": str(cache),
+                                       "trt_fp16_enable": "1"}))
+        else:
+            entries.append(p)
+    return entries
+
+
+def _open(path: Path, providers: Sequence[str], settings: OrtSettings = DEFAULT_ORT,
+          cuda_graphs: bool = False) -> ort.InferenceSession:
     if not path.is_file():
         raise InputPathError(f"model file not found: {path}")
     options = ort.SessionOptions()
@@ -180,7 +263,8 @@ def _open(path: Path, providers: Sequence[str], settings: OrtSettings = DEFAULT_
     settings.apply(options)
     ort.set_default_logger_severity(_QUIET)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
+        return ort.InferenceSession(str(path), sess_options=options,
+                                    providers=_provider_entries(providers, cuda_graphs))
     except Exception as exc:  # ORT raises several private exception types for unreadable graphs
         raise ModelLoadError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
 

@@ -102,3 +102,16 @@ def test_ort_bench_compares_settings_and_the_runtime_applies_them(stream_models:
                          settings=OrtSettings(intra_threads=1, optimization="basic")).session
     options = session.get_session_options()
     assert options.intra_op_num_threads == 1 and options.graph_optimization_level.name == "ORT_ENABLE_BASIC"
+
+
+def test_ratios_compare_each_provider_with_the_native_framework_on_the_same_provider() -> None:
+    from dfstream.benchmarks.models_bench import ModelRow, _row, ratios
+    from dfstream.benchmarks.timing import Stats
+
+    def row(runtime: str, provider: str, precision: str, ms: float) -> ModelRow:
+        return _row("clip_encoder", runtime, provider, precision, 1, Stats.of([ms] * 10))
+
+    rows = [row("onnxruntime", "cpu", "fp32", 5.0), row("torch", "cpu", "fp32", 20.0),
+            row("onnxruntime", "cuda", "fp16", 0.5), row("torch", "cuda", "fp32", 2.0)]
+    assert ratios(rows) == {"clip_encoder_b1_ort_fp32_over_torch": 0.25,
+                            "clip_encoder_b1_ort_fp16_over_torch_cuda": 0.25}
