@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,9 +20,10 @@ import numpy as np
 from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
-from dfstream.stream.engine import CropScores, StreamModels, elapsed_ms
+from dfstream.stream.engine import StreamModels, elapsed_ms
 from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import FaceStage
+from dfstream.stream.frame_lane import FrameLane, apply_frame_scores
 from dfstream.stream.metrics import LiveStats
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scheduler import DeadlineScheduler, runs_frame_model
@@ -60,13 +61,6 @@ class SourceSettings:
     """The fused label's decision point on the centred scale (0.5: the models' thresholds)."""
 
 
-def _apply_frame_scores(states: Sequence[TrackState], crops: CropScores) -> None:
-    for i, state in enumerate(states):
-        state.p_frame = float(crops.p_frame[i])
-        if crops.attention is not None:
-            state.attention_map = crops.attention[i]
-
-
 class StreamState:
     """What one source needs across frames: its face graph, tracker, settings and per-track state."""
 
@@ -93,14 +87,6 @@ class _Work:
     run_frame_model: bool
     crop_frame: np.ndarray | None = None
     crop_clip: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class _FrameJob:
-    """Model A on the lane: the tracks it scores and the result to come."""
-
-    states: list[TrackState]
-    future: Future[CropScores]
 
 
 @dataclass(frozen=True)
@@ -166,9 +152,8 @@ class Pipeline:
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-faces") if overlap else None
         """Finds the faces of frame N+1 while the models score frame N (``overlap``)."""
         self._prepared: _Prepared | None = None
-        self._a_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-model-a") if frame_lane else None
+        self._a_lane = FrameLane(models.score_crops) if frame_lane else None
         """Runs model A beside the tick for live sources, so its time never delays a frame (``frame_lane``)."""
-        self._a_job: _FrameJob | None = None
 
     def _stream_state(self, source: ThreadedSource) -> StreamState:
         own = self.settings.get(source.name, SourceSettings())
@@ -235,17 +220,15 @@ class Pipeline:
         batch, work, t_pick, face_ms, crop_ms = (prepared.batch, prepared.work, prepared.t_pick, prepared.face_ms,
                                                   prepared.crop_ms)
         a_work = [w for w in work if w.crop_frame is not None]
-        lane = self._a_lane is not None and self._budget(batch) is not None
-        lane_ms = self._collect_frame_job() if lane else 0.0
-        if lane and a_work:
-            if self._a_job is None:  # busy: these tracks keep their last score and try again next time
-                frame_crops = [w.crop_frame for w in a_work]
-                future = self._a_lane.submit(self.models.score_crops, frame_crops, [], self.explain)  # type: ignore
-                self._a_job = _FrameJob([w.state for w in a_work], future)
-            a_work = []
+        lane = self._a_lane if self._a_lane is not None and self._budget(batch) is not None else None
+        lane_ms = 0.0
+        if lane is not None:  # live and paced sources: model A off the frames' path
+            lane_ms = lane.collect()
+            lane.submit([w.state for w in a_work], [w.crop_frame for w in a_work], self.explain)  # type: ignore[misc]
+            a_work = []  # a busy lane: these tracks keep their last score and try again at their next turn
         crops = self.models.score_crops([w.crop_frame for w in a_work],  # type: ignore[misc]
                                         [w.crop_clip for w in work], explain=self.explain)  # type: ignore[misc]
-        _apply_frame_scores([w.state for w in a_work], crops)
+        apply_frame_scores([w.state for w in a_work], crops)
         for w, emb in zip(work, crops.embeddings, strict=True):
             w.state.buffer.push(emb, w.face.lmk5)
         a_ms, enc_ms = (lane_ms if lane else crops.frame_ms), crops.encoder_ms
@@ -297,16 +280,6 @@ class Pipeline:
                 self.dispatch.event(event.to_dict())
         return [(f, out[id(f)]) for _, f in batch]
 
-    def _collect_frame_job(self) -> float:
-        """Apply model A's finished lane run to its tracks; returns its time (0 when none finished)."""
-        job = self._a_job
-        if job is None or not job.future.done():
-            return 0.0
-        self._a_job = None
-        crops = job.future.result()
-        _apply_frame_scores(job.states, crops)
-        return crops.frame_ms
-
     def _find_faces(self, batch: Sequence[tuple[StreamState, Frame]]) -> tuple[list[list[FaceObs]], dict[int, float]]:
         def one(item: tuple[StreamState, Frame]) -> tuple[list[FaceObs], float]:
             t0 = time.perf_counter()
@@ -336,7 +309,7 @@ class Pipeline:
             if self._lane:
                 self._lane.shutdown(wait=True)
             if self._a_lane:
-                self._a_lane.shutdown(wait=True)
+                self._a_lane.close()
             self.dispatch.close()
             self.sinks.close()
         return self.summary
