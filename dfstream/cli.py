@@ -162,6 +162,10 @@ def quantize_cmd(
                      "cache/dataset/frames/train); repeat it to mix sources. Default: the bundled sample clip."),
     ] = None,
     crops: Annotated[int, typer.Option(min=8, help="Face crops to use in all (half calibrate, half check).")] = 64,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Quantise only this graph (frame_cnn or clip_encoder); repeat for both. Default: both."),
+    ] = None,
     held_out: Annotated[
         Path | None,
         typer.Option(help="Folder of real/ and fake/ face images (e.g. cache/dataset/frames/test): model A's "
@@ -171,11 +175,11 @@ def quantize_cmd(
     """Write int8 variants of model A and the clip encoder (faster on CPU); each is checked against fp32."""
 
     def body() -> None:
-        from dfstream.export.quantize import calibration_crops, quantize_folder
+        from dfstream.export.quantize import QUANTIZED_ROLES, calibration_crops, quantize_folder
         from dfstream.paths import SAMPLE_CLIP
 
         sources = calibration or [SAMPLE_CLIP]
-        quantize_folder(models, calibration_crops(sources, crops), held_out)  # prints what it wrote
+        quantize_folder(models, calibration_crops(sources, crops), held_out, only or QUANTIZED_ROLES)  # prints
 
     guard(body)
 

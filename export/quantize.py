@@ -14,6 +14,7 @@ import io
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -223,8 +224,9 @@ def _search(pre: Path, tmp: Path, feeds: list[dict[str, np.ndarray]], judge: _Ju
     return keep, keep[len(tail):]
 
 
-def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None = None) -> list[QuantizedFile]:
-    """Write ``frame_cnn.int8.onnx`` and ``clip_encoder.int8.onnx`` beside the fp32 graphs.
+def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None = None,
+                    roles: Sequence[str] = QUANTIZED_ROLES) -> list[QuantizedFile]:
+    """Write ``frame_cnn.int8.onnx`` and ``clip_encoder.int8.onnx`` (or those of ``roles``) beside the fp32 graphs.
 
     ``held_out``: a folder of ``real/`` and ``fake/`` face images (the data build's
     ``frames/test``); model A's int8 AUC on them must then stay within 0.01 of fp32's."""
@@ -236,7 +238,10 @@ def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None
     calib, check = crops[::2], crops[1::2]
     written: list[QuantizedFile] = []
     failed: list[str] = []
-    for role in QUANTIZED_ROLES:
+    unknown = [r for r in roles if r not in QUANTIZED_ROLES]
+    if unknown:
+        raise InputPathError(f"cannot quantise {', '.join(unknown)}; choose among {', '.join(QUANTIZED_ROLES)}")
+    for role in roles:
         src = folder / FILE_NAME_OF_ROLE[role]
         if not src.is_file():
             raise InputPathError(f"{folder}: {src.name} missing (export it first)")

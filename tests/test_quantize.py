@@ -131,3 +131,14 @@ def test_only_convolutions_and_dense_layers_are_quantised_and_the_output_layer_s
     assert not dequantized_weight(last_dense), "the output layer stays fp32"
     gates = {o for n in graph.node if n.op_type == "Sigmoid" for o in n.output}
     assert not [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in gates]
+
+
+def test_only_names_the_graphs_to_quantise(stream_models: Path, tmp_path: Path) -> None:
+    shutil.copytree(stream_models, tmp_path, dirs_exist_ok=True)
+    out = subprocess.run([sys.executable, "-m", "dfstream.cli", "quantize", str(tmp_path), "--crops", "16",
+                          "--only", "frame_cnn"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "frame_cnn.int8.onnx").is_file() and not (tmp_path / "clip_encoder.int8.onnx").exists()
+    bad = subprocess.run([sys.executable, "-m", "dfstream.cli", "quantize", str(tmp_path), "--only", "clip_head"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "cannot quantise clip_head; choose among frame_cnn, clip_encoder" in bad.stderr
