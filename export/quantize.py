@@ -193,35 +193,40 @@ class _Judge:
         return value if self.role == "frame_cnn" else -value
 
 
-def _search(pre: Path, tmp: Path, feeds: list[dict[str, np.ndarray]], judge: _Judge) -> tuple[list[str], list[str]]:
+def _search(pre: Path, tmp: Path, feeds: list[dict[str, np.ndarray]], judge: _Judge) -> tuple[Path, list[str]]:
     """Quantise, and while the check fails keep in fp32 the node whose int8 moves the output most
     (one trial per quantisable node and round, at most ``MAX_KEPT_FP32`` rounds).
 
-    Returns the nodes to keep in fp32 (the output layer first) and those the search added."""
+    Returns the quantised graph of the best trial and the nodes the search kept in fp32 (besides the
+    output layer, which always stays fp32)."""
     model = onnx.load(str(pre))
     tail = _classifier_tail(model)
     keep = list(tail)
-    trial = tmp / "trial.onnx"
-    _quantize(pre, trial, feeds, keep)
-    value = judge.agreement(trial)
+    best_graph = tmp / "trial-0.onnx"
+    _quantize(pre, best_graph, feeds, keep)
+    value = judge.agreement(best_graph)
     candidates = [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS and n.name not in keep]
     if len(candidates) > SEARCH_LIMIT:
-        return keep, []
-    for _ in range(MAX_KEPT_FP32):
+        return best_graph, []
+    for round_ in range(1, MAX_KEPT_FP32 + 1):
         if judge.passes(value):
             break
-        scores = {}
-        for node in candidates:
+        scores: dict[str, tuple[float, Path]] = {}
+        for i, node in enumerate(candidates):
+            trial = tmp / f"trial-{round_}-{i}.onnx"
             _quantize(pre, trial, feeds, [*keep, node])
-            scores[node] = judge.agreement(trial)
-        best = min(scores, key=lambda node: judge.badness(scores[node]))
-        if judge.badness(scores[best]) >= judge.badness(value):
+            scores[node] = judge.agreement(trial), trial
+        best = min(scores, key=lambda node: judge.badness(scores[node][0]))
+        for node, (_, trial) in scores.items():  # one graph per round is kept on disk
+            if node != best:
+                trial.unlink()
+        if judge.badness(scores[best][0]) >= judge.badness(value):
             break
         keep.append(best)
         candidates.remove(best)
-        value = scores[best]
+        value, best_graph = scores[best]
         log.info("%s: keeping %s in fp32 (check %.4f)", judge.role, best, value)
-    return keep, keep[len(tail):]
+    return best_graph, keep[len(tail):]
 
 
 def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None = None,
@@ -251,14 +256,12 @@ def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None
         with tempfile.TemporaryDirectory() as tmp:
             plain = Path(tmp) / "plain.onnx"
             pre = Path(tmp) / "pre.onnx"
-            raw = Path(tmp) / "int8.onnx"
             onnx.save(without_attention_output(onnx.load(str(src))), str(plain))
             quant_pre_process(str(plain), str(pre))
             judge = _Judge(role, plain, _feeds(meta, name, check))
             calib_feeds = _feeds(meta, name, calib)
-            keep, searched = _search(pre, Path(tmp), calib_feeds, judge)
-            _quantize(pre, raw, calib_feeds, keep)
-            int8 = onnx.load(str(raw))
+            best, searched = _search(pre, Path(tmp), calib_feeds, judge)
+            int8 = onnx.load(str(best))
             int8_meta = meta.with_precision("int8")
             if meta.attention_output is not None and not add_attention_output(int8):
                 log.warning("%s: the attention output could not be restored after quantisation", out.name)
