@@ -30,12 +30,13 @@ PRECISIONS = ("auto", "fp32", "fp16", "int8")
 """auto: int8 variants where they exist on CPU (each passed its check in 'dfstream quantize'), fp16 ones on a GPU."""
 
 
-def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
+def model_files(folder: Path, precision: str = "fp32", gpu: bool = False) -> dict[str, Path]:
     """The graph files the stream needs in ``folder``; one error lists every missing one.
 
     For fp16 and int8, ``name.<precision>.onnx`` is used where it exists and fp32 elsewhere (the
     clip head stays fp32; a graph whose int8 variant failed its check stays fp32 too); at least one
-    variant must exist.
+    variant must exist. ``auto`` takes the int8 variants on a CPU and the fp16 ones on a ``gpu``
+    where they exist, without that error.
     """
     if precision not in PRECISIONS:
         raise InputPathError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -45,7 +46,7 @@ def model_files(folder: Path, precision: str = "fp32") -> dict[str, Path]:
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
         raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
-    wanted = "int8" if precision == "auto" else precision  # auto: whatever int8 graphs passed, no error
+    wanted = ("fp16" if gpu else "int8") if precision == "auto" else precision
     variants = {role: precision_path(path, wanted) for role, path in files.items()}
     if precision not in ("fp32", "auto") and not any(v.is_file() for v in variants.values()):
         hint = "'dfstream quantize'" if precision == "int8" else "'dfstream export --fp16'"
@@ -116,11 +117,7 @@ class ModelSet:
     def load(
         cls, folder: Path, device: str = "auto", precision: str = "fp32", settings: OrtSettings = DEFAULT_ORT
     ) -> ModelSet:
-        if precision == "auto" and select_providers(device)[0] != CPU:
-            # int8 graphs are for CPUs; on a GPU the fp16 variants where they exist ('dfstream export --fp16')
-            fp16 = [precision_path(folder / FILE_NAME_OF_ROLE[r], "fp16") for r in STREAM_ROLES]
-            precision = "fp16" if any(p.is_file() for p in fp16) else "fp32"
-        files = model_files(folder, precision)
+        files = model_files(folder, precision, gpu=select_providers(device)[0] != CPU)
         frame = load_model(files["frame_cnn"], "frame_cnn", device, settings=settings)
         encoder = load_model(files["clip_encoder"], "clip_encoder", device, settings=settings)
         head = load_model(files["clip_head"], "clip_head", device, settings=settings)
