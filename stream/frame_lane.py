@@ -47,10 +47,6 @@ class FrameLane:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-model-a")
         self._job: _Job | None = None
 
-    @property
-    def busy(self) -> bool:
-        return self._job is not None
-
     def submit(self, states: Sequence[FrameScored], crops: Sequence[np.ndarray], explain: bool) -> bool:
         """Start model A on ``crops`` for ``states`` unless a run is in flight; whether it started."""
         if self._job is not None or not crops:

@@ -225,13 +225,13 @@ class Pipeline:
         if lane is not None:  # live and paced sources: model A off the frames' path
             lane_ms = lane.collect()
             lane.submit([w.state for w in a_work], [w.crop_frame for w in a_work], self.explain)  # type: ignore[misc]
-            a_work = []  # a busy lane: these tracks keep their last score and try again at their next turn
+            a_work = []  # not in this tick; if the lane was busy they keep their last score until their next turn
         crops = self.models.score_crops([w.crop_frame for w in a_work],  # type: ignore[misc]
                                         [w.crop_clip for w in work], explain=self.explain)  # type: ignore[misc]
         apply_frame_scores([w.state for w in a_work], crops)
         for w, emb in zip(work, crops.embeddings, strict=True):
             w.state.buffer.push(emb, w.face.lmk5)
-        a_ms, enc_ms = (lane_ms if lane else crops.frame_ms), crops.encoder_ms
+        a_ms, enc_ms = (lane_ms if lane is not None else crops.frame_ms), crops.encoder_ms
 
         t = time.perf_counter()
         ready = [w for w in work if w.state.buffer.full]

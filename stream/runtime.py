@@ -194,8 +194,7 @@ def read_metadata(path: Path) -> ModelMetadata:
 
 
 def load_model(
-    path: str | Path, role: Role, device: str = "auto", warmup: bool = True, settings: OrtSettings = DEFAULT_ORT,
-    buckets: Sequence[int] = BUCKETS,
+    path: str | Path, role: Role, device: str = "auto", warmup: bool = True, settings: OrtSettings = DEFAULT_ORT
 ) -> OrtModel:
     """Open ``path`` for ``role`` on ``device``: metadata checked, graph shapes checked, warmed up."""
     path = Path(path)
@@ -212,20 +211,19 @@ def load_model(
     if CUDA in providers and model.provider not in GPU_PROVIDERS:
         log.warning("%s: CUDA was available but the session fell back to %s", path.name, model.provider)
     if model.provider in GPU_PROVIDERS and len(model.inputs) == 1:
-        model = _bound_on_gpu(model, providers, settings, buckets)
+        model = _bound_on_gpu(model, providers, settings)
     log.debug("%s (%s, %s) runs on %s", path.name, role, meta.precision, model.provider)
     if warmup:
         model.run(*(np.zeros(_concrete(s.shape), dtype=s.dtype) for s in model.inputs))
     return model
 
 
-def _bound_on_gpu(model: OrtModel, providers: Sequence[str], settings: OrtSettings,
-                  buckets: Sequence[int]) -> OrtModel:
+def _bound_on_gpu(model: OrtModel, providers: Sequence[str], settings: OrtSettings) -> OrtModel:
     """Bind a GPU session's runs per bucket, with CUDA graphs where the graph allows them (every node
     on CUDA); a graph that cannot be captured runs bound without them."""
     graphs = model.provider == CUDA
     try:
-        model.bind(buckets, cuda_graphs=graphs)
+        model.bind(cuda_graphs=graphs)
         return model
     except DfstreamError:
         raise  # a bucket that does not fit: the one-line error at start-up
@@ -234,7 +232,7 @@ def _bound_on_gpu(model: OrtModel, providers: Sequence[str], settings: OrtSettin
             raise
         log.warning("%s: CUDA graphs unavailable (%s); bound runs without them", model.path.name, first_line(exc))
     plain = OrtModel(model.path, _open(model.path, providers, settings, cuda_graphs=False), model.metadata)
-    plain.bind(buckets, cuda_graphs=False)
+    plain.bind(cuda_graphs=False)
     return plain
 
 
