@@ -19,7 +19,15 @@ from dfstream.exceptions import InputPathError, MetadataError
 from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
-from dfstream.stream.runtime import CPU, DEFAULT_ORT, OrtModel, OrtSettings, load_model, select_providers
+from dfstream.stream.runtime import (
+    CPU,
+    DEFAULT_ORT,
+    OrtModel,
+    OrtSettings,
+    load_model,
+    read_metadata,
+    select_providers,
+)
 from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
@@ -48,10 +56,27 @@ def model_files(folder: Path, precision: str = "fp32", gpu: bool = False) -> dic
         raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
     wanted = ("fp16" if gpu else "int8") if precision == "auto" else precision
     variants = {role: precision_path(path, wanted) for role, path in files.items()}
+    hint = "'dfstream quantize'" if wanted == "int8" else "'dfstream export --fp16'"
     if precision not in ("fp32", "auto") and not any(v.is_file() for v in variants.values()):
-        hint = "'dfstream quantize'" if precision == "int8" else "'dfstream export --fp16'"
         raise InputPathError(f"{folder}: no {precision} variant of any model (write them with {hint})")
-    return {role: v if v.is_file() else files[role] for role, v in variants.items()}
+    chosen = dict(files)
+    for role, variant in variants.items():
+        if variant == files[role] or not variant.is_file():
+            continue
+        if _same_checkpoint(variant, files[role]):
+            chosen[role] = variant
+            continue
+        stale = (f"{folder}: {variant.name} was made from another checkpoint than {files[role].name} "
+                 "(metadata field 'dfstream.source_sha256' differs)")
+        if precision != "auto":
+            raise MetadataError(f"{stale}; write it again with {hint}")
+        log.warning("%s; running %s instead (write it again with %s)", stale, files[role].name, hint)
+    return chosen
+
+
+def _same_checkpoint(variant: Path, fp32: Path) -> bool:
+    """A variant left from an earlier model would run a model other than the one beside it."""
+    return read_metadata(variant).source_sha256 == read_metadata(fp32).source_sha256
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,28 @@ def test_auto_precision_takes_the_int8_graphs_that_exist_on_cpu(int8_models: tup
     assert (models.frame.metadata.precision, models.encoder.metadata.precision) == ("int8", "fp32")
 
 
+def test_a_variant_of_another_checkpoint_is_never_run(
+    int8_models: tuple[Path, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnx
+
+    from dfstream.exceptions import MetadataError
+
+    shutil.copytree(int8_models[0], tmp_path, dirs_exist_ok=True)
+    retrained = onnx.load(str(tmp_path / "frame_cnn.onnx"))  # model A exported again from a new checkpoint
+    for prop in retrained.metadata_props:
+        if prop.key == "dfstream.source_sha256":
+            prop.value = "0" * 64
+    onnx.save(retrained, str(tmp_path / "frame_cnn.onnx"))
+    with caplog.at_level("WARNING"):
+        files = model_files(tmp_path, "auto")
+    assert files["frame_cnn"].name == "frame_cnn.onnx", "the stale int8 graph is passed over"
+    assert files["clip_encoder"].name == "clip_encoder.int8.onnx"
+    assert "frame_cnn.int8.onnx was made from another checkpoint than frame_cnn.onnx" in caplog.text
+    with pytest.raises(MetadataError, match=r"frame_cnn.int8.onnx was made from another checkpoint .*quantize'"):
+        model_files(tmp_path, "int8")
+
+
 def test_calibration_mixes_videos_and_image_folders(tmp_path: Path) -> None:
     import cv2
     import numpy as np
