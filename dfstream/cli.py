@@ -309,6 +309,12 @@ def train_clip_cmd(
     fixed_share: Annotated[
         float, typer.Option(help="On the fly: share of each batch from frames of the --data clips (0: none).")
     ] = 0.0,
+    freeze_blocks: Annotated[
+        int, typer.Option(help="On the fly: encoder blocks kept at their start weights (1: stem, 2-8: stages).")
+    ] = 0,
+    weight_average: Annotated[
+        float, typer.Option(help="On the fly: decay of a running weight average validated and kept (0: off).")
+    ] = 0.0,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -337,6 +343,8 @@ def train_clip_cmd(
             head_clips=head_clips,
             exclude=exclude,
             fixed_share=fixed_share,
+            freeze_blocks=freeze_blocks,
+            weight_average=weight_average,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

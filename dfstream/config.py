@@ -72,6 +72,12 @@ class TrainClipConfig(_Strict):
     fixed_share: float = Field(
         0.0, ge=0, le=1, description="share of each on-the-fly batch taken from frames of the fixed training clips"
     )
+    freeze_blocks: int = Field(
+        0, ge=0, le=9, description="encoder blocks left at their start weights (1: the stem, 2–8: the stages, 9: all)"
+    )
+    weight_average: float = Field(
+        0.0, ge=0, lt=1, description="decay of a running average of the encoder weights, validated and kept (0: off)"
+    )
 
 
 class EvalClipConfig(_Strict):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from dfstream.config import TrainClipConfig
@@ -90,16 +91,40 @@ def frame_scores(model: clip_lstm.ClipDetector, probe: torch.nn.Linear, x: torch
         return np.concatenate([probe(model.cnn(x[i : i + 64])).squeeze(1).numpy() for i in range(0, len(x), 64)])
 
 
+def freeze_start(model: clip_lstm.ClipDetector, blocks: int) -> list[torch.nn.Module]:
+    """Leave the first ``blocks`` encoder blocks at their start weights and statistics.
+
+    With two dozen training people, the early ImageNet filters are what generalises; fitting them
+    fits those people's cameras. Returns the frozen blocks (to keep in eval mode while training)."""
+    frozen = list(model.cnn.features[:blocks])
+    for block in frozen:
+        block.requires_grad_(False)
+    return frozen
+
+
 def finetune_encoder(
     model: clip_lstm.ClipDetector, maker: FakeMaker, val: list[ClipRef], cfg: TrainClipConfig,
     fixed: list[ClipRef] | None = None,
 ) -> tuple[torch.nn.Linear, list[dict[str, float]]]:
-    """Frame-level fine-tune with a cosine schedule; the best val-AUC state is kept."""
+    """Frame-level fine-tune with a cosine schedule; the best val-AUC state is kept.
+
+    With ``weight_average`` the states validated and kept are those of a running average of the
+    weights (buffers included), which lies in a flatter region than any single step's."""
     probe = torch.nn.Linear(EMBED_DIM, 1)
+    frozen = freeze_start(model, cfg.freeze_blocks)
+    trained = [p for p in model.cnn.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        [{"params": model.cnn.parameters(), "lr": cfg.lr}, {"params": probe.parameters(), "lr": cfg.lr * 10}],
+        [{"params": trained, "lr": cfg.lr}, {"params": probe.parameters(), "lr": cfg.lr * 10}],
         weight_decay=1e-4,
     )
+    pair = torch.nn.ModuleDict({"cnn": model.cnn, "probe": probe})
+    average = (
+        AveragedModel(pair, multi_avg_fn=get_ema_multi_avg_fn(cfg.weight_average), use_buffers=True)
+        if cfg.weight_average > 0
+        else None
+    )
+    if average is not None:
+        average.update_parameters(pair)  # the average starts from the start weights, not the first step's
     base = [g["lr"] for g in optimizer.param_groups]
     criterion = torch.nn.BCEWithLogitsLoss()
     vx, vy = val_frames(val, cfg.img_size)
@@ -115,12 +140,19 @@ def finetune_encoder(
         for g, lr in zip(optimizer.param_groups, base, strict=True):
             g["lr"] = lr * max(scale, 0.02)
         model.cnn.train()
+        for block in frozen:
+            block.eval()
         loss = criterion(probe(model.cnn(x)).squeeze(1), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update_parameters(pair)
         total += float(loss.item())
         if step % cfg.eval_every == 0 or step == cfg.steps:
+            if average is not None:  # validate the average; training goes on from the step's own weights
+                own = {k: v.clone() for k, v in pair.state_dict().items()}
+                pair.load_state_dict(average.module.state_dict())
             auc = _auc(vy, frame_scores(model, probe, vx))
             row = {"step": step, "loss": total / cfg.eval_every, "val_frame_auc": auc,
                    "minutes": (time.perf_counter() - started) / 60}
@@ -132,6 +164,8 @@ def finetune_encoder(
                 best = auc
                 best_state = ({k: v.clone() for k, v in model.cnn.state_dict().items()},
                               {k: v.clone() for k, v in probe.state_dict().items()})
+            if average is not None:
+                pair.load_state_dict(own)
     if best_state is not None:
         model.cnn.load_state_dict(best_state[0])
         probe.load_state_dict(best_state[1])

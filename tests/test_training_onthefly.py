@@ -83,3 +83,54 @@ def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
     )
     best = train_cnn(cfg)
     assert best.is_file() and (cfg.out_dir / "last_model.keras").is_file()
+
+
+def _finetuned(clip_dataset: Path, face_bank_path: Path, out: Path, **options: float) -> dict[str, torch.Tensor]:
+    """The encoder state finetune_encoder keeps, from one fixed start (tiny sizes, 3 steps)."""
+    from dfstream.models import clip_lstm
+    from dfstream.models.data.bank import read_bank
+    from dfstream.models.data.onthefly import FakeMaker
+    from dfstream.models.datasets import scan_clip_folders
+    from dfstream.models.train_onthefly import finetune_encoder
+
+    torch.manual_seed(0)
+    model = clip_lstm.ClipDetector("relu6")
+    cfg = TrainClipConfig(
+        data_dir=clip_dataset, out_dir=out, img_size=64, faces=face_bank_path, activation="relu6",
+        steps=3, frame_batch=4, eval_every=1, lr=1e-2, **options,
+    )
+    finetune_encoder(model, FakeMaker(read_bank(face_bank_path)), scan_clip_folders(clip_dataset), cfg)
+    return {k: v.clone() for k, v in model.cnn.state_dict().items()}
+
+
+def test_frozen_blocks_keep_their_start_weights_and_statistics(
+    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    from dfstream.models import clip_lstm
+
+    start = clip_lstm.ClipDetector("relu6").cnn.state_dict()
+    kept = _finetuned(clip_dataset, face_bank_path, tmp_path, freeze_blocks=5)
+    for key, value in kept.items():
+        block = int(key.split(".")[1])
+        if key.endswith("num_batches_tracked"):
+            continue
+        if block < 5:
+            assert torch.equal(value, start[key]), key  # weights and BatchNorm statistics alike
+    assert not torch.equal(kept["features.8.0.weight"], start["features.8.0.weight"])
+
+
+def test_the_weight_average_is_what_is_validated_and_kept(
+    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    from dfstream.models import clip_lstm
+
+    start = clip_lstm.ClipDetector("relu6").cnn.state_dict()
+    plain = _finetuned(clip_dataset, face_bank_path, tmp_path)
+    # an average that barely moves: whatever step is kept, it is still the start
+    averaged = _finetuned(clip_dataset, face_bank_path, tmp_path, weight_average=0.999999)
+    key = "features.8.0.weight"
+    moved = float((plain[key] - start[key]).abs().max())
+    assert moved > 1e-3
+    assert float((averaged[key] - start[key]).abs().max()) < moved * 1e-3
