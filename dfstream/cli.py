@@ -15,7 +15,7 @@ from dfstream.cli_common import Device, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
 from dfstream.cli_stream import run_cmd, serve_cmd
-from dfstream.config import EvalClipConfig, EvalCnnConfig, TrainClipConfig, TrainCnnConfig
+from dfstream.config import EvalClipConfig, EvalCnnConfig, EvalKindsConfig, TrainClipConfig, TrainCnnConfig
 from dfstream.exceptions import InputPathError
 from dfstream.paths import BUNDLED_MODELS
 
@@ -434,6 +434,29 @@ def eval_clip_cmd(
             max_fpr=max_fpr,
         )
         _print_report(evaluate_clip(cfg), out)
+
+    guard(body)
+
+
+@eval_app.command("kinds")
+def eval_kinds_cmd(
+    model: Annotated[Path, typer.Option(help="Model B state dict (.pth).")],
+    faces: Annotated[Path, typer.Option(help="Face bank of people never trained on (the build's faces/test.npz).")],
+    out: Annotated[Path, typer.Option(help="Output folder for kinds.json.")],
+    img_size: Annotated[int, typer.Option(help="Crop side.")] = 256,
+    genuine_clips: Annotated[int, typer.Option(help="Genuine clips every kind is ranked against.")] = 96,
+    clips_per_kind: Annotated[int, typer.Option(help="Fake clips of each kind (sbi, swap/<warp>).")] = 24,
+    seed: Annotated[int, typer.Option(help="Seed of the clips made.")] = 0,
+) -> None:
+    """Model B's AUC per manipulation kind, on clips made on the fly from held-out people's faces."""
+
+    def body() -> None:
+        from dfstream.models.eval_kinds import evaluate_kinds, markdown
+
+        cfg = EvalKindsConfig(model=model, faces=faces, out_dir=out, img_size=img_size, genuine_clips=genuine_clips,
+                              clips_per_kind=clips_per_kind, seed=seed)
+        typer.echo(markdown(evaluate_kinds(cfg)))
+        typer.echo(f"scores in {out / 'kinds.json'}")
 
     guard(body)
 

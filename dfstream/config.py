@@ -93,6 +93,16 @@ class EvalClipConfig(_Strict):
     max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on false alarms for the F1-optimal threshold")
 
 
+class EvalKindsConfig(_Strict):
+    model: Path = Field(description="a model B state dict (.pth)")
+    faces: Path = Field(description="face bank of people never trained on (the data build's faces/test.npz)")
+    out_dir: Path
+    img_size: int = Field(CLIP_CROP, ge=32)
+    genuine_clips: int = Field(96, ge=2, description="genuine clips (plain and retouched) all kinds are ranked against")
+    clips_per_kind: int = Field(24, ge=2, description="fake clips of each kind --exclude can name")
+    seed: int = 0
+
+
 class EventsConfig(_Strict):
     """Where deepfake events go: a snapshot and a clip each, and an index (``events.jsonl``)."""
 
