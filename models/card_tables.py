@@ -1,10 +1,9 @@
-"""Print the model card's metric tables from the report files ``make models`` writes, so the card
-shows exactly what the evaluation measured: ``python -m dfstream.models.card_tables runs``."""
+"""The model card's metric tables, from the report files ``make models``, ``make ablation`` and
+``make kinds`` write, so the card shows exactly what the evaluation measured: ``dfstream eval card``."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,27 @@ def ablation_table(runs: Path) -> list[str]:
     return [*out, ""]
 
 
-if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    root = Path(args[0] if args else "runs")
-    print("\n".join(ablation_table(root) if "--ablation" in sys.argv else tables(root)))
+def kinds_table(runs: Path) -> list[str]:
+    """One row per ``runs/kinds/<name>``: AUC per kind on clips made from the held-out people's faces
+    (``eval kinds``), the kind a run left out in bold: its leave-one-kind-out AUC."""
+    from dfstream.models.eval_kinds import KIND_GROUPS
+
+    kinds = ("all", *KIND_GROUPS)
+    out = [
+        "| run | left out | build's test clips | " + " | ".join(kinds) + " |",
+        "|---" * (len(kinds) + 3) + "|",
+    ]
+    for run in sorted(p for p in (runs / "kinds").glob("*") if p.is_dir()):
+        left_out = _load(run / "history.json").get("config", {}).get("exclude")
+        aucs = {r["kind"]: r["auc"] for r in _load(run / "kinds" / "kinds.json").get("rows", [])}
+        test = _load(run / "test" / "metrics.json").get("auc")
+        cells = [
+            "n/a" if aucs.get(k) is None else (f"**{aucs[k]:.3f}**" if k == left_out else f"{aucs[k]:.3f}")
+            for k in kinds
+        ]
+        fixed = "n/a" if test is None else f"{test:.3f}"
+        out.append(f"| {run.name} | {left_out or '—'} | {fixed} | " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+TABLES = {"models": tables, "ablation": ablation_table, "kinds": kinds_table}

@@ -100,6 +100,27 @@ def test_card_tables_show_what_the_reports_hold(tmp_path: Path) -> None:
     assert "Model B" not in text  # no model B reports were written
 
 
+def test_the_kinds_table_puts_a_left_out_kind_in_bold(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dfstream.cli import app
+
+    for name, left_out, aucs in (("all", None, (0.7, 0.8, 0.6)), ("no-sbi", "sbi", (0.6, 0.55, 0.65))):
+        run = tmp_path / "kinds" / name
+        (run / "kinds").mkdir(parents=True)
+        (run / "test").mkdir()
+        (run / "history.json").write_text(json.dumps({"config": {"exclude": left_out}}))
+        (run / "test" / "metrics.json").write_text(json.dumps({"auc": aucs[0]}))
+        rows = [{"kind": "all", "auc": aucs[1]}, {"kind": "sbi", "auc": aucs[2]}]
+        (run / "kinds" / "kinds.json").write_text(json.dumps({"rows": rows}))
+    result = CliRunner().invoke(app, ["eval", "card", str(tmp_path), "--table", "kinds"])
+    assert result.exit_code == 0, result.output
+    assert "| all | — | 0.700 | 0.800 | 0.600 | n/a |" in result.output
+    assert "| no-sbi | sbi | 0.600 | 0.550 | **0.650** | n/a |" in result.output
+    missing = CliRunner().invoke(app, ["eval", "card", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "runs folder not found" in missing.output
+
+
 def test_a_false_alarm_cap_keeps_a_weak_model_from_flagging_everything() -> None:
     import numpy as np
 
