@@ -44,7 +44,9 @@ def model_files(folder: Path, precision: str = "fp32", gpu: bool = False) -> dic
     For fp16 and int8, ``name.<precision>.onnx`` is used where it exists and fp32 elsewhere (the
     clip head stays fp32; a graph whose int8 variant failed its check stays fp32 too); at least one
     variant must exist. ``auto`` takes the int8 variants on a CPU and the fp16 ones on a ``gpu``
-    where they exist, without that error.
+    where they exist, without that error. A variant made from another checkpoint than the fp32 graph
+    beside it (a model exported again, not yet quantised again) is never run: ``auto`` runs the fp32
+    graph and warns, an explicit precision is an error naming the file.
     """
     if precision not in PRECISIONS:
         raise InputPathError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
