@@ -56,18 +56,20 @@ class ClipDetector(nn.Module):
         out, _ = self.lstm(features)
         return self.fc(out[:, -1, :]).squeeze(1)  # type: ignore[no-any-return]
 
-    def logit(self, frames: Tensor, lmks: Tensor) -> Tensor:
-        """:meth:`forward` before its sigmoid: ranks clips whose probabilities round to 1.0 in float32."""
+    def head_input(self, frames: Tensor, lmks: Tensor) -> Tensor:
+        """B×T×3×H×W frames and B×T×5 landmarks → B×T×1285 (embedding then landmarks)."""
         b, t = frames.shape[:2]
         emb = self.encode(frames.reshape(b * t, *frames.shape[2:])).reshape(b, t, EMBED_DIM)
-        out, _ = self.lstm(torch.cat([emb, lmks], dim=2))
+        return torch.cat([emb, lmks], dim=2)
+
+    def logit(self, frames: Tensor, lmks: Tensor) -> Tensor:
+        """:meth:`forward` before its sigmoid: ranks clips whose probabilities round to 1.0 in float32."""
+        out, _ = self.lstm(self.head_input(frames, lmks))
         return self.fc[:-1](out[:, -1, :]).squeeze(1)  # type: ignore[no-any-return]
 
     def forward(self, frames: Tensor, lmks: Tensor) -> Tensor:
         """B×T×3×H×W frames and B×T×5 landmarks → B probabilities."""
-        b, t = frames.shape[:2]
-        emb = self.encode(frames.reshape(b * t, *frames.shape[2:])).reshape(b, t, EMBED_DIM)
-        return self.head(torch.cat([emb, lmks], dim=2))
+        return self.head(self.head_input(frames, lmks))
 
 
 class EncoderGraph(nn.Module):

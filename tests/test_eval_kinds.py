@@ -25,6 +25,16 @@ def test_a_fake_counts_in_its_kind_its_warp_and_its_blend() -> None:
     assert kind_of("sbi/opacity<1") == ["all", "sbi"]
 
 
+def test_the_logit_is_the_clip_probability_before_its_sigmoid() -> None:
+    from dfstream.models import clip_lstm
+
+    torch.manual_seed(0)
+    model = clip_lstm.ClipDetector("relu6").eval()
+    frames, lmks = torch.rand(2, 16, 3, 32, 32), torch.rand(2, 16, 5)
+    with torch.no_grad():
+        assert torch.allclose(torch.sigmoid(model.logit(frames, lmks)), model(frames, lmks), atol=1e-6)
+
+
 @pytest.mark.slow
 def test_every_kind_is_scored_against_the_genuine_clips(face_bank_path: Path, tmp_path: Path) -> None:
     from dfstream.models import clip_lstm
