@@ -54,9 +54,10 @@ def kind_of(detail: str) -> list[str]:
 
 def _auc(real: np.ndarray, fake: np.ndarray) -> float:
     """Probability that a fake clip outscores a genuine one (ties count half)."""
-    greater = (fake[:, None] > real[None, :]).mean()
-    ties = (fake[:, None] == real[None, :]).mean()
-    return float(greater + 0.5 * ties)
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.zeros(len(real)), np.ones(len(fake))]
+    return float(roc_auc_score(labels, np.r_[real, fake]))
 
 
 def _logits(model: clip_lstm.ClipDetector, clips: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
