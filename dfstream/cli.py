@@ -315,6 +315,9 @@ def train_clip_cmd(
     weight_average: Annotated[
         float, typer.Option(help="On the fly: decay of a running weight average validated and kept (0: off).")
     ] = 0.0,
+    paired: Annotated[
+        bool, typer.Option(help="On the fly: each fake beside the genuine picture it was made from, framed alike.")
+    ] = False,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -345,6 +348,7 @@ def train_clip_cmd(
             fixed_share=fixed_share,
             freeze_blocks=freeze_blocks,
             weight_average=weight_average,
+            paired=paired,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

@@ -78,6 +78,9 @@ class TrainClipConfig(_Strict):
     weight_average: float = Field(
         0.0, ge=0, lt=1, description="decay of a running average of the encoder weights, validated and kept (0: off)"
     )
+    paired: bool = Field(
+        False, description="each on-the-fly fake beside the genuine picture it was made from, framed alike"
+    )
 
 
 class EvalClipConfig(_Strict):

@@ -50,9 +50,10 @@ class FrameStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __init__(
         self, maker: FakeMaker, size: int, batch: int, seed: int, steps: int,
-        fixed: list[ClipRef] | None = None, fixed_share: float = 0.0,
+        fixed: list[ClipRef] | None = None, fixed_share: float = 0.0, paired: bool = False,
     ) -> None:
         self.maker, self.size, self.batch, self.seed, self.steps = maker, size, batch, seed, steps
+        self.paired = paired
         self.fixed = fixed or []
         self.n_fixed = round(batch * fixed_share) if self.fixed else 0
 
@@ -61,7 +62,13 @@ class FrameStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
         first, every = (info.id, info.num_workers) if info is not None else (0, 1)
         for k in range(first, self.steps, every):
             rng = np.random.default_rng([self.seed, k])
-            samples = [self.maker.frame(rng, self.size) for _ in range(self.batch - self.n_fixed)]
+            made = self.batch - self.n_fixed
+            samples = (
+                [s for _ in range(made // 2) for s in self.maker.pair(rng, self.size)]
+                + [self.maker.frame(rng, self.size) for _ in range(made % 2)]
+                if self.paired
+                else [self.maker.frame(rng, self.size) for _ in range(made)]
+            )
             parts = [to_tensor(np.stack([s.image for s in samples]))] if samples else []
             y = [float(s.label) for s in samples]
             if self.n_fixed:
@@ -129,7 +136,8 @@ def finetune_encoder(
     criterion = torch.nn.BCEWithLogitsLoss()
     vx, vy = val_frames(val, cfg.img_size)
     loader = DataLoader(
-        FrameStream(maker, cfg.img_size, cfg.frame_batch, cfg.seed, cfg.steps, fixed, cfg.fixed_share),
+        FrameStream(maker, cfg.img_size, cfg.frame_batch, cfg.seed, cfg.steps, fixed, cfg.fixed_share,
+                    cfg.paired),
         batch_size=None,
         num_workers=cfg.workers,
     )

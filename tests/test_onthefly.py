@@ -8,11 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from dfstream.models.data.bank import FaceBank, read_bank
 from dfstream.models.data.fakes import random_mask, self_blend, swap
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.data.texture import regional_change
+from dfstream.models.train_onthefly import FrameStream
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,24 @@ def test_same_seed_same_samples_and_each_epoch_new_fakes(bank: FaceBank) -> None
     assert all(f.label == 1 for f in fakes)
 
 
+def test_a_pair_differs_by_the_manipulation_alone(bank: FaceBank) -> None:
+    maker = FakeMaker(bank, FakeConfig(p_regional_real=0.0))
+    for seed in range(6):
+        genuine, fake = maker.pair(np.random.default_rng(seed), 96)
+        again, _ = maker.pair(np.random.default_rng(seed), 96)
+        assert np.array_equal(genuine.image, again.image)
+        assert (genuine.label, fake.label) == (0, 1) and genuine.detail == "real"
+        assert fake.detail.split("/")[0] in ("sbi", "swap")
+        np.testing.assert_array_equal(genuine.points, fake.points)  # one framing for both
+        centre = genuine.points.mean(axis=0)
+        hull = cv2.convexHull((centre + (genuine.points - centre) * 1.6).astype(np.int32))
+        far = np.ones((96, 96), np.uint8)
+        cv2.fillConvexPoly(far, hull, 0)
+        diff = np.abs(fake.image.astype(int) - genuine.image.astype(int)).sum(axis=2)
+        assert diff[far == 0].mean() > 1.0, fake.detail  # the face differs
+        assert np.percentile(diff[far == 1], 95) <= 6, fake.detail  # camera, codec and mirror are shared
+
+
 def test_every_kind_is_made_and_an_excluded_variant_never(bank: FaceBank) -> None:
     rng = np.random.default_rng(3)
     made = Counter(FakeMaker(bank).frame(rng, 48).detail.split("/")[0] for _ in range(120))
@@ -100,3 +120,10 @@ def test_bank_of_a_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
 
     with pytest.raises(DatasetError, match="face bank not found"):
         read_bank(tmp_path / "none.npz")
+
+
+def test_paired_batches_hold_each_fake_beside_its_genuine_picture(bank: FaceBank) -> None:
+    x, y = next(iter(FrameStream(FakeMaker(bank), 48, batch=7, seed=3, steps=1, paired=True)))
+    assert x.shape == (7, 3, 48, 48) and y[:6].tolist() == [0.0, 1.0] * 3  # 3 pairs, then one single frame
+    x2, _ = next(iter(FrameStream(FakeMaker(bank), 48, batch=7, seed=3, steps=1, paired=False)))
+    assert not torch.equal(x, x2)

@@ -68,6 +68,11 @@ def _interpolation(rng: np.random.Generator) -> int:
     return int(CROP_INTERPOLATIONS[int(rng.integers(len(CROP_INTERPOLATIONS)))])
 
 
+def _mirrored(crop: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    width = crop.shape[1]
+    return np.ascontiguousarray(crop[:, ::-1]), np.stack([width - 1 - points[:, 0], points[:, 1]], axis=1)
+
+
 class FakeMaker:
     """Draws genuine and manipulated faces from a bank; deterministic for a given generator state."""
 
@@ -99,6 +104,12 @@ class FakeMaker:
                 return out, detail
         raise ValueError(f"every drawn manipulation matched the excluded variant {self.config.exclude!r}")
 
+    def _genuine(self, i: int, picture: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        if rng.random() < self.config.p_regional_real:
+            mask = random_mask(picture.shape[:2], self.bank.points[i], rng)
+            return regional_change(picture, mask, rng), "real/retouched"
+        return picture, "real"
+
     def _source(self, rng: np.random.Generator, fake: bool | None) -> tuple[int, np.ndarray, np.ndarray, int, str]:
         """Bank index, the shown picture, the genuine picture it was made from, label and variant."""
         i = int(rng.integers(len(self.bank)))
@@ -107,21 +118,41 @@ class FakeMaker:
         if fake:
             image, detail = self._manipulate(i, picture, rng)
             return i, image, picture, 1, detail
-        if rng.random() < self.config.p_regional_real:
-            mask = random_mask(picture.shape[:2], self.bank.points[i], rng)
-            return i, regional_change(picture, mask, rng), picture, 0, "real/retouched"
-        return i, picture, picture, 0, "real"
+        image, detail = self._genuine(i, picture, rng)
+        return i, image, picture, 0, detail
+
+    def _framed(
+        self, i: int, image: np.ndarray, m: np.ndarray, size: int, interpolation: int, augment: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        crop = cv2.warpAffine(image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
+        return global_augment(crop, augment), apply_affine(self.bank.points[i], m).astype(np.float32)
 
     def frame(self, rng: np.random.Generator, size: int, fake: bool | None = None) -> Sample:
         i, image, _, label, detail = self._source(rng, fake)
         m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
-        crop = cv2.warpAffine(image, m, (size, size), flags=_interpolation(rng), borderMode=cv2.BORDER_CONSTANT)
-        crop = global_augment(crop, rng)
-        points = apply_affine(self.bank.points[i], m).astype(np.float32)
+        crop, points = self._framed(i, image, m, size, _interpolation(rng), rng)
         if rng.random() < 0.5:
-            crop = np.ascontiguousarray(crop[:, ::-1])
-            points = np.stack([size - 1 - points[:, 0], points[:, 1]], axis=1)
+            crop, points = _mirrored(crop, points)
         return Sample(crop, label, detail, points)
+
+    def pair(self, rng: np.random.Generator, size: int) -> tuple[Sample, Sample]:
+        """A genuine face and a fake made from that very picture, framed, degraded and mirrored alike.
+
+        Side by side in a batch, the two differ by the manipulation alone: person, pose, camera and
+        codec cancel, so with two dozen people the pasting is what is left to learn, not who it is."""
+        i = int(rng.integers(len(self.bank)))
+        picture = self._picture(i, rng)
+        fake, fake_detail = self._manipulate(i, picture, rng)
+        genuine, genuine_detail = self._genuine(i, picture, rng)
+        m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
+        interpolation, augment_seed, mirror = _interpolation(rng), int(rng.integers(2**31 - 1)), rng.random() < 0.5
+        samples = []
+        for image, label, detail in ((genuine, 0, genuine_detail), (fake, 1, fake_detail)):
+            crop, points = self._framed(i, image, m, size, interpolation, np.random.default_rng(augment_seed))
+            if mirror:
+                crop, points = _mirrored(crop, points)
+            samples.append(Sample(crop, label, detail, points))
+        return samples[0], samples[1]
 
     def clip(
         self, rng: np.random.Generator, size: int, fake: bool | None = None, length: int = CLIP_LEN
