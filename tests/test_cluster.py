@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import socket
@@ -20,6 +19,7 @@ import pytest
 
 from dfstream.config import RunConfig
 from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+from tests.jsonl import lines_of
 from tests.ray_cluster import LocalCluster, start_cluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
@@ -31,12 +31,8 @@ def ray_cluster() -> Iterator[LocalCluster]:
     yield from start_cluster()
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def _scores(path: Path) -> dict[tuple[str, int, int], dict[str, Any]]:
-    return {(r["source"], r["frame_id"], r["track_id"]): r for r in _records(path) if r["type"] == "score"}
+    return {(r["source"], r["frame_id"], r["track_id"]): r for r in lines_of(path) if r["type"] == "score"}
 
 
 def _config(tmp_path: Path, **fields: Any) -> RunConfig:
@@ -74,10 +70,6 @@ def _wait_for(check: Any, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    return _records(path) if path.exists() else []
-
-
 def test_scores_equal_the_in_process_pipeline(ray_cluster: LocalCluster, tmp_path: Path) -> None:
     from dfstream.stream.cluster.run import run_cluster
     from dfstream.stream.run import run_stream
@@ -104,19 +96,19 @@ def test_a_killed_scorer_falls_back_to_cpu_then_returns(ray_cluster: LocalCluste
     port = _free_port()
     run, thread, stop, _ = _start(_config(tmp_path, realtime=True, loop=True), metrics_port=port)
     try:
-        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)) >= 20, 120, "first scores")
+        _wait_for(lambda: sum(r["type"] == "score" for r in lines_of(out)) >= 20, 120, "first scores")
         names = [n["name"] for n in ray.util.list_named_actors(all_namespaces=True)
                  if n["name"].startswith(SCORER_PREFIX)]
         assert len(names) == 1  # one per GPU: the fake-GPU node's
         ray.kill(run.scorers[0].handle, no_restart=False)  # Ray restarts it (max_restarts=-1)
-        _wait_for(lambda: any("scorer back" in r.get("reason", "") for r in _lines(out)), 120, "the scorer's return")
-        seen = len(_lines(out))
-        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)[seen:]) >= 10, 60, "scores after return")
+        _wait_for(lambda: any("scorer back" in r.get("reason", "") for r in lines_of(out)), 120, "the scorer's return")
+        seen = len(lines_of(out))
+        _wait_for(lambda: sum(r["type"] == "score" for r in lines_of(out)[seen:]) >= 10, 60, "scores after return")
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     finally:
         stop.set()
         thread.join(60)
-    records = _lines(out)
+    records = lines_of(out)
     statuses = [r for r in records if r["type"] == "status"]
     assert "scorer unreachable" in statuses[0]["reason"] and statuses[0]["up_at"] is None
     back = next(i for i, r in enumerate(records) if "scorer back" in r.get("reason", ""))
@@ -148,7 +140,7 @@ def test_twenty_cameras_all_score_and_a_broken_one_fails_alone(ray_cluster: Loca
 
     def stamps() -> dict[str, list[float]]:
         seen: dict[str, list[float]] = {}
-        for r in _lines(out):
+        for r in lines_of(out):
             if r["type"] == "score":
                 seen.setdefault(r["source"], []).append(r["ts"])
         return seen
@@ -172,18 +164,18 @@ def test_a_removed_node_moves_its_camera(ray_cluster: LocalCluster, tmp_path: Pa
     run, thread, stop, _ = _start(_config(tmp_path, realtime=True, loop=True))
     name = str(SAMPLE_CLIP)
     try:
-        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)) >= 20, 120, "first scores")
+        _wait_for(lambda: sum(r["type"] == "score" for r in lines_of(out)) >= 20, 120, "first scores")
         first = run.cameras[name].node
         ray_cluster.replace(ray_cluster.node_of(first))
-        _wait_for(lambda: any("restarted on node" in r.get("reason", "") for r in _lines(out)), 180,
+        _wait_for(lambda: any("restarted on node" in r.get("reason", "") for r in lines_of(out)), 180,
                   "the camera's restart")
-        seen = len(_lines(out))
-        _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)[seen:]) >= 10, 120, "scores after the move")
+        seen = len(lines_of(out))
+        _wait_for(lambda: sum(r["type"] == "score" for r in lines_of(out)[seen:]) >= 10, 120, "scores after the move")
         assert run.cameras[name].node != first
     finally:
         stop.set()
         thread.join(60)
-    restarted = [r for r in _lines(out) if "restarted on node" in r.get("reason", "")]
+    restarted = [r for r in lines_of(out) if "restarted on node" in r.get("reason", "")]
     assert restarted[0]["source"] == name and first[:12] not in restarted[0]["reason"]
 
 
@@ -218,7 +210,7 @@ def test_a_config_reload_adds_and_removes_cameras(ray_cluster: LocalCluster, tmp
         cams.write_text("sources:\n" + "".join(f"  - name: {n}\n    url: {SAMPLE_CLIP}\n" for n in names))
 
     def scored(name: str) -> int:
-        return sum(r["type"] == "score" and r["source"] == name for r in _lines(out))
+        return sum(r["type"] == "score" and r["source"] == name for r in lines_of(out))
 
     write("hall")
     proc = subprocess.Popen(
@@ -245,7 +237,7 @@ def test_a_config_reload_adds_and_removes_cameras(ray_cluster: LocalCluster, tmp
 
 def _hall_stopped(out: Path) -> bool:
     """No score of the removed camera in the last 3 s of records."""
-    records = [r for r in _lines(out) if r["type"] == "score"]
+    records = [r for r in lines_of(out) if r["type"] == "score"]
     if not records:
         return False
     latest = records[-1]["ts"]

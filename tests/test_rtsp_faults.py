@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ from dfstream.config import RunConfig
 from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.run import run_stream
 from dfstream.stream.sources import RetryPolicy, SourceError, SourceOptions, open_source
+from tests.jsonl import lines_of
 from tests.rtsp import RtspServer, free_port, write_frames
 
 pytestmark = pytest.mark.rtsp
@@ -33,9 +33,6 @@ def server(frames: str) -> Iterator[RtspServer]:
     srv.thaw() if srv.proc is not None else None
     srv.stop()
 
-
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _run_in_thread(cfg: RunConfig, options: SourceOptions) -> tuple[threading.Thread, threading.Event, dict]:
@@ -69,18 +66,18 @@ def test_server_killed_and_restarted_five_times(server: RtspServer, stream_model
     try:
         for _ in range(5):
             assert _wait_for(lambda: out.exists() and out.stat().st_size > 0 and
-                             sum(r["type"] == "score" for r in _lines(out)) > (scored_before[-1] if scored_before
+                             sum(r["type"] == "score" for r in lines_of(out)) > (scored_before[-1] if scored_before
                                                                                 else 0) + 10, 30.0)
-            scored_before.append(sum(r["type"] == "score" for r in _lines(out)))
+            scored_before.append(sum(r["type"] == "score" for r in lines_of(out)))
             server.stop()
             time.sleep(1.0)
             server.start()
-        assert _wait_for(lambda: sum(r["type"] == "score" for r in _lines(out)) > scored_before[-1] + 10, 30.0)
+        assert _wait_for(lambda: sum(r["type"] == "score" for r in lines_of(out)) > scored_before[-1] + 10, 30.0)
     finally:
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive() and result["errors"] == []
-    records = _lines(out)
+    records = lines_of(out)
     statuses = [r for r in records if r["type"] == "status"]
     assert len(statuses) == 5, statuses
     assert all(s["up_at"] is not None and s["up_at"] > s["down_at"] and s["attempts"] >= 1 for s in statuses)
