@@ -6,7 +6,7 @@ ORT_BUILD ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(ORT_BUILD)
 
-.PHONY: test lint typecheck check demo models ablation kinds clean-venv
+.PHONY: test lint typecheck check demo models ablation kinds distill clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -119,6 +119,17 @@ ablation: $(STAMP)
 		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/test --split all --img-size $(CLIP_SIZE) \
 			--out $$run/test || exit 1; done
 	$(DF) eval card $(RUNS) --table ablation
+
+# The model card's distillation table: model A trained as `make models` trains it (same teacher, pool,
+# budget and seed) but on the hard labels alone, beside the distilled runs/model-a. Run after
+# `make models`; about 30 min on 2 idle CPU cores.
+distill: $(STAMP)
+	$(DF) train cnn --data $(DATA)/frames --out $(RUNS)/distill/labels-only --teacher $(RUNS)/model-b \
+		--faces $(DATA)/faces/train.npz --pool $(CNN_POOL) --epochs $(CNN_EPOCHS) --batch-size 32 --lr 3e-4 --seed 42 \
+		--fixed-share $(FIXED_SHARE) --hard-weight 1.0
+	$(DF) eval cnn --model $(RUNS)/distill/labels-only/best_model.keras --data $(DATA)/frames \
+		--out $(RUNS)/distill/labels-only/eval --max-fpr $(MAX_FPR)
+	$(DF) eval card $(RUNS) --table distill
 
 # The model card's table per manipulation kind: the bundled recipe at KINDS_STEPS encoder steps, twice
 # with all kinds (two seeds: the spread of a run), then once without each kind --exclude can name;

@@ -469,11 +469,12 @@ class CardTable(StrEnum):
     models = "models"
     ablation = "ablation"
     kinds = "kinds"
+    distill = "distill"
 
 
 @eval_app.command("card")
 def eval_card_cmd(
-    runs: Annotated[Path, typer.Argument(help="The runs folder 'make models', 'make ablation' or 'make kinds' wrote.")],
+    runs: Annotated[Path, typer.Argument(help="The runs folder of 'make models', 'ablation', 'kinds' or 'distill'.")],
     table: Annotated[CardTable, typer.Option(help="Which of the model card's tables.")] = CardTable.models,
 ) -> None:
     """Print a model card table (markdown) from the evaluation reports, so the card shows what was measured."""

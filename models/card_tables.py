@@ -1,8 +1,10 @@
-"""The model card's metric tables, from the report files ``make models``, ``make ablation`` and
-``make kinds`` write, so the card shows exactly what the evaluation measured: ``dfstream eval card``."""
+"""The model card's metric tables, from the report files ``make models``, ``make ablation``,
+``make kinds`` and ``make distill`` write, so the card shows exactly what the evaluation measured:
+``dfstream eval card``."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -106,4 +108,39 @@ def kinds_table(runs: Path) -> list[str]:
     return [*out, ""]
 
 
-TABLES = {"models": tables, "ablation": ablation_table, "kinds": kinds_table}
+def _best_val_auc(history_csv: Path) -> float | None:
+    if not history_csv.is_file():
+        return None
+    with history_csv.open() as f:
+        values = [float(r["val_auc"]) for r in csv.DictReader(f) if r.get("val_auc")]
+    return max(values, default=None)
+
+
+def distill_table(runs: Path) -> list[str]:
+    """One row per model A run (``runs/model-a`` and ``runs/distill/<name>``): the share of the hard label
+    in its target, its best val frame AUC and its held-out frame AUCs, so distillation's effect shows."""
+    out = [
+        "| run | target | val frame AUC (best epoch) | test frame AUC | SBI | swap | test clip AUC (mean of frames) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    candidates = [runs / "model-a", *sorted(p for p in (runs / "distill").glob("*") if p.is_dir())]
+    for run in (p for p in candidates if (p / "eval" / "metrics.json").is_file()):
+        config = _load(run / "config.json")
+        hard = config.get("hard_weight")
+        if not config:
+            target = "n/a"
+        elif config.get("teacher") is None:
+            target = "labels (no teacher)"
+        else:
+            target = "labels only, teacher's pool" if hard == 1.0 else f"{hard:g} label + {1 - hard:g} teacher"
+        test = _load(run / "eval" / "metrics.json")
+        kinds = _load(run / "eval" / "metrics_by_kind.json")
+        clips = _load(run / "eval" / "metrics_clip_level.json").get("all", {})
+        cells = [_best_val_auc(run / "history.csv"), test.get("auc"), kinds.get("sbi", {}).get("auc"),
+                 kinds.get("swap", {}).get("auc"), clips.get("auc")]
+        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        out.append(f"| {run.name} | {target} | {text} |")
+    return [*out, ""]
+
+
+TABLES = {"models": tables, "ablation": ablation_table, "kinds": kinds_table, "distill": distill_table}

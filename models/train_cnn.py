@@ -118,6 +118,7 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
         ],
     )
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.out_dir / "config.json").write_text(cfg.model_dump_json(indent=2) + "\n")  # the card's distillation table
     best = cfg.out_dir / "best_model.keras"
     callbacks = [
         keras.callbacks.ModelCheckpoint(best, monitor="val_auc", mode="max", save_best_only=True, verbose=1),

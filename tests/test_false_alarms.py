@@ -121,6 +121,25 @@ def test_the_kinds_table_puts_a_left_out_kind_in_bold(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "runs folder not found" in missing.output
 
 
+def test_the_distill_table_names_each_model_a_target(tmp_path: Path) -> None:
+    from dfstream.models.card_tables import distill_table
+
+    runs = {"model-a": (0.5, (0.7, 0.61, 0.6, 0.62, 0.63)), "distill/labels-only": (1.0, (0.8, 0.55, 0.5, 0.6, 0.57))}
+    for name, (hard, (val, test, sbi, swap, clip)) in runs.items():
+        run = tmp_path / name
+        (run / "eval").mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"teacher": "runs/model-b", "hard_weight": hard}))
+        (run / "history.csv").write_text(f"epoch,val_auc\n0,{val - 0.1}\n1,{val}\n2,{val - 0.2}\n")
+        (run / "eval" / "metrics.json").write_text(json.dumps({"auc": test}))
+        (run / "eval" / "metrics_by_kind.json").write_text(json.dumps({"sbi": {"auc": sbi}, "swap": {"auc": swap}}))
+        (run / "eval" / "metrics_clip_level.json").write_text(json.dumps({"all": {"auc": clip}}))
+    (tmp_path / "distill" / "unevaluated").mkdir()
+    text = "\n".join(distill_table(tmp_path))
+    assert "| model-a | 0.5 label + 0.5 teacher | 0.700 | 0.610 | 0.600 | 0.620 | 0.630 |" in text
+    assert "| labels-only | labels only, teacher's pool | 0.800 | 0.550 | 0.500 | 0.600 | 0.570 |" in text
+    assert "unevaluated" not in text
+
+
 def test_a_false_alarm_cap_keeps_a_weak_model_from_flagging_everything() -> None:
     import numpy as np
 
