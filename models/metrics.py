@@ -109,6 +109,16 @@ def per_clip(names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray) -> tu
     return clips, y, p
 
 
+def write_per_sample(
+    path: Path, names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray, threshold: float
+) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sample", "y_true", "p_fake", "y_pred"])
+        for name, t, p in zip(names, y_true, p_fake, strict=True):
+            w.writerow([name, int(t), f"{float(p):.6f}", int(p >= threshold)])
+
+
 def write_reports(
     out_dir: Path,
     report: BinaryReport,
@@ -127,11 +137,7 @@ def write_reports(
     if len(by_kind) > 1:
         body = {k: asdict(r) for k, r in by_kind.items()}
         (out_dir / "metrics_by_kind.json").write_text(json.dumps(body, indent=2) + "\n")
-    with (out_dir / "per_sample.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sample", "y_true", "p_fake", "y_pred"])
-        for name, t, p in zip(names, y_true, p_fake, strict=True):
-            w.writerow([name, int(t), f"{float(p):.6f}", int(p >= report.threshold)])
+    write_per_sample(out_dir / "per_sample.csv", names, y_true, p_fake, report.threshold)
     text = classification_report(
         y_true, (p_fake >= report.threshold).astype(int), labels=[0, 1], target_names=["real", "fake"], zero_division=0
     )

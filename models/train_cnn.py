@@ -24,6 +24,7 @@ from dfstream.models.metrics import (
     f1_optimal_threshold,
     per_clip,
     reports_by_kind,
+    write_per_sample,
     write_reports,
 )
 
@@ -173,6 +174,7 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
     report = binary_report(y_true, p_fake, threshold)
     names = [str(p) for p in test.paths]
     write_reports(cfg.out_dir, report, names, y_true, p_fake, val_true, val_p)
+    write_per_sample(cfg.out_dir / "val_per_sample.csv", [str(p) for p in val.paths], val_true, val_p, threshold)
     clip_names, clip_y, clip_p = per_clip(names, y_true, p_fake)
     clip_report = binary_report(clip_y, clip_p, threshold)
     clip_level = {"all": asdict(clip_report)} | {

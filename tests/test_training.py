@@ -65,6 +65,9 @@ def test_model_a_train_eval_export(tmp_path: Path, frame_dataset: Path) -> None:
     assert sum(map(sum, metrics["confusion"])) == 16
     rows = list(csv.DictReader((report_dir / "per_sample.csv").open()))
     assert len(rows) == 16 and {r["y_true"] for r in rows} == {"0", "1"}
+    val_rows = list(csv.DictReader((report_dir / "val_per_sample.csv").open()))
+    assert val_rows and all("/val/" in r["sample"] for r in val_rows)  # validation scores, per sample
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2  # the distillation table reads it
     for png in ("roc.png", "confusion.png", "threshold.png"):
         assert (report_dir / png).stat().st_size > 1000
     assert len(list((report_dir / "gradcam").glob("*.png"))) == 4
