@@ -132,7 +132,8 @@ def distill_table(runs: Path) -> list[str]:
         elif config.get("teacher") is None:
             target = "labels (no teacher)"
         else:
-            target = "labels only, teacher's pool" if hard == 1.0 else f"{hard:g} label + {1 - hard:g} teacher"
+            named = {1.0: "labels only, teacher's pool", 0.0: "teacher's P(fake) only"}
+            target = named.get(hard, f"{hard:g} label + {1 - hard:g} teacher")
         test = _load(run / "eval" / "metrics.json")
         kinds = _load(run / "eval" / "metrics_by_kind.json")
         clips = _load(run / "eval" / "metrics_clip_level.json").get("all", {})
