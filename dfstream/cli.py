@@ -470,6 +470,7 @@ class CardTable(StrEnum):
     ablation = "ablation"
     kinds = "kinds"
     distill = "distill"
+    fusion = "fusion"
 
 
 @eval_app.command("card")

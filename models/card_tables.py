@@ -144,4 +144,16 @@ def distill_table(runs: Path) -> list[str]:
     return [*out, ""]
 
 
-TABLES = {"models": tables, "ablation": ablation_table, "kinds": kinds_table, "distill": distill_table}
+def fusion_table(runs: Path) -> list[str]:
+    from dfstream.models.fused import weight_table
+
+    return weight_table(runs)
+
+
+TABLES = {
+    "models": tables,
+    "ablation": ablation_table,
+    "kinds": kinds_table,
+    "distill": distill_table,
+    "fusion": fusion_table,
+}

@@ -2,8 +2,8 @@
 
 The two models have their own F1-optimal thresholds (metadata), so each probability is first
 mapped piecewise-linearly onto a common scale where its threshold sits at 0.5
-(:func:`centred`). The fused score is the weighted mean of the available centred scores,
-smoothed with an exponential moving average. The label turns ``fake`` at 0.5 + band and
+(:func:`centred`). The fused score is the weighted mean of the available centred scores (model
+B's share chosen on validation), smoothed with an exponential moving average. The label turns ``fake`` at 0.5 + band and
 ``real`` at 0.5 - band; inside the band it keeps its value while the score stays on its side of
 0.5 and turns ``uncertain`` when the score crosses 0.5. So it does not flicker around the
 threshold, and the label never contradicts the score beside it ("real 0.53" cannot happen).
@@ -29,8 +29,10 @@ def centred(p: float, threshold: float) -> float:
 class ScoringConfig:
     frame_threshold: float
     clip_threshold: float
-    clip_weight: float = 0.5
-    """Share of model B in the fused score once its 16 frames exist."""
+    clip_weight: float = 1.0
+    """Share of model B in the fused score once its 16 frames exist; until then model A's score is the
+    fused one. 1.0 is the validation's choice: on the validation people model A added nothing to
+    model B's clip score (``dfstream eval card runs --table fusion``; MODEL_CARD.md, "Fusion")."""
     ema_alpha: float = 0.3
     band: float = 0.1
     """Half-width of the hysteresis band around the decision on the centred scale."""

@@ -140,6 +140,40 @@ def test_the_distill_table_names_each_model_a_target(tmp_path: Path) -> None:
     assert "unevaluated" not in text
 
 
+def test_the_fusion_table_picks_model_b_s_share_on_validation(tmp_path: Path) -> None:
+    """On validation model A ranks backwards and model B right but for one pair, so any share of A
+    costs a pair more: the table's best share is 1.0, and it is in bold."""
+    import csv
+
+    from dfstream.models.card_tables import fusion_table
+
+    a, b_val, b_test = tmp_path / "model-a" / "eval", tmp_path / "model-b" / "val", tmp_path / "model-b" / "test"
+    for d in (a, b_val, b_test):
+        d.mkdir(parents=True)
+
+    def write(path: Path, rows: list[tuple[str, int, float]]) -> None:
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["sample", "y_true", "p_fake", "y_pred"])
+            w.writerows((name, y, p, 0) for name, y, p in rows)
+
+    real = [(0.9, 0.2), (0.8, 0.25), (0.8, 0.3), (0.7, 0.61)]  # (model A, model B) per clip
+    fake = [(0.1, 0.6), (0.4, 0.62), (0.2, 0.7), (0.3, 0.8)]
+    clips = [(f"v{i}", 0, ab) for i, ab in enumerate(real)] + [(f"s{i}", 1, ab) for i, ab in enumerate(fake)]
+    for split, a_csv, b_dir in (("val", "val_per_sample.csv", b_val), ("test", "per_sample.csv", b_test)):
+        frames = [(f"frames/{split}/x/{'sbi__' if y else ''}{v}_{k}.jpg", y, pa)
+                  for v, y, (pa, _) in clips for k in (0, 4)]
+        write(a / a_csv, frames)
+        write(b_dir / "per_sample.csv", [(f"{'sbi' if y else 'original'}/{v}", y, pb) for v, y, (_, pb) in clips])
+    (a / "threshold.json").write_text(json.dumps({"threshold": 0.5, "calibration": [1.0, 0.0]}))
+    (b_val / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
+    rows = fusion_table(tmp_path)
+    assert "| 0.0 | 0.000 | 0.000 |" in rows and "| 0.9 | 0.875 | 0.875 |" in rows
+    assert rows[-2] == "| ***1.0*** (the stream's) | **0.938** | **0.938** |"  # bold: validation's best
+    missing = fusion_table(tmp_path / "none")
+    assert missing[0].startswith("no fusion table:") and "val_per_sample.csv" in missing[0]
+
+
 def test_a_false_alarm_cap_keeps_a_weak_model_from_flagging_everything() -> None:
     import numpy as np
 
@@ -181,6 +215,6 @@ def test_fused_table_mixes_calibrated_centred_scores_per_clip(tmp_path: Path) ->
             w.writerow([f"{kind}/{video}", y, 0.45 if y else 0.55, 0])
     (a / "threshold.json").write_text(json.dumps({"threshold": 0.5, "calibration": [1.0, 0.0]}))
     (b_val / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
-    reports = fused_reports(a, b_test, b_val)
+    reports = fused_reports(a, b_test, b_val, clip_weight=0.5)
     assert reports["all"].n == 8 and reports["all"].auc == pytest.approx(1.0)
     assert reports["sbi"].n == 8
