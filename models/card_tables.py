@@ -45,10 +45,9 @@ def tables(runs: Path) -> list[str]:
         from dfstream.models.fused import fused_reports
 
         fused = {k: asdict(r) for k, r in fused_reports(a, b, runs / "model-b" / "val").items()}
-        from dfstream.stream.scoring import ScoringConfig
+        from dfstream.stream.scoring import CLIP_WEIGHT
 
-        share = ScoringConfig(frame_threshold=0.5, clip_threshold=0.5).clip_weight
-        title = f"Fused stream score, clip level (A's frames and B's clip, centred; B's share {share:g}; 0.5)"
+        title = f"Fused stream score, clip level (A's frames and B's clip, centred; B's share {CLIP_WEIGHT:g}; 0.5)"
         out += _table(title, fused)
     alarms = sorted((runs / "false-alarms").glob("*/false_alarms.json"))
     if alarms:

@@ -16,7 +16,7 @@ import numpy as np
 from dfstream.models.calibration import Decision, read_decision
 from dfstream.models.metrics import KIND_SEPARATOR, BinaryReport, binary_report, per_clip, reports_by_kind
 from dfstream.stream.runtime import calibrated
-from dfstream.stream.scoring import DECISION, ScoringConfig, centred
+from dfstream.stream.scoring import CLIP_WEIGHT, DECISION, centred
 
 WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -72,9 +72,8 @@ def fused_reports(
     model B's share is the stream's unless ``clip_weight`` is given."""
     a = read_decision(frame_eval / "threshold.json")
     b = read_decision(clip_val / "threshold.json")
-    w = ScoringConfig(frame_threshold=a.threshold, clip_threshold=b.threshold).clip_weight
     pairs = clip_pairs(frame_eval / "per_sample.csv", clip_test / "per_sample.csv", a, b)
-    fused = pairs.fused(w if clip_weight is None else clip_weight)
+    fused = pairs.fused(CLIP_WEIGHT if clip_weight is None else clip_weight)
     return {"all": binary_report(pairs.labels, fused, DECISION)} | reports_by_kind(
         pairs.names, pairs.labels, fused, DECISION
     )
@@ -102,7 +101,6 @@ def weight_table(runs: Path) -> list[str]:
     test = clip_pairs(a_dir / "per_sample.csv", b_test / "per_sample.csv", a, b)
     val_auc = {w: _auc(val, w) for w in WEIGHT_GRID}
     best = max(WEIGHT_GRID, key=lambda w: (val_auc[w] or 0.0, -w))
-    stream_weight = ScoringConfig(frame_threshold=a.threshold, clip_threshold=b.threshold).clip_weight
     out = [
         f"| model B's share | val clip AUC ({len(val.labels)} clips) | test clip AUC ({len(test.labels)} clips) |",
         "|---|---|---|",
@@ -111,7 +109,7 @@ def weight_table(runs: Path) -> list[str]:
         cells = [f"{w:.1f}", *("n/a" if v is None else f"{v:.3f}" for v in (val_auc[w], _auc(test, w)))]
         if w == best:
             cells = [f"**{c}**" for c in cells]
-        if w == stream_weight:
+        if w == CLIP_WEIGHT:
             cells[0] = f"*{cells[0]}* (the stream's)"
         out.append("| " + " | ".join(cells) + " |")
     return [*out, ""]

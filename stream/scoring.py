@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from dfstream.stream.types import Label
 
 DECISION = 0.5
+CLIP_WEIGHT = 1.0
+"""Share of model B in the fused score once its 16 frames exist; until then model A's score is the
+fused one. 1.0 is the validation's choice: on the validation people model A added nothing to
+model B's clip score (``dfstream eval card runs --table fusion``; MODEL_CARD.md, "Fusion")."""
 
 
 def centred(p: float, threshold: float) -> float:
@@ -29,10 +33,7 @@ def centred(p: float, threshold: float) -> float:
 class ScoringConfig:
     frame_threshold: float
     clip_threshold: float
-    clip_weight: float = 1.0
-    """Share of model B in the fused score once its 16 frames exist; until then model A's score is the
-    fused one. 1.0 is the validation's choice: on the validation people model A added nothing to
-    model B's clip score (``dfstream eval card runs --table fusion``; MODEL_CARD.md, "Fusion")."""
+    clip_weight: float = CLIP_WEIGHT
     ema_alpha: float = 0.3
     band: float = 0.1
     """Half-width of the hysteresis band around the decision on the centred scale."""

@@ -34,7 +34,6 @@ def server(frames: str) -> Iterator[RtspServer]:
     srv.stop()
 
 
-
 def _run_in_thread(cfg: RunConfig, options: SourceOptions) -> tuple[threading.Thread, threading.Event, dict]:
     stop = threading.Event()
     result: dict = {}
