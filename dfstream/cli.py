@@ -318,6 +318,9 @@ def train_clip_cmd(
     paired: Annotated[
         bool, typer.Option(help="On the fly: each fake beside the genuine picture it was made from, framed alike.")
     ] = False,
+    boundary_weight: Annotated[
+        float, typer.Option(help="On the fly: weight of the loss that locates each fake's blended region (0: off).")
+    ] = 0.0,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -349,6 +352,7 @@ def train_clip_cmd(
             freeze_blocks=freeze_blocks,
             weight_average=weight_average,
             paired=paired,
+            boundary_weight=boundary_weight,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

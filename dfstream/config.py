@@ -81,6 +81,11 @@ class TrainClipConfig(_Strict):
     paired: bool = Field(
         False, description="each on-the-fly fake beside the genuine picture it was made from, framed alike"
     )
+    boundary_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of a training-only loss that locates each fake's blended region and its boundary (0: off)",
+    )
 
 
 class EvalClipConfig(_Strict):

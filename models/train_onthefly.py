@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -29,7 +30,7 @@ from dfstream.models import clip_lstm
 from dfstream.models.data.bank import read_bank
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
-from dfstream.models.efficientnet_b0 import load_imagenet_weights
+from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
 from dfstream.models.train_clip import BEST_NAME
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
 
@@ -37,6 +38,21 @@ log = logging.getLogger(__name__)
 
 PROBE_NAME = "probe.pth"
 VAL_FRAMES = (0, CLIP_LEN // 2)
+BLEND_MAP_BLOCK = 5
+"""Encoder block whose output (stride 16, 112 channels) the blend-map head reads."""
+BLEND_MAP_STRIDE = 16
+
+
+def blend_targets(mask: np.ndarray | None, side: int) -> np.ndarray:
+    """2×side×side targets of one sample: the replaced region and its boundary, 4·M·(1−M) of the
+    mask softened (after Face X-ray), both area-averaged to the encoder map; the boundary then peaks
+    at 1. A hard paste or a Poisson clone has a sharp mask, so the softening gives every kind a band."""
+    if mask is None:
+        return np.zeros((2, side, side), np.float32)
+    soft = cv2.GaussianBlur(mask, (0, 0), max(1.0, mask.shape[0] / 48))
+    region, band = (cv2.resize(m, (side, side), interpolation=cv2.INTER_AREA) for m in (mask, 4 * soft * (1 - soft)))
+    peak = float(band.max())
+    return np.stack([region, band / peak if peak > 1e-3 else band]).astype(np.float32)
 
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
@@ -44,9 +60,14 @@ def to_tensor(crops: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float() / 255.0
 
 
-class FrameStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+FrameBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+"""Frames, labels, blend-map targets (N×2×s×s) and whether each sample's targets are known."""
+
+
+class FrameStream(IterableDataset[FrameBatch]):
     """Batches of on-the-fly frames, optionally mixed with frames of fixed clips (the data build's
-    training clips, filmed through its camera and codec); batch ``k`` depends only on the seed and ``k``."""
+    training clips, filmed through its camera and codec); batch ``k`` depends only on the seed and ``k``.
+    A fixed clip's fake has no known mask, so its blend-map targets are marked unknown."""
 
     def __init__(
         self, maker: FakeMaker, size: int, batch: int, seed: int, steps: int,
@@ -57,7 +78,7 @@ class FrameStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
         self.fixed = fixed or []
         self.n_fixed = round(batch * fixed_share) if self.fixed else 0
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[FrameBatch]:
         info = get_worker_info()
         first, every = (info.id, info.num_workers) if info is not None else (0, 1)
         for k in range(first, self.steps, every):
@@ -71,13 +92,18 @@ class FrameStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
             )
             parts = [to_tensor(np.stack([s.image for s in samples]))] if samples else []
             y = [float(s.label) for s in samples]
+            side = max(1, self.size // BLEND_MAP_STRIDE)
+            maps = [blend_targets(s.mask, side) for s in samples]
+            known = [s.mask is not None for s in samples]
             if self.n_fixed:
                 refs = [self.fixed[int(j)] for j in rng.integers(len(self.fixed), size=self.n_fixed)]
                 frames = [load_clip_frame(r, int(rng.integers(CLIP_LEN)), self.size) for r in refs]
                 flips = [f[:, :, ::-1] if rng.random() < 0.5 else f for f in frames]
                 parts.append(torch.from_numpy(np.ascontiguousarray(np.stack(flips))))
                 y += [float(r.label) for r in refs]
-            yield torch.cat(parts), torch.tensor(y)
+                maps += [blend_targets(None, side) for _ in refs]
+                known += [r.label == 0 for r in refs]  # a genuine face has nothing pasted
+            yield torch.cat(parts), torch.tensor(y), torch.from_numpy(np.stack(maps)), torch.tensor(known)
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -96,6 +122,42 @@ def frame_scores(model: clip_lstm.ClipDetector, probe: torch.nn.Linear, x: torch
     model.cnn.eval()
     with torch.no_grad():
         return np.concatenate([probe(model.cnn(x[i : i + 64])).squeeze(1).numpy() for i in range(0, len(x), 64)])
+
+
+class BlendMapHead(torch.nn.Module):
+    """Training-only head that locates the pasted region and its boundary from an encoder block.
+
+    Asking the encoder *where* a face was blended, not only whether, points it at the pasting
+    trace every fake has, rather than at the people or textures of two dozen training faces. The
+    head is dropped after training: the exported encoder is unchanged."""
+
+    def __init__(self, model: clip_lstm.ClipDetector) -> None:
+        super().__init__()
+        block = model.cnn.features[BLEND_MAP_BLOCK]
+        channels = STAGES[BLEND_MAP_BLOCK - 1][4]  # features[0] is the stem, features[k] the k-th stage
+        self.layers = torch.nn.Sequential(
+            torch.nn.Conv2d(channels, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 2, 1)
+        )
+        self._last: torch.Tensor | None = None
+        self._hook = block.register_forward_hook(self._keep)
+
+    def _keep(self, _module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> None:
+        self._last = out
+
+    def loss(self, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Pixel BCE over the samples whose targets are known, from the encoder's last forward pass."""
+        if self._last is None:
+            raise RuntimeError("the blend-map head reads the encoder's forward pass; run the encoder first")
+        logits, self._last = self.layers(self._last), None
+        if logits.shape[-2:] != targets.shape[-2:]:
+            logits = torch.nn.functional.interpolate(logits, size=targets.shape[-2:], mode="bilinear")
+        if not bool(known.any()):
+            return logits.sum() * 0.0
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits[known], targets[known])
+
+    def close(self) -> None:
+        self._hook.remove()
+        self._last = None
 
 
 def freeze_start(model: clip_lstm.ClipDetector, blocks: int) -> list[torch.nn.Module]:
@@ -124,6 +186,9 @@ def finetune_encoder(
         [{"params": trained, "lr": cfg.lr}, {"params": probe.parameters(), "lr": cfg.lr * 10}],
         weight_decay=1e-4,
     )
+    blend_map = BlendMapHead(model) if cfg.boundary_weight > 0 else None
+    if blend_map is not None:
+        optimizer.add_param_group({"params": blend_map.layers.parameters(), "lr": cfg.lr * 10})
     pair = torch.nn.ModuleDict({"cnn": model.cnn, "probe": probe})
     average = (
         AveragedModel(pair, multi_avg_fn=get_ema_multi_avg_fn(cfg.weight_average), use_buffers=True)
@@ -143,7 +208,7 @@ def finetune_encoder(
     )
     best, best_state, history = -1.0, None, []
     total, started = 0.0, time.perf_counter()
-    for step, (x, y) in enumerate(loader, start=1):
+    for step, (x, y, maps, known) in enumerate(loader, start=1):
         scale = 0.5 * (1 + math.cos(math.pi * (step - 1) / cfg.steps))
         for g, lr in zip(optimizer.param_groups, base, strict=True):
             g["lr"] = lr * max(scale, 0.02)
@@ -151,6 +216,8 @@ def finetune_encoder(
         for block in frozen:
             block.eval()
         loss = criterion(probe(model.cnn(x)).squeeze(1), y)
+        if blend_map is not None:
+            loss = loss + cfg.boundary_weight * blend_map.loss(maps, known)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -174,6 +241,8 @@ def finetune_encoder(
                               {k: v.clone() for k, v in probe.state_dict().items()})
             if average is not None:
                 pair.load_state_dict(own)
+    if blend_map is not None:
+        blend_map.close()
     if best_state is not None:
         model.cnn.load_state_dict(best_state[0])
         probe.load_state_dict(best_state[1])

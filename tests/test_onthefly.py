@@ -14,7 +14,7 @@ from dfstream.models.data.bank import FaceBank, read_bank
 from dfstream.models.data.fakes import random_mask, self_blend, swap
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.data.texture import regional_change
-from dfstream.models.train_onthefly import FrameStream
+from dfstream.models.train_onthefly import FrameStream, blend_targets
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +50,12 @@ def test_manipulations_change_the_face_not_the_background(bank: FaceBank) -> Non
     rng = np.random.default_rng(1)
     far = _outside(bank, 0, 1.6)
     for _ in range(6):
-        out, _ = self_blend(bank.images[0], bank.points[0], rng)
+        out = self_blend(bank.images[0], bank.points[0], rng).image
         diff = np.abs(out.astype(int) - bank.images[0].astype(int)).sum(axis=2)
         assert diff[~far].mean() > 1.0  # the face changed
         assert np.percentile(diff[far], 99) <= 3  # the surroundings did not (rounding only)
-        out, detail = swap(bank.images[0], bank.points[0], bank.images[1], bank.points[1], rng)
+        made = swap(bank.images[0], bank.points[0], bank.images[1], bank.points[1], rng)
+        out, detail = made.image, made.detail
         diff = np.abs(out.astype(int) - bank.images[0].astype(int)).sum(axis=2)
         assert detail.startswith("swap/") and diff[~far].mean() > 1.0
         assert np.percentile(diff[far], 99) <= 3, detail
@@ -123,7 +124,46 @@ def test_bank_of_a_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_paired_batches_hold_each_fake_beside_its_genuine_picture(bank: FaceBank) -> None:
-    x, y = next(iter(FrameStream(FakeMaker(bank), 48, batch=7, seed=3, steps=1, paired=True)))
+    x, y, _, _ = next(iter(FrameStream(FakeMaker(bank), 48, batch=7, seed=3, steps=1, paired=True)))
     assert x.shape == (7, 3, 48, 48) and y[:6].tolist() == [0.0, 1.0] * 3  # 3 pairs, then one single frame
-    x2, _ = next(iter(FrameStream(FakeMaker(bank), 48, batch=7, seed=3, steps=1, paired=False)))
+    x2, _, _, _ = next(iter(FrameStream(FakeMaker(bank), 48, batch=7, seed=3, steps=1, paired=False)))
     assert not torch.equal(x, x2)
+
+
+def test_a_fakes_mask_is_framed_and_mirrored_with_its_crop(bank: FaceBank) -> None:
+    """Where a pair's fake differs from its genuine picture is where the fake's mask says it was pasted."""
+    maker = FakeMaker(bank, FakeConfig(p_regional_real=0.0, p_degraded=0.0))
+    for seed in range(8):
+        genuine, fake = maker.pair(np.random.default_rng(seed), 96)
+        assert genuine.mask is not None and fake.mask is not None
+        assert genuine.mask.shape == (96, 96) and not genuine.mask.any()  # nothing pasted on a genuine face
+        assert fake.mask.max() > 0.4, fake.detail
+        diff = np.abs(fake.image.astype(int) - genuine.image.astype(int)).sum(axis=2)
+        inside, outside = diff[fake.mask > 0.5].mean(), diff[fake.mask < 0.01].mean()
+        assert inside > 3 * outside + 1, (fake.detail, inside, outside)
+
+
+def test_retouched_genuine_faces_have_an_empty_mask(bank: FaceBank) -> None:
+    maker = FakeMaker(bank, FakeConfig(p_regional_real=1.0, p_fake=0.0))
+    sample = maker.frame(np.random.default_rng(5), 64)
+    assert sample.detail == "real/retouched" and sample.mask is not None and not sample.mask.any()
+
+
+def test_blend_targets_mark_the_region_and_a_band_on_its_edge() -> None:
+    mask = np.zeros((128, 128), np.float32)
+    mask[32:96, 32:96] = 1.0  # a hard paste
+    region, band = blend_targets(mask, 8)
+    assert region[3:5, 3:5].min() == 1.0 and region[0, 0] == 0.0
+    assert band[1, 4] > 0.4 and band[2, 4] > 0.4 and band.max() == 1.0  # the edge at row 32: map rows 1 and 2
+    assert band[4, 4] < 0.05 and band[0, 0] < 0.05  # neither the middle nor far outside
+    assert not blend_targets(None, 8).any()
+
+
+def test_fixed_frames_have_unknown_targets_unless_genuine(bank: FaceBank, clip_dataset: Path) -> None:
+    from dfstream.models.datasets import scan_clip_folders
+
+    refs = scan_clip_folders(clip_dataset)
+    stream = FrameStream(FakeMaker(bank), 64, batch=8, seed=0, steps=1, fixed=refs, fixed_share=0.5)
+    _, y, maps, known = next(iter(stream))
+    assert maps.shape == (8, 2, 4, 4) and known[:4].all()  # made on the fly: targets known
+    assert torch.equal(known[4:], y[4:] == 0)  # a fixed fake's mask is not known; a genuine face has none

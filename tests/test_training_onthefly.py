@@ -11,7 +11,7 @@ import torch
 
 from dfstream.config import TrainClipConfig, TrainCnnConfig
 from dfstream.models import imagenet_init
-from dfstream.models.clip_lstm import load_state
+from dfstream.models.clip_lstm import ClipDetector, load_state
 from dfstream.models.distill import make_pool
 from dfstream.models.train_clip import train_clip
 from tests.test_imagenet_init import lite0_state
@@ -87,6 +87,11 @@ def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
 
 def _finetuned(clip_dataset: Path, face_bank_path: Path, out: Path, **options: float) -> dict[str, torch.Tensor]:
     """The encoder state finetune_encoder keeps, from one fixed start (tiny sizes, 3 steps)."""
+    model = _finetuned_model(clip_dataset, face_bank_path, out, **options)
+    return {k: v.clone() for k, v in model.cnn.state_dict().items()}
+
+
+def _finetuned_model(clip_dataset: Path, face_bank_path: Path, out: Path, **options: float) -> ClipDetector:
     from dfstream.models import clip_lstm
     from dfstream.models.data.bank import read_bank
     from dfstream.models.data.onthefly import FakeMaker
@@ -100,7 +105,7 @@ def _finetuned(clip_dataset: Path, face_bank_path: Path, out: Path, **options: f
         steps=3, frame_batch=4, eval_every=1, lr=1e-2, **options,
     )
     finetune_encoder(model, FakeMaker(read_bank(face_bank_path)), scan_clip_folders(clip_dataset), cfg)
-    return {k: v.clone() for k, v in model.cnn.state_dict().items()}
+    return model
 
 
 def test_frozen_blocks_keep_their_start_weights_and_statistics(
@@ -134,3 +139,17 @@ def test_the_weight_average_is_what_is_validated_and_kept(
     moved = float((plain[key] - start[key]).abs().max())
     assert moved > 1e-3
     assert float((averaged[key] - start[key]).abs().max()) < moved * 1e-3
+
+
+def test_the_blend_map_loss_shapes_the_encoder_and_leaves_no_trace_in_it(
+    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
+) -> None:
+    from dfstream.models.train_onthefly import BLEND_MAP_BLOCK
+
+    plain = _finetuned(clip_dataset, face_bank_path, tmp_path)
+    model = _finetuned_model(clip_dataset, face_bank_path, tmp_path, boundary_weight=1.0)
+    located = model.cnn.state_dict()
+    assert located.keys() == plain.keys()  # the head is training-only: the encoder's state is the same layout
+    key = "features.4.0.block.0.0.weight"  # a block under the one the head reads gets its gradient
+    assert not torch.equal(located[key], plain[key])
+    assert not model.cnn.features[BLEND_MAP_BLOCK]._forward_hooks  # the head let go of the encoder

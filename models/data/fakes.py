@@ -15,6 +15,7 @@ draws a texture difference between pasted face and surroundings in a random dire
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -30,6 +31,16 @@ Warp = Literal["similarity", "affine", "piecewise"]
 WARPS: tuple[Warp, ...] = ("similarity", "affine", "piecewise")
 Blend = Literal["poisson", "poisson_mixed", "alpha", "hard"]
 BLENDS: tuple[Blend, ...] = ("poisson", "poisson_mixed", "alpha", "hard")
+
+
+@dataclass(frozen=True, eq=False)
+class Manipulated:
+    image: np.ndarray
+    detail: str
+    """Kind and variant, e.g. ``swap/piecewise/poisson``."""
+    mask: np.ndarray
+    """Float (H, W) in [0, 1]: how much of each pixel was replaced (the blend's own mask)."""
+
 
 TRIANGLE_POINTS = np.arange(0, 468, 3)
 """Every third mesh point: ~156 points, ~300 triangles; fine enough for a piecewise warp, fast on CPU."""
@@ -62,7 +73,7 @@ def _colour_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
-def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> Manipulated:
     """The face blended with a perturbed copy of itself; source and target transforms all drawn."""
     cx, cy, size = face_extent(points)
     source = image
@@ -75,7 +86,8 @@ def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) 
     source = cv2.warpAffine(source, m, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
     mask = random_mask(image.shape[:2], points, rng)
     opacity = 1.0 if rng.random() < 0.6 else rng.uniform(0.5, 1.0)
-    return alpha_blend(source, image, mask * opacity), f"sbi/opacity{'1' if opacity == 1.0 else '<1'}"
+    mask = mask * opacity
+    return Manipulated(alpha_blend(source, image, mask), f"sbi/opacity{'1' if opacity == 1.0 else '<1'}", mask)
 
 
 def _warp_piecewise(donor: np.ndarray, dp: np.ndarray, tp: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -133,7 +145,7 @@ def _poisson(source: np.ndarray, target: np.ndarray, mask: np.ndarray, mixed: bo
 
 def swap(
     target: np.ndarray, tp: np.ndarray, donor: np.ndarray, dp: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, str]:
+) -> Manipulated:
     """The donor's face on the target, with warp, colour transfer, texture and blend all drawn."""
     warp: Warp = WARPS[int(rng.integers(len(WARPS)))]
     blend: Blend = BLENDS[int(rng.integers(len(BLENDS)))]
@@ -148,8 +160,11 @@ def swap(
     if rng.random() < 0.8:
         warped = texture_shift(warped, rng)
     out = None
+    hard = (mask > 0.5).astype(np.float32)
     if blend in ("poisson", "poisson_mixed"):
         out = _poisson(warped, target, mask, blend == "poisson_mixed")
+        used = hard  # seamless cloning rewrites the whole region inside the hard mask
     if out is None:
-        out = alpha_blend(warped, target, (mask > 0.5).astype(np.float32) if blend == "hard" else mask)
-    return out, f"swap/{warp}/{blend}"
+        used = hard if blend == "hard" else mask
+        out = alpha_blend(warped, target, used)
+    return Manipulated(out, f"swap/{warp}/{blend}", used)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.bank import FaceBank
-from dfstream.models.data.fakes import FAKE_KINDS, FakeKind, random_mask, self_blend, swap
+from dfstream.models.data.fakes import FAKE_KINDS, FakeKind, Manipulated, random_mask, self_blend, swap
 from dfstream.models.data.manipulate import apply_affine
 from dfstream.models.data.texture import degrade_photo, global_augment, regional_change
 from dfstream.stream.crops import square_around
@@ -46,6 +46,9 @@ class Sample:
     detail: str
     points: np.ndarray
     """(468, 2) mesh points in crop pixels."""
+    mask: np.ndarray | None = None
+    """Float (size, size) in [0, 1]: the pixels the manipulation replaced, framed like the crop (zeros
+    for a genuine face, retouched or not); None where it is not known (frames of the fixed clips)."""
 
 
 def crop_matrix(points: np.ndarray, size: int, rng: np.random.Generator, jitter: float) -> np.ndarray:
@@ -68,9 +71,11 @@ def _interpolation(rng: np.random.Generator) -> int:
     return int(CROP_INTERPOLATIONS[int(rng.integers(len(CROP_INTERPOLATIONS)))])
 
 
-def _mirrored(crop: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    width = crop.shape[1]
-    return np.ascontiguousarray(crop[:, ::-1]), np.stack([width - 1 - points[:, 0], points[:, 1]], axis=1)
+def _mirrored(sample: Sample) -> Sample:
+    width = sample.image.shape[1]
+    points = np.stack([width - 1 - sample.points[:, 0], sample.points[:, 1]], axis=1)
+    mask = None if sample.mask is None else np.ascontiguousarray(sample.mask[:, ::-1])
+    return Sample(np.ascontiguousarray(sample.image[:, ::-1]), sample.label, sample.detail, points, mask)
 
 
 class FakeMaker:
@@ -90,50 +95,51 @@ class FakeMaker:
         image = self.bank.images[i]
         return degrade_photo(image, rng) if rng.random() < self.config.p_degraded else image
 
-    def _manipulate(self, i: int, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    def _manipulate(self, i: int, image: np.ndarray, rng: np.random.Generator) -> Manipulated:
         points = self.bank.points[i]
         for _ in range(64):  # an excluded variant is redrawn
             kind = self.kinds[int(rng.integers(len(self.kinds)))]
             donors = self._others[i]
             if kind == "swap" and donors:
                 j = donors[int(rng.integers(len(donors)))]
-                out, detail = swap(image, points, self._picture(j, rng), self.bank.points[j], rng)
+                made = swap(image, points, self._picture(j, rng), self.bank.points[j], rng)
             else:
-                out, detail = self_blend(image, points, rng)
-            if self.config.exclude is None or not detail.startswith(self.config.exclude):
-                return out, detail
+                made = self_blend(image, points, rng)
+            if self.config.exclude is None or not made.detail.startswith(self.config.exclude):
+                return made
         raise ValueError(f"every drawn manipulation matched the excluded variant {self.config.exclude!r}")
 
-    def _genuine(self, i: int, picture: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    def _genuine(self, i: int, picture: np.ndarray, rng: np.random.Generator) -> Manipulated:
+        """Genuine, retouched half the time: the face is unchanged, so its mask is empty."""
+        empty = np.zeros(picture.shape[:2], np.float32)
         if rng.random() < self.config.p_regional_real:
             mask = random_mask(picture.shape[:2], self.bank.points[i], rng)
-            return regional_change(picture, mask, rng), "real/retouched"
-        return picture, "real"
+            return Manipulated(regional_change(picture, mask, rng), "real/retouched", empty)
+        return Manipulated(picture, "real", empty)
 
-    def _source(self, rng: np.random.Generator, fake: bool | None) -> tuple[int, np.ndarray, np.ndarray, int, str]:
-        """Bank index, the shown picture, the genuine picture it was made from, label and variant."""
+    def _source(self, rng: np.random.Generator, fake: bool | None) -> tuple[int, Manipulated, np.ndarray, int]:
+        """Bank index, the shown picture, the genuine picture it was made from, and the label."""
         i = int(rng.integers(len(self.bank)))
         fake = bool(rng.random() < self.config.p_fake) if fake is None else fake
         picture = self._picture(i, rng)
         if fake:
-            image, detail = self._manipulate(i, picture, rng)
-            return i, image, picture, 1, detail
-        image, detail = self._genuine(i, picture, rng)
-        return i, image, picture, 0, detail
+            return i, self._manipulate(i, picture, rng), picture, 1
+        return i, self._genuine(i, picture, rng), picture, 0
 
     def _framed(
-        self, i: int, image: np.ndarray, m: np.ndarray, size: int, interpolation: int, augment: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        crop = cv2.warpAffine(image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
-        return global_augment(crop, augment), apply_affine(self.bank.points[i], m).astype(np.float32)
+        self, i: int, shown: Manipulated, label: int, m: np.ndarray, size: int, interpolation: int,
+        augment: np.random.Generator,
+    ) -> Sample:
+        crop = cv2.warpAffine(shown.image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
+        mask = cv2.warpAffine(shown.mask, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        points = apply_affine(self.bank.points[i], m).astype(np.float32)
+        return Sample(global_augment(crop, augment), label, shown.detail, points, mask)
 
     def frame(self, rng: np.random.Generator, size: int, fake: bool | None = None) -> Sample:
-        i, image, _, label, detail = self._source(rng, fake)
+        i, shown, _, label = self._source(rng, fake)
         m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
-        crop, points = self._framed(i, image, m, size, _interpolation(rng), rng)
-        if rng.random() < 0.5:
-            crop, points = _mirrored(crop, points)
-        return Sample(crop, label, detail, points)
+        sample = self._framed(i, shown, label, m, size, _interpolation(rng), rng)
+        return _mirrored(sample) if rng.random() < 0.5 else sample
 
     def pair(self, rng: np.random.Generator, size: int) -> tuple[Sample, Sample]:
         """A genuine face and a fake made from that very picture, framed, degraded and mirrored alike.
@@ -142,23 +148,22 @@ class FakeMaker:
         codec cancel, so with two dozen people the pasting is what is left to learn, not who it is."""
         i = int(rng.integers(len(self.bank)))
         picture = self._picture(i, rng)
-        fake, fake_detail = self._manipulate(i, picture, rng)
-        genuine, genuine_detail = self._genuine(i, picture, rng)
+        fake = self._manipulate(i, picture, rng)
+        genuine = self._genuine(i, picture, rng)
         m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
         interpolation, augment_seed, mirror = _interpolation(rng), int(rng.integers(2**31 - 1)), rng.random() < 0.5
         samples = []
-        for image, label, detail in ((genuine, 0, genuine_detail), (fake, 1, fake_detail)):
-            crop, points = self._framed(i, image, m, size, interpolation, np.random.default_rng(augment_seed))
-            if mirror:
-                crop, points = _mirrored(crop, points)
-            samples.append(Sample(crop, label, detail, points))
+        for shown, label in ((genuine, 0), (fake, 1)):
+            sample = self._framed(i, shown, label, m, size, interpolation, np.random.default_rng(augment_seed))
+            samples.append(_mirrored(sample) if mirror else sample)
         return samples[0], samples[1]
 
     def clip(
         self, rng: np.random.Generator, size: int, fake: bool | None = None, length: int = CLIP_LEN
     ) -> tuple[np.ndarray, np.ndarray, int, str]:
         """(length, size, size, 3) BGR crops, (length, 5) lmk5, label and variant of one clip."""
-        i, image, genuine, label, detail = self._source(rng, fake)
+        i, shown, genuine, label = self._source(rng, fake)
+        image, detail = shown.image, shown.detail
         points = self.bank.points[i]
         flicker = label == 1 and rng.random() < 0.5
         codec_seed = int(rng.integers(2**31 - 1))
