@@ -92,7 +92,7 @@ def weight_table(runs: Path) -> list[str]:
     validation's best (the smaller share on a tie) in bold, the stream's in italics."""
     a_dir, b_val, b_test = runs / "model-a" / "eval", runs / "model-b" / "val", runs / "model-b" / "test"
     needed = [a_dir / "val_per_sample.csv", a_dir / "per_sample.csv", b_val / "per_sample.csv"]
-    needed.append(b_test / "per_sample.csv")
+    needed += [b_test / "per_sample.csv", a_dir / "threshold.json", b_val / "threshold.json"]
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
         return [f"no fusion table: {missing[0]} is missing (run make models)", ""]

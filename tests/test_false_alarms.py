@@ -172,6 +172,8 @@ def test_the_fusion_table_picks_model_b_s_share_on_validation(tmp_path: Path) ->
     assert rows[-2] == "| ***1.0*** (the stream's) | **0.938** | **0.938** |"  # bold: validation's best
     missing = fusion_table(tmp_path / "none")
     assert missing[0].startswith("no fusion table:") and "val_per_sample.csv" in missing[0]
+    (b_val / "threshold.json").unlink()  # a val run that stopped before its threshold
+    assert fusion_table(tmp_path)[0] == f"no fusion table: {b_val / 'threshold.json'} is missing (run make models)"
 
 
 def test_a_false_alarm_cap_keeps_a_weak_model_from_flagging_everything() -> None:
