@@ -475,11 +475,12 @@ class CardTable(StrEnum):
     kinds = "kinds"
     distill = "distill"
     fusion = "fusion"
+    blendmap = "blendmap"
 
 
 @eval_app.command("card")
 def eval_card_cmd(
-    runs: Annotated[Path, typer.Argument(help="The runs folder of 'make models', 'ablation', 'kinds' or 'distill'.")],
+    runs: Annotated[Path, typer.Argument(help="The runs folder of 'make models' or of one of the card's experiments.")],
     table: Annotated[CardTable, typer.Option(help="Which of the model card's tables.")] = CardTable.models,
 ) -> None:
     """Print a model card table (markdown) from the evaluation reports, so the card shows what was measured."""

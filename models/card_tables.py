@@ -1,5 +1,5 @@
 """The model card's metric tables, from the report files ``make models``, ``make ablation``,
-``make kinds`` and ``make distill`` write, so the card shows exactly what the evaluation measured:
+``make kinds``, ``make distill`` and ``make blendmap`` write, so the card shows exactly what the evaluation measured:
 ``dfstream eval card``."""
 
 from __future__ import annotations
@@ -147,6 +147,35 @@ def distill_table(runs: Path) -> list[str]:
     return [*out, ""]
 
 
+def blendmap_table(runs: Path) -> list[str]:
+    """One row per ``runs/blendmap/<name>``: the blend-map loss's weight and the seed, the encoder's
+    best val frame AUC, the head's val clip AUC and the held-out AUCs (the build's test clips, and
+    clips of every kind made from the held-out people's faces), then the mean of each weight's seeds."""
+    head = ("val frame AUC (encoder)", "val clip AUC", "test clip AUC", "SBI", "swap",
+            "held-out people's clips, all kinds")
+    out = ["| run | blend-map weight | seed | " + " | ".join(head) + " |", "|---" * (len(head) + 3) + "|"]
+    by_weight: dict[float, list[list[float | None]]] = {}
+    for run in sorted(p for p in (runs / "blendmap").glob("*") if p.is_dir()):
+        history = _load(run / "history.json")
+        config = history.get("config", {})
+        test, kinds = _load(run / "test" / "metrics.json"), _load(run / "test" / "metrics_by_kind.json")
+        made = {r["kind"]: r["auc"] for r in _load(run / "kinds" / "kinds.json").get("rows", [])}
+        cells = [
+            max((r["val_frame_auc"] for r in history.get("encoder", [])), default=None),
+            max((r["val_clip_auc"] for r in history.get("head", [])), default=None),
+            test.get("auc"), kinds.get("sbi", {}).get("auc"), kinds.get("swap", {}).get("auc"), made.get("all"),
+        ]
+        weight = float(config.get("boundary_weight", 0.0))
+        by_weight.setdefault(weight, []).append(cells)
+        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        out.append(f"| {run.name} | {weight:g} | {config.get('seed', 'n/a')} | {text} |")
+    for weight, rows in sorted(by_weight.items()):
+        means = [[c for c in column if c is not None] for column in zip(*rows, strict=True)]
+        text = " | ".join(f"{sum(m) / len(m):.3f}" if m else "n/a" for m in means)
+        out.append(f"| mean of {len(rows)} | {weight:g} | — | {text} |")
+    return [*out, ""]
+
+
 def fusion_table(runs: Path) -> list[str]:
     from dfstream.models.fused import weight_table
 
@@ -158,5 +187,6 @@ TABLES = {
     "ablation": ablation_table,
     "kinds": kinds_table,
     "distill": distill_table,
+    "blendmap": blendmap_table,
     "fusion": fusion_table,
 }
