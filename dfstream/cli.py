@@ -11,11 +11,18 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from dfstream.cli_bench import bench_app
-from dfstream.cli_common import Device, guard, state
+from dfstream.cli_common import Device, Precision, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
 from dfstream.cli_stream import run_cmd, serve_cmd
-from dfstream.config import EvalClipConfig, EvalCnnConfig, EvalKindsConfig, TrainClipConfig, TrainCnnConfig
+from dfstream.config import (
+    EvalBundledConfig,
+    EvalClipConfig,
+    EvalCnnConfig,
+    EvalKindsConfig,
+    TrainClipConfig,
+    TrainCnnConfig,
+)
 from dfstream.exceptions import InputPathError
 from dfstream.paths import BUNDLED_MODELS
 
@@ -465,6 +472,32 @@ def eval_kinds_cmd(
                               clips_per_kind=clips_per_kind, seed=seed)
         typer.echo(markdown(evaluate_kinds(cfg)))
         typer.echo(f"scores in {out / 'kinds.json'}")
+
+    guard(body)
+
+
+@eval_app.command("bundled")
+def eval_bundled_cmd(
+    data: Annotated[Path, typer.Option(help="A data build (dfstream data build --out DIR): its val and test splits.")],
+    out: Annotated[Path, typer.Option(help="Reports in make models' layout: model-a/eval, model-b/{val,test}.")],
+    models: Annotated[Path, typer.Option(help="Folder with the three ONNX graphs.")] = BUNDLED_MODELS,
+    precision: Annotated[Precision, typer.Option(help="Graph variants, as 'run' picks them.")] = Precision.auto,
+    device: Annotated[Device, typer.Option(help="ONNX Runtime device.")] = Device.cpu,
+) -> None:
+    """The shipped ONNX graphs (their calibration and thresholds) scored on a data build's labelled splits."""
+
+    def body() -> None:
+        from dfstream.models.eval_bundled import evaluate_bundled
+
+        cfg = EvalBundledConfig(models=models, data_dir=data, out_dir=out, precision=precision.value,
+                                device=device.value)
+        r = evaluate_bundled(cfg)
+        for role, text in r.files.items():
+            typer.echo(f"{role}: {text}")
+        for name, report in (("model A, test frames", r.frame), ("model B, test clips", r.clip)):
+            auc = "n/a" if report.auc is None else f"{report.auc:.4f}"
+            typer.echo(f"{name}: AUC {auc} | F1 {report.f1:.4f} | n {report.n} (fake {report.n_fake})")
+        typer.echo(f"reports in {out}; the card's tables: dfstream eval card {out} [--table fusion]")
 
     guard(body)
 

@@ -111,6 +111,14 @@ class EvalKindsConfig(_Strict):
     seed: int = 0
 
 
+class EvalBundledConfig(_Strict):
+    models: Path = Field(description="folder with the three ONNX graphs (the bundled ones by default)")
+    data_dir: Path = Field(description="a data build (frames/ and clips/, each with val/ and test/)")
+    out_dir: Path
+    precision: Literal["auto", "fp32", "fp16", "int8"] = Field("auto", description="graph variants, as run picks them")
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+
+
 class EventsConfig(_Strict):
     """Where deepfake events go: a snapshot and a clip each, and an index (``events.jsonl``)."""
 

@@ -1,0 +1,117 @@
+"""The shipped ONNX graphs scored on the data build's labelled splits, through the stream's own runtime.
+
+``eval cnn`` and ``eval clip`` score training checkpoints. What a user runs is the exported graphs,
+with the calibration and thresholds in their metadata and, on a CPU, model A's int8 variant. This
+scores those (on validation and test people alike) and writes its reports in the layout of
+``make models`` (``model-a/eval``, ``model-b/val``, ``model-b/test``), so ``dfstream eval card OUT``
+and ``--table fusion`` print the card's held-out tables for the bundled files themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dfstream.config import EvalBundledConfig
+from dfstream.exceptions import DatasetError
+from dfstream.models.datasets import ImageSplit, load_clip, scan_clip_folders, scan_image_split
+from dfstream.models.metrics import (
+    BinaryReport,
+    binary_report,
+    per_clip,
+    reports_by_kind,
+    write_per_sample,
+    write_reports,
+)
+from dfstream.stream.engine import ModelSet
+
+log = logging.getLogger(__name__)
+
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class BundledReports:
+    """Held-out (test) reports of the shipped graphs: model A per frame, model B per clip."""
+
+    frame: BinaryReport
+    clip: BinaryReport
+    files: dict[str, str]
+    """Role → the graph file that ran, with its precision and provider."""
+
+
+def _decision(threshold: float, models: Path) -> dict[str, object]:
+    """A threshold.json for scores that are already calibrated: the metadata's threshold, identity calibration."""
+    return {
+        "threshold": threshold,
+        "threshold_raw": threshold,
+        "calibration": [1.0, 0.0],
+        "chosen_on": f"metadata of the graphs in {models}",
+    }
+
+
+def frame_scores(models: ModelSet, split: ImageSplit) -> np.ndarray:
+    """Model A's calibrated P(fake) per image, resized to its input as ``eval cnn`` resizes."""
+    size = models.frame_input.size
+    out = []
+    for i in range(0, len(split), BATCH):
+        crops = []
+        for path in split.paths[i : i + BATCH]:
+            image = cv2.imread(str(path))
+            if image is None:
+                raise DatasetError(f"{path}: failed to decode")
+            crops.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR))
+        out.append(models.frame_scores(crops))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def clip_scores(models: ModelSet, root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Model B's calibrated clip P(fake): the encoder on each of 16 crops, then the head on crops + landmarks."""
+    refs = scan_clip_folders(root)
+    size = models.clip_input.size
+    rows = []
+    for ref in refs:
+        frames, lmks = load_clip(ref, size)  # T×3×S×S BGR 0..1, exactly the jpg's values over 255
+        crops = np.rint(frames.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)
+        rows.append(np.concatenate([models.embed(list(crops)), lmks], axis=1).astype(np.float32))
+    p = np.concatenate([models.clip_scores(rows[i : i + BATCH]) for i in range(0, len(rows), BATCH)])
+    return [f"{r.folder.name}/{r.video}" for r in refs], np.array([r.label for r in refs]), p
+
+
+def evaluate_bundled(cfg: EvalBundledConfig) -> BundledReports:
+    models = ModelSet.load(cfg.models, device=cfg.device, precision=cfg.precision)
+    a_threshold = models.thresholds[0]
+    a_dir = cfg.out_dir / "model-a" / "eval"
+
+    val, test = scan_image_split(cfg.data_dir / "frames", "val"), scan_image_split(cfg.data_dir / "frames", "test")
+    val_y, val_p = np.asarray(val.labels), frame_scores(models, val)
+    test_y, test_p = np.asarray(test.labels), frame_scores(models, test)
+    frame = binary_report(test_y, test_p, a_threshold)
+    names = [str(p) for p in test.paths]
+    write_reports(a_dir, frame, names, test_y, test_p, val_y, val_p)
+    write_per_sample(a_dir / "val_per_sample.csv", [str(p) for p in val.paths], val_y, val_p, a_threshold)
+    clip_names, clip_y, clip_p = per_clip(names, test_y, test_p)
+    clip_level = {"all": asdict(binary_report(clip_y, clip_p, a_threshold))} | {
+        k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, a_threshold).items()
+    }
+    (a_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
+    (a_dir / "threshold.json").write_text(json.dumps(_decision(a_threshold, cfg.models), indent=2) + "\n")
+
+    _clip_split(models, cfg, "val")
+    return BundledReports(frame, _clip_split(models, cfg, "test"), models.describe())
+
+
+def _clip_split(models: ModelSet, cfg: EvalBundledConfig, split: str) -> BinaryReport:
+    threshold = models.thresholds[1]
+    out = cfg.out_dir / "model-b" / split
+    names, y, p = clip_scores(models, cfg.data_dir / "clips" / split)
+    report = binary_report(y, p, threshold)
+    write_reports(out, report, names, y, p, y, p)
+    (out / "threshold.json").write_text(json.dumps(_decision(threshold, cfg.models), indent=2) + "\n")
+    log.info("model B on the %s clips: AUC %s", split, report.auc)
+    return report
