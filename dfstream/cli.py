@@ -497,6 +497,8 @@ def eval_bundled_cmd(
         for name, report in (("model A, test frames", r.frame), ("model B, test clips", r.clip)):
             auc = "n/a" if report.auc is None else f"{report.auc:.4f}"
             typer.echo(f"{name}: AUC {auc} | F1 {report.f1:.4f} | n {report.n} (fake {report.n_fake})")
+        if r.clip_within_face_auc is not None:
+            typer.echo(f"model B, test clips, AUC within each face (mean): {r.clip_within_face_auc:.4f}")
         typer.echo(f"reports in {out}; the card's tables: dfstream eval card {out} [--table fusion]")
 
     guard(body)

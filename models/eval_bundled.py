@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from dfstream.stream.engine import ModelSet
 log = logging.getLogger(__name__)
 
 BATCH = 32
+FACE_OF_VIDEO = re.compile(r"^(?P<face>.+-f\d{3})-")
+"""A data build's video name is ``{person}-f{face:03d}-{kind}-{k:02d}``: the face it was filmed from."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class BundledReports:
 
     frame: BinaryReport
     clip: BinaryReport
+    clip_within_face_auc: float | None
+    """Model B's test AUC within each face (its genuine clips against the fakes made from it), averaged."""
     files: dict[str, str]
     """Role → the graph file that ran, with its precision and provider."""
 
@@ -83,6 +88,37 @@ def clip_scores(models: ModelSet, root: Path) -> tuple[list[str], np.ndarray, np
     return [f"{r.folder.name}/{r.video}" for r in refs], np.array([r.label for r in refs]), p
 
 
+def _faces(names: list[str]) -> dict[str, list[int]]:
+    faces: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        match = FACE_OF_VIDEO.match(name.split("/", 1)[-1])
+        if match:
+            faces.setdefault(match["face"], []).append(i)
+    return faces
+
+
+def within_face_aucs(names: list[str], y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Per face of the data build: its fakes ranked against its own genuine clips. Beside the pooled
+    AUC this separates what a model knows of manipulation from how each person's pictures score."""
+    from sklearn.metrics import roc_auc_score
+
+    faces = _faces(names)
+    return {face: float(roc_auc_score(y[i], p[i])) for face, i in sorted(faces.items()) if len(set(y[i].tolist())) == 2}
+
+
+def by_face(names: list[str], y: np.ndarray, p: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Per face: the within-face AUC and the mean P(fake) of its genuine and of its fake clips."""
+    aucs = within_face_aucs(names, y, p)
+
+    def mean(values: np.ndarray) -> float | None:
+        return float(values.mean()) if len(values) else None
+
+    return {
+        face: {"auc": aucs.get(face), "genuine_mean": mean(p[i][y[i] == 0]), "fake_mean": mean(p[i][y[i] == 1])}
+        for face, i in sorted(_faces(names).items())
+    }
+
+
 def evaluate_bundled(cfg: EvalBundledConfig) -> BundledReports:
     models = ModelSet.load(cfg.models, device=cfg.device, precision=cfg.precision)
     a_threshold = models.thresholds[0]
@@ -103,15 +139,20 @@ def evaluate_bundled(cfg: EvalBundledConfig) -> BundledReports:
     (a_dir / "threshold.json").write_text(json.dumps(_decision(a_threshold, cfg.models), indent=2) + "\n")
 
     _clip_split(models, cfg, "val")
-    return BundledReports(frame, _clip_split(models, cfg, "test"), models.describe())
+    clip, within = _clip_split(models, cfg, "test")
+    mean = float(np.mean(list(within.values()))) if within else None
+    return BundledReports(frame, clip, mean, models.describe())
 
 
-def _clip_split(models: ModelSet, cfg: EvalBundledConfig, split: str) -> BinaryReport:
+def _clip_split(models: ModelSet, cfg: EvalBundledConfig, split: str) -> tuple[BinaryReport, dict[str, float]]:
     threshold = models.thresholds[1]
     out = cfg.out_dir / "model-b" / split
     names, y, p = clip_scores(models, cfg.data_dir / "clips" / split)
     report = binary_report(y, p, threshold)
     write_reports(out, report, names, y, p, y, p)
     (out / "threshold.json").write_text(json.dumps(_decision(threshold, cfg.models), indent=2) + "\n")
+    faces = by_face(names, y, p)
+    (out / "by_face.json").write_text(json.dumps(faces, indent=2) + "\n")
+    within = {face: r["auc"] for face, r in faces.items() if r["auc"] is not None}
     log.info("model B on the %s clips: AUC %s", split, report.auc)
-    return report
+    return report, within

@@ -69,3 +69,17 @@ def test_a_data_build_without_its_frames_is_a_one_line_error(stream_models: Path
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "'val' split folder not found" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_within_face_auc_ranks_each_faces_fakes_against_its_own_genuine_clips() -> None:
+    from dfstream.models.eval_bundled import by_face, within_face_aucs
+
+    names = ["original/anne-f029-original-00", "original/anne-f029-original-01", "sbi/anne-f029-sbi-00",
+             "original/bar-2-f030-original-00", "swap/bar-2-f030-swap-00", "swap/bar-2-f030-swap-01",
+             "original/lone-f031-original-00", "notebook_video"]
+    y = np.array([0, 0, 1, 0, 1, 1, 0, 1])
+    p = np.array([0.9, 0.95, 0.92, 0.1, 0.2, 0.05, 0.5, 0.5])  # anne scores high either way
+    assert within_face_aucs(names, y, p) == {"anne-f029": 0.5, "bar-2-f030": 0.5}  # one-class faces are left out
+    faces = by_face(names, y, p)
+    assert faces["anne-f029"] == {"auc": 0.5, "genuine_mean": pytest.approx(0.925), "fake_mean": pytest.approx(0.92)}
+    assert faces["lone-f031"] == {"auc": None, "genuine_mean": 0.5, "fake_mean": None}
