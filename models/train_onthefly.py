@@ -67,14 +67,16 @@ FrameBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 class FrameStream(IterableDataset[FrameBatch]):
     """Batches of on-the-fly frames, optionally mixed with frames of fixed clips (the data build's
     training clips, filmed through its camera and codec); batch ``k`` depends only on the seed and ``k``.
-    A fixed clip's fake has no known mask, so its blend-map targets are marked unknown."""
+    A fixed clip's fake has no known mask, so its blend-map targets are marked unknown. Without
+    ``blend_maps`` (no blend-map loss) the targets are left at zero rather than computed."""
 
     def __init__(
         self, maker: FakeMaker, size: int, batch: int, seed: int, steps: int,
         fixed: list[ClipRef] | None = None, fixed_share: float = 0.0, paired: bool = False,
+        blend_maps: bool = False,
     ) -> None:
         self.maker, self.size, self.batch, self.seed, self.steps = maker, size, batch, seed, steps
-        self.paired = paired
+        self.paired, self.blend_maps = paired, blend_maps
         self.fixed = fixed or []
         self.n_fixed = round(batch * fixed_share) if self.fixed else 0
 
@@ -93,7 +95,7 @@ class FrameStream(IterableDataset[FrameBatch]):
             parts = [to_tensor(np.stack([s.image for s in samples]))] if samples else []
             y = [float(s.label) for s in samples]
             side = max(1, self.size // BLEND_MAP_STRIDE)
-            maps = [blend_targets(s.mask, side) for s in samples]
+            maps = [blend_targets(s.mask if self.blend_maps else None, side) for s in samples]
             known = [s.mask is not None for s in samples]
             if self.n_fixed:
                 refs = [self.fixed[int(j)] for j in rng.integers(len(self.fixed), size=self.n_fixed)]
@@ -202,7 +204,7 @@ def finetune_encoder(
     vx, vy = val_frames(val, cfg.img_size)
     loader = DataLoader(
         FrameStream(maker, cfg.img_size, cfg.frame_batch, cfg.seed, cfg.steps, fixed, cfg.fixed_share,
-                    cfg.paired),
+                    cfg.paired, blend_map is not None),
         batch_size=None,
         num_workers=cfg.workers,
     )

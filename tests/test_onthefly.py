@@ -163,7 +163,7 @@ def test_fixed_frames_have_unknown_targets_unless_genuine(bank: FaceBank, clip_d
     from dfstream.models.datasets import scan_clip_folders
 
     refs = scan_clip_folders(clip_dataset)
-    stream = FrameStream(FakeMaker(bank), 64, batch=8, seed=0, steps=1, fixed=refs, fixed_share=0.5)
+    stream = FrameStream(FakeMaker(bank), 64, batch=8, seed=0, steps=1, fixed=refs, fixed_share=0.5, blend_maps=True)
     _, y, maps, known = next(iter(stream))
     assert maps.shape == (8, 2, 4, 4) and known[:4].all()  # made on the fly: targets known
     assert torch.equal(known[4:], y[4:] == 0)  # a fixed fake's mask is not known; a genuine face has none
