@@ -74,13 +74,15 @@ CNN_EPOCHS ?= 3
 FIXED_SHARE ?= 0.5
 MAX_FPR ?= 0.05
 DF := $(VENV)/bin/dfstream
+LITE0 := --imagenet-weights $(DATA)/weights/efficientnet_b0_from_lite0.pth
+# Model B's bundled recipe, less its --out and --seed (make blendmap runs it too).
+CLIP_RECIPE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val --faces $(DATA)/faces/train.npz \
+	$(LITE0) --activation relu6 --img-size $(CLIP_SIZE) --steps $(CLIP_STEPS) --frame-batch 32 --eval-every 50 \
+	--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers 1 --fixed-share $(FIXED_SHARE)
 
 models: $(STAMP)
 	$(DF) data build --out $(DATA) --seed 0
-	$(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val --out $(RUNS)/model-b \
-		--faces $(DATA)/faces/train.npz --imagenet-weights $(DATA)/weights/efficientnet_b0_from_lite0.pth \
-		--activation relu6 --img-size $(CLIP_SIZE) --steps $(CLIP_STEPS) --frame-batch 32 --eval-every 50 \
-		--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers 1 --seed 42 --fixed-share $(FIXED_SHARE)
+	$(CLIP_RECIPE) --out $(RUNS)/model-b --seed 42
 	$(DF) eval clip --model $(RUNS)/model-b/last_model.pth --data $(DATA)/clips/val --split all \
 		--img-size $(CLIP_SIZE) --max-fpr $(MAX_FPR) --out $(RUNS)/model-b/val
 	$(DF) eval clip --model $(RUNS)/model-b/last_model.pth --data $(DATA)/clips/test --split all \
@@ -111,7 +113,6 @@ ABLATION_STEPS ?= 100
 ABLATE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val --faces $(DATA)/faces/train.npz \
 	--img-size $(CLIP_SIZE) --steps $(ABLATION_STEPS) --frame-batch 32 --eval-every 40 --head-clips 60 --epochs 10 \
 	--lr 2e-4 --workers 1 --seed 42
-LITE0 := --imagenet-weights $(DATA)/weights/efficientnet_b0_from_lite0.pth
 
 ablation: $(STAMP)
 	$(ABLATE) --out $(RUNS)/ablation/a-random-silu --activation silu --fixed-share 0.5
@@ -165,14 +166,11 @@ kinds: $(STAMP)
 # each; every run is scored on validation, the build's test clips and clips of every kind made from
 # the held-out people's faces. About 2 hours on 2 idle CPU cores.
 BLENDMAP_WEIGHT ?= 1.0
-BLENDMAP_RUN = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val --faces $(DATA)/faces/train.npz \
-	--activation relu6 $(LITE0) --img-size $(CLIP_SIZE) --steps $(CLIP_STEPS) --frame-batch 32 --eval-every 50 \
-	--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers 1 --fixed-share $(FIXED_SHARE)
 
 blendmap: $(STAMP)
 	for seed in 42 7; do \
-		$(BLENDMAP_RUN) --seed $$seed --out $(RUNS)/blendmap/plain-seed$$seed || exit 1; \
-		$(BLENDMAP_RUN) --seed $$seed --boundary-weight $(BLENDMAP_WEIGHT) --out $(RUNS)/blendmap/blendmap-seed$$seed \
+		$(CLIP_RECIPE) --seed $$seed --out $(RUNS)/blendmap/plain-seed$$seed || exit 1; \
+		$(CLIP_RECIPE) --seed $$seed --boundary-weight $(BLENDMAP_WEIGHT) --out $(RUNS)/blendmap/blendmap-seed$$seed \
 			|| exit 1; done
 	for run in $(RUNS)/blendmap/*/; do \
 		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/val --split all --img-size $(CLIP_SIZE) \
