@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -24,8 +24,7 @@ from dfstream.models.datasets import ImageSplit, load_clip, scan_clip_folders, s
 from dfstream.models.metrics import (
     BinaryReport,
     binary_report,
-    per_clip,
-    reports_by_kind,
+    write_clip_level,
     write_per_sample,
     write_reports,
 )
@@ -97,26 +96,25 @@ def _faces(names: list[str]) -> dict[str, list[int]]:
     return faces
 
 
-def within_face_aucs(names: list[str], y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Per face of the data build: its fakes ranked against its own genuine clips. Beside the pooled
-    AUC this separates what a model knows of manipulation from how each person's pictures score."""
-    from sklearn.metrics import roc_auc_score
-
-    faces = _faces(names)
-    return {face: float(roc_auc_score(y[i], p[i])) for face, i in sorted(faces.items()) if len(set(y[i].tolist())) == 2}
-
-
 def by_face(names: list[str], y: np.ndarray, p: np.ndarray) -> dict[str, dict[str, float | None]]:
-    """Per face: the within-face AUC and the mean P(fake) of its genuine and of its fake clips."""
-    aucs = within_face_aucs(names, y, p)
+    """Per face of the data build: its fakes ranked against its own genuine clips (None without both),
+    and the mean P(fake) of its genuine and of its fake clips. Beside the pooled AUC this separates
+    what a model knows of manipulation from how each person's pictures score."""
+    from sklearn.metrics import roc_auc_score
 
     def mean(values: np.ndarray) -> float | None:
         return float(values.mean()) if len(values) else None
 
-    return {
-        face: {"auc": aucs.get(face), "genuine_mean": mean(p[i][y[i] == 0]), "fake_mean": mean(p[i][y[i] == 1])}
-        for face, i in sorted(_faces(names).items())
-    }
+    out: dict[str, dict[str, float | None]] = {}
+    for face, i in sorted(_faces(names).items()):
+        auc = float(roc_auc_score(y[i], p[i])) if len(set(y[i].tolist())) == 2 else None
+        out[face] = {"auc": auc, "genuine_mean": mean(p[i][y[i] == 0]), "fake_mean": mean(p[i][y[i] == 1])}
+    return out
+
+
+def within_face_aucs(names: list[str], y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The faces with both genuine and fake clips, and their within-face AUC."""
+    return {face: r["auc"] for face, r in by_face(names, y, p).items() if r["auc"] is not None}
 
 
 def evaluate_bundled(cfg: EvalBundledConfig) -> BundledReports:
@@ -131,11 +129,7 @@ def evaluate_bundled(cfg: EvalBundledConfig) -> BundledReports:
     names = [str(p) for p in test.paths]
     write_reports(a_dir, frame, names, test_y, test_p, val_y, val_p)
     write_per_sample(a_dir / "val_per_sample.csv", [str(p) for p in val.paths], val_y, val_p, a_threshold)
-    clip_names, clip_y, clip_p = per_clip(names, test_y, test_p)
-    clip_level = {"all": asdict(binary_report(clip_y, clip_p, a_threshold))} | {
-        k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, a_threshold).items()
-    }
-    (a_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
+    write_clip_level(a_dir, names, test_y, test_p, a_threshold)
     (a_dir / "threshold.json").write_text(json.dumps(_decision(a_threshold, cfg.models), indent=2) + "\n")
 
     _clip_split(models, cfg, "val")

@@ -119,6 +119,17 @@ def write_per_sample(
             w.writerow([name, int(t), f"{float(p):.6f}", int(p >= threshold)])
 
 
+def write_clip_level(
+    out_dir: Path, names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray, threshold: float
+) -> None:
+    """``metrics_clip_level.json``: frame scores averaged per clip, reported overall and per kind."""
+    clip_names, clip_y, clip_p = per_clip(names, y_true, p_fake)
+    clip_level = {"all": asdict(binary_report(clip_y, clip_p, threshold))} | {
+        k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, threshold).items()
+    }
+    (out_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
+
+
 def write_reports(
     out_dir: Path,
     report: BinaryReport,

@@ -22,8 +22,7 @@ from dfstream.models.metrics import (
     BinaryReport,
     binary_report,
     f1_optimal_threshold,
-    per_clip,
-    reports_by_kind,
+    write_clip_level,
     write_per_sample,
     write_reports,
 )
@@ -175,12 +174,7 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
     names = [str(p) for p in test.paths]
     write_reports(cfg.out_dir, report, names, y_true, p_fake, val_true, val_p)
     write_per_sample(cfg.out_dir / "val_per_sample.csv", [str(p) for p in val.paths], val_true, val_p, threshold)
-    clip_names, clip_y, clip_p = per_clip(names, y_true, p_fake)
-    clip_report = binary_report(clip_y, clip_p, threshold)
-    clip_level = {"all": asdict(clip_report)} | {
-        k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, threshold).items()
-    }
-    (cfg.out_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")
+    write_clip_level(cfg.out_dir, names, y_true, p_fake, threshold)
     decision = decision_record(val_true, val_p, threshold, "val", cfg.max_fpr) | {
         "positive_class": positive,
         "input_scale": input_scale,
