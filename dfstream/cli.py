@@ -248,7 +248,10 @@ def train_cnn_cmd(
     teacher: Annotated[
         Path | None, typer.Option(help="Model B run folder (last_model.pth, probe.pth) to distil from.")
     ] = None,
-    faces: Annotated[Path | None, typer.Option(help="Face bank for the distillation pool (faces/train.npz).")] = None,
+    faces: Annotated[
+        list[Path] | None,
+        typer.Option(help="Face bank for the distillation pool (faces/train.npz); repeat to add more faces."),
+    ] = None,
     pool: Annotated[int, typer.Option(help="On-the-fly samples in the distillation pool.")] = 12000,
     hard_weight: Annotated[float, typer.Option(help="Share of the hard label in the target (rest: teacher).")] = 0.5,
     fixed_share: Annotated[
@@ -269,7 +272,7 @@ def train_cnn_cmd(
             lr=lr,
             seed=seed,
             teacher=teacher,
-            faces=faces,
+            faces=tuple(faces or ()),
             pool=pool,
             hard_weight=hard_weight,
             fixed_share=fixed_share,
@@ -302,8 +305,11 @@ def train_clip_cmd(
     ] = 0,
     pretrain_frames: Annotated[int, typer.Option(help="Random frames per clip in each pretrain epoch.")] = 4,
     faces: Annotated[
-        Path | None,
-        typer.Option(help="Face bank (the data build's faces/train.npz): every training fake is made on the fly."),
+        list[Path] | None,
+        typer.Option(
+            help="Face bank (the data build's faces/train.npz): every training fake is made on the fly. Repeat to "
+            "add more faces (faces/thumbnails.npz)."
+        ),
     ] = None,
     activation: Annotated[str, typer.Option(help="Encoder activation: silu (B0) or relu6 (matches Lite0).")] = "silu",
     steps: Annotated[int, typer.Option(help="On the fly: frame batches of the encoder fine-tune.")] = 1000,
@@ -348,7 +354,7 @@ def train_clip_cmd(
             workers=workers,
             pretrain_epochs=pretrain_epochs,
             pretrain_frames=pretrain_frames,
-            faces=faces,
+            faces=tuple(faces or ()),
             activation=activation,
             steps=steps,
             frame_batch=frame_batch,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from dfstream.stream.runtime import OrtSettings
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
@@ -13,6 +13,15 @@ from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_paths(value: object) -> object:
+    return (value,) if isinstance(value, (str, Path)) else value
+
+
+FaceBanks = Annotated[tuple[Path, ...], BeforeValidator(_as_paths)]
+"""One face bank file or several, read as one bank (the build's faces/train.npz, and its
+faces/thumbnails.npz where wanted)."""
 
 
 class TrainCnnConfig(_Strict):
@@ -24,7 +33,7 @@ class TrainCnnConfig(_Strict):
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     seed: int = 42
     teacher: Path | None = Field(None, description="model B run folder (last_model.pth + probe.pth) to distil from")
-    faces: Path | None = Field(None, description="face bank for the on-the-fly distillation pool")
+    faces: FaceBanks = Field((), description="face banks for the on-the-fly distillation pool")
     pool: int = Field(12000, ge=64, description="on-the-fly samples in the distillation pool")
     hard_weight: float = Field(0.5, ge=0, le=1, description="share of the hard label in the target (rest: teacher)")
     fixed_share: float = Field(0.0, ge=0, lt=1, description="share of the pool from the data set's train frames")
@@ -60,8 +69,8 @@ class TrainClipConfig(_Strict):
         0, ge=0, description="epochs of frame-level encoder training before the clip model (cheap per label)"
     )
     pretrain_frames: int = Field(4, ge=1, le=CLIP_LEN, description="random frames per clip in each pretrain epoch")
-    faces: Path | None = Field(
-        None, description="face bank (faces/train.npz of the data build): make every training fake on the fly"
+    faces: FaceBanks = Field(
+        (), description="face banks (faces/train.npz of the data build, ...): make every training fake on the fly"
     )
     activation: Literal["silu", "relu6"] = Field("silu", description="encoder activation; relu6 matches Lite0")
     steps: int = Field(1000, ge=1, description="on-the-fly frame batches of the encoder fine-tune")

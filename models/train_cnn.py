@@ -94,7 +94,7 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
     mix the hard label and the teacher's P(fake); validation stays the data build's val frames."""
     pool = None
     if cfg.teacher is not None:  # torch runs before TensorFlow starts
-        if cfg.faces is None:
+        if not cfg.faces:
             raise ValueError("distillation needs --faces (the data build's faces/train.npz)")
         fixed = scan_image_split(cfg.data_dir, "train") if cfg.fixed_share > 0 else None
         pool = make_pool(cfg.faces, cfg.teacher, cfg.pool, cfg.img_size, cfg.seed, fixed, cfg.fixed_share)

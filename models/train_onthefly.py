@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from dfstream.config import TrainClipConfig
 from dfstream.models import clip_lstm
-from dfstream.models.data.bank import read_bank
+from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
 from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
@@ -316,10 +316,10 @@ def train_head(
 
 def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
     """The whole model B run; writes last_model.pth (= the kept state), probe.pth and history.json."""
-    if cfg.faces is None:
+    if not cfg.faces:
         raise ValueError("on-the-fly training needs --faces (the data build's faces/train.npz)")
     torch.manual_seed(cfg.seed)
-    bank = read_bank(cfg.faces)
+    bank = read_banks(cfg.faces)
     maker = FakeMaker(bank, FakeConfig(exclude=cfg.exclude))
     log.info("face bank: %d faces of %d people; fakes made on the fly%s", len(bank), len(bank.people()),
              f" (never {cfg.exclude})" if cfg.exclude else "")

@@ -14,9 +14,10 @@ import pytest
 from dfstream.exceptions import DatasetError
 from dfstream.export.file_names import sha256_of
 from dfstream.models.data import build as data_build
+from dfstream.models.data.bank import read_bank, read_banks
 from dfstream.models.data.clips import FRAME_H, FRAME_W, draw_camera, film
 from dfstream.models.data.manipulate import hull_mask
-from dfstream.models.data.photos import SourceFace, person_key
+from dfstream.models.data.photos import SourceFace, person_key, sheet_faces
 from dfstream.models.data.sources import Archives, FetchedFile, FetchReport, PackageSource, fetch_all
 from dfstream.models.data.swap import face_swap
 from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split
@@ -97,6 +98,19 @@ def test_swap_donors_come_from_another_identity_in_the_same_split() -> None:
         genuine = {g.camera_seed for g in plans if g.face == p.face and g.kind == "original"}
         assert p.camera_seed in genuine
     assert orphans + sum(p.kind == "swap" for p in plans) == 2 * len(faces)
+
+
+def test_bank_only_faces_are_in_no_clip_and_change_no_other_plan() -> None:
+    names = ["face-api/s1#0", "face-api/s2", "x/a", "x/b", "x/c", "x/d"]
+    faces = [_face(n, 100 + i) for i, n in enumerate(names)]
+    sheet = [
+        SourceFace(f"human/sheet#{k}", Path("sheet.jpg"), _face("s", 300 + k).points, bank_only=True) for k in range(5)
+    ]
+    cfg = data_build.BuildConfig(out=Path("unused"), cache=Path("unused"), genuine_per_face=2, swap_per_face=2)
+    alone, _ = data_build.plan_clips(faces, cfg)
+    mixed, _ = data_build.plan_clips(faces + sheet, cfg)
+    assert mixed == alone, "thumbnails only feed the training bank: the fixed clips stay as they were"
+    assert not any(p.face >= len(faces) or (p.donor or 0) >= len(faces) for p in mixed)
 
 
 def test_fetch_failure_is_one_line_and_the_rest_go_on(tmp_path: Path) -> None:
@@ -195,3 +209,57 @@ def test_zero_faces_is_an_error(tmp_path: Path) -> None:
     report = FetchReport((FetchedFile("w", "w", "1", "wall.png", "wall.png", "PD", "0" * 64, "train"),), ())
     with pytest.raises(DatasetError, match="no usable face in 1 photo"):
         data_build.build(data_build.BuildConfig(out=tmp_path / "ds", cache=tmp_path), report)
+
+
+def _thumbnail_sheet(photo: np.ndarray, rows: int, cols: int, tile: int = 96, gap: int = 6) -> np.ndarray:
+    """Tiles of one face cut tight, the way a face-match demo lays out its thumbnails."""
+    stage = FaceStage(max_faces=1, video=False)
+    x, y, w, h = stage(photo)[0].bbox
+    stage.close()
+    side = 1.2 * max(w, h)
+    x0, y0 = int(x + w / 2 - side / 2), int(y + h / 2 - side / 2)
+    thumb = cv2.resize(photo[y0 : y0 + int(side), x0 : x0 + int(side)], (tile, tile), interpolation=cv2.INTER_AREA)
+    sheet = np.zeros((rows * (tile + gap) + gap, cols * (tile + gap) + gap, 3), np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            top, left = gap + r * (tile + gap), gap + c * (tile + gap)
+            sheet[top : top + tile, left : left + tile] = thumb
+    return sheet
+
+
+def test_a_thumbnail_sheet_gives_each_face_once() -> None:
+    rows, cols, tile, gap = 2, 5, 96, 6
+    sheet = _thumbnail_sheet(read_frames(SAMPLE_CLIP, limit=1)[0], rows, cols, tile, gap)
+    stage = FaceStage(max_faces=16, video=False)
+    found = sheet_faces(stage, sheet)
+    stage.close()
+    tiles = sorted(
+        (int((f.bbox[1] + f.bbox[3] / 2 - gap) // (tile + gap)), int((f.bbox[0] + f.bbox[2] / 2 - gap) // (tile + gap)))
+        for f in found
+    )
+    assert tiles == [(r, c) for r in range(rows) for c in range(cols)], "one face per tile, none twice"
+    for f in found:
+        assert f.points[:, 0].min() >= 0 and f.points[:, 0].max() < sheet.shape[1]
+
+
+def test_sheet_faces_go_to_a_training_bank_of_their_own(tmp_path: Path, photo_report: tuple[Path, FetchReport]) -> None:
+    cache, report = photo_report
+    sheet = _thumbnail_sheet(cv2.imread(str(cache / "src0" / "face.png")), 2, 2, tile=120, gap=16)
+    (cache / "sheet").mkdir(exist_ok=True)
+    cv2.imwrite(str(cache / "sheet" / "sheet.png"), sheet)
+    with_sheet = FetchReport(
+        (*report.files, FetchedFile("sheet", "s", "1", "sheet.png", "sheet/sheet.png", "PD", "0" * 64, "bank")), ()
+    )
+    cfg = data_build.BuildConfig(
+        out=tmp_path / "ds", cache=cache, seed=1, genuine_per_face=1, sbi_per_face=1, swap_per_face=0
+    )
+    summary = data_build.build(cfg, with_sheet)
+    assert summary.bank_only_faces == 4 and summary.identities == {"train": 1, "val": 1, "test": 1}
+    assert sum(sum(c.values()) for c in summary.clips.values()) == 6, "no clip is made of a thumbnail"
+    thumbnails = read_bank(cfg.out / "faces" / "thumbnails.npz")
+    assert len(thumbnails) == 4 and all(who.startswith("sheet/") for who in thumbnails.identities)
+    for split in ("train", "val", "test"):
+        assert not any(who.startswith("sheet/") for who in read_bank(cfg.out / "faces" / f"{split}.npz").identities)
+    both = read_banks([cfg.out / "faces" / "train.npz", cfg.out / "faces" / "thumbnails.npz"])
+    assert len(both) == 5 and both.identities[1:] == thumbnails.identities
+    assert np.array_equal(both.images[1:], thumbnails.images)

@@ -7,7 +7,7 @@ per split: each face cut from its photo as a square around it and resized to ``B
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +68,15 @@ def read_bank(path: Path) -> FaceBank:
     if not len(bank):
         raise DatasetError(f"{path}: the face bank holds no face")
     return bank
+
+
+def read_banks(paths: Iterable[Path]) -> FaceBank:
+    """Several bank files as one bank, in the order given (the build's train faces, then more)."""
+    banks = [read_bank(p) for p in paths]
+    if not banks:
+        raise DatasetError("no face bank given")
+    return FaceBank(
+        np.concatenate([b.images for b in banks]),
+        np.concatenate([b.points for b in banks]),
+        tuple(who for b in banks for who in b.identities),
+    )

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 Kind = Literal["original", "sbi", "swap"]
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
+THUMBNAILS_BANK = "thumbnails.npz"
+"""Thumbnail faces for training fakes only (``train --faces faces/train.npz --faces faces/thumbnails.npz``);
+a file of its own, so that ``faces/train.npz`` and what is trained on it stay as they were."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class BuildSummary:
     swaps_without_donor: int = 0
     unseen: tuple[str, ...] = ()
     """Files kept apart for false-alarm checks (never trained on)."""
+    bank_only_faces: int = 0
+    """Thumbnail faces in the training face bank only (no fixed clips)."""
 
 
 def slug(text: str) -> str:
@@ -121,8 +126,8 @@ def assign_splits(
 def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[ClipPlan], int]:
     """Every clip to render, with its split, kind and (for swaps) a donor of another identity
     in the same split with the closest head yaw. Returns the plans and swaps left without donor."""
-    groups = Counter(f.group for f in faces)
-    held_out = frozenset(f.group for f in faces if f.test_only)
+    groups = Counter(f.group for f in faces if not f.bank_only)
+    held_out = frozenset(f.group for f in faces if f.test_only and not f.bank_only)
     split_of = assign_splits(dict(groups), cfg.seed, cfg.fractions, held_out)
     yaw = [float(lmk5(f.points)[3]) for f in faces]
     counts: tuple[tuple[Kind, int], ...] = (
@@ -134,8 +139,14 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
     plans: list[ClipPlan] = []
     orphans = 0
     for i, face in enumerate(faces):
+        if face.bank_only:
+            continue
         split = split_of[face.group]
-        donors = [j for j, g in enumerate(faces) if split_of[g.group] == split and g.identity != face.identity]
+        donors = [
+            j
+            for j, g in enumerate(faces)
+            if not g.bank_only and split_of[g.group] == split and g.identity != face.identity
+        ]
         donors.sort(key=lambda j: abs(yaw[j] - yaw[i]))
         cameras = [int(c) for c in rng.integers(0, 2**31 - 1, max(cfg.genuine_per_face, 1))]
         fakes = 0
@@ -222,7 +233,11 @@ def write_clip(plan: ClipPlan, got: clips.ClipFrames, out: Path, frame_every: in
 
 
 def photos_of(report: FetchReport, cache: Path) -> list[Photo]:
-    return [Photo(f.source, cache / f.path, f.role == "test") for f in report.files if f.role in ("train", "test")]
+    return [
+        Photo(f.source, cache / f.path, f.role == "test", f.role == "bank")
+        for f in report.files
+        if f.role in ("train", "test", "bank")
+    ]
 
 
 def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
@@ -256,6 +271,9 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         clip_counts[plan.split][plan.kind] += 1
     splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
     write_banks(cfg.out, index.faces, {p.face: p.split for p in plans}, photos)
+    bank_only = [(f.identity, photos(f.photo), f.points) for f in index.faces if f.bank_only]
+    if bank_only:
+        write_bank(cfg.out / "faces" / THUMBNAILS_BANK, bank_only)
     convert_weights(report, cfg.cache, cfg.out)
     summary = BuildSummary(
         faces=len(index.faces),
@@ -270,6 +288,7 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         fallback_frames=fallbacks,
         swaps_without_donor=orphans,
         unseen=tuple(f.path for f in report.files if f.role == "unseen"),
+        bank_only_faces=len(bank_only),
     )
     (cfg.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
     (cfg.out / "splits.json").write_text(json.dumps(splits, indent=2) + "\n")
@@ -332,6 +351,8 @@ def summary_lines(s: BuildSummary) -> list[str]:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(s.clips[split].items()))
         frames = sum(s.frames_a[split].values())
         lines.append(f"{split:5s}: {s.identities[split]} identities | clips: {kinds} | model-A frames: {frames}")
+    if s.bank_only_faces:
+        lines.append(f"faces/{THUMBNAILS_BANK}: {s.bank_only_faces} thumbnail face(s), for training fakes only")
     lines += [f"failed: {line}" for line in s.failed_packages]
     if s.unseen:
         lines.append(f"kept apart (never trained on): {', '.join(s.unseen)}")

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.manipulate import face_extent
-from dfstream.stream.faces import FaceStage
+from dfstream.stream.faces import FaceStage, face_from_points
+from dfstream.stream.types import FaceObs
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,13 @@ EDGE_MARGIN = 0.15
 """A face must have this share of its size free on every side inside the photo: a face cut by the
 photo's edge would show mirrored or blank borders inside its crop."""
 MAX_FACES_PER_PHOTO = 16
+SHEET_WINDOW = 192
+"""A contact sheet of face thumbnails defeats whole-image detection (no face is found in it), so
+sheets are searched in windows of this side, overlapping by half."""
+SHEET_EDGE_PX = 2
+"""A face this close to its window's edge is cut by it: the neighbouring window holds it whole."""
+SHEET_SAME_PLACE = 0.3
+"""Faces from two windows whose centres are closer than this share of the face size are one face."""
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm"})
 WHOLE_PACKAGE_GROUPS = frozenset({"face-api"})
 """Packages whose photos show some people more than once: all their faces go to one split."""
@@ -39,6 +47,9 @@ class Photo:
     path: Path
     test_only: bool = False
     """People kept out of training altogether: their faces go to the test split only."""
+    sheet: bool = False
+    """A contact sheet of thumbnails: searched window by window, its faces used as training
+    material for fakes made on the fly only (too small and too alike to render into fixed clips)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +59,8 @@ class SourceFace:
     points: np.ndarray = field(repr=False)
     """468×2 face-mesh pixels in the photo."""
     test_only: bool = False
+    bank_only: bool = False
+    """In the training face bank only: never in a fixed clip, a split's group count or a donor list."""
 
     @property
     def group(self) -> str:
@@ -103,6 +116,37 @@ def _images(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     yield path.stem, image
 
 
+def _starts(length: int, window: int) -> list[int]:
+    """Window origins along one side, overlapping by half, the last flush with the far edge."""
+    last = max(length - window, 0)
+    starts = list(range(0, last + 1, window // 2))
+    return starts if starts[-1] == last else [*starts, last]
+
+
+def sheet_faces(stage: FaceStage, image: np.ndarray, window: int = SHEET_WINDOW) -> list[FaceObs]:
+    """Every face of a contact sheet, each once, in sheet pixels."""
+    h, w = image.shape[:2]
+    found: list[FaceObs] = []
+    for y in _starts(h, window):
+        for x in _starts(w, window):
+            part = image[y : y + window, x : x + window]
+            for face in stage(part):
+                bx, by, bw, bh = face.bbox
+                room = min(bx, by, part.shape[1] - bx - bw, part.shape[0] - by - bh)
+                if room < SHEET_EDGE_PX:
+                    continue
+                whole = face_from_points(face.points + np.array([x, y], np.float32))
+                centre = np.array(whole.bbox[:2]) + np.array(whole.bbox[2:]) / 2
+                if any(
+                    np.hypot(*(centre - np.array(o.bbox[:2]) - np.array(o.bbox[2:]) / 2))
+                    < SHEET_SAME_PLACE * max(o.bbox[2:])
+                    for o in found
+                ):
+                    continue
+                found.append(whole)
+    return found
+
+
 def index_faces(photos: list[Photo]) -> FaceIndex:
     """Landmark every face in the photos with MediaPipe in still-image mode."""
     stage = FaceStage(max_faces=MAX_FACES_PER_PHOTO, video=False)
@@ -112,7 +156,7 @@ def index_faces(photos: list[Photo]) -> FaceIndex:
         for photo in photos:
             for name, image in _images(photo.path):
                 read += 1
-                found = stage(image)
+                found = sheet_faces(stage, image) if photo.sheet else stage(image)
                 if not found:
                     unlandmarked += 1
                     continue
@@ -123,7 +167,7 @@ def index_faces(photos: list[Photo]) -> FaceIndex:
                 kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))  # stable face numbers, left to right
                 for no, f in enumerate(kept):
                     key = person_key(photo.source, name, no, len(kept))
-                    faces.append(SourceFace(key, photo.path, f.points.copy(), photo.test_only))
+                    faces.append(SourceFace(key, photo.path, f.points.copy(), photo.test_only, photo.sheet))
     finally:
         stage.close()
     return FaceIndex(tuple(faces), read, unlandmarked, too_small, at_edge)

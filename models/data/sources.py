@@ -28,10 +28,12 @@ from dfstream.export.file_names import sha256_of
 log = logging.getLogger(__name__)
 
 Registry = Literal["pip", "npm", "apt"]
-Role = Literal["train", "test", "unseen", "weights"]
+Role = Literal["train", "test", "bank", "unseen", "weights"]
 """'train': photos split by identity into train/val/test; 'test': photos of people kept out of
-training altogether (test split only); 'unseen': real footage for false-alarm checks, never used;
-'weights': pretrained network weights (converted for model B's encoder)."""
+training altogether (test split only); 'bank': sheets of small face thumbnails, training material
+for fakes made on the fly only (never rendered into the fixed clips, never validation or test);
+'unseen': real footage for false-alarm checks, never used; 'weights': pretrained network weights
+(converted for model B's encoder)."""
 
 FETCH_TIMEOUT_S = 300
 
@@ -132,6 +134,15 @@ SOURCES: tuple[PackageSource, ...] = (
         ("*/usr/share/kphotoalbum/demo/movie.avi",),
         "GPL-2+ (package licence)",
         role="unseen",
+    ),
+    PackageSource(
+        "human",
+        "npm",
+        "@vladmandic/human",
+        "3.3.6",
+        ("package/assets/screenshot-facematch.jpg",),
+        "MIT (package licence)",
+        role="bank",
     ),
     PackageSource(
         "efficientnet-lite0",
