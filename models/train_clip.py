@@ -119,7 +119,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     With a face bank (``cfg.faces``) every training fake is made on the fly instead."""
     from sklearn.metrics import f1_score
 
-    if cfg.faces is not None:
+    if cfg.faces:
         from dfstream.models.train_onthefly import train_clip_onthefly
 
         return train_clip_onthefly(cfg)
