@@ -75,12 +75,14 @@ FIXED_SHARE ?= 0.5
 MAX_FPR ?= 0.05
 DF := $(VENV)/bin/dfstream
 LITE0 := --imagenet-weights $(DATA)/weights/efficientnet_b0_from_lite0.pth
-# Genuine faces the on-the-fly fakes are made from: the build's training people. Adding
+# Genuine faces the on-the-fly fakes are made from, for model B (CLIP_FACES) and model A's
+# distillation pool (CNN_FACES): the build's training people. Adding
 # --faces $(DATA)/faces/thumbnails.npz (77 thumbnail faces, training fakes only) was measured and not
-# bundled (MODEL_CARD.md, "More faces").
-TRAIN_FACES ?= --faces $(DATA)/faces/train.npz
+# yet bundled (MODEL_CARD.md, "More faces").
+CLIP_FACES ?= --faces $(DATA)/faces/train.npz
+CNN_FACES ?= --faces $(DATA)/faces/train.npz
 # Model B's bundled recipe, less its --out and --seed (make blendmap runs it too).
-CLIP_RECIPE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val $(TRAIN_FACES) \
+CLIP_RECIPE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val $(CLIP_FACES) \
 	$(LITE0) --activation relu6 --img-size $(CLIP_SIZE) --steps $(CLIP_STEPS) --frame-batch 32 --eval-every 50 \
 	--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers 1 --fixed-share $(FIXED_SHARE)
 
@@ -92,7 +94,7 @@ models: $(STAMP)
 	$(DF) eval clip --model $(RUNS)/model-b/last_model.pth --data $(DATA)/clips/test --split all \
 		--img-size $(CLIP_SIZE) --threshold-from $(RUNS)/model-b/val/threshold.json --out $(RUNS)/model-b/test
 	$(DF) train cnn --data $(DATA)/frames --out $(RUNS)/model-a --teacher $(RUNS)/model-b \
-		$(TRAIN_FACES) --pool $(CNN_POOL) --epochs $(CNN_EPOCHS) --batch-size 32 --lr 3e-4 --seed 42 \
+		$(CNN_FACES) --pool $(CNN_POOL) --epochs $(CNN_EPOCHS) --batch-size 32 --lr 3e-4 --seed 42 \
 		--fixed-share $(FIXED_SHARE)
 	$(DF) eval cnn --model $(RUNS)/model-a/best_model.keras --data $(DATA)/frames --out $(RUNS)/model-a/eval \
 		--max-fpr $(MAX_FPR)
@@ -131,7 +133,7 @@ ablation: $(STAMP)
 # The model card's distillation table: model A trained as `make models` trains it (same teacher, pool,
 # budget and seed) but on the hard labels alone, and on the teacher's P(fake) alone, beside the
 # distilled runs/model-a (half and half). Run after `make models`; about 55 min on 2 idle CPU cores.
-DISTILL = $(DF) train cnn --data $(DATA)/frames --teacher $(RUNS)/model-b $(TRAIN_FACES) \
+DISTILL = $(DF) train cnn --data $(DATA)/frames --teacher $(RUNS)/model-b $(CNN_FACES) \
 	--pool $(CNN_POOL) --epochs $(CNN_EPOCHS) --batch-size 32 --lr 3e-4 --seed 42 --fixed-share $(FIXED_SHARE)
 
 distill: $(STAMP)
