@@ -62,7 +62,7 @@ def _fixed_frames(paths: list[Path], labels: list[int], size: int, rng: np.rando
 
 
 def make_pool(
-    faces: Path | Sequence[Path], teacher_dir: Path, n: int, size: int, seed: int, fixed: ImageSplit | None = None,
+    faces: Sequence[Path], teacher_dir: Path, n: int, size: int, seed: int, fixed: ImageSplit | None = None,
     fixed_share: float = 0.0,
 ) -> DistillPool:
     """``n`` samples at ``size`` with the teacher's P(fake) for each: made on the fly, and a share
@@ -76,7 +76,7 @@ def make_pool(
     probe = torch.nn.Linear(clip_lstm.EMBED_DIM, 1)
     probe.load_state_dict(torch.load(teacher_dir / PROBE_NAME, map_location="cpu", weights_only=True))
     side = teacher_size(teacher_dir)
-    maker = FakeMaker(read_banks([faces] if isinstance(faces, Path) else faces), FakeConfig())
+    maker = FakeMaker(read_banks(faces), FakeConfig())
     images = np.empty((n, size, size, 3), np.uint8)
     hard = np.empty(n, np.float32)
     soft = np.empty(n, np.float32)

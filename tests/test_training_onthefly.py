@@ -71,7 +71,7 @@ def test_onthefly_checkpoint_exports_and_runs_in_onnx_runtime(teacher: Path, tmp
 def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
     teacher: Path, face_bank_path: Path, frame_dataset: Path, tmp_path: Path
 ) -> None:
-    pool = make_pool(face_bank_path, teacher, 40, 32, seed=0)
+    pool = make_pool((face_bank_path,), teacher, 40, 32, seed=0)
     assert pool.images.shape == (40, 32, 32, 3) and set(pool.hard.tolist()) == {0.0, 1.0}
     assert ((pool.soft > 0) & (pool.soft < 1)).all()
     assert np.allclose(pool.targets(1.0), pool.hard) and np.allclose(pool.targets(0.0), pool.soft)

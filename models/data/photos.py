@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.manipulate import face_extent
+from dfstream.stream.crops import square_around
 from dfstream.stream.faces import FaceStage, face_from_points
 from dfstream.stream.types import FaceObs
 
@@ -127,6 +128,7 @@ def sheet_faces(stage: FaceStage, image: np.ndarray, window: int = SHEET_WINDOW)
     """Every face of a contact sheet, each once, in sheet pixels."""
     h, w = image.shape[:2]
     found: list[FaceObs] = []
+    places: list[tuple[float, float, float]] = []  # centre x, centre y and size of each face found
     for y in _starts(h, window):
         for x in _starts(w, window):
             part = image[y : y + window, x : x + window]
@@ -136,14 +138,11 @@ def sheet_faces(stage: FaceStage, image: np.ndarray, window: int = SHEET_WINDOW)
                 if room < SHEET_EDGE_PX:
                     continue
                 whole = face_from_points(face.points + np.array([x, y], np.float32))
-                centre = np.array(whole.bbox[:2]) + np.array(whole.bbox[2:]) / 2
-                if any(
-                    np.hypot(*(centre - np.array(o.bbox[:2]) - np.array(o.bbox[2:]) / 2))
-                    < SHEET_SAME_PLACE * max(o.bbox[2:])
-                    for o in found
-                ):
+                cx, cy, _ = square_around(whole.bbox, 1.0)
+                if any(np.hypot(cx - ox, cy - oy) < SHEET_SAME_PLACE * size for ox, oy, size in places):
                     continue
                 found.append(whole)
+                places.append(square_around(whole.bbox, 1.0))
     return found
 
 
