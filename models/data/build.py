@@ -126,8 +126,10 @@ def assign_splits(
 def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[ClipPlan], int]:
     """Every clip to render, with its split, kind and (for swaps) a donor of another identity
     in the same split with the closest head yaw. Returns the plans and swaps left without donor."""
-    groups = Counter(f.group for f in faces if not f.bank_only)
-    held_out = frozenset(f.group for f in faces if f.test_only and not f.bank_only)
+    # bank-only faces (thumbnails) feed training fakes only: never a clip, a donor or a split group
+    clip_faces = [(i, f) for i, f in enumerate(faces) if not f.bank_only]
+    groups = Counter(f.group for _, f in clip_faces)
+    held_out = frozenset(f.group for _, f in clip_faces if f.test_only)
     split_of = assign_splits(dict(groups), cfg.seed, cfg.fractions, held_out)
     yaw = [float(lmk5(f.points)[3]) for f in faces]
     counts: tuple[tuple[Kind, int], ...] = (
@@ -138,15 +140,9 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
     rng = np.random.default_rng(cfg.seed)
     plans: list[ClipPlan] = []
     orphans = 0
-    for i, face in enumerate(faces):
-        if face.bank_only:
-            continue
+    for i, face in clip_faces:
         split = split_of[face.group]
-        donors = [
-            j
-            for j, g in enumerate(faces)
-            if not g.bank_only and split_of[g.group] == split and g.identity != face.identity
-        ]
+        donors = [j for j, g in clip_faces if split_of[g.group] == split and g.identity != face.identity]
         donors.sort(key=lambda j: abs(yaw[j] - yaw[i]))
         cameras = [int(c) for c in rng.integers(0, 2**31 - 1, max(cfg.genuine_per_face, 1))]
         fakes = 0
