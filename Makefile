@@ -61,7 +61,7 @@ demo: $(DEMO_STAMP)
 # The bundled models, from nothing: fetch real faces and the ImageNet weights, build the data set,
 # fine-tune model B's encoder from ImageNet on fakes made on the fly, train its head, distil model A
 # from it, calibrate both on validation, evaluate on held-out identities, export, and measure false
-# alarms on genuine clips of people never trained on. About 70 min on 2 CPU cores; MODEL_CARD.md
+# alarms on genuine clips of people never trained on. About 75 min on 2 CPU cores; MODEL_CARD.md
 # has the numbers.
 DATA ?= cache/dataset
 RUNS ?= runs
