@@ -131,7 +131,7 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
     groups = Counter(f.group for _, f in clip_faces)
     held_out = frozenset(f.group for _, f in clip_faces if f.test_only)
     split_of = assign_splits(dict(groups), cfg.seed, cfg.fractions, held_out)
-    yaw = [float(lmk5(f.points)[3]) for f in faces]
+    yaw = {i: float(lmk5(f.points)[3]) for i, f in clip_faces}
     counts: tuple[tuple[Kind, int], ...] = (
         ("original", cfg.genuine_per_face),
         ("sbi", cfg.sbi_per_face),

@@ -138,11 +138,11 @@ def sheet_faces(stage: FaceStage, image: np.ndarray, window: int = SHEET_WINDOW)
                 if room < SHEET_EDGE_PX:
                     continue
                 whole = face_from_points(face.points + np.array([x, y], np.float32))
-                cx, cy, _ = square_around(whole.bbox, 1.0)
-                if any(np.hypot(cx - ox, cy - oy) < SHEET_SAME_PLACE * size for ox, oy, size in places):
+                place = square_around(whole.bbox, 1.0)
+                if any(np.hypot(place[0] - ox, place[1] - oy) < SHEET_SAME_PLACE * size for ox, oy, size in places):
                     continue
                 found.append(whole)
-                places.append(square_around(whole.bbox, 1.0))
+                places.append(place)
     return found
 
 
