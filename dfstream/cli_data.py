@@ -1,4 +1,4 @@
-"""``dfstream data build``: the offline training set made from real faces in registry packages."""
+"""``dfstream data``: the offline training set made from real faces in registry packages, and the sample clip."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dfstream.cli_common import guard
+from dfstream.paths import SAMPLE_CLIP
 
 data_app = typer.Typer(help="Build training data from real faces that registry packages carry.", no_args_is_help=True)
 
@@ -46,5 +47,23 @@ def build_cmd(
         for line in summary_lines(build(cfg)):
             typer.echo(line)
         typer.echo(f"written: {out}/frames (model A), {out}/clips/{{train,val,test}} (model B), {out}/summary.json")
+
+    guard(body)
+
+
+@data_app.command("sample-clip")
+def sample_clip_cmd(
+    out: Annotated[Path, typer.Option(help="Where the clip goes.")] = SAMPLE_CLIP,
+    photo: Annotated[
+        Path | None, typer.Option(help="Portrait to animate (default: matplotlib's public-domain Grace Hopper).")
+    ] = None,
+) -> None:
+    """Make the sample clip 'dfstream run' plays: a portrait with camera motion, self-blended from 3.0 to 5.5 s."""
+
+    def body() -> None:
+        from dfstream.models.data.sample_clip import grace_hopper, make_sample_clip
+
+        counts = make_sample_clip(photo or grace_hopper(), out)
+        typer.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB): {counts}")
 
     guard(body)

@@ -20,4 +20,4 @@ BUNDLED_MODELS = _package_dir("dfstream.models") / "weights"
 """The ONNX models that ``dfstream run`` uses without ``--models``."""
 
 SAMPLE_CLIP = _PACKAGE / "assets" / "sample_face.mp4"
-"""The clip ``dfstream run`` plays without ``--source`` (made by ``models/data/sample_clip.py``)."""
+"""The clip ``dfstream run`` plays without ``--source`` (made by ``dfstream data sample-clip``)."""

@@ -1,16 +1,17 @@
-"""Make the bundled sample clip: a public-domain portrait with camera motion, genuine then manipulated.
+"""Clips of a still face with camera motion, genuine then manipulated then genuine again.
 
-The photo is matplotlib's ``grace_hopper.jpg`` (public domain, shipped in matplotlib's
-``mpl-data/sample_data``). The clip pans, zooms and rolls over it with sensor noise; from
-``fake_from`` to ``fake_to`` seconds the face is self-blended (``manipulate.self_blend``), the
-mask following the face frame by frame. Regenerate with::
-
-    python -m dfstream.models.data.sample_clip --out dfstream/assets/sample_face.mp4
+The bundled sample clip is one of them: matplotlib's ``grace_hopper.jpg`` (public domain,
+shipped in matplotlib's ``mpl-data/sample_data``) panned, zoomed and rolled with sensor noise,
+its face self-blended (``manipulate.self_blend``) from ``fake_from`` to ``fake_to`` seconds, the
+mask following the face frame by frame. ``dfstream eval streams`` makes the same kind of clip from
+the faces of a data build's split, so the stream's labels can be measured on people the models
+never saw. Regenerate the sample with ``dfstream data sample-clip``.
 """
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,8 +20,28 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.manipulate import apply_affine, camera_motion, self_blend
-from dfstream.paths import SAMPLE_CLIP
-from dfstream.stream.faces import FaceStage
+
+Manipulation = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(frame, the face's mesh points in that frame) → the manipulated frame."""
+
+
+@dataclass(frozen=True)
+class ClipTiming:
+    seconds: float = 8.0
+    fps: int = 30
+    fake_from: float = 3.0
+    fake_to: float = 5.5
+
+    def manipulated(self, frame_id: int) -> bool:
+        return self.fake_from <= frame_id / self.fps < self.fake_to
+
+    @property
+    def frames(self) -> int:
+        return int(self.seconds * self.fps)
+
+
+SAMPLE_TIMING = ClipTiming()
+"""The sample clip's: 8 s at 30 fps, manipulated from 3.0 to 5.5 s (frames 90–164)."""
 
 
 def grace_hopper() -> Path:
@@ -29,41 +50,30 @@ def grace_hopper() -> Path:
     return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 
-def make_sample_clip(
-    photo: Path,
+def write_motion_clip(
+    image: np.ndarray,
+    points: np.ndarray,
     out: Path,
-    seconds: float = 8.0,
-    fps: int = 30,
+    manipulation: Manipulation = self_blend,
+    timing: ClipTiming = SAMPLE_TIMING,
     size: tuple[int, int] = (640, 480),
-    fake_from: float = 3.0,
-    fake_to: float = 5.5,
     seed: int = 0,
 ) -> dict[str, int]:
-    """Write the clip; returns frame counts per kind."""
-    image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"cannot read {photo}")
-    stage = FaceStage(max_faces=1, video=False)
-    faces = stage(image)
-    stage.close()
-    if not faces:
-        raise SystemExit(f"no face found in {photo}")
-    points = faces[0].points
+    """Write an H.264 clip of ``image`` (BGR) whose face has mesh ``points``; returns frame counts per kind."""
     rng = np.random.default_rng(seed)
     counts = {"genuine": 0, "manipulated": 0}
     out.parent.mkdir(parents=True, exist_ok=True)
     # faststart: the index comes first, so a browser streams it and a truncated copy still plays
     with av.open(str(out), mode="w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps))
+        stream = container.add_stream("libx264", rate=Fraction(timing.fps))
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": "slow", "crf": "26"}
-        for i in range(int(seconds * fps)):
-            t = i / fps
-            m = camera_motion(t, size, image.shape[:2])
+        for i in range(timing.frames):
+            m = camera_motion(i / timing.fps, size, image.shape[:2])
             frame = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            if fake_from <= t < fake_to:
-                frame = self_blend(frame, apply_affine(points, m))
+            if timing.manipulated(i):
+                frame = manipulation(frame, apply_affine(points, m))
                 counts["manipulated"] += 1
             else:
                 counts["genuine"] += 1
@@ -76,14 +86,17 @@ def make_sample_clip(
     return counts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photo", type=Path, default=None, help="portrait to animate (default: Grace Hopper)")
-    parser.add_argument("--out", type=Path, default=SAMPLE_CLIP)
-    args = parser.parse_args()
-    counts = make_sample_clip(args.photo or grace_hopper(), args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB): {counts}")
+def make_sample_clip(photo: Path, out: Path) -> dict[str, int]:
+    """The sample clip from a portrait: its face found by the stream's own face stage."""
+    from dfstream.exceptions import InputPathError
+    from dfstream.stream.faces import FaceStage
 
-
-if __name__ == "__main__":
-    main()
+    image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputPathError(f"cannot read {photo} as an image")
+    stage = FaceStage(max_faces=1, video=False)
+    faces = stage(image)
+    stage.close()
+    if not faces:
+        raise InputPathError(f"no face found in {photo}")
+    return write_motion_clip(image, faces[0].points, out)
