@@ -14,6 +14,7 @@ from dfstream.cli_bench import bench_app
 from dfstream.cli_common import Device, Precision, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
+from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_streams_cmd
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.config import (
     EvalBundledConfig,
@@ -536,35 +537,8 @@ def eval_card_cmd(
     guard(body)
 
 
-@eval_app.command("false-alarms")
-def eval_false_alarms_cmd(
-    source: Annotated[
-        Path, typer.Option(help="A genuine video (nobody in it manipulated) of a person never trained on.")
-    ],
-    models: Annotated[Path, typer.Option(help="Folder with the three ONNX graphs.")] = BUNDLED_MODELS,
-    out: Annotated[Path, typer.Option(help="Folder for records.jsonl and false_alarms.json.")] = Path(
-        "runs/false-alarms"
-    ),
-    device: Annotated[Device, typer.Option(help="ONNX Runtime device.")] = Device.cpu,
-) -> None:
-    """Share of frames the stream flags as fake on genuine footage, per model and for the label."""
-
-    def body() -> None:
-        from dfstream.models.false_alarms import measure_false_alarms
-
-        if not source.is_file():
-            raise InputPathError(f"video not found: {source}")
-        r = measure_false_alarms(source, models, out, device.value)
-        clip = "n/a" if r.clip_model_rate is None else f"{r.clip_model_rate:.1%} of {r.clip_frames}"
-        typer.echo(
-            f"{r.frames_scored} frames scored | model A flags {r.frame_model_rate:.1%} | model B flags {clip} | "
-            f"label 'fake' on {r.label_fake_rate:.1%} | mean fused score {r.mean_score:.3f}"
-        )
-        typer.echo(f"written: {out / 'false_alarms.json'}")
-
-    guard(body)
-
-
+eval_app.command("false-alarms")(eval_false_alarms_cmd)
+eval_app.command("streams")(eval_streams_cmd)
 app.command("run")(run_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(bench_app, name="bench")

@@ -73,19 +73,29 @@ def rates(records: list[dict[str, object]], source: str, frame_threshold: float,
     )
 
 
-def measure_false_alarms(source: Path, models: Path, out: Path, device: str = "cpu") -> FalseAlarms:
-    """Every frame of ``source`` through the stream; records and the rates are written to ``out``."""
+def model_thresholds(models: Path, device: str = "cpu") -> tuple[float, float]:
+    """Model A's and model B's thresholds from their metadata (calibrated scale)."""
     files = model_files(models)
     frame_t = load_model(files["frame_cnn"], "frame_cnn", device, warmup=False).metadata.threshold
     clip_t = load_model(files["clip_head"], "clip_head", device, warmup=False).metadata.threshold
-    out.mkdir(parents=True, exist_ok=True)
-    records_path = out / "records.jsonl"
+    return frame_t, clip_t
+
+
+def stream_records(source: Path, models: Path, records_path: Path, device: str = "cpu") -> list[dict[str, object]]:
+    """Every frame of ``source`` through the real stream (one face); its records, also written to ``records_path``."""
+    records_path.parent.mkdir(parents=True, exist_ok=True)
     config = RunConfig(sources=(str(source),), models_dir=models, device=device,  # type: ignore[arg-type]
                        out=str(records_path), window=False, max_faces=1)  # fmt: skip
     _, errors = run_stream(config)
     for e in errors:
         log.warning("%s", e)
-    records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+
+
+def measure_false_alarms(source: Path, models: Path, out: Path, device: str = "cpu") -> FalseAlarms:
+    """Every frame of ``source`` through the stream; records and the rates are written to ``out``."""
+    frame_t, clip_t = model_thresholds(models, device)
+    records = stream_records(source, models, out / "records.jsonl", device)
     result = rates(records, str(source), frame_t, clip_t)
     (out / "false_alarms.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
