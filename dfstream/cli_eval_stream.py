@@ -49,6 +49,9 @@ def eval_streams_cmd(
         "runs/streams"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the swap donors and the clips' noise.")] = 0,
+    reuse_records: Annotated[
+        bool, typer.Option(help="Replay the rules on the records a previous run left in --out (no clip is run).")
+    ] = False,
     device: Annotated[Device, typer.Option(help="ONNX Runtime device.")] = Device.cpu,
 ) -> None:
     """Each face as an 8-s clip manipulated from 3.0 to 5.5 s (self-blend, swap) through the stream:
@@ -58,7 +61,7 @@ def eval_streams_cmd(
         from dfstream.models.data.bank import read_bank
         from dfstream.models.eval_streams import evaluate_streams, rule_lines
 
-        report = evaluate_streams(read_bank(faces), models, out, device.value, seed)
+        report = evaluate_streams(read_bank(faces), models, out, device.value, seed, reuse=reuse_records)
         for line in rule_lines(report):
             typer.echo(line)
         typer.echo(f"written: {out / 'streams.json'}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,8 @@ class ClipLabels:
     """Frames from the stretch's start to the first frame labelled fake inside it."""
     score_auc: float | None
     """Manipulated against genuine frames of this clip, ranked by the fused score."""
+    changes: int
+    """Label changes over the clip (an ideal one: uncertain → real → fake → real)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class RuleSummary:
     median_first_fake: float | None
     flagged_clips: float
     """Share of manipulated clips whose stretch was labelled fake on at least one frame."""
+    mean_changes: float
 
 
 def relabel(records: Sequence[dict[str, object]], config: ScoringConfig) -> list[tuple[float, str]]:
@@ -117,6 +121,7 @@ def clip_labels(
         fake_on_genuine=float(np.mean([f for f, t in zip(fake, truth, strict=True) if not t])),
         first_fake=first,
         score_auc=auc,
+        changes=sum(a != b for (_, a), (_, b) in pairwise(labelled)),
     )
 
 
@@ -130,6 +135,7 @@ def summarise(rule: LabelRule, clips: Sequence[ClipLabels]) -> RuleSummary:
         fake_on_genuine=float(np.mean([c.fake_on_genuine for c in clips])),
         median_first_fake=float(np.median(firsts)) if firsts else None,
         flagged_clips=len(firsts) / len(clips),
+        mean_changes=float(np.mean([c.changes for c in clips])),
     )
 
 
@@ -144,14 +150,23 @@ def manipulations(bank: FaceBank, index: int, rng: np.random.Generator) -> dict[
     return kinds
 
 
+Clip = tuple[str, str, list[dict[str, object]]]
+"""A clip's name, its kind and its stream records."""
+
+
 def stream_clips(bank: FaceBank, models: Path, out: Path, device: str = "cpu", seed: int = 0,
-                 timing: ClipTiming = SAMPLE_TIMING) -> list[tuple[str, str, list[dict[str, object]]]]:
-    """Make each face's clips, run each through the stream; (clip name, kind, records) per clip."""
+                 timing: ClipTiming = SAMPLE_TIMING, reuse: bool = False) -> list[Clip]:
+    """Make each face's clips, run each through the stream; (clip name, kind, records) per clip.
+    With ``reuse``, a clip whose records ``out`` already holds is not made or run again."""
     rng = np.random.default_rng(seed)
     results = []
     for i, who in enumerate(bank.identities):
         for kind, manipulation in manipulations(bank, i, rng).items():
             name = f"{i:02d}-{who}-{kind}"
+            saved = out / "records" / f"{name}.jsonl"
+            if reuse and saved.is_file():
+                results.append((name, kind, [json.loads(line) for line in saved.read_text().splitlines() if line]))
+                continue
             video = out / "clips" / f"{name}.mp4"
             write_motion_clip(bank.images[i], bank.points[i], video, manipulation, timing, seed=seed + i)
             results.append((name, kind, stream_records(video, models, out / "records" / f"{name}.jsonl", device)))
@@ -159,10 +174,11 @@ def stream_clips(bank: FaceBank, models: Path, out: Path, device: str = "cpu", s
 
 
 def evaluate_streams(bank: FaceBank, models: Path, out: Path, device: str = "cpu", seed: int = 0,
-                     rules: Sequence[LabelRule] = RULES, timing: ClipTiming = SAMPLE_TIMING) -> dict[str, object]:
+                     rules: Sequence[LabelRule] = RULES, timing: ClipTiming = SAMPLE_TIMING,
+                     reuse: bool = False) -> dict[str, object]:
     """Every rule's summary (and its clips) over the bank's clips; written to ``out/streams.json``."""
     frame_t, clip_t = model_thresholds(models, device)
-    clips = stream_clips(bank, models, out, device, seed, timing)
+    clips = stream_clips(bank, models, out, device, seed, timing, reuse)
     report: dict[str, object] = {"models": str(models), "faces": len(bank), "timing": asdict(timing), "rules": []}
     for rule in rules:
         config = ScoringConfig(frame_threshold=frame_t, clip_threshold=clip_t, ema_alpha=rule.ema_alpha, band=rule.band)
@@ -193,5 +209,6 @@ def rule_lines(report: dict[str, object]) -> list[str]:
         per_kind = [f"{kinds[k]['fake_on_manipulated']:.0%}" if k in kinds else "—" for k in STREAM_KINDS]
         first = "—" if s["median_first_fake"] is None else f"{s['median_first_fake']:.0f}"
         lines.append(f"| {name} | {s['fake_on_manipulated']:.0%} | {' | '.join(per_kind)} | {s['flagged_clips']:.0%} "
-                     f"| {first} | {s['real_on_genuine']:.0%} | {s['fake_on_genuine']:.1%} |")  # fmt: skip
+                     f"| {first} | {s['real_on_genuine']:.0%} | {s['fake_on_genuine']:.1%} "
+                     f"| {s['mean_changes']:.1f} |")
     return lines

@@ -5,6 +5,7 @@ bookkeeping is checked, not the values)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ def test_an_unsmoothed_label_follows_the_scores_exactly() -> None:
     assert c.fake_on_manipulated == 1.0 and c.first_fake == 0
     assert c.fake_on_genuine == 0.0 and c.real_on_genuine == 1.0  # frames 30–59, after the first second
     assert c.score_auc == 1.0
+    assert c.changes == 3  # uncertain → real (frame 2) → fake (15) → real (30)
 
 
 def test_smoothing_and_the_band_delay_the_label() -> None:
@@ -80,6 +82,9 @@ def test_evaluation_replays_the_streams_own_labels(tmp_path: Path, face_bank_pat
         scored = [r for r in records if r["type"] == "score"]
         fake = [r["label"] == "fake" for r in scored if TIMING.manipulated(r["frame_id"])]
         assert clip["fake_on_manipulated"] == pytest.approx(sum(fake) / len(fake))
+    shutil.rmtree(tmp_path / "clips")
+    assert evaluate_streams(bank, stream_models, tmp_path, timing=TIMING, reuse=True) == report
+    assert not (tmp_path / "clips").exists()  # replayed from the records alone
 
 
 def test_command_refuses_a_missing_bank(tmp_path: Path) -> None:
