@@ -162,7 +162,7 @@ def stream_clips(bank: FaceBank, models: Path, out: Path, device: str = "cpu", s
     results = []
     for i, who in enumerate(bank.identities):
         for kind, manipulation in manipulations(bank, i, rng).items():
-            name = f"{i:02d}-{who}-{kind}"
+            name = f"{i:02d}-{who.replace('/', '_')}-{kind}"  # an identity is package/person
             saved = out / "records" / f"{name}.jsonl"
             if reuse and saved.is_file():
                 results.append((name, kind, [json.loads(line) for line in saved.read_text().splitlines() if line]))
@@ -197,8 +197,8 @@ def rule_lines(report: dict[str, object]) -> list[str]:
     default = ScoringConfig(frame_threshold=0.5, clip_threshold=0.5)
     lines = [
         "| rule | fake on manipulated stretch: all | sbi | swap | stretches flagged | median frames to first "
-        "'fake' | genuine labelled real after 1 s | genuine labelled fake |",
-        "|---|---|---|---|---|---|---|---|",
+        "'fake' | genuine labelled real after 1 s | genuine labelled fake | label changes per clip |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["rules"]:  # type: ignore[attr-defined]
         s, kinds = entry["summary"], entry["kinds"]

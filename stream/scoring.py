@@ -3,8 +3,8 @@
 The two models have their own F1-optimal thresholds (metadata), so each probability is first
 mapped piecewise-linearly onto a common scale where its threshold sits at 0.5
 (:func:`centred`). The fused score is the weighted mean of the available centred scores (model
-B's share chosen on validation), smoothed with an exponential moving average. The label turns ``fake`` at 0.5 + band and
-``real`` at 0.5 - band; inside the band it keeps its value while the score stays on its side of
+B's share chosen on validation), smoothed with an exponential moving average. The label turns ``fake``
+at 0.5 + band and ``real`` at 0.5 - band; inside the band it keeps its value while the score stays on its side of
 0.5 and turns ``uncertain`` when the score crosses 0.5. So it does not flicker around the
 threshold, and the label never contradicts the score beside it ("real 0.53" cannot happen).
 """
@@ -35,8 +35,12 @@ class ScoringConfig:
     clip_threshold: float
     clip_weight: float = CLIP_WEIGHT
     ema_alpha: float = 0.3
-    band: float = 0.1
-    """Half-width of the hysteresis band around the decision on the centred scale."""
+    band: float = 0.02
+    """Half-width of the hysteresis band around the decision on the centred scale. Narrow, so that the
+    label turns where the model's validated threshold says: on validation streams
+    (``dfstream eval streams --faces faces/val.npz``) 0.02 labels 57 % of the manipulated stretches fake
+    against 40 % at 0.1, with the same share of genuine frames labelled fake (1.7 % and 1.6 %) and no
+    more label changes per clip (3.6 and 3.7); the smoothing, not the band, keeps the label steady."""
     decision: float = DECISION
     """Where the label turns on the fused, centred score (``--threshold``, a camera's sensitivity);
     0.5 is the models' own thresholds. The band narrows to fit near 0 or 1."""

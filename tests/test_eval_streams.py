@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from dfstream.cli import app
 from dfstream.models.data.bank import FaceBank, read_bank
 from dfstream.models.data.sample_clip import ClipTiming, write_motion_clip
-from dfstream.models.eval_streams import clip_labels, evaluate_streams, relabel
+from dfstream.models.eval_streams import RULES, clip_labels, evaluate_streams, relabel, rule_lines
 from dfstream.stream.scoring import ScoringConfig
 from tests.conftest import read_frames
 
@@ -71,10 +71,12 @@ def test_the_clip_is_manipulated_only_in_its_stretch(tmp_path: Path, face_bank_p
 def test_evaluation_replays_the_streams_own_labels(tmp_path: Path, face_bank_path: Path,
                                                    stream_models: Path) -> None:  # fmt: skip
     full = read_bank(face_bank_path)
-    bank = FaceBank(full.images[:2], full.points[:2], full.identities[:2])
+    bank = FaceBank(full.images[:2], full.points[:2], ("pkg/a", "pkg/b"))  # identities are package/person
     report = evaluate_streams(bank, stream_models, tmp_path, timing=TIMING)
     assert json.loads((tmp_path / "streams.json").read_text()) == report
-    default = next(r for r in report["rules"] if r["summary"]["rule"] == {"ema_alpha": 0.3, "band": 0.1})
+    stream = ScoringConfig(frame_threshold=0.5, clip_threshold=0.5)  # the stream's own rule
+    rule = {"ema_alpha": stream.ema_alpha, "band": stream.band}
+    default = next(r for r in report["rules"] if r["summary"]["rule"] == rule)
     assert [(c["kind"], c["frames"]) for c in default["clips"]] == [("sbi", 60), ("swap", 60)] * 2
     for clip in default["clips"]:
         lines = (tmp_path / "records" / f"{clip['clip']}.jsonl").read_text().splitlines()
@@ -82,6 +84,11 @@ def test_evaluation_replays_the_streams_own_labels(tmp_path: Path, face_bank_pat
         scored = [r for r in records if r["type"] == "score"]
         fake = [r["label"] == "fake" for r in scored if TIMING.manipulated(r["frame_id"])]
         assert clip["fake_on_manipulated"] == pytest.approx(sum(fake) / len(fake))
+    assert sorted(p.name for p in (tmp_path / "records").iterdir()) == [
+        "00-pkg_a-sbi.jsonl", "00-pkg_a-swap.jsonl", "01-pkg_b-sbi.jsonl", "01-pkg_b-swap.jsonl"]
+    table = rule_lines(report)
+    assert len(table) == 2 + len(RULES) and len({row.count("|") for row in table}) == 1
+    assert sum("(stream)" in row for row in table) == 1
     shutil.rmtree(tmp_path / "clips")
     assert evaluate_streams(bank, stream_models, tmp_path, timing=TIMING, reuse=True) == report
     assert not (tmp_path / "clips").exists()  # replayed from the records alone

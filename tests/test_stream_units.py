@@ -90,7 +90,8 @@ def test_centred_maps_each_threshold_to_one_half() -> None:
 
 
 def test_hysteresis_keeps_the_label_inside_the_band_on_its_side_of_the_threshold() -> None:
-    scorer = TrackScorer(ScoringConfig(frame_threshold=0.5, clip_threshold=0.5, ema_alpha=1.0, min_frames=1))
+    config = ScoringConfig(frame_threshold=0.5, clip_threshold=0.5, ema_alpha=1.0, band=0.1, min_frames=1)
+    scorer = TrackScorer(config)
     labels = [scorer.update(p, None).label for p in (0.52, 0.9, 0.55, 0.45, 0.58, 0.3, 0.45, 0.55, 0.62)]
     assert labels == ["uncertain", "fake", "fake", "uncertain", "uncertain", "real", "real", "uncertain", "fake"]
 
