@@ -189,7 +189,41 @@ def evaluate_streams(bank: FaceBank, models: Path, out: Path, device: str = "cpu
         report["rules"].append(entry)  # type: ignore[attr-defined]
     out.mkdir(parents=True, exist_ok=True)
     (out / "streams.json").write_text(json.dumps(report, indent=2) + "\n")
+    stream_rule = ScoringConfig(frame_threshold=frame_t, clip_threshold=clip_t)
+    plot_labels(out / "labels.png", clips, stream_rule, timing)
     return report
+
+
+LABEL_COLOURS = {"real": "#2e7d32", "uncertain": "#cfcfcf", "fake": "#c62828"}
+
+
+def plot_labels(path: Path, clips: Sequence[Clip], config: ScoringConfig, timing: ClipTiming) -> None:
+    """One row per clip: the label the stream shows on each frame, the manipulated stretch outlined."""
+    from matplotlib.colors import ListedColormap
+
+    from dfstream.models.metrics import _pyplot
+
+    codes = {label: i for i, label in enumerate(LABEL_COLOURS)}
+    rows = np.full((len(clips), timing.frames), np.nan)
+    for r, (_, _, records) in enumerate(clips):
+        scored = [x for x in records if x.get("type") == "score"]
+        for x, (_, label) in zip(scored, relabel(scored, config), strict=True):
+            rows[r, int(x["frame_id"])] = codes[label]  # type: ignore[call-overload]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.8 + 0.28 * len(clips)))
+    ax.imshow(rows, aspect="auto", interpolation="nearest", cmap=ListedColormap(list(LABEL_COLOURS.values())),
+              vmin=0, vmax=len(LABEL_COLOURS) - 1)  # fmt: skip
+    start, end = timing.fake_from * timing.fps - 0.5, timing.fake_to * timing.fps - 0.5
+    for x in (start, end):
+        ax.axvline(x, color="black", linewidth=1.2)
+    ax.set_yticks(range(len(clips)), [name for name, _, _ in clips], fontsize=7)
+    ax.set_xlabel(f"frame ({timing.fps} fps); manipulated between the black lines")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in LABEL_COLOURS.values()]
+    ax.legend(handles, list(LABEL_COLOURS), loc="upper center", bbox_to_anchor=(0.5, 1.0 + 1.2 / len(clips)),
+              ncol=3, frameon=False, fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def rule_lines(report: dict[str, object]) -> list[str]:

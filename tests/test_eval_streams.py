@@ -89,6 +89,7 @@ def test_evaluation_replays_the_streams_own_labels(tmp_path: Path, face_bank_pat
     table = rule_lines(report)
     assert len(table) == 2 + len(RULES) and len({row.count("|") for row in table}) == 1
     assert sum("(stream)" in row for row in table) == 1
+    assert (tmp_path / "labels.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shutil.rmtree(tmp_path / "clips")
     assert evaluate_streams(bank, stream_models, tmp_path, timing=TIMING, reuse=True) == report
     assert not (tmp_path / "clips").exists()  # replayed from the records alone
