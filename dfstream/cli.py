@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from dfstream.cli_bench import bench_app
-from dfstream.cli_common import Device, Precision, guard, state
+from dfstream.cli_common import Device, ModelsDir, OrtDevice, Precision, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
 from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_streams_cmd
@@ -487,9 +487,9 @@ def eval_kinds_cmd(
 def eval_bundled_cmd(
     data: Annotated[Path, typer.Option(help="A data build (dfstream data build --out DIR): its val and test splits.")],
     out: Annotated[Path, typer.Option(help="Reports in make models' layout: model-a/eval, model-b/{val,test}.")],
-    models: Annotated[Path, typer.Option(help="Folder with the three ONNX graphs.")] = BUNDLED_MODELS,
+    models: ModelsDir = BUNDLED_MODELS,
     precision: Annotated[Precision, typer.Option(help="Graph variants, as 'run' picks them.")] = Precision.auto,
-    device: Annotated[Device, typer.Option(help="ONNX Runtime device.")] = Device.cpu,
+    device: OrtDevice = Device.cpu,
 ) -> None:
     """The shipped ONNX graphs (their calibration and thresholds) scored on a data build's labelled splits."""
 

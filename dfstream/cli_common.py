@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -20,6 +21,10 @@ class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+OrtDevice = Annotated[Device, typer.Option(help="ONNX Runtime device.")]
+ModelsDir = Annotated[Path, typer.Option(help="Folder with the three ONNX graphs.")]
 
 
 class Precision(StrEnum):

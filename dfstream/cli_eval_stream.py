@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import Device, guard
+from dfstream.cli_common import Device, ModelsDir, OrtDevice, guard
 from dfstream.exceptions import InputPathError
 from dfstream.paths import BUNDLED_MODELS
 
@@ -16,11 +16,11 @@ def eval_false_alarms_cmd(
     source: Annotated[
         Path, typer.Option(help="A genuine video (nobody in it manipulated) of a person never trained on.")
     ],
-    models: Annotated[Path, typer.Option(help="Folder with the three ONNX graphs.")] = BUNDLED_MODELS,
+    models: ModelsDir = BUNDLED_MODELS,
     out: Annotated[Path, typer.Option(help="Folder for records.jsonl and false_alarms.json.")] = Path(
         "runs/false-alarms"
     ),
-    device: Annotated[Device, typer.Option(help="ONNX Runtime device.")] = Device.cpu,
+    device: OrtDevice = Device.cpu,
 ) -> None:
     """Share of frames the stream flags as fake on genuine footage, per model and for the label."""
 
@@ -44,7 +44,7 @@ def eval_streams_cmd(
     faces: Annotated[
         Path, typer.Option(help="A face bank of people never trained on (a data build's faces/val.npz or test.npz).")
     ],
-    models: Annotated[Path, typer.Option(help="Folder with the three ONNX graphs.")] = BUNDLED_MODELS,
+    models: ModelsDir = BUNDLED_MODELS,
     out: Annotated[Path, typer.Option(help="Folder for the clips, their records and streams.json.")] = Path(
         "runs/streams"
     ),
@@ -52,7 +52,7 @@ def eval_streams_cmd(
     reuse_records: Annotated[
         bool, typer.Option(help="Replay the rules on the records a previous run left in --out (no clip is run).")
     ] = False,
-    device: Annotated[Device, typer.Option(help="ONNX Runtime device.")] = Device.cpu,
+    device: OrtDevice = Device.cpu,
 ) -> None:
     """Each face as an 8-s clip manipulated from 3.0 to 5.5 s (self-blend, swap) through the stream:
     how much of the stretch each label rule calls fake, and how much of the rest real."""
