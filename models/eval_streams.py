@@ -28,6 +28,7 @@ from dfstream.models.data.sample_clip import SAMPLE_TIMING, ClipTiming, Manipula
 from dfstream.models.data.swap import face_swap
 from dfstream.models.false_alarms import SETTLE_FRAMES, model_thresholds, stream_records
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
+from dfstream.stream.types import CLIP_LEN
 
 STREAM_KINDS = ("sbi", "swap")
 
@@ -63,6 +64,10 @@ class ClipLabels:
     """Manipulated against genuine frames of this clip, ranked by the fused score."""
     changes: int
     """Label changes over the clip (an ideal one: uncertain → real → fake → real)."""
+    clip_score_genuine: float | None
+    """Model B's mean calibrated P(fake) on frames whose 16-frame window holds no manipulated frame."""
+    clip_score_manipulated: float | None
+    """Model B's mean calibrated P(fake) on frames whose window lies wholly inside the manipulated stretch."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ def clip_labels(
         from sklearn.metrics import roc_auc_score
 
         auc = float(roc_auc_score(y, [s for s, _ in labelled]))
+    genuine_b, manipulated_b = _clip_score_means(scores, timing)
     return ClipLabels(
         clip=clip,
         kind=kind,
@@ -122,7 +128,20 @@ def clip_labels(
         first_fake=first,
         score_auc=auc,
         changes=sum(a != b for (_, a), (_, b) in pairwise(labelled)),
+        clip_score_genuine=genuine_b,
+        clip_score_manipulated=manipulated_b,
     )
+
+
+def _clip_score_means(scores: Sequence[dict[str, object]], timing: ClipTiming) -> tuple[float | None, float | None]:
+    """Model B's mean P(fake) where its window is wholly genuine, and where it is wholly manipulated."""
+    start, end = round(timing.fake_from * timing.fps), round(timing.fake_to * timing.fps)
+    window: dict[bool, list[float]] = {True: [], False: []}
+    for r in scores:
+        f, p = int(r["frame_id"]), r["score_clip"]  # type: ignore[call-overload]
+        if p is not None and (start + CLIP_LEN - 1 <= f < end or not start <= f < end + CLIP_LEN - 1):
+            window[start <= f < end].append(float(p))  # type: ignore[arg-type]
+    return tuple(float(np.mean(w)) if w else None for w in (window[False], window[True]))  # type: ignore[return-value]
 
 
 def summarise(rule: LabelRule, clips: Sequence[ClipLabels]) -> RuleSummary:

@@ -35,6 +35,18 @@ def test_an_unsmoothed_label_follows_the_scores_exactly() -> None:
     assert c.fake_on_genuine == 0.0 and c.real_on_genuine == 1.0  # frames 30–59, after the first second
     assert c.score_auc == 1.0
     assert c.changes == 3  # uncertain → real (frame 2) → fake (15) → real (30)
+    assert c.clip_score_genuine == pytest.approx(0.1) and c.clip_score_manipulated is None  # no window of 16 fits
+
+
+def test_model_b_means_count_only_windows_wholly_on_one_side() -> None:
+    timing = ClipTiming(seconds=4.0, fps=30, fake_from=1.0, fake_to=3.0)  # frames 30–89 manipulated
+    records = [{"type": "score", "frame_id": i, "track_id": 1, "score_frame": None,
+                "score_clip": 0.9 if timing.manipulated(i) else 0.2} for i in range(120)]  # fmt: skip
+    records[50]["score_clip"] = 0.6  # inside the stretch, window wholly manipulated
+    records[95]["score_clip"] = 0.0  # after the stretch, window still holds manipulated frames: left out
+    c = clip_labels("x", "swap", records, ScoringConfig(frame_threshold=0.5, clip_threshold=0.5), timing)
+    assert c.clip_score_manipulated == pytest.approx((0.9 * 44 + 0.6) / 45)  # frames 45–89
+    assert c.clip_score_genuine == pytest.approx(0.2)  # frames 0–29 and 105–119
 
 
 def test_smoothing_and_the_band_delay_the_label() -> None:
