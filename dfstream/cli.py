@@ -335,6 +335,9 @@ def train_clip_cmd(
     boundary_weight: Annotated[
         float, typer.Option(help="On the fly: weight of the loss that locates each fake's blended region (0: off).")
     ] = 0.0,
+    sharpness_both_ways: Annotated[
+        bool, typer.Option(help="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too.")
+    ] = False,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -367,6 +370,7 @@ def train_clip_cmd(
             weight_average=weight_average,
             paired=paired,
             boundary_weight=boundary_weight,
+            sharpness_both_ways=sharpness_both_ways,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

@@ -90,6 +90,9 @@ class TrainClipConfig(_Strict):
     paired: bool = Field(
         False, description="each on-the-fly fake beside the genuine picture it was made from, framed alike"
     )
+    sharpness_both_ways: bool = Field(
+        False, description="sharpen or blur whole pictures of both classes, the fixed clips' frames too"
+    )
     boundary_weight: float = Field(
         0.0,
         ge=0,

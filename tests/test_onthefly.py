@@ -13,7 +13,7 @@ import torch
 from dfstream.models.data.bank import FaceBank, read_bank
 from dfstream.models.data.fakes import random_mask, self_blend, swap
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
-from dfstream.models.data.texture import regional_change
+from dfstream.models.data.texture import global_augment, regional_change
 from dfstream.models.train_onthefly import FrameStream, blend_targets
 
 
@@ -167,3 +167,31 @@ def test_fixed_frames_have_unknown_targets_unless_genuine(bank: FaceBank, clip_d
     _, y, maps, known = next(iter(stream))
     assert maps.shape == (8, 2, 4, 4) and known[:4].all()  # made on the fly: targets known
     assert torch.equal(known[4:], y[4:] == 0)  # a fixed fake's mask is not known; a genuine face has none
+
+
+def _sharpness(image: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+def test_sharpness_both_ways_makes_pictures_crisper_and_softer(bank: FaceBank) -> None:
+    """Some pictures come out sharper and some softer than the same draw without it."""
+    crop = cv2.resize(bank.images[0], (96, 96))
+    plain = [global_augment(crop, np.random.default_rng(s)) for s in range(200)]
+    ratios = [_sharpness(global_augment(crop, np.random.default_rng(s), both_ways=True)) / max(_sharpness(p), 1e-6)
+              for s, p in enumerate(plain)]  # fmt: skip
+    assert sum(r > 1.2 for r in ratios) >= 10 and sum(r < 0.8 for r in ratios) >= 10
+
+
+def test_fixed_frames_get_the_global_changes_only_with_sharpness_both_ways(bank: FaceBank, clip_dataset: Path) -> None:
+    from dfstream.models.datasets import scan_clip_folders
+
+    refs = scan_clip_folders(clip_dataset)
+
+    def fixed_half(both: bool) -> torch.Tensor:
+        maker = FakeMaker(bank, FakeConfig(sharpness_both_ways=both))
+        x, _, _, _ = next(iter(FrameStream(maker, 64, batch=8, seed=0, steps=1, fixed=refs, fixed_share=0.5)))
+        assert x.shape == (8, 3, 64, 64) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        return x[4:]
+
+    assert not torch.equal(fixed_half(True), fixed_half(False))
+    assert torch.equal(fixed_half(False), fixed_half(False))

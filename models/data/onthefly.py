@@ -36,6 +36,8 @@ class FakeConfig:
     """Pictures made low quality before anything else (genuine and fake alike; donors independently)."""
     jitter: float = 1.0
     """Scale of the crop jitter (0: exactly the stream's crop)."""
+    sharpness_both_ways: bool = False
+    """Global sharpening or blurring of both classes (``global_augment``'s ``both_ways``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +135,8 @@ class FakeMaker:
         crop = cv2.warpAffine(shown.image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
         mask = cv2.warpAffine(shown.mask, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         points = apply_affine(self.bank.points[i], m).astype(np.float32)
-        return Sample(global_augment(crop, augment), label, shown.detail, points, mask)
+        return Sample(global_augment(crop, augment, both_ways=self.config.sharpness_both_ways), label, shown.detail,
+                      points, mask)
 
     def frame(self, rng: np.random.Generator, size: int, fake: bool | None = None) -> Sample:
         i, shown, _, label = self._source(rng, fake)
@@ -179,6 +182,7 @@ class FakeMaker:
                 w = rng.uniform(0.75, 1.0)
                 shown = cv2.addWeighted(image, w, genuine, 1.0 - w, 0)
             crop = cv2.warpAffine(shown, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
-            frames.append(global_augment(crop, np.random.default_rng(codec_seed + t)))
+            codec = np.random.default_rng(codec_seed + t)
+            frames.append(global_augment(crop, codec, both_ways=self.config.sharpness_both_ways))
             lmks.append(lmk5(apply_affine(points, m)))
         return np.stack(frames), np.stack(lmks).astype(np.float32), label, detail

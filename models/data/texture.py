@@ -100,8 +100,13 @@ def degrade_photo(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def global_augment(crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 28) -> np.ndarray:
-    """Changes a camera, a link and a codec make to the whole picture, the same for both classes."""
+def global_augment(
+    crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 28, both_ways: bool = False
+) -> np.ndarray:
+    """Changes a camera, a link and a codec make to the whole picture, the same for both classes.
+
+    ``both_ways`` adds a sharpness change in either direction (unsharp mask or blur) to a third of
+    the pictures, so that neither a soft nor a crisp picture says anything about its class."""
     out = crop
     size = out.shape[0]
     if rng.random() < 0.4:  # resolution drop: a small face in low-resolution video, upscaled by the crop
@@ -110,6 +115,8 @@ def global_augment(crop: np.ndarray, rng: np.random.Generator, min_face_px: int 
         out = cv2.resize(cv2.resize(out, (small, small), interpolation=interp), (size, size))
     if rng.random() < 0.2:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.5))
+    if both_ways and rng.random() < 0.35:
+        out = _sharpen(out, rng) if rng.random() < 0.5 else cv2.GaussianBlur(out, (0, 0), rng.uniform(0.6, 2.0))
     if rng.random() < 0.5:
         alpha, beta = rng.uniform(0.75, 1.25), rng.uniform(-25, 25)
         out = cv2.convertScaleAbs(out, alpha=alpha, beta=beta)
