@@ -14,7 +14,7 @@ from dfstream.cli_bench import bench_app
 from dfstream.cli_common import Device, ModelsDir, OrtDevice, Precision, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
-from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_streams_cmd
+from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_sensitivity_cmd, eval_streams_cmd
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.config import (
     EvalBundledConfig,
@@ -543,6 +543,7 @@ def eval_card_cmd(
 
 eval_app.command("false-alarms")(eval_false_alarms_cmd)
 eval_app.command("streams")(eval_streams_cmd)
+eval_app.command("sensitivity")(eval_sensitivity_cmd)
 app.command("run")(run_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(bench_app, name="bench")

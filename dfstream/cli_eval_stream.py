@@ -1,4 +1,5 @@
-"""``dfstream eval false-alarms`` and ``eval streams``: the label as the stream shows it, on people never trained on."""
+"""``dfstream eval false-alarms``, ``eval streams`` and ``eval sensitivity``: the shipped graphs as the stream
+runs them, on people never trained on."""
 
 from __future__ import annotations
 
@@ -65,5 +66,26 @@ def eval_streams_cmd(
         for line in rule_lines(report):
             typer.echo(line)
         typer.echo(f"written: {out / 'streams.json'}")
+
+    guard(body)
+
+
+def eval_sensitivity_cmd(
+    clips: Annotated[Path, typer.Option(help="A labelled clip split (a data build's clips/test or clips/val).")],
+    models: ModelsDir = BUNDLED_MODELS,
+    out: Annotated[Path, typer.Option(help="Folder for sensitivity.json.")] = Path("runs/sensitivity"),
+    device: OrtDevice = Device.cpu,
+) -> None:
+    """Model B's clip scores with one whole-picture change (blur, sharpening, resolution, JPEG, colour)
+    on every crop: what the model reads as evidence besides the pasting."""
+
+    def body() -> None:
+        from dfstream.models.eval_sensitivity import evaluate_sensitivity, sensitivity_lines
+
+        if not clips.is_dir():
+            raise InputPathError(f"clip folder not found: {clips}")
+        for line in sensitivity_lines(evaluate_sensitivity(models, clips, out, device.value)):
+            typer.echo(line)
+        typer.echo(f"written: {out / 'sensitivity.json'}")
 
     guard(body)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,15 +75,20 @@ def frame_scores(models: ModelSet, split: ImageSplit) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def clip_scores(models: ModelSet, root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Model B's calibrated clip P(fake): the encoder on each of 16 crops, then the head on crops + landmarks."""
+def clip_scores(
+    models: ModelSet, root: Path, change: Callable[[np.ndarray], np.ndarray] | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Model B's calibrated clip P(fake): the encoder on each of 16 crops (each first through ``change``,
+    if given), then the head on crops + landmarks."""
     refs = scan_clip_folders(root)
     size = models.clip_input.size
     rows = []
     for ref in refs:
         frames, lmks = load_clip(ref, size)  # T×3×S×S BGR 0..1, exactly the jpg's values over 255
-        crops = np.rint(frames.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)
-        rows.append(np.concatenate([models.embed(list(crops)), lmks], axis=1).astype(np.float32))
+        crops = list(np.rint(frames.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8))
+        if change is not None:
+            crops = [change(c) for c in crops]
+        rows.append(np.concatenate([models.embed(crops), lmks], axis=1).astype(np.float32))
     p = np.concatenate([models.clip_scores(rows[i : i + BATCH]) for i in range(0, len(rows), BATCH)])
     return [f"{r.folder.name}/{r.video}" for r in refs], np.array([r.label for r in refs]), p
 
