@@ -26,7 +26,7 @@ from dfstream.models.data.bank import FaceBank
 from dfstream.models.data.manipulate import self_blend
 from dfstream.models.data.sample_clip import SAMPLE_TIMING, ClipTiming, Manipulation, write_motion_clip
 from dfstream.models.data.swap import face_swap
-from dfstream.models.false_alarms import SETTLE_FRAMES, model_thresholds, stream_records
+from dfstream.models.false_alarms import model_thresholds, settled, stream_records
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.types import CLIP_LEN
 
@@ -100,14 +100,10 @@ def clip_labels(
     scores = [r for r in records if r.get("type") == "score"]
     labelled = relabel(scores, config)
     truth = [timing.manipulated(int(r["frame_id"])) for r in scores]  # type: ignore[call-overload]
-    seen: dict[object, int] = {}
-    settled = []
-    for r in scores:
-        seen[r["track_id"]] = seen.get(r["track_id"], 0) + 1
-        settled.append(seen[r["track_id"]] > SETTLE_FRAMES)
     fake = [lab == "fake" for _, lab in labelled]
     manip = [f for f, t in zip(fake, truth, strict=True) if t]
-    genuine_real = [lab == "real" for (_, lab), t, s in zip(labelled, truth, settled, strict=True) if not t and s]
+    genuine_real = [lab == "real" for (_, lab), t, s in zip(labelled, truth, settled(scores), strict=True)
+                    if not t and s]  # fmt: skip
     start = round(timing.fake_from * timing.fps)
     first = next((int(r["frame_id"]) - start for r, f, t in zip(scores, fake, truth, strict=True)  # type: ignore[call-overload]
                   if t and f), None)  # fmt: skip

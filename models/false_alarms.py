@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,14 +44,19 @@ SETTLE_FRAMES = 30
 """The first second of a track at 30 fps, in which the label may still be settling."""
 
 
-def _real_after_settling(scores: list[dict[str, object]]) -> float | None:
+def settled(scores: Sequence[dict[str, object]]) -> list[bool]:
+    """Per score record: whether its track is past its first ``SETTLE_FRAMES``."""
     seen: dict[object, int] = {}
-    settled = []
+    out = []
     for r in scores:
         n = seen[r["track_id"]] = seen.get(r["track_id"], 0) + 1
-        if n > SETTLE_FRAMES:
-            settled.append(r["label"] == "real")
-    return sum(settled) / len(settled) if settled else None
+        out.append(n > SETTLE_FRAMES)
+    return out
+
+
+def _real_after_settling(scores: list[dict[str, object]]) -> float | None:
+    real = [r["label"] == "real" for r, done in zip(scores, settled(scores), strict=True) if done]
+    return sum(real) / len(real) if real else None
 
 
 def rates(records: list[dict[str, object]], source: str, frame_threshold: float, clip_threshold: float) -> FalseAlarms:
