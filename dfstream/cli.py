@@ -336,7 +336,9 @@ def train_clip_cmd(
         float, typer.Option(help="On the fly: weight of the loss that locates each fake's blended region (0: off).")
     ] = 0.0,
     sharpness_both_ways: Annotated[
-        bool, typer.Option(help="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too.")
+        bool,
+        typer.Option("--sharpness-both-ways",
+                     help="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too."),
     ] = False,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
