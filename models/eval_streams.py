@@ -26,7 +26,7 @@ from dfstream.models.data.bank import FaceBank
 from dfstream.models.data.manipulate import self_blend
 from dfstream.models.data.sample_clip import SAMPLE_TIMING, ClipTiming, Manipulation, write_motion_clip
 from dfstream.models.data.swap import face_swap
-from dfstream.models.false_alarms import model_thresholds, settled, stream_records
+from dfstream.models.false_alarms import model_thresholds, read_records, settled, stream_records
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.types import CLIP_LEN
 
@@ -104,7 +104,7 @@ def clip_labels(
     manip = [f for f, t in zip(fake, truth, strict=True) if t]
     genuine_real = [lab == "real" for (_, lab), t, s in zip(labelled, truth, settled(scores), strict=True)
                     if not t and s]  # fmt: skip
-    start = round(timing.fake_from * timing.fps)
+    start, _ = timing.stretch
     first = next((int(r["frame_id"]) - start for r, f, t in zip(scores, fake, truth, strict=True)  # type: ignore[call-overload]
                   if t and f), None)  # fmt: skip
     y = np.array(truth, dtype=int)
@@ -131,7 +131,7 @@ def clip_labels(
 
 def _clip_score_means(scores: Sequence[dict[str, object]], timing: ClipTiming) -> tuple[float | None, float | None]:
     """Model B's mean P(fake) where its window is wholly genuine, and where it is wholly manipulated."""
-    start, end = round(timing.fake_from * timing.fps), round(timing.fake_to * timing.fps)
+    start, end = timing.stretch
     window: dict[bool, list[float]] = {True: [], False: []}
     for r in scores:
         f, p = int(r["frame_id"]), r["score_clip"]  # type: ignore[call-overload]
@@ -180,11 +180,11 @@ def stream_clips(bank: FaceBank, models: Path, out: Path, device: str = "cpu", s
             name = f"{i:02d}-{who.replace('/', '_')}-{kind}"  # an identity is package/person
             saved = out / "records" / f"{name}.jsonl"
             if reuse and saved.is_file():
-                results.append((name, kind, [json.loads(line) for line in saved.read_text().splitlines() if line]))
+                results.append((name, kind, read_records(saved)))
                 continue
             video = out / "clips" / f"{name}.mp4"
             write_motion_clip(bank.images[i], bank.points[i], video, manipulation, timing, seed=seed + i)
-            results.append((name, kind, stream_records(video, models, out / "records" / f"{name}.jsonl", device)))
+            results.append((name, kind, stream_records(video, models, saved, device)))
     return results
 
 
@@ -228,9 +228,8 @@ def plot_labels(path: Path, clips: Sequence[Clip], config: ScoringConfig, timing
     fig, ax = plt.subplots(figsize=(9, 0.8 + 0.28 * len(clips)))
     ax.imshow(rows, aspect="auto", interpolation="nearest", cmap=ListedColormap(list(LABEL_COLOURS.values())),
               vmin=0, vmax=len(LABEL_COLOURS) - 1)  # fmt: skip
-    start, end = timing.fake_from * timing.fps - 0.5, timing.fake_to * timing.fps - 0.5
-    for x in (start, end):
-        ax.axvline(x, color="black", linewidth=1.2)
+    for x in timing.stretch:
+        ax.axvline(x - 0.5, color="black", linewidth=1.2)
     ax.set_yticks(range(len(clips)), [name for name, _, _ in clips], fontsize=7)
     ax.set_xlabel(f"frame ({timing.fps} fps); manipulated between the black lines")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in LABEL_COLOURS.values()]

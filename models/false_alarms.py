@@ -95,7 +95,12 @@ def stream_records(source: Path, models: Path, records_path: Path, device: str =
     _, errors = run_stream(config)
     for e in errors:
         log.warning("%s", e)
-    return [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+    return read_records(records_path)
+
+
+def read_records(path: Path) -> list[dict[str, object]]:
+    """The records of a stream's JSON-lines file."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def measure_false_alarms(source: Path, models: Path, out: Path, device: str = "cpu") -> FalseAlarms:

@@ -32,8 +32,14 @@ class ClipTiming:
     fake_from: float = 3.0
     fake_to: float = 5.5
 
+    @property
+    def stretch(self) -> tuple[int, int]:
+        """The manipulated frames: first and one past the last."""
+        return round(self.fake_from * self.fps), round(self.fake_to * self.fps)
+
     def manipulated(self, frame_id: int) -> bool:
-        return self.fake_from <= frame_id / self.fps < self.fake_to
+        first, end = self.stretch
+        return first <= frame_id < end
 
     @property
     def frames(self) -> int:
