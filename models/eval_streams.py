@@ -192,7 +192,7 @@ def evaluate_streams(bank: FaceBank, models: Path, out: Path, device: str = "cpu
                      rules: Sequence[LabelRule] = RULES, timing: ClipTiming = SAMPLE_TIMING,
                      reuse: bool = False) -> dict[str, object]:
     """Every rule's summary (and its clips) over the bank's clips; written to ``out/streams.json``."""
-    frame_t, clip_t = model_thresholds(models, device)
+    frame_t, clip_t = model_thresholds(models)
     clips = stream_clips(bank, models, out, device, seed, timing, reuse)
     report: dict[str, object] = {"models": str(models), "faces": len(bank), "timing": asdict(timing), "rules": []}
     for rule in rules:

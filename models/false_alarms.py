@@ -17,7 +17,7 @@ from dfstream.config import RunConfig
 from dfstream.exceptions import DatasetError
 from dfstream.stream.engine import model_files
 from dfstream.stream.run import run_stream
-from dfstream.stream.runtime import load_model
+from dfstream.stream.runtime import read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,11 @@ def rates(records: list[dict[str, object]], source: str, frame_threshold: float,
     )
 
 
-def model_thresholds(models: Path, device: str = "cpu") -> tuple[float, float]:
-    """Model A's and model B's thresholds from their metadata (calibrated scale)."""
+def model_thresholds(models: Path) -> tuple[float, float]:
+    """Model A's and model B's thresholds from their metadata (calibrated scale); read on the CPU, since
+    only the metadata is needed, whatever device the stream itself runs on."""
     files = model_files(models)
-    frame_t = load_model(files["frame_cnn"], "frame_cnn", device, warmup=False).metadata.threshold
-    clip_t = load_model(files["clip_head"], "clip_head", device, warmup=False).metadata.threshold
-    return frame_t, clip_t
+    return read_metadata(files["frame_cnn"]).threshold, read_metadata(files["clip_head"]).threshold
 
 
 def stream_records(source: Path, models: Path, records_path: Path, device: str = "cpu") -> list[dict[str, object]]:
@@ -105,7 +104,7 @@ def read_records(path: Path) -> list[dict[str, object]]:
 
 def measure_false_alarms(source: Path, models: Path, out: Path, device: str = "cpu") -> FalseAlarms:
     """Every frame of ``source`` through the stream; records and the rates are written to ``out``."""
-    frame_t, clip_t = model_thresholds(models, device)
+    frame_t, clip_t = model_thresholds(models)
     records = stream_records(source, models, out / "records.jsonl", device)
     result = rates(records, str(source), frame_t, clip_t)
     (out / "false_alarms.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
