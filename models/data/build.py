@@ -14,7 +14,7 @@ import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +57,9 @@ class BuildConfig:
     size_a: int = 224
     size_b: int = 256
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    softer_pastes_only: bool = False
+    """Every fixed self-blend blurs its pasted copy, never sharpens it: the build the bundled models
+    were trained and evaluated on, kept so that ``make models`` reproduces them."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class BuildSummary:
     """Files kept apart for false-alarm checks (never trained on)."""
     bank_only_faces: int = 0
     """Thumbnail faces in the training face bank only (no fixed clips)."""
+    softer_pastes_only: bool = False
 
 
 def slug(text: str) -> str:
@@ -163,10 +167,12 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
     return plans, orphans
 
 
-def draw_blend(rng: np.random.Generator) -> BlendParams:
+def draw_blend(rng: np.random.Generator, both_ways: bool = True) -> BlendParams:
     """Ranges after the self-blended-images recipe: mild to clear colour and geometry mismatch,
-    soft to sharp mask edges, and partial blends."""
-    return BlendParams(
+    soft to sharp mask edges, and partial blends. Half the pasted copies are sharpened instead of
+    blurred: with blur alone, "a softer face" would separate the fixed clips' classes (training,
+    validation and test alike), and a detector that learned it fails a sharp face pasted on soft video."""
+    params = BlendParams(
         scale=float(rng.uniform(0.94, 1.08)),
         shift=(float(rng.uniform(-4, 4)), float(rng.uniform(-4, 4))),
         hue=int(rng.integers(-10, 11)),
@@ -176,6 +182,9 @@ def draw_blend(rng: np.random.Generator) -> BlendParams:
         feather=float(rng.uniform(0.02, 0.15)),
         opacity=float(rng.choice([0.5, 0.75, 1.0, 1.0, 1.0])),
     )
+    if both_ways and rng.random() < 0.5:
+        return replace(params, blur=1, sharpen=float(rng.uniform(1.0, 3.0)))
+    return params
 
 
 class PhotoCache:
@@ -198,7 +207,7 @@ def render(plan: ClipPlan, faces: Sequence[SourceFace], photos: PhotoCache, cfg:
     face = faces[plan.face]
     patch, points = clips.face_patch(photos(face.photo), face.points)
     if plan.kind == "sbi":
-        patch = self_blend(patch, points, draw_blend(rng))
+        patch = self_blend(patch, points, draw_blend(rng, both_ways=not cfg.softer_pastes_only))
     elif plan.kind == "swap" and plan.donor is not None:
         donor = faces[plan.donor]
         d_patch, d_points = clips.face_patch(photos(donor.photo), donor.points)
@@ -285,6 +294,7 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         swaps_without_donor=orphans,
         unseen=tuple(f.path for f in report.files if f.role == "unseen"),
         bank_only_faces=len(bank_only),
+        softer_pastes_only=cfg.softer_pastes_only,
     )
     (cfg.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
     (cfg.out / "splits.json").write_text(json.dumps(splits, indent=2) + "\n")
@@ -347,6 +357,8 @@ def summary_lines(s: BuildSummary) -> list[str]:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(s.clips[split].items()))
         frames = sum(s.frames_a[split].values())
         lines.append(f"{split:5s}: {s.identities[split]} identities | clips: {kinds} | model-A frames: {frames}")
+    if s.softer_pastes_only:
+        lines.append("self-blends: every pasted copy blurred (--softer-pastes-only), none sharpened")
     if s.bank_only_faces:
         lines.append(f"faces/{THUMBNAILS_BANK}: {s.bank_only_faces} thumbnail face(s), for training fakes only")
     lines += [f"failed: {line}" for line in s.failed_packages]

@@ -22,6 +22,9 @@ class BlendParams:
     saturation: float = 1.12
     brightness: float = 1.06
     blur: int = 3
+    sharpen: float = 0.0
+    """Unsharp-mask amount on the perturbed copy: a pasted face sharper than its surroundings, the
+    direction a sharp source on soft video has (``blur`` is the other)."""
     feather: float = 0.08
     """Mask edge softness as a share of the face size."""
     opacity: float = 1.0
@@ -57,6 +60,8 @@ def perturbed(image: np.ndarray, centre: tuple[float, float], p: BlendParams) ->
     out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
     if p.blur > 1:
         out = cv2.GaussianBlur(out, (p.blur | 1, p.blur | 1), 0)
+    if p.sharpen > 0:
+        out = cv2.addWeighted(out, 1 + p.sharpen, cv2.GaussianBlur(out, (0, 0), 1.2), -p.sharpen, 0)
     return out
 
 
