@@ -4,9 +4,10 @@ manipulated for a few seconds.
 Held-out AUC ranks clips and the false-alarm clips count genuine footage; neither says how much
 of a manipulated stretch the label calls fake, how late, or whether it calls the genuine seconds
 around it real. The sample clip shows that for one *training* person. Here every face of a data
-build's split gets two clips made the sample's way (camera motion over the face, 8 s, manipulated
-from 3.0 to 5.5 s): the sample's self-blend, and a Poisson-blended swap with another person of
-the split (the data build's swap recipe). Each clip runs through the real stream once; its
+build's split gets three clips made the sample's way (camera motion over the face, 8 s, manipulated
+from 3.0 to 5.5 s): the sample's self-blend (its pasted copy softened), the same self-blend with
+the pasted copy sharpened instead (a sharp source on softer video), and a Poisson-blended swap with
+another person of the split (the data build's swap recipe). Each clip runs through the real stream once; its
 records keep both models' calibrated P(fake), so each label rule (smoothing, hysteresis band) is
 replayed on the same scores. Rules are chosen on the validation people and reported on the test
 people.
@@ -23,14 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.models.data.bank import FaceBank
-from dfstream.models.data.manipulate import self_blend
+from dfstream.models.data.manipulate import BlendParams, self_blend
 from dfstream.models.data.sample_clip import SAMPLE_TIMING, ClipTiming, Manipulation, write_motion_clip
 from dfstream.models.data.swap import face_swap
 from dfstream.models.false_alarms import model_thresholds, read_records, settled, stream_records
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
 from dfstream.stream.types import CLIP_LEN
 
-STREAM_KINDS = ("sbi", "swap")
+STREAM_KINDS = ("sbi", "sbi-sharp", "swap")
+SHARP_PASTE = BlendParams(blur=1, sharpen=2.0)
+"""The sample's self-blend with its pasted copy sharpened rather than softened."""
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,13 @@ def summarise(rule: LabelRule, clips: Sequence[ClipLabels]) -> RuleSummary:
 
 
 def manipulations(bank: FaceBank, index: int, rng: np.random.Generator) -> dict[str, Manipulation]:
-    """The clip's manipulation per kind: the sample's self-blend, and a swap with another person."""
+    """The clip's manipulation per kind: the sample's self-blend, softened and sharpened, and a swap
+    with another person."""
     others = [j for j, who in enumerate(bank.identities) if who != bank.identities[index]]
-    kinds: dict[str, Manipulation] = {"sbi": self_blend}
+    kinds: dict[str, Manipulation] = {
+        "sbi": self_blend,
+        "sbi-sharp": lambda frame, points: self_blend(frame, points, SHARP_PASTE),
+    }
     if others:
         d = int(rng.choice(others))
         donor, donor_points = bank.images[d], bank.points[d]
@@ -244,9 +251,9 @@ def rule_lines(report: dict[str, object]) -> list[str]:
     """The rules as a markdown table; the stream's own rule in italics."""
     default = ScoringConfig(frame_threshold=0.5, clip_threshold=0.5)
     lines = [
-        "| rule | fake on manipulated stretch: all | sbi | swap | stretches flagged | median frames to first "
-        "'fake' | genuine labelled real after 1 s | genuine labelled fake | label changes per clip |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rule | fake on manipulated stretch: all | sbi | sbi, sharper paste | swap | stretches flagged | median "
+        "frames to first 'fake' | genuine labelled real after 1 s | genuine labelled fake | label changes per clip |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["rules"]:  # type: ignore[attr-defined]
         s, kinds = entry["summary"], entry["kinds"]

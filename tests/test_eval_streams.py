@@ -89,7 +89,7 @@ def test_evaluation_replays_the_streams_own_labels(tmp_path: Path, face_bank_pat
     stream = ScoringConfig(frame_threshold=0.5, clip_threshold=0.5)  # the stream's own rule
     rule = {"ema_alpha": stream.ema_alpha, "band": stream.band}
     default = next(r for r in report["rules"] if r["summary"]["rule"] == rule)
-    assert [(c["kind"], c["frames"]) for c in default["clips"]] == [("sbi", 60), ("swap", 60)] * 2
+    assert [(c["kind"], c["frames"]) for c in default["clips"]] == [("sbi", 60), ("sbi-sharp", 60), ("swap", 60)] * 2
     for clip in default["clips"]:
         lines = (tmp_path / "records" / f"{clip['clip']}.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]
@@ -97,7 +97,8 @@ def test_evaluation_replays_the_streams_own_labels(tmp_path: Path, face_bank_pat
         fake = [r["label"] == "fake" for r in scored if TIMING.manipulated(r["frame_id"])]
         assert clip["fake_on_manipulated"] == pytest.approx(sum(fake) / len(fake))
     assert sorted(p.name for p in (tmp_path / "records").iterdir()) == [
-        "00-pkg_a-sbi.jsonl", "00-pkg_a-swap.jsonl", "01-pkg_b-sbi.jsonl", "01-pkg_b-swap.jsonl"]
+        "00-pkg_a-sbi-sharp.jsonl", "00-pkg_a-sbi.jsonl", "00-pkg_a-swap.jsonl",
+        "01-pkg_b-sbi-sharp.jsonl", "01-pkg_b-sbi.jsonl", "01-pkg_b-swap.jsonl"]
     table = rule_lines(report)
     assert len(table) == 2 + len(RULES) and len({row.count("|") for row in table}) == 1
     assert sum("(stream)" in row for row in table) == 1
