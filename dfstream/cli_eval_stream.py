@@ -80,11 +80,12 @@ def eval_sensitivity_cmd(
     on every crop: what the model reads as evidence besides the pasting."""
 
     def body() -> None:
-        from dfstream.models.eval_sensitivity import evaluate_sensitivity, sensitivity_lines
+        from dfstream.models.eval_sensitivity import detail_line, evaluate_sensitivity, sensitivity_lines
 
         if not clips.is_dir():
             raise InputPathError(f"clip folder not found: {clips}")
-        for line in sensitivity_lines(evaluate_sensitivity(models, clips, out, device.value)):
+        rows, detail = evaluate_sensitivity(models, clips, out, device.value)
+        for line in [*sensitivity_lines(rows), detail_line(detail)]:
             typer.echo(line)
         typer.echo(f"written: {out / 'sensitivity.json'}")
 

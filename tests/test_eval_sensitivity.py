@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dfstream.cli import app
 from dfstream.models.eval_bundled import clip_scores
-from dfstream.models.eval_sensitivity import CHANGES
+from dfstream.models.eval_sensitivity import CHANGES, crop_detail
 from dfstream.stream.engine import ModelSet
 
 
@@ -31,6 +31,15 @@ def test_every_change_is_scored_and_none_is_the_plain_score(clip_dataset: Path, 
     plain = body["changes"][0]
     assert plain["genuine_mean"] == pytest.approx(float(p[y == 0].mean()), abs=1e-6)
     assert plain["fake_flagged"] == pytest.approx(float((p[y == 1] >= body["threshold"]).mean()))
+    assert np.isfinite([body["detail"]["genuine"], body["detail"]["fake"]]).all()
+    assert f"genuine {body['detail']['genuine']:.2f}" in result.output
+
+
+def test_crop_detail_falls_with_blur_and_rises_with_sharpening() -> None:
+    rng = np.random.default_rng(0)
+    crop = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 1.0)
+    assert crop_detail(CHANGES["blur (Gaussian, sigma 1 px)"](crop)) < crop_detail(crop)
+    assert crop_detail(CHANGES["sharpen (unsharp mask)"](crop)) > crop_detail(crop)
 
 
 def test_a_change_reaches_the_encoder(clip_dataset: Path, stream_models: Path) -> None:
