@@ -21,7 +21,7 @@ import numpy as np
 
 from dfstream.config import EvalBundledConfig
 from dfstream.exceptions import DatasetError
-from dfstream.models.datasets import ImageSplit, load_clip, scan_clip_folders, scan_image_split
+from dfstream.models.datasets import ClipRef, ImageSplit, load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import (
     BinaryReport,
     binary_report,
@@ -75,6 +75,12 @@ def frame_scores(models: ModelSet, split: ImageSplit) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def encoder_crops(ref: ClipRef, size: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """A clip's 16 crops as the encoder gets them (uint8 BGR, size²) and its landmark rows."""
+    frames, lmks = load_clip(ref, size)  # T×3×S×S BGR 0..1, exactly the jpg's values over 255
+    return list(np.rint(frames.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)), lmks
+
+
 def clip_scores(
     models: ModelSet, root: Path, change: Callable[[np.ndarray], np.ndarray] | None = None
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -84,8 +90,7 @@ def clip_scores(
     size = models.clip_input.size
     rows = []
     for ref in refs:
-        frames, lmks = load_clip(ref, size)  # T×3×S×S BGR 0..1, exactly the jpg's values over 255
-        crops = list(np.rint(frames.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8))
+        crops, lmks = encoder_crops(ref, size)
         if change is not None:
             crops = [change(c) for c in crops]
         rows.append(np.concatenate([models.embed(crops), lmks], axis=1).astype(np.float32))

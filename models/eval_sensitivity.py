@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfstream.models.datasets import load_clip, scan_clip_folders
-from dfstream.models.eval_bundled import clip_scores
+from dfstream.models.datasets import scan_clip_folders
+from dfstream.models.eval_bundled import clip_scores, encoder_crops
 from dfstream.stream.engine import ModelSet
 
 
@@ -90,8 +90,7 @@ class Detail:
 def split_detail(clips: Path, size: int) -> Detail:
     per_clip: dict[int, list[float]] = {0: [], 1: []}
     for ref in scan_clip_folders(clips):
-        frames, _ = load_clip(ref, size)
-        crops = np.rint(frames.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)
+        crops, _ = encoder_crops(ref, size)
         per_clip[ref.label].append(float(np.mean([crop_detail(c) for c in crops])))
     return Detail(*(float(np.mean(v)) if v else float("nan") for v in (per_clip[0], per_clip[1])))
 
