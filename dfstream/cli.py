@@ -340,6 +340,11 @@ def train_clip_cmd(
         typer.Option("--sharpness-both-ways",
                      help="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too."),
     ] = False,
+    encoder_soup: Annotated[
+        list[Path] | None,
+        typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned, "
+                     "and the head trained on the average."),
+    ] = None,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -373,6 +378,7 @@ def train_clip_cmd(
             paired=paired,
             boundary_weight=boundary_weight,
             sharpness_both_ways=sharpness_both_ways,
+            encoder_soup=tuple(encoder_soup or ()),
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from dfstream.stream.runtime import OrtSettings
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
@@ -19,7 +19,9 @@ def _as_paths(value: object) -> object:
     return (value,) if isinstance(value, (str, Path)) else value
 
 
-FaceBanks = Annotated[tuple[Path, ...], BeforeValidator(_as_paths)]
+Paths = Annotated[tuple[Path, ...], BeforeValidator(_as_paths)]
+"""An option given once or repeated."""
+FaceBanks = Paths
 """One face bank file or several, read as one bank (the build's faces/train.npz, and its
 faces/thumbnails.npz where wanted)."""
 
@@ -98,6 +100,18 @@ class TrainClipConfig(_Strict):
         ge=0,
         description="weight of a training-only loss that locates each fake's blended region and its boundary (0: off)",
     )
+    encoder_soup: Paths = Field(
+        (),
+        description="model B checkpoints of runs from the same start: their encoders are averaged instead of "
+        "fine-tuned, and the head is trained on the average",
+    )
+
+    @field_validator("encoder_soup")
+    @classmethod
+    def _two_or_more(cls, runs: tuple[Path, ...]) -> tuple[Path, ...]:
+        if len(runs) == 1:
+            raise ValueError("a soup needs two or more checkpoints")
+        return runs
 
 
 class EvalClipConfig(_Strict):

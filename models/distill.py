@@ -70,7 +70,8 @@ def make_pool(
     import torch
 
     from dfstream.models import clip_lstm
-    from dfstream.models.train_onthefly import PROBE_NAME, to_tensor
+    from dfstream.models.train_clip import PROBE_NAME
+    from dfstream.models.train_onthefly import to_tensor
 
     model = clip_lstm.load_state(teacher_dir / "last_model.pth").eval()
     probe = torch.nn.Linear(clip_lstm.EMBED_DIM, 1)

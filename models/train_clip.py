@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 BEST_NAME = "mediapipe_model.pth"
 """Notebook B's file name for the best-F1 state dict, kept so its users find it where they expect."""
+PROBE_NAME = "probe.pth"
+"""Beside an on-the-fly run's checkpoint: the encoder's linear probe, model A's frame-level teacher."""
 
 
 class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):

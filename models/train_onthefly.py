@@ -32,12 +32,12 @@ from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.data.texture import global_augment
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
 from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
-from dfstream.models.train_clip import BEST_NAME
+from dfstream.models.encoder_soup import soup_encoder
+from dfstream.models.train_clip import BEST_NAME, PROBE_NAME
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
 
-PROBE_NAME = "probe.pth"
 VAL_FRAMES = (0, CLIP_LEN // 2)
 BLEND_MAP_BLOCK = 5
 """Encoder block whose output (stride 16, 112 channels) the blend-map head reads."""
@@ -336,11 +336,19 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
     if not val:
         raise ValueError("on-the-fly training needs --val-data (the data build's clips/val)")
     model = clip_lstm.ClipDetector(cfg.activation)
-    load_imagenet_weights(model.cnn, cfg.imagenet_weights)
+    if not cfg.encoder_soup:
+        load_imagenet_weights(model.cnn, cfg.imagenet_weights)
     train_refs = scan_clip_folders(cfg.data_dir) if cfg.data_dir.is_dir() else []
     if cfg.exclude is not None:  # a left-out method is left out of the fixed clips too (class folder = kind)
         train_refs = [r for r in train_refs if not cfg.exclude.startswith(r.folder.name)]
-    probe, enc_history = finetune_encoder(model, maker, val, cfg, train_refs)
+    if cfg.encoder_soup:
+        probe = soup_encoder(model, cfg.encoder_soup)
+        vx, vy = val_frames(val, cfg.img_size)
+        enc_history = [{"step": 0, "val_frame_auc": _auc(vy, frame_scores(model, probe, vx)),
+                        "soup_of": len(cfg.encoder_soup)}]
+        log.info("encoder soup: val frame AUC %.4f", enc_history[0]["val_frame_auc"])
+    else:
+        probe, enc_history = finetune_encoder(model, maker, val, cfg, train_refs)
     head_train = clip_features(model, maker, train_refs, cfg)
     head_val = clip_features(model, maker, val, cfg.model_copy(update={"head_clips": 0}))
     head_history = train_head(model, head_train, head_val, cfg)

@@ -153,3 +153,61 @@ def test_the_blend_map_loss_shapes_the_encoder_and_leaves_no_trace_in_it(
     key = "features.4.0.block.0.0.weight"  # a block under the one the head reads gets its gradient
     assert not torch.equal(located[key], plain[key])
     assert not model.cnn.features[BLEND_MAP_BLOCK]._forward_hooks  # the head let go of the encoder
+
+
+def _member(root: Path, activation: str, seed: int, probe: bool = True) -> Path:
+    """A checkpoint as an on-the-fly run leaves it: last_model.pth and probe.pth in one folder."""
+    from dfstream.models import clip_lstm
+    from dfstream.models.train_clip import PROBE_NAME
+
+    torch.manual_seed(seed)
+    root.mkdir(parents=True)
+    clip_lstm.save_state(clip_lstm.ClipDetector(activation), root / "last_model.pth")
+    if probe:
+        torch.save(torch.nn.Linear(clip_lstm.EMBED_DIM, 1).state_dict(), root / PROBE_NAME)
+    return root / "last_model.pth"
+
+
+def test_a_soup_run_averages_its_members_encoders_and_probes_and_trains_the_head(
+    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
+) -> None:
+    from dfstream.models import clip_lstm
+
+    members = [_member(tmp_path / f"m{s}", "relu6", s) for s in (1, 2)]
+    cfg = TrainClipConfig(
+        data_dir=clip_dataset, val_dir=clip_dataset, out_dir=tmp_path / "soup", img_size=64, faces=face_bank_path,
+        activation="relu6", head_clips=4, epochs=2, encoder_soup=tuple(members),
+    )
+    train_clip(cfg)
+    souped = load_state(cfg.out_dir / "last_model.pth")
+    a, b = (load_state(m) for m in members)
+    key = "features.8.0.weight"
+    assert not torch.equal(a.cnn.state_dict()[key], b.cnn.state_dict()[key])
+    for k, v in souped.cnn.state_dict().items():
+        if v.is_floating_point():  # weights and BatchNorm statistics alike
+            assert torch.allclose(v, (a.cnn.state_dict()[k] + b.cnn.state_dict()[k]) / 2, atol=1e-6), k
+    trained, start = souped.fc.state_dict(), a.fc.state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in start)  # the head was trained, not a member's
+    probes = [torch.load(m.parent / "probe.pth", weights_only=True) for m in members]
+    probe = torch.load(cfg.out_dir / "probe.pth", weights_only=True)
+    assert torch.allclose(probe["weight"], (probes[0]["weight"] + probes[1]["weight"]) / 2)
+    history = json.loads((cfg.out_dir / "history.json").read_text())
+    assert history["encoder"][0]["soup_of"] == 2 and 0.0 <= history["encoder"][0]["val_frame_auc"] <= 1.0
+    assert clip_lstm.load_state(cfg.out_dir / "last_model.pth").cnn.activation == "relu6"
+
+
+def test_a_soup_refuses_mixed_activations_a_missing_probe_and_a_single_member(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from dfstream.exceptions import ModelLoadError
+    from dfstream.models import clip_lstm
+    from dfstream.models.encoder_soup import soup_encoder
+
+    relu6, silu = _member(tmp_path / "a", "relu6", 1), _member(tmp_path / "b", "silu", 2)
+    with pytest.raises(ModelLoadError, match="activation silu"):
+        soup_encoder(clip_lstm.ClipDetector("relu6"), (relu6, silu))
+    bare = _member(tmp_path / "c", "relu6", 3, probe=False)
+    with pytest.raises(ModelLoadError, match=r"no probe\.pth"):
+        soup_encoder(clip_lstm.ClipDetector("relu6"), (relu6, bare))
+    with pytest.raises(ValidationError, match="two or more"):
+        TrainClipConfig(data_dir=tmp_path, out_dir=tmp_path, encoder_soup=(relu6,))
