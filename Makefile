@@ -6,7 +6,7 @@ ORT_BUILD ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(ORT_BUILD)
 
-.PHONY: test lint typecheck check demo models ablation kinds distill blendmap clean-venv
+.PHONY: test lint typecheck check demo models ablation kinds distill blendmap soup clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -197,6 +197,25 @@ blendmap: $(STAMP)
 		$(DF) eval kinds --model $$run/last_model.pth --faces $(DATA)/faces/test.npz --img-size $(CLIP_SIZE) \
 			--out $$run/kinds || exit 1; done
 	$(DF) eval card $(RUNS) --table blendmap
+
+# The model card's soup table: the bundled model B recipe once per seed in SOUP_SEEDS, then a model B whose
+# encoder is the average of theirs (--encoder-soup; the head trained as in the recipe), each scored on
+# validation, the build's test clips and the default build's (sharper and softer pastes). About an hour
+# on 2 idle CPU cores; needs BOTH_WAYS_DATA (make models builds it).
+SOUP_SEEDS ?= 42 7
+
+soup: $(STAMP)
+	for seed in $(SOUP_SEEDS); do \
+		$(CLIP_RECIPE) --seed $$seed --out $(RUNS)/soup/seed$$seed || exit 1; done
+	$(CLIP_RECIPE) --seed 42 --out $(RUNS)/soup/soup $(foreach s,$(SOUP_SEEDS),--encoder-soup $(RUNS)/soup/seed$(s)/last_model.pth)
+	for run in $(RUNS)/soup/*/; do \
+		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/val --split all --img-size $(CLIP_SIZE) \
+			--max-fpr $(MAX_FPR) --out $$run/val || exit 1; \
+		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/test --split all --img-size $(CLIP_SIZE) \
+			--threshold-from $$run/val/threshold.json --out $$run/test || exit 1; \
+		$(DF) eval clip --model $$run/last_model.pth --data $(BOTH_WAYS_DATA)/clips/test --split all \
+			--img-size $(CLIP_SIZE) --threshold-from $$run/val/threshold.json --out $$run/test-both || exit 1; done
+	$(DF) eval card $(RUNS) --table soup
 
 clean-venv:
 	rm -rf $(VENV) $(DEMO_VENV)

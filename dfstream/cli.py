@@ -25,6 +25,7 @@ from dfstream.config import (
     TrainCnnConfig,
 )
 from dfstream.exceptions import InputPathError
+from dfstream.models.card_tables import TABLES
 from dfstream.paths import BUNDLED_MODELS
 
 if TYPE_CHECKING:
@@ -342,8 +343,8 @@ def train_clip_cmd(
     ] = False,
     encoder_soup: Annotated[
         list[Path] | None,
-        typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned, "
-                     "and the head trained on the average."),
+        typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned "
+                     "(--steps and the fine-tune's options go unused), and the head trained on the average."),
     ] = None,
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
@@ -523,25 +524,19 @@ def eval_bundled_cmd(
     guard(body)
 
 
-class CardTable(StrEnum):
-    models = "models"
-    ablation = "ablation"
-    kinds = "kinds"
-    distill = "distill"
-    fusion = "fusion"
-    blendmap = "blendmap"
+CardTable = StrEnum("CardTable", {name: name for name in TABLES})  # type: ignore[misc]  # members from TABLES
+"""The model card's tables, named once in ``card_tables.TABLES``."""
+CARD_MODELS = CardTable("models")
 
 
 @eval_app.command("card")
 def eval_card_cmd(
     runs: Annotated[Path, typer.Argument(help="The runs folder of 'make models' or of one of the card's experiments.")],
-    table: Annotated[CardTable, typer.Option(help="Which of the model card's tables.")] = CardTable.models,
+    table: Annotated[CardTable, typer.Option(help="Which of the model card's tables.")] = CARD_MODELS,
 ) -> None:
     """Print a model card table (markdown) from the evaluation reports, so the card shows what was measured."""
 
     def body() -> None:
-        from dfstream.models.card_tables import TABLES
-
         if not runs.is_dir():
             raise InputPathError(f"runs folder not found: {runs}")
         typer.echo("\n".join(TABLES[table.value](runs)))

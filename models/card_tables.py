@@ -1,6 +1,6 @@
 """The model card's metric tables, from the report files ``make models``, ``make ablation``,
-``make kinds``, ``make distill`` and ``make blendmap`` write, so the card shows exactly what the evaluation measured:
-``dfstream eval card``."""
+``make kinds``, ``make distill``, ``make blendmap`` and ``make soup`` write, so the card shows exactly
+what the evaluation measured: ``dfstream eval card``."""
 
 from __future__ import annotations
 
@@ -176,6 +176,39 @@ def blendmap_table(runs: Path) -> list[str]:
     return [*out, ""]
 
 
+def soup_table(runs: Path) -> list[str]:
+    """One row per ``runs/soup/<name>``: a fine-tune (its seed) or a soup of fine-tunes (``--encoder-soup``),
+    with the encoder's val frame AUC, the head's val clip AUC and the held-out clip AUCs on the build it
+    was trained on and on the default build (``test-both``); then the mean of the fine-tunes, which a
+    soup has to beat to be worth more than picking one of them."""
+    head = ("val frame AUC (encoder)", "val clip AUC", "test clip AUC", "SBI", "swap",
+            "default build's test clips", "its SBI")
+    out = ["| run | encoder | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
+    members: list[list[float | None]] = []
+    for run in sorted(p for p in (runs / "soup").glob("*") if p.is_dir()):
+        history = _load(run / "history.json")
+        config = history.get("config", {})
+        soup = config.get("encoder_soup") or []
+        test, kinds = _load(run / "test" / "metrics.json"), _load(run / "test" / "metrics_by_kind.json")
+        both, both_kinds = _load(run / "test-both" / "metrics.json"), _load(run / "test-both" / "metrics_by_kind.json")
+        cells = [
+            max((r["val_frame_auc"] for r in history.get("encoder", [])), default=None),
+            max((r["val_clip_auc"] for r in history.get("head", [])), default=None),
+            test.get("auc"), kinds.get("sbi", {}).get("auc"), kinds.get("swap", {}).get("auc"),
+            both.get("auc"), both_kinds.get("sbi", {}).get("auc"),
+        ]
+        if not soup:
+            members.append(cells)
+        encoder = f"average of {len(soup)}" if soup else f"fine-tune, seed {config.get('seed', 'n/a')}"
+        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        out.append(f"| {run.name} | {encoder} | {text} |")
+    if members:
+        means = [[c for c in column if c is not None] for column in zip(*members, strict=True)]
+        text = " | ".join(f"{sum(m) / len(m):.3f}" if m else "n/a" for m in means)
+        out.append(f"| mean of {len(members)} | fine-tunes | {text} |")
+    return [*out, ""]
+
+
 def fusion_table(runs: Path) -> list[str]:
     from dfstream.models.fused import weight_table
 
@@ -188,5 +221,6 @@ TABLES = {
     "kinds": kinds_table,
     "distill": distill_table,
     "blendmap": blendmap_table,
+    "soup": soup_table,
     "fusion": fusion_table,
 }
