@@ -341,6 +341,9 @@ def train_clip_cmd(
         typer.Option("--sharpness-both-ways",
                      help="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too."),
     ] = False,
+    denoise_share: Annotated[
+        float, typer.Option(help="On the fly: share of pictures of both classes, fixed clips' frames too, denoised.")
+    ] = 0.0,
     encoder_soup: Annotated[
         list[Path] | None,
         typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned "
@@ -379,6 +382,7 @@ def train_clip_cmd(
             paired=paired,
             boundary_weight=boundary_weight,
             sharpness_both_ways=sharpness_both_ways,
+            denoise_share=denoise_share,
             encoder_soup=tuple(encoder_soup or ()),
         )
         typer.echo(f"best model: {train_clip(cfg)}")

@@ -95,6 +95,9 @@ class TrainClipConfig(_Strict):
     sharpness_both_ways: bool = Field(
         False, description="sharpen or blur whole pictures of both classes, the fixed clips' frames too"
     )
+    denoise_share: float = Field(
+        0.0, ge=0, le=1, description="share of whole pictures of both classes put through noise reduction"
+    )
     boundary_weight: float = Field(
         0.0,
         ge=0,

@@ -182,6 +182,17 @@ def test_sharpness_both_ways_makes_pictures_crisper_and_softer(bank: FaceBank) -
     assert sum(r > 1.2 for r in ratios) >= 10 and sum(r < 0.8 for r in ratios) >= 10
 
 
+def test_a_denoise_share_cleans_grainy_pictures_and_leaves_the_draw_alone_when_zero() -> None:
+    rng = np.random.default_rng(0)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), (0, 0), 3)
+    grainy = np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
+    plain = [global_augment(grainy, np.random.default_rng(s)) for s in range(100)]
+    off = [global_augment(grainy, np.random.default_rng(s), denoise_share=0.0) for s in range(100)]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, off, strict=True))  # runs without it are unchanged
+    cleaned = [global_augment(grainy, np.random.default_rng(s), denoise_share=1.0) for s in range(100)]
+    assert np.median([_sharpness(c) for c in cleaned]) < 0.5 * np.median([_sharpness(p) for p in plain])
+
+
 def test_fixed_frames_get_the_global_changes_only_with_sharpness_both_ways(bank: FaceBank, clip_dataset: Path) -> None:
     from dfstream.models.datasets import scan_clip_folders
 
@@ -195,3 +206,16 @@ def test_fixed_frames_get_the_global_changes_only_with_sharpness_both_ways(bank:
 
     assert not torch.equal(fixed_half(True), fixed_half(False))
     assert torch.equal(fixed_half(False), fixed_half(False))
+
+
+def test_fixed_frames_are_denoised_with_a_denoise_share(bank: FaceBank, clip_dataset: Path) -> None:
+    from dfstream.models.datasets import scan_clip_folders
+
+    refs = scan_clip_folders(clip_dataset)
+
+    def fixed_half(share: float) -> torch.Tensor:
+        maker = FakeMaker(bank, FakeConfig(denoise_share=share))
+        x, _, _, _ = next(iter(FrameStream(maker, 64, batch=8, seed=0, steps=1, fixed=refs, fixed_share=0.5)))
+        return x[4:]
+
+    assert not torch.equal(fixed_half(1.0), fixed_half(0.0))

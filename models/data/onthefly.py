@@ -38,6 +38,8 @@ class FakeConfig:
     """Scale of the crop jitter (0: exactly the stream's crop)."""
     sharpness_both_ways: bool = False
     """Global sharpening or blurring of both classes (``global_augment``'s ``both_ways``)."""
+    denoise_share: float = 0.0
+    """Pictures of both classes put through noise reduction (``global_augment``'s ``denoise_share``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +95,11 @@ class FakeMaker:
             i: [j for j, who in enumerate(bank.identities) if who != bank.identities[i]] for i in range(len(bank))
         }
 
+    def global_changes(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The whole-picture changes both classes share, as this maker's config sets them."""
+        return global_augment(crop, rng, both_ways=self.config.sharpness_both_ways,
+                              denoise_share=self.config.denoise_share)
+
     def _picture(self, i: int, rng: np.random.Generator) -> np.ndarray:
         image = self.bank.images[i]
         return degrade_photo(image, rng) if rng.random() < self.config.p_degraded else image
@@ -135,8 +142,7 @@ class FakeMaker:
         crop = cv2.warpAffine(shown.image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
         mask = cv2.warpAffine(shown.mask, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         points = apply_affine(self.bank.points[i], m).astype(np.float32)
-        return Sample(global_augment(crop, augment, both_ways=self.config.sharpness_both_ways), label, shown.detail,
-                      points, mask)
+        return Sample(self.global_changes(crop, augment), label, shown.detail, points, mask)
 
     def frame(self, rng: np.random.Generator, size: int, fake: bool | None = None) -> Sample:
         i, shown, _, label = self._source(rng, fake)
@@ -183,6 +189,6 @@ class FakeMaker:
                 shown = cv2.addWeighted(image, w, genuine, 1.0 - w, 0)
             crop = cv2.warpAffine(shown, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
             codec = np.random.default_rng(codec_seed + t)
-            frames.append(global_augment(crop, codec, both_ways=self.config.sharpness_both_ways))
+            frames.append(self.global_changes(crop, codec))
             lmks.append(lmk5(apply_affine(points, m)))
         return np.stack(frames), np.stack(lmks).astype(np.float32), label, detail

@@ -59,6 +59,12 @@ def _temperature(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
+def denoise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A camera's or a call app's noise reduction (non-local means): fine texture out, edges kept."""
+    h = rng.uniform(3.0, 10.0)
+    return cv2.fastNlMeansDenoisingColored(img, None, h, h, 5, 11)
+
+
 REGIONAL_OPS: dict[str, Op] = {
     "sharpen": _sharpen,
     "smooth": _smooth,
@@ -101,12 +107,15 @@ def degrade_photo(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def global_augment(
-    crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 28, both_ways: bool = False
+    crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 28, both_ways: bool = False,
+    denoise_share: float = 0.0,
 ) -> np.ndarray:
     """Changes a camera, a link and a codec make to the whole picture, the same for both classes.
 
     ``both_ways`` adds a sharpness change in either direction (unsharp mask or blur) to a third of
-    the pictures, so that neither a soft nor a crisp picture says anything about its class."""
+    the pictures, so that neither a soft nor a crisp picture says anything about its class.
+    ``denoise_share`` of the pictures go through noise reduction before the noise and codec steps,
+    so that neither clean nor grainy fine texture does either."""
     out = crop
     size = out.shape[0]
     if rng.random() < 0.4:  # resolution drop: a small face in low-resolution video, upscaled by the crop
@@ -122,6 +131,8 @@ def global_augment(
         out = cv2.convertScaleAbs(out, alpha=alpha, beta=beta)
     if rng.random() < 0.3:
         out = _temperature(out, rng)
+    if denoise_share > 0 and rng.random() < denoise_share:
+        out = denoise(out, rng)
     if rng.random() < 0.3:
         out = _noise(out, rng)
     if rng.random() < 0.7:
