@@ -22,6 +22,17 @@ def _table(title: str, rows: dict[str, dict[str, Any]]) -> list[str]:
     return head + [_row(k, r) for k, r in rows.items()] + [""]
 
 
+def _cells(values: list[float | None]) -> str:
+    """A row's numbers, three decimals, "n/a" where a report was missing."""
+    return " | ".join("n/a" if c is None else f"{c:.3f}" for c in values)
+
+
+def _column_means(rows: list[list[float | None]]) -> list[float | None]:
+    """Each column's mean over the rows that have it (None where none has)."""
+    columns = [[c for c in column if c is not None] for column in zip(*rows, strict=True)]
+    return [sum(c) / len(c) if c else None for c in columns]
+
+
 def _load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -83,7 +94,7 @@ def ablation_table(runs: Path) -> list[str]:
         test = _load(run / "test" / "metrics.json")
         kinds = _load(run / "test" / "metrics_by_kind.json")
         cells = [test.get("auc"), kinds.get("sbi", {}).get("auc"), kinds.get("swap", {}).get("auc")]
-        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        text = _cells(cells)
         out.append(f"| {run.name} | {best:.3f} | {text} |")
     return [*out, ""]
 
@@ -142,7 +153,7 @@ def distill_table(runs: Path) -> list[str]:
         clips = _load(run / "eval" / "metrics_clip_level.json").get("all", {})
         cells = [_best_val_auc(run / "history.csv"), test.get("auc"), kinds.get("sbi", {}).get("auc"),
                  kinds.get("swap", {}).get("auc"), clips.get("auc")]
-        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        text = _cells(cells)
         out.append(f"| {run.name} | {target} | {text} |")
     return [*out, ""]
 
@@ -167,11 +178,10 @@ def blendmap_table(runs: Path) -> list[str]:
         ]
         weight = float(config.get("boundary_weight", 0.0))
         by_weight.setdefault(weight, []).append(cells)
-        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        text = _cells(cells)
         out.append(f"| {run.name} | {weight:g} | {config.get('seed', 'n/a')} | {text} |")
     for weight, rows in sorted(by_weight.items()):
-        means = [[c for c in column if c is not None] for column in zip(*rows, strict=True)]
-        text = " | ".join(f"{sum(m) / len(m):.3f}" if m else "n/a" for m in means)
+        text = _cells(_column_means(rows))
         out.append(f"| mean of {len(rows)} | {weight:g} | — | {text} |")
     return [*out, ""]
 
@@ -200,11 +210,10 @@ def soup_table(runs: Path) -> list[str]:
         if not soup:
             members.append(cells)
         encoder = f"average of {len(soup)}" if soup else f"fine-tune, seed {config.get('seed', 'n/a')}"
-        text = " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells)
+        text = _cells(cells)
         out.append(f"| {run.name} | {encoder} | {text} |")
     if members:
-        means = [[c for c in column if c is not None] for column in zip(*members, strict=True)]
-        text = " | ".join(f"{sum(m) / len(m):.3f}" if m else "n/a" for m in means)
+        text = _cells(_column_means(members))
         out.append(f"| mean of {len(members)} | fine-tunes | {text} |")
     return [*out, ""]
 

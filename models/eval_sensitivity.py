@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfstream.models.data.texture import nl_means
 from dfstream.models.datasets import scan_clip_folders
 from dfstream.models.eval_bundled import clip_scores, encoder_crops
 from dfstream.stream.engine import ModelSet
@@ -51,8 +52,7 @@ def _jpeg(crop: np.ndarray) -> np.ndarray:
 
 
 def _denoise(crop: np.ndarray) -> np.ndarray:
-    """Non-local means: sensor and codec noise out, edges kept (as a camera's noise reduction does)."""
-    return cv2.fastNlMeansDenoisingColored(crop, None, 5, 5, 5, 11)
+    return nl_means(crop, 5.0)
 
 
 def _zoom_in(crop: np.ndarray) -> np.ndarray:

@@ -171,7 +171,6 @@ def _member(root: Path, activation: str, seed: int, probe: bool = True) -> Path:
 def test_a_soup_run_averages_its_members_encoders_and_probes_and_trains_the_head(
     clip_dataset: Path, face_bank_path: Path, tmp_path: Path
 ) -> None:
-    from dfstream.models import clip_lstm
 
     members = [_member(tmp_path / f"m{s}", "relu6", s) for s in (1, 2)]
     cfg = TrainClipConfig(
@@ -193,7 +192,7 @@ def test_a_soup_run_averages_its_members_encoders_and_probes_and_trains_the_head
     assert torch.allclose(probe["weight"], (probes[0]["weight"] + probes[1]["weight"]) / 2)
     history = json.loads((cfg.out_dir / "history.json").read_text())
     assert history["encoder"][0]["soup_of"] == 2 and 0.0 <= history["encoder"][0]["val_frame_auc"] <= 1.0
-    assert clip_lstm.load_state(cfg.out_dir / "last_model.pth").cnn.activation == "relu6"
+    assert souped.cnn.activation == "relu6"
 
 
 def test_a_soup_refuses_mixed_activations_a_missing_probe_and_a_single_member(tmp_path: Path) -> None:

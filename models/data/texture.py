@@ -59,10 +59,13 @@ def _temperature(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
-def denoise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def nl_means(img: np.ndarray, strength: float) -> np.ndarray:
     """A camera's or a call app's noise reduction (non-local means): fine texture out, edges kept."""
-    h = rng.uniform(3.0, 10.0)
-    return cv2.fastNlMeansDenoisingColored(img, None, h, h, 5, 11)
+    return cv2.fastNlMeansDenoisingColored(img, None, strength, strength, 5, 11)
+
+
+def denoise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return nl_means(img, rng.uniform(3.0, 10.0))
 
 
 REGIONAL_OPS: dict[str, Op] = {
