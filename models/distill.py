@@ -70,12 +70,12 @@ def make_pool(
     import torch
 
     from dfstream.models import clip_lstm
-    from dfstream.models.train_clip import PROBE_NAME
+    from dfstream.models.train_clip import read_probe
     from dfstream.models.train_onthefly import to_tensor
 
-    model = clip_lstm.load_state(teacher_dir / "last_model.pth").eval()
-    probe = torch.nn.Linear(clip_lstm.EMBED_DIM, 1)
-    probe.load_state_dict(torch.load(teacher_dir / PROBE_NAME, map_location="cpu", weights_only=True))
+    checkpoint = teacher_dir / "last_model.pth"
+    model = clip_lstm.load_state(checkpoint).eval()
+    probe = read_probe(checkpoint)
     side = teacher_size(teacher_dir)
     maker = FakeMaker(read_banks(faces), FakeConfig())
     images = np.empty((n, size, size, 3), np.uint8)

@@ -15,7 +15,8 @@ import torch
 
 from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
-from dfstream.models.train_clip import PROBE_NAME
+from dfstream.models.train_clip import read_probe
+from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,15 @@ def soup_encoder(model: clip_lstm.ClipDetector, runs: tuple[Path, ...]) -> torch
     ``probe.pth`` beside them) and return their averaged probe. Activations must agree."""
     encoders, probes = [], []
     for path in runs:
-        probe_path = path.parent / PROBE_NAME
-        if not probe_path.is_file():
-            raise ModelLoadError(f"{path}: no {PROBE_NAME} beside it (a checkpoint of 'train clip --faces' has one)")
+        probes.append(read_probe(path).state_dict())
         member = clip_lstm.load_state(path)
         if member.cnn.activation != model.cnn.activation:
             raise ModelLoadError(
                 f"{path}: encoder activation {member.cnn.activation}, the soup's is {model.cnn.activation}"
             )
         encoders.append(member.cnn.state_dict())
-        probes.append(torch.load(probe_path, map_location="cpu", weights_only=True))
     model.cnn.load_state_dict(_average(encoders))
-    probe = torch.nn.Linear(probes[0]["weight"].shape[1], 1)
+    probe = torch.nn.Linear(EMBED_DIM, 1)
     probe.load_state_dict(_average(probes))
     log.info("encoder: the average of %d fine-tunes (%s)", len(runs), ", ".join(str(p) for p in runs))
     return probe

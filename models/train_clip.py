@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dfstream.config import EvalClipConfig, TrainClipConfig
+from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
@@ -26,6 +27,16 @@ BEST_NAME = "mediapipe_model.pth"
 """Notebook B's file name for the best-F1 state dict, kept so its users find it where they expect."""
 PROBE_NAME = "probe.pth"
 """Beside an on-the-fly run's checkpoint: the encoder's linear probe, model A's frame-level teacher."""
+
+
+def read_probe(checkpoint: Path) -> torch.nn.Linear:
+    """The linear probe saved beside a model B checkpoint of ``train clip --faces``."""
+    path = checkpoint.parent / PROBE_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"{checkpoint}: no {PROBE_NAME} beside it (a checkpoint of 'train clip --faces' has one)")
+    probe = torch.nn.Linear(EMBED_DIM, 1)
+    probe.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return probe
 
 
 class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
