@@ -14,6 +14,7 @@ from dfstream.cli_bench import bench_app
 from dfstream.cli_common import Device, ModelsDir, OrtDevice, Precision, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
+from dfstream.cli_eval_compare import eval_compare_cmd
 from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_sensitivity_cmd, eval_streams_cmd
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.config import (
@@ -548,6 +549,7 @@ def eval_card_cmd(
     guard(body)
 
 
+eval_app.command("compare")(eval_compare_cmd)
 eval_app.command("false-alarms")(eval_false_alarms_cmd)
 eval_app.command("streams")(eval_streams_cmd)
 eval_app.command("sensitivity")(eval_sensitivity_cmd)

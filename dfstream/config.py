@@ -148,6 +148,13 @@ class EvalBundledConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "cpu"
 
 
+class EvalCompareConfig(_Strict):
+    base: Path = Field(description="an evaluation's output folder (or its per_sample.csv): the model to beat")
+    other: Path = Field(description="another evaluation of the same samples: the candidate")
+    rounds: int = Field(2000, ge=100, le=100_000, description="resamples of the people")
+    seed: int = 0
+
+
 class EventsConfig(_Strict):
     """Where deepfake events go: a snapshot and a clip each, and an index (``events.jsonl``)."""
 

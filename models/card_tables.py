@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("AUC", "F1", "accuracy", "n (fake)")
+COLUMNS = ("AUC", "95 % interval, people resampled", "F1", "accuracy", "n (fake)")
 
 
 def _row(name: str, r: dict[str, Any]) -> str:
     auc = "n/a" if r["auc"] is None else f"{r['auc']:.3f}"
-    return f"| {name} | {auc} | {r['f1']:.3f} | {r['accuracy']:.3f} | {r['n']} ({r['n_fake']}) |"
+    interval = r.get("auc_interval")  # reports written before the interval existed have none
+    spread = "n/a" if interval is None else f"{interval[0]:.2f}–{interval[1]:.2f}"
+    return f"| {name} | {auc} | {spread} | {r['f1']:.3f} | {r['accuracy']:.3f} | {r['n']} ({r['n_fake']}) |"
 
 
 def _table(title: str, rows: dict[str, dict[str, Any]]) -> list[str]:

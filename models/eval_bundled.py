@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from dfstream.config import EvalBundledConfig
 from dfstream.exceptions import DatasetError
 from dfstream.models.datasets import ClipRef, ImageSplit, load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import (
+    VIDEO_NAME,
     BinaryReport,
     binary_report,
     write_clip_level,
@@ -34,10 +34,6 @@ from dfstream.stream.engine import ModelSet
 log = logging.getLogger(__name__)
 
 BATCH = 32
-FACE_OF_VIDEO = re.compile(r"^(?P<face>.+-f\d{3})-")
-"""A data build's video name is ``{person}-f{face:03d}-{kind}-{k:02d}``: the face it was filmed from."""
-
-
 @dataclass(frozen=True)
 class BundledReports:
     """Held-out (test) reports of the shipped graphs: model A per frame, model B per clip."""
@@ -101,7 +97,7 @@ def clip_scores(
 def _faces(names: list[str]) -> dict[str, list[int]]:
     faces: dict[str, list[int]] = {}
     for i, name in enumerate(names):
-        match = FACE_OF_VIDEO.match(name.split("/", 1)[-1])
+        match = VIDEO_NAME.match(name.split("/", 1)[-1])
         if match:
             faces.setdefault(match["face"], []).append(i)
     return faces
@@ -136,8 +132,8 @@ def evaluate_bundled(cfg: EvalBundledConfig) -> BundledReports:
     val, test = scan_image_split(cfg.data_dir / "frames", "val"), scan_image_split(cfg.data_dir / "frames", "test")
     val_y, val_p = np.asarray(val.labels), frame_scores(models, val)
     test_y, test_p = np.asarray(test.labels), frame_scores(models, test)
-    frame = binary_report(test_y, test_p, a_threshold)
     names = [str(p) for p in test.paths]
+    frame = binary_report(test_y, test_p, a_threshold, names)
     write_reports(a_dir, frame, names, test_y, test_p, val_y, val_p)
     write_per_sample(a_dir / "val_per_sample.csv", [str(p) for p in val.paths], val_y, val_p, a_threshold)
     write_clip_level(a_dir, names, test_y, test_p, a_threshold)
@@ -153,7 +149,7 @@ def _clip_split(models: ModelSet, cfg: EvalBundledConfig, split: str) -> tuple[B
     threshold = models.thresholds[1]
     out = cfg.out_dir / "model-b" / split
     names, y, p = clip_scores(models, cfg.data_dir / "clips" / split)
-    report = binary_report(y, p, threshold)
+    report = binary_report(y, p, threshold, names)
     write_reports(out, report, names, y, p, y, p)
     (out / "threshold.json").write_text(json.dumps(_decision(threshold, cfg.models), indent=2) + "\n")
     faces = by_face(names, y, p)

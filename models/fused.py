@@ -7,26 +7,24 @@ P(fake), each centred on its own threshold and weighted as ``stream/scoring.py``
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dfstream.models.calibration import Decision, read_decision
-from dfstream.models.metrics import KIND_SEPARATOR, BinaryReport, binary_report, per_clip, reports_by_kind
+from dfstream.models.metrics import (
+    KIND_SEPARATOR,
+    BinaryReport,
+    binary_report,
+    per_clip,
+    read_per_sample,
+    reports_by_kind,
+)
 from dfstream.stream.runtime import calibrated
 from dfstream.stream.scoring import CLIP_WEIGHT, DECISION, centred
 
 WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
-
-
-def _rows(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return [r["sample"] for r in rows], np.array([int(r["y_true"]) for r in rows]), np.array(
-        [float(r["p_fake"]) for r in rows]
-    )
 
 
 def _video(name: str) -> str:
@@ -48,10 +46,10 @@ class ClipPairs:
 
 
 def clip_pairs(frame_csv: Path, clip_csv: Path, a: Decision, b: Decision) -> ClipPairs:
-    names, y, p = _rows(frame_csv)
+    names, y, p = read_per_sample(frame_csv)
     clips, _, pa = per_clip(names, y, calibrated(p.astype(np.float32), a.calibration))
     a_by_video = {_video(c): v for c, v in zip(clips, pa, strict=True)}
-    b_names, b_y, b_p = _rows(clip_csv)
+    b_names, b_y, b_p = read_per_sample(clip_csv)
     pb = calibrated(b_p.astype(np.float32), b.calibration)
     kept, labels, frame, clip = [], [], [], []
     for name, label, p_clip in zip(b_names, b_y, pb, strict=True):
@@ -74,7 +72,7 @@ def fused_reports(
     b = read_decision(clip_val / "threshold.json")
     pairs = clip_pairs(frame_eval / "per_sample.csv", clip_test / "per_sample.csv", a, b)
     fused = pairs.fused(CLIP_WEIGHT if clip_weight is None else clip_weight)
-    return {"all": binary_report(pairs.labels, fused, DECISION)} | reports_by_kind(
+    return {"all": binary_report(pairs.labels, fused, DECISION, pairs.names)} | reports_by_kind(
         pairs.names, pairs.labels, fused, DECISION
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ class BinaryReport:
     auc: float | None
     confusion: tuple[tuple[int, int], tuple[int, int]]
     """Rows true real/fake, columns predicted real/fake."""
+    auc_interval: tuple[float, float] | None = None
+    """95 % interval of the AUC with whole people resampled (``auc_interval``); None where the sample
+    names do not say whose face each sample is, or fewer than ``MIN_PEOPLE`` people are scored."""
 
 
 def f1_optimal_threshold(y_true: np.ndarray, p_fake: np.ndarray, max_fpr: float | None = None) -> float:
@@ -50,11 +54,17 @@ def f1_optimal_threshold(y_true: np.ndarray, p_fake: np.ndarray, max_fpr: float 
     return float(np.clip(best, 1e-6, 1 - 1e-6))
 
 
-def binary_report(y_true: np.ndarray, p_fake: np.ndarray, threshold: float) -> BinaryReport:
+def binary_report(
+    y_true: np.ndarray, p_fake: np.ndarray, threshold: float, names: Sequence[str] | None = None
+) -> BinaryReport:
+    """``names`` (a data build's sample names) add the AUC's interval by person."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
 
     y_pred = (p_fake >= threshold).astype(int)
     auc = float(roc_auc_score(y_true, p_fake)) if len(set(y_true.tolist())) == 2 else None
+    interval = None
+    if auc is not None and names is not None:
+        interval = auc_interval(y_true, p_fake, [person_of(n) for n in names])
     cm = confusion_matrix(y_true, y_pred, labels=[0, 1])
     return BinaryReport(
         threshold=float(threshold),
@@ -66,7 +76,93 @@ def binary_report(y_true: np.ndarray, p_fake: np.ndarray, threshold: float) -> B
         f1=float(f1_score(y_true, y_pred, zero_division=0)),
         auc=auc,
         confusion=((int(cm[0, 0]), int(cm[0, 1])), (int(cm[1, 0]), int(cm[1, 1]))),
+        auc_interval=interval,
     )
+
+
+VIDEO_NAME = re.compile(r"^(?P<face>(?P<person>.+)-f\d{3})-")
+"""A data build's video is named ``{person}-f{face:03d}-{kind}-{k:02d}`` (its frame files add
+``{kind}__`` before and ``_{i}`` after): whose face, and which of their faces, it was filmed from."""
+
+MIN_PEOPLE = 3
+INTERVAL_ROUNDS = 2000
+
+
+def person_of(name: str) -> str | None:
+    """The person a data build's sample name was filmed from (a swap: the person whose frame it is)."""
+    match = VIDEO_NAME.match(Path(name).name.split(KIND_SEPARATOR, 1)[-1])
+    return match["person"] if match else None
+
+
+def rank_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """AUC as the Mann-Whitney statistic (ties count half); both classes must be present."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    n_fake = int(y_true.sum())
+    n_real = len(y_true) - n_fake
+    return float((ranks[y_true == 1].sum() - n_fake * (n_fake + 1) / 2) / (n_fake * n_real))
+
+
+def _person_resamples(people: Sequence[str | None], rounds: int, seed: int) -> list[np.ndarray] | None:
+    """Sample indices of ``rounds`` resamples of whole people with replacement; None where a name has
+    no person or too few people are scored."""
+    if any(p is None for p in people):
+        return None
+    labels = np.asarray(people)
+    members = [np.flatnonzero(labels == person) for person in sorted(set(labels.tolist()))]
+    if len(members) < MIN_PEOPLE:
+        return None
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))]) for _ in range(rounds)]
+
+
+def auc_interval(
+    y_true: np.ndarray,
+    p_fake: np.ndarray,
+    people: Sequence[str | None],
+    rounds: int = INTERVAL_ROUNDS,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the AUC, resampling people rather than samples.
+
+    One person's clips share a face, a photo and a camera, so they are not independent: resampling
+    clips would draw an interval as narrow as if every clip were a new person. With ten held-out
+    people this interval is what a difference between two models has to clear.
+    """
+    resamples = _person_resamples(people, rounds, seed)
+    if resamples is None:
+        return None
+    aucs = [rank_auc(y_true[i], p_fake[i]) for i in resamples if 0 < y_true[i].sum() < len(i)]
+    if not aucs:
+        return None
+    low, high = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def auc_difference(
+    y_true: np.ndarray,
+    p_a: np.ndarray,
+    p_b: np.ndarray,
+    people: Sequence[str | None],
+    rounds: int = INTERVAL_ROUNDS,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, tuple[float, float] | None]:
+    """AUC(b) − AUC(a) on the same samples, and its interval from the same person resamples for both
+    (paired: each resample scores both models on the same people, so what the people share cancels)."""
+    diff = rank_auc(y_true, p_b) - rank_auc(y_true, p_a)
+    resamples = _person_resamples(people, rounds, seed)
+    if resamples is None:
+        return diff, None
+    diffs = [
+        rank_auc(y_true[i], p_b[i]) - rank_auc(y_true[i], p_a[i]) for i in resamples if 0 < y_true[i].sum() < len(i)
+    ]
+    if not diffs:
+        return diff, None
+    low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return diff, (float(low), float(high))
 
 
 KIND_SEPARATOR = "__"
@@ -92,7 +188,8 @@ def reports_by_kind(
     out: dict[str, BinaryReport] = {}
     for kind in sorted(set(kinds[~real].tolist())):
         keep = real | (kinds == kind)
-        out[kind] = binary_report(y_true[keep], p_fake[keep], threshold)
+        kept = [name for name, k in zip(names, keep, strict=True) if k]
+        out[kind] = binary_report(y_true[keep], p_fake[keep], threshold, kept)
     return out
 
 
@@ -119,12 +216,20 @@ def write_per_sample(
             w.writerow([name, int(t), f"{float(p):.6f}", int(p >= threshold)])
 
 
+def read_per_sample(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A ``per_sample.csv``'s names, labels and P(fake)."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    names = [r["sample"] for r in rows]
+    return names, np.array([int(r["y_true"]) for r in rows]), np.array([float(r["p_fake"]) for r in rows])
+
+
 def write_clip_level(
     out_dir: Path, names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray, threshold: float
 ) -> None:
     """``metrics_clip_level.json``: frame scores averaged per clip, reported overall and per kind."""
     clip_names, clip_y, clip_p = per_clip(names, y_true, p_fake)
-    clip_level = {"all": asdict(binary_report(clip_y, clip_p, threshold))} | {
+    clip_level = {"all": asdict(binary_report(clip_y, clip_p, threshold, clip_names))} | {
         k: asdict(r) for k, r in reports_by_kind(clip_names, clip_y, clip_p, threshold).items()
     }
     (out_dir / "metrics_clip_level.json").write_text(json.dumps(clip_level, indent=2) + "\n")

@@ -195,8 +195,8 @@ def evaluate_clip(cfg: EvalClipConfig) -> BinaryReport:
         refs = split_by_video(refs, cfg.val_fraction, cfg.seed)[1]
     y_true, p_fake = predict(model, _loader(refs, cfg, shuffle=False))
     threshold = cfg.threshold if cfg.threshold is not None else f1_optimal_threshold(y_true, p_fake, cfg.max_fpr)
-    report = binary_report(y_true, p_fake, threshold)
     names = [f"{r.folder.name}/{r.video}" for r in refs]
+    report = binary_report(y_true, p_fake, threshold, names)
     write_reports(cfg.out_dir, report, names, y_true, p_fake, y_true, p_fake)
     if cfg.threshold is not None:
         decision: dict[str, object] = {"threshold": threshold, "threshold_raw": threshold, "chosen_on": "fixed"}

@@ -170,8 +170,8 @@ def evaluate_cnn(cfg: EvalCnnConfig) -> BinaryReport:
     threshold = f1_optimal_threshold(val_true, val_p, cfg.max_fpr)
     y_true = np.asarray(test.labels)
     p_fake = predict_p_fake(model, test, cfg.batch_size, positive, scale)
-    report = binary_report(y_true, p_fake, threshold)
     names = [str(p) for p in test.paths]
+    report = binary_report(y_true, p_fake, threshold, names)
     write_reports(cfg.out_dir, report, names, y_true, p_fake, val_true, val_p)
     write_per_sample(cfg.out_dir / "val_per_sample.csv", [str(p) for p in val.paths], val_true, val_p, threshold)
     write_clip_level(cfg.out_dir, names, y_true, p_fake, threshold)

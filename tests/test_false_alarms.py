@@ -79,7 +79,7 @@ def test_card_tables_show_what_the_reports_hold(tmp_path: Path) -> None:
 
     a = tmp_path / "model-a" / "eval"
     a.mkdir(parents=True)
-    (a / "metrics.json").write_text(json.dumps(report(0.91, 40, 20)))
+    (a / "metrics.json").write_text(json.dumps(report(0.91, 40, 20) | {"auc_interval": [0.834, 0.97]}))
     (a / "metrics_by_kind.json").write_text(json.dumps({"sbi": report(0.8, 30, 10), "swap": report(None, 30, 10)}))
     fa = tmp_path / "false-alarms" / "clip"
     fa.mkdir(parents=True)
@@ -94,8 +94,8 @@ def test_card_tables_show_what_the_reports_hold(tmp_path: Path) -> None:
     }
     (fa / "false_alarms.json").write_text(json.dumps(body))
     text = "\n".join(tables(tmp_path))
-    assert "| all | 0.910 | 0.500 | 0.750 | 40 (20) |" in text and "threshold 0.420 from val" in text
-    assert "| sbi | 0.800 |" in text and "| swap | n/a |" in text
+    assert "| all | 0.910 | 0.83–0.97 | 0.500 | 0.750 | 40 (20) |" in text and "threshold 0.420 from val" in text
+    assert "| sbi | 0.800 | n/a |" in text and "| swap | n/a | n/a |" in text
     assert "| movie.avi | 68 | 25.0% | n/a | 10.0% | 95.0% | 0.300 |" in text
     assert "Model B" not in text  # no model B reports were written
 
