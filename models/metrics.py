@@ -6,7 +6,7 @@ import csv
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -104,9 +104,17 @@ def rank_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[y_true == 1].sum() - n_fake * (n_fake + 1) / 2) / (n_fake * n_real))
 
 
-def _person_resamples(people: Sequence[str | None], rounds: int, seed: int) -> list[np.ndarray] | None:
-    """Sample indices of ``rounds`` resamples of whole people with replacement; None where a name has
-    no person or too few people are scored."""
+def _person_interval(
+    statistic: Callable[[np.ndarray], float],
+    y_true: np.ndarray,
+    people: Sequence[str | None],
+    rounds: int,
+    level: float,
+    seed: int,
+) -> tuple[float, float] | None:
+    """Percentile interval of ``statistic`` (of sample indices) over ``rounds`` resamples of whole
+    people with replacement; None where a name has no person, too few people are scored, or no
+    resample holds both classes."""
     if any(p is None for p in people):
         return None
     labels = np.asarray(people)
@@ -114,7 +122,15 @@ def _person_resamples(people: Sequence[str | None], rounds: int, seed: int) -> l
     if len(members) < MIN_PEOPLE:
         return None
     rng = np.random.default_rng(seed)
-    return [np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))]) for _ in range(rounds)]
+    values = []
+    for _ in range(rounds):
+        picked = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        if 0 < y_true[picked].sum() < len(picked):
+            values.append(statistic(picked))
+    if not values:
+        return None
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def auc_interval(
@@ -131,14 +147,7 @@ def auc_interval(
     clips would draw an interval as narrow as if every clip were a new person. With ten held-out
     people this interval is what a difference between two models has to clear.
     """
-    resamples = _person_resamples(people, rounds, seed)
-    if resamples is None:
-        return None
-    aucs = [rank_auc(y_true[i], p_fake[i]) for i in resamples if 0 < y_true[i].sum() < len(i)]
-    if not aucs:
-        return None
-    low, high = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    return _person_interval(lambda i: rank_auc(y_true[i], p_fake[i]), y_true, people, rounds, level, seed)
 
 
 def auc_difference(
@@ -152,17 +161,11 @@ def auc_difference(
 ) -> tuple[float, tuple[float, float] | None]:
     """AUC(b) − AUC(a) on the same samples, and its interval from the same person resamples for both
     (paired: each resample scores both models on the same people, so what the people share cancels)."""
-    diff = rank_auc(y_true, p_b) - rank_auc(y_true, p_a)
-    resamples = _person_resamples(people, rounds, seed)
-    if resamples is None:
-        return diff, None
-    diffs = [
-        rank_auc(y_true[i], p_b[i]) - rank_auc(y_true[i], p_a[i]) for i in resamples if 0 < y_true[i].sum() < len(i)
-    ]
-    if not diffs:
-        return diff, None
-    low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
-    return diff, (float(low), float(high))
+
+    def difference(i: np.ndarray) -> float:
+        return rank_auc(y_true[i], p_b[i]) - rank_auc(y_true[i], p_a[i])
+
+    return difference(np.arange(len(y_true))), _person_interval(difference, y_true, people, rounds, level, seed)
 
 
 KIND_SEPARATOR = "__"
