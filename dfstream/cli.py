@@ -392,7 +392,7 @@ def train_clip_cmd(
 
 
 def _print_report(report: Any, out: Path) -> None:
-    auc = "n/a" if report.auc is None else f"{report.auc:.4f}"
+    auc = report.auc_text
     typer.echo(
         f"threshold {report.threshold:.4f} | accuracy {report.accuracy:.4f} | precision {report.precision:.4f} | "
         f"recall {report.recall:.4f} | F1 {report.f1:.4f} | AUC {auc} | n {report.n} (fake {report.n_fake})"
@@ -520,8 +520,7 @@ def eval_bundled_cmd(
         for role, text in r.files.items():
             typer.echo(f"{role}: {text}")
         for name, report in (("model A, test frames", r.frame), ("model B, test clips", r.clip)):
-            auc = "n/a" if report.auc is None else f"{report.auc:.4f}"
-            typer.echo(f"{name}: AUC {auc} | F1 {report.f1:.4f} | n {report.n} (fake {report.n_fake})")
+            typer.echo(f"{name}: AUC {report.auc_text} | F1 {report.f1:.4f} | n {report.n} (fake {report.n_fake})")
         if r.clip_within_face_auc is not None:
             typer.echo(f"model B, test clips, AUC within each face (mean): {r.clip_within_face_auc:.4f}")
         typer.echo(f"reports in {out}; the card's tables: dfstream eval card {out} [--table fusion]")

@@ -31,6 +31,16 @@ class BinaryReport:
     """95 % interval of the AUC with whole people resampled (``auc_interval``); None where the sample
     names do not say whose face each sample is, or fewer than ``MIN_PEOPLE`` people are scored."""
 
+    @property
+    def auc_text(self) -> str:
+        """The AUC as the commands print it, with its interval where there is one."""
+        if self.auc is None:
+            return "n/a"
+        if self.auc_interval is None:
+            return f"{self.auc:.4f}"
+        low, high = self.auc_interval
+        return f"{self.auc:.4f} (95 % {low:.3f}–{high:.3f}, people resampled)"
+
 
 def f1_optimal_threshold(y_true: np.ndarray, p_fake: np.ndarray, max_fpr: float | None = None) -> float:
     """Threshold on P(fake) maximising F1 for the 'fake' class, kept strictly inside (0, 1).

@@ -61,6 +61,8 @@ def test_binary_report_carries_the_interval_of_a_data_builds_names() -> None:
     report = binary_report(y, p, 0.5, names)
     assert report.auc is not None and report.auc_interval is not None
     assert report.auc_interval[0] < report.auc < report.auc_interval[1]
+    assert report.auc_text.startswith(f"{report.auc:.4f} (95 % ") and "people resampled" in report.auc_text
+    assert binary_report(y, p, 0.5).auc_text == f"{report.auc:.4f}"
 
 
 def test_the_paired_difference_separates_a_better_model_from_noise() -> None:
