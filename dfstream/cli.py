@@ -345,6 +345,10 @@ def train_clip_cmd(
     denoise_share: Annotated[
         float, typer.Option(help="On the fly: share of pictures of both classes, fixed clips' frames too, denoised.")
     ] = 0.0,
+    colour_share: Annotated[
+        float, typer.Option(help="On the fly: share of pictures of both classes, fixed clips' frames too, made grey, "
+                            "paler or more vivid.")
+    ] = 0.0,
     encoder_soup: Annotated[
         list[Path] | None,
         typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned "
@@ -384,6 +388,7 @@ def train_clip_cmd(
             boundary_weight=boundary_weight,
             sharpness_both_ways=sharpness_both_ways,
             denoise_share=denoise_share,
+            colour_share=colour_share,
             encoder_soup=tuple(encoder_soup or ()),
         )
         typer.echo(f"best model: {train_clip(cfg)}")

@@ -98,6 +98,9 @@ class TrainClipConfig(_Strict):
     denoise_share: float = Field(
         0.0, ge=0, le=1, description="share of whole pictures of both classes put through noise reduction"
     )
+    colour_share: float = Field(
+        0.0, ge=0, le=1, description="share of whole pictures of both classes made grey, paler or more vivid"
+    )
     boundary_weight: float = Field(
         0.0,
         ge=0,

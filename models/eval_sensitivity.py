@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfstream.models.data.texture import nl_means
+from dfstream.models.data.texture import nl_means, saturation
 from dfstream.models.datasets import scan_clip_folders
 from dfstream.models.eval_bundled import clip_scores, encoder_crops
 from dfstream.stream.engine import ModelSet
@@ -36,9 +36,7 @@ def _grey(crop: np.ndarray) -> np.ndarray:
 
 
 def _saturated(crop: np.ndarray) -> np.ndarray:
-    hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV).astype(np.float32)
-    hsv[..., 1] *= 1.5
-    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+    return saturation(crop, 1.5)
 
 
 def _half_resolution(crop: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from dfstream.config import TrainClipConfig
 from dfstream.models import clip_lstm
 from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
-from dfstream.models.data.texture import denoise, global_augment
+from dfstream.models.data.texture import colour_change, denoise, global_augment
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
 from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
 from dfstream.models.encoder_soup import soup_encoder
@@ -102,7 +102,7 @@ class FrameStream(IterableDataset[FrameBatch]):
                 refs = [self.fixed[int(j)] for j in rng.integers(len(self.fixed), size=self.n_fixed)]
                 frames = [load_clip_frame(r, int(rng.integers(CLIP_LEN)), self.size) for r in refs]
                 config = self.maker.config
-                if config.sharpness_both_ways or config.denoise_share > 0:  # texture both ways, fixed frames too
+                if config.sharpness_both_ways or config.denoise_share > 0 or config.colour_share > 0:  # fixed too
                     frames = [augmented_frame(f, rng, config) for f in frames]
                 flips = [f[:, :, ::-1] if rng.random() < 0.5 else f for f in frames]
                 parts.append(torch.from_numpy(np.ascontiguousarray(np.stack(flips))))
@@ -115,13 +115,18 @@ class FrameStream(IterableDataset[FrameBatch]):
 def augmented_frame(frame: np.ndarray, rng: np.random.Generator, config: FakeConfig) -> np.ndarray:
     """A fixed clip's 3×S×S BGR 0..1 frame through the on-the-fly frames' texture-both-ways changes.
 
-    With ``sharpness_both_ways`` it gets all of their global changes; with a ``denoise_share`` alone,
-    only the noise reduction (its codec and camera are already the build's)."""
+    With ``sharpness_both_ways`` it gets all of their global changes; otherwise only the noise
+    reduction of a ``denoise_share`` and the colour change of a ``colour_share`` (its codec and camera
+    are already the build's)."""
     image = np.ascontiguousarray(np.rint(frame.transpose(1, 2, 0) * 255.0).astype(np.uint8))
     if config.sharpness_both_ways:
-        image = global_augment(image, rng, both_ways=True, denoise_share=config.denoise_share)
-    elif rng.random() < config.denoise_share:
-        image = denoise(image, rng)
+        image = global_augment(image, rng, both_ways=True, denoise_share=config.denoise_share,
+                               colour_share=config.colour_share)
+    else:
+        if config.colour_share > 0 and rng.random() < config.colour_share:  # no draw when off: old runs repeat
+            image = colour_change(image, rng)
+        if rng.random() < config.denoise_share:
+            image = denoise(image, rng)
     return image.transpose(2, 0, 1).astype(np.float32) / 255.0
 
 
@@ -338,7 +343,7 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
     torch.manual_seed(cfg.seed)
     bank = read_banks(cfg.faces)
     maker = FakeMaker(bank, FakeConfig(exclude=cfg.exclude, sharpness_both_ways=cfg.sharpness_both_ways,
-                                       denoise_share=cfg.denoise_share))
+                                       denoise_share=cfg.denoise_share, colour_share=cfg.colour_share))
     log.info("face bank: %d faces of %d people; fakes made on the fly%s", len(bank), len(bank.people()),
              f" (never {cfg.exclude})" if cfg.exclude else "")
     val = scan_clip_folders(cfg.val_dir) if cfg.val_dir is not None else []

@@ -219,3 +219,33 @@ def test_fixed_frames_are_denoised_with_a_denoise_share(bank: FaceBank, clip_dat
         return x[4:]
 
     assert not torch.equal(fixed_half(1.0), fixed_half(0.0))
+
+
+def _chroma(img: np.ndarray) -> float:
+    return float(cv2.cvtColor(img, cv2.COLOR_BGR2HSV)[..., 1].mean())
+
+
+def test_a_colour_share_makes_pictures_greyer_and_more_vivid_and_leaves_the_draw_alone_when_zero() -> None:
+    rng = np.random.default_rng(0)
+    colourful = cv2.GaussianBlur(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), (0, 0), 2)
+    plain = [global_augment(colourful, np.random.default_rng(s)) for s in range(100)]
+    off = [global_augment(colourful, np.random.default_rng(s), colour_share=0.0) for s in range(100)]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, off, strict=True))  # runs without it are unchanged
+    changed = [global_augment(colourful, np.random.default_rng(s), colour_share=1.0) for s in range(100)]
+    ratios = [_chroma(c) / max(_chroma(p), 1e-6) for c, p in zip(changed, plain, strict=True)]
+    assert sum(r < 0.05 for r in ratios) >= 15  # grey
+    assert sum(r > 1.2 for r in ratios) >= 15 and sum(0.1 < r < 0.8 for r in ratios) >= 15  # vivid, paler
+
+
+def test_fixed_frames_change_colour_with_a_colour_share(bank: FaceBank, clip_dataset: Path) -> None:
+    from dfstream.models.datasets import scan_clip_folders
+
+    refs = scan_clip_folders(clip_dataset)
+
+    def fixed_half(share: float) -> torch.Tensor:
+        maker = FakeMaker(bank, FakeConfig(colour_share=share))
+        x, _, _, _ = next(iter(FrameStream(maker, 64, batch=8, seed=0, steps=1, fixed=refs, fixed_share=0.5)))
+        return x[4:]
+
+    assert not torch.equal(fixed_half(1.0), fixed_half(0.0))
+    assert torch.equal(fixed_half(0.0), fixed_half(0.0))

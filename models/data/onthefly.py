@@ -40,6 +40,8 @@ class FakeConfig:
     """Global sharpening or blurring of both classes (``global_augment``'s ``both_ways``)."""
     denoise_share: float = 0.0
     """Pictures of both classes put through noise reduction (``global_augment``'s ``denoise_share``)."""
+    colour_share: float = 0.0
+    """Pictures of both classes given a colour change (``global_augment``'s ``colour_share``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +100,7 @@ class FakeMaker:
     def global_changes(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The whole-picture changes both classes share, as this maker's config sets them."""
         return global_augment(crop, rng, both_ways=self.config.sharpness_both_ways,
-                              denoise_share=self.config.denoise_share)
+                              denoise_share=self.config.denoise_share, colour_share=self.config.colour_share)
 
     def _picture(self, i: int, rng: np.random.Generator) -> np.ndarray:
         image = self.bank.images[i]
