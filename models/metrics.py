@@ -222,11 +222,13 @@ def per_clip(names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray) -> tu
 def write_per_sample(
     path: Path, names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray, threshold: float
 ) -> None:
+    """One row per sample, P(fake) at full precision: model B's raw outputs crowd just under 1, and
+    rounding would tie them and move every AUC read back from the file (``eval compare``)."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["sample", "y_true", "p_fake", "y_pred"])
         for name, t, p in zip(names, y_true, p_fake, strict=True):
-            w.writerow([name, int(t), f"{float(p):.6f}", int(p >= threshold)])
+            w.writerow([name, int(t), f"{float(p):.17g}", int(p >= threshold)])
 
 
 def read_per_sample(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:

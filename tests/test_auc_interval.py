@@ -106,3 +106,12 @@ def test_eval_compare_reports_each_kind_and_refuses_different_samples(tmp_path: 
     assert refused.exit_code == 2 and "scored different samples" in refused.output
     missing = CliRunner().invoke(app, ["eval", "compare", str(base), str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no per_sample.csv" in missing.output
+
+
+def test_per_sample_files_keep_scores_that_crowd_under_one_apart(tmp_path: Path) -> None:
+    from dfstream.models.metrics import read_per_sample, write_per_sample
+
+    p = np.array([1 - 1e-9, 1 - 2e-9, 1 - 3e-7, 0.25])
+    write_per_sample(tmp_path / "per_sample.csv", ["a", "b", "c", "d"], np.array([1, 0, 1, 0]), p, 0.5)
+    names, y, read = read_per_sample(tmp_path / "per_sample.csv")
+    assert names == ["a", "b", "c", "d"] and y.tolist() == [1, 0, 1, 0] and np.array_equal(read, p)
