@@ -15,7 +15,14 @@ import numpy as np
 
 from dfstream.config import EvalCompareConfig
 from dfstream.exceptions import InputPathError
-from dfstream.models.metrics import auc_difference, person_of, rank_auc, read_per_sample, sample_kind
+from dfstream.models.metrics import (
+    Resampling,
+    auc_difference,
+    person_of,
+    rank_auc,
+    read_per_sample,
+    sample_kind,
+)
 
 PER_SAMPLE = "per_sample.csv"
 
@@ -72,6 +79,7 @@ def compare(cfg: EvalCompareConfig) -> list[Comparison]:
     """All fakes, then each kind, against all genuine samples."""
     names, y, p_base, p_other = _aligned(cfg.base, cfg.other)
     kinds = np.array([sample_kind(n) for n in names])
+    how = Resampling(rounds=cfg.rounds, seed=cfg.seed)
     rows: list[Comparison] = []
     groups = [("all", np.ones(len(y), dtype=bool))]
     groups += [(k, (y == 0) | (kinds == k)) for k in sorted(set(kinds[y == 1].tolist()))]
@@ -80,7 +88,7 @@ def compare(cfg: EvalCompareConfig) -> list[Comparison]:
         if yk.min() == yk.max():
             continue
         people = [person_of(n) for n, k in zip(names, keep, strict=True) if k]
-        diff, interval = auc_difference(yk, p_base[keep], p_other[keep], people, rounds=cfg.rounds, seed=cfg.seed)
+        diff, interval = auc_difference(yk, p_base[keep], p_other[keep], people, how)
         rows.append(
             Comparison(
                 kind=kind,

@@ -114,42 +114,42 @@ def rank_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[y_true == 1].sum() - n_fake * (n_fake + 1) / 2) / (n_fake * n_real))
 
 
+@dataclass(frozen=True)
+class Resampling:
+    """How an interval resamples people: how often, its coverage, and the seed (fixed, so a report
+    rewritten from the same scores shows the same interval)."""
+
+    rounds: int = INTERVAL_ROUNDS
+    level: float = 0.95
+    seed: int = 0
+
+
 def _person_interval(
-    statistic: Callable[[np.ndarray], float],
-    y_true: np.ndarray,
-    people: Sequence[str | None],
-    rounds: int,
-    level: float,
-    seed: int,
+    statistic: Callable[[np.ndarray], float], y_true: np.ndarray, people: Sequence[str | None], how: Resampling
 ) -> tuple[float, float] | None:
-    """Percentile interval of ``statistic`` (of sample indices) over ``rounds`` resamples of whole
-    people with replacement; None where a name has no person, too few people are scored, or no
-    resample holds both classes."""
+    """Percentile interval of ``statistic`` (of sample indices) over resamples of whole people with
+    replacement; None where a name has no person, too few people are scored, or no resample holds
+    both classes."""
     if any(p is None for p in people):
         return None
     labels = np.asarray(people)
     members = [np.flatnonzero(labels == person) for person in sorted(set(labels.tolist()))]
     if len(members) < MIN_PEOPLE:
         return None
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(how.seed)
     values = []
-    for _ in range(rounds):
+    for _ in range(how.rounds):
         picked = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
         if 0 < y_true[picked].sum() < len(picked):
             values.append(statistic(picked))
     if not values:
         return None
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    low, high = np.quantile(values, [(1 - how.level) / 2, (1 + how.level) / 2])
     return float(low), float(high)
 
 
 def auc_interval(
-    y_true: np.ndarray,
-    p_fake: np.ndarray,
-    people: Sequence[str | None],
-    rounds: int = INTERVAL_ROUNDS,
-    level: float = 0.95,
-    seed: int = 0,
+    y_true: np.ndarray, p_fake: np.ndarray, people: Sequence[str | None], how: Resampling = Resampling()
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the AUC, resampling people rather than samples.
 
@@ -157,17 +157,11 @@ def auc_interval(
     clips would draw an interval as narrow as if every clip were a new person. With ten held-out
     people this interval is what a difference between two models has to clear.
     """
-    return _person_interval(lambda i: rank_auc(y_true[i], p_fake[i]), y_true, people, rounds, level, seed)
+    return _person_interval(lambda i: rank_auc(y_true[i], p_fake[i]), y_true, people, how)
 
 
 def auc_difference(
-    y_true: np.ndarray,
-    p_a: np.ndarray,
-    p_b: np.ndarray,
-    people: Sequence[str | None],
-    rounds: int = INTERVAL_ROUNDS,
-    level: float = 0.95,
-    seed: int = 0,
+    y_true: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, people: Sequence[str | None], how: Resampling = Resampling()
 ) -> tuple[float, tuple[float, float] | None]:
     """AUC(b) − AUC(a) on the same samples, and its interval from the same person resamples for both
     (paired: each resample scores both models on the same people, so what the people share cancels)."""
@@ -175,7 +169,7 @@ def auc_difference(
     def difference(i: np.ndarray) -> float:
         return rank_auc(y_true[i], p_b[i]) - rank_auc(y_true[i], p_a[i])
 
-    return difference(np.arange(len(y_true))), _person_interval(difference, y_true, people, rounds, level, seed)
+    return difference(np.arange(len(y_true))), _person_interval(difference, y_true, people, how)
 
 
 KIND_SEPARATOR = "__"
