@@ -397,10 +397,9 @@ def train_clip_cmd(
 
 
 def _print_report(report: Any, out: Path) -> None:
-    auc = report.auc_text
     typer.echo(
         f"threshold {report.threshold:.4f} | accuracy {report.accuracy:.4f} | precision {report.precision:.4f} | "
-        f"recall {report.recall:.4f} | F1 {report.f1:.4f} | AUC {auc} | n {report.n} (fake {report.n_fake})"
+        f"recall {report.recall:.4f} | F1 {report.f1:.4f} | AUC {report.auc_text} | n {report.n} (fake {report.n_fake})"
     )
     typer.echo(f"reports in {out}")
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dfstream.cli_common import guard
+from dfstream.models.metrics import INTERVAL_ROUNDS
 
 
 def eval_compare_cmd(
@@ -16,7 +17,7 @@ def eval_compare_cmd(
         Path, typer.Argument(help="An evaluation's output folder (or its per_sample.csv): the model to beat.")
     ],
     other: Annotated[Path, typer.Argument(help="Another evaluation of the same samples: the candidate.")],
-    rounds: Annotated[int, typer.Option(help="Resamples of the people.")] = 2000,
+    rounds: Annotated[int, typer.Option(help="Resamples of the people.")] = INTERVAL_ROUNDS,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
 ) -> None:
     """AUC difference (other − base) per kind, with its 95 % interval when whole people are resampled."""

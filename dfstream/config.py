@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from dfstream.models.metrics import INTERVAL_ROUNDS
 from dfstream.stream.runtime import OrtSettings
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
@@ -154,7 +155,7 @@ class EvalBundledConfig(_Strict):
 class EvalCompareConfig(_Strict):
     base: Path = Field(description="an evaluation's output folder (or its per_sample.csv): the model to beat")
     other: Path = Field(description="another evaluation of the same samples: the candidate")
-    rounds: int = Field(2000, ge=100, le=100_000, description="resamples of the people")
+    rounds: int = Field(INTERVAL_ROUNDS, ge=100, le=100_000, description="resamples of the people")
     seed: int = 0
 
 

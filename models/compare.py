@@ -18,10 +18,10 @@ from dfstream.exceptions import InputPathError
 from dfstream.models.metrics import (
     Resampling,
     auc_difference,
+    kind_masks,
     person_of,
     rank_auc,
     read_per_sample,
-    sample_kind,
 )
 
 PER_SAMPLE = "per_sample.csv"
@@ -78,12 +78,11 @@ def _aligned(base: Path, other: Path) -> tuple[list[str], np.ndarray, np.ndarray
 def compare(cfg: EvalCompareConfig) -> list[Comparison]:
     """All fakes, then each kind, against all genuine samples."""
     names, y, p_base, p_other = _aligned(cfg.base, cfg.other)
-    kinds = np.array([sample_kind(n) for n in names])
     how = Resampling(rounds=cfg.rounds, seed=cfg.seed)
     rows: list[Comparison] = []
-    groups = [("all", np.ones(len(y), dtype=bool))]
-    groups += [(k, (y == 0) | (kinds == k)) for k in sorted(set(kinds[y == 1].tolist()))]
-    for kind, keep in groups if len(groups) > 2 else groups[:1]:
+    by_kind = kind_masks(names, y)
+    groups = {"all": np.ones(len(y), dtype=bool)} | (by_kind if len(by_kind) > 1 else {})
+    for kind, keep in groups.items():
         yk = y[keep]
         if yk.min() == yk.max():
             continue

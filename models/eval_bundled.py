@@ -22,9 +22,9 @@ from dfstream.config import EvalBundledConfig
 from dfstream.exceptions import DatasetError
 from dfstream.models.datasets import ClipRef, ImageSplit, load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import (
-    VIDEO_NAME,
     BinaryReport,
     binary_report,
+    face_of,
     write_clip_level,
     write_per_sample,
     write_reports,
@@ -97,9 +97,9 @@ def clip_scores(
 def _faces(names: list[str]) -> dict[str, list[int]]:
     faces: dict[str, list[int]] = {}
     for i, name in enumerate(names):
-        match = VIDEO_NAME.match(name.split("/", 1)[-1])
-        if match:
-            faces.setdefault(match["face"], []).append(i)
+        face = face_of(name)
+        if face is not None:
+            faces.setdefault(face, []).append(i)
     return faces
 
 

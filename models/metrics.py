@@ -98,10 +98,20 @@ MIN_PEOPLE = 3
 INTERVAL_ROUNDS = 2000
 
 
+def _video_name(name: str) -> re.Match[str] | None:
+    return VIDEO_NAME.match(Path(name).name.split(KIND_SEPARATOR, 1)[-1])
+
+
 def person_of(name: str) -> str | None:
     """The person a data build's sample name was filmed from (a swap: the person whose frame it is)."""
-    match = VIDEO_NAME.match(Path(name).name.split(KIND_SEPARATOR, 1)[-1])
+    match = _video_name(name)
     return match["person"] if match else None
+
+
+def face_of(name: str) -> str | None:
+    """Which face of that person (``{person}-f{face:03d}``) the sample was filmed from."""
+    match = _video_name(name)
+    return match["face"] if match else None
 
 
 def rank_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -186,15 +196,19 @@ def sample_kind(name: str) -> str:
     return path.parent.name or "all"
 
 
+def kind_masks(names: Sequence[str], y_true: np.ndarray) -> dict[str, np.ndarray]:
+    """Per fake kind, the samples that rank it: that kind's fakes and every real sample."""
+    kinds = np.array([sample_kind(n) for n in names])
+    real = y_true == 0
+    return {kind: real | (kinds == kind) for kind in sorted(set(kinds[~real].tolist()))}
+
+
 def reports_by_kind(
     names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray, threshold: float
 ) -> dict[str, BinaryReport]:
     """One report per fake kind: that kind's samples against every real sample."""
-    kinds = np.array([sample_kind(n) for n in names])
-    real = y_true == 0
     out: dict[str, BinaryReport] = {}
-    for kind in sorted(set(kinds[~real].tolist())):
-        keep = real | (kinds == kind)
+    for kind, keep in kind_masks(names, y_true).items():
         kept = [name for name, k in zip(names, keep, strict=True) if k]
         out[kind] = binary_report(y_true[keep], p_fake[keep], threshold, kept)
     return out
