@@ -101,9 +101,8 @@ class FrameStream(IterableDataset[FrameBatch]):
             if self.n_fixed:
                 refs = [self.fixed[int(j)] for j in rng.integers(len(self.fixed), size=self.n_fixed)]
                 frames = [load_clip_frame(r, int(rng.integers(CLIP_LEN)), self.size) for r in refs]
-                config = self.maker.config
-                if config.sharpness_both_ways or config.denoise_share > 0 or config.colour_share > 0:  # fixed too
-                    frames = [augmented_frame(f, rng, config) for f in frames]
+                if self.maker.config.changes_fixed_frames:
+                    frames = [augmented_frame(f, rng, self.maker.config) for f in frames]
                 flips = [f[:, :, ::-1] if rng.random() < 0.5 else f for f in frames]
                 parts.append(torch.from_numpy(np.ascontiguousarray(np.stack(flips))))
                 y += [float(r.label) for r in refs]

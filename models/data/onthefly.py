@@ -43,6 +43,11 @@ class FakeConfig:
     colour_share: float = 0.0
     """Pictures of both classes given a colour change (``global_augment``'s ``colour_share``)."""
 
+    @property
+    def changes_fixed_frames(self) -> bool:
+        """Whether the build's fixed training frames get these global changes too."""
+        return self.sharpness_both_ways or self.denoise_share > 0 or self.colour_share > 0
+
 
 @dataclass(frozen=True, eq=False)
 class Sample:
