@@ -95,6 +95,8 @@ def test_person_keys_group_a_named_persons_photos() -> None:
     assert person_key("face_recognition", "obama2", 0, 1) == "face_recognition/obama"
     assert person_key("kphotoalbum", "donna_2", 0, 1) == "kphotoalbum/donna"
     assert person_key("face-api", "sample3", 1, 2) == "face-api/sample3#1"
+    assert person_key("facetorch", "test3", 5, 8) == "facetorch/test3", "one person's eight expressions"
+    assert person_key("facetorch", "test", 2, 3) == "facetorch/test#2"
 
 
 def _face(identity: str, x: float) -> SourceFace:
@@ -129,7 +131,8 @@ def test_bank_only_faces_are_in_no_clip_and_change_no_other_plan() -> None:
     names = ["face-api/s1#0", "face-api/s2", "x/a", "x/b", "x/c", "x/d"]
     faces = [_face(n, 100 + i) for i, n in enumerate(names)]
     sheet = [
-        SourceFace(f"human/sheet#{k}", Path("sheet.jpg"), _face("s", 300 + k).points, bank_only=True) for k in range(5)
+        SourceFace(f"human/sheet#{k}", Path("sheet.jpg"), _face("s", 300 + k).points, bank="thumbnails.npz")
+        for k in range(5)
     ]
     cfg = data_build.BuildConfig(out=Path("unused"), cache=Path("unused"), genuine_per_face=2, swap_per_face=2)
     alone, _ = data_build.plan_clips(faces, cfg)
@@ -267,24 +270,51 @@ def test_a_thumbnail_sheet_gives_each_face_once() -> None:
         assert f.points[:, 0].min() >= 0 and f.points[:, 0].max() < sheet.shape[1]
 
 
-def test_sheet_faces_go_to_a_training_bank_of_their_own(tmp_path: Path, photo_report: tuple[Path, FetchReport]) -> None:
+def test_a_window_search_keeps_a_face_larger_than_its_windows() -> None:
+    """Group photos are searched whole and in windows: a big face is found once, not lost."""
+    frame = read_frames(SAMPLE_CLIP, limit=1)[0]
+    big = cv2.resize(frame, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+    stage = FaceStage(max_faces=16, video=False)
+    whole, found = stage(big), sheet_faces(stage, big)
+    stage.close()
+    assert len(whole) == 1 and max(whole[0].bbox[2:]) > 192, "the face must be larger than one window"
+    assert len(found) == 1 and np.allclose(found[0].points, whole[0].points)
+
+
+def test_sheet_and_extra_faces_go_to_training_banks_of_their_own(
+    tmp_path: Path, photo_report: tuple[Path, FetchReport]
+) -> None:
     cache, report = photo_report
     sheet = _thumbnail_sheet(cv2.imread(str(cache / "src0" / "face.png")), 2, 2, tile=120, gap=16)
     (cache / "sheet").mkdir(exist_ok=True)
     cv2.imwrite(str(cache / "sheet" / "sheet.png"), sheet)
+    (cache / "more").mkdir(exist_ok=True)
+    cv2.imwrite(str(cache / "more" / "photo.png"), cv2.flip(cv2.imread(str(cache / "src1" / "face.png")), 1))
     with_sheet = FetchReport(
-        (*report.files, FetchedFile("sheet", "s", "1", "sheet.png", "sheet/sheet.png", "PD", "0" * 64, "bank")), ()
+        (
+            *report.files,
+            FetchedFile("sheet", "s", "1", "sheet.png", "sheet/sheet.png", "PD", "0" * 64, "bank", windows=True),
+            FetchedFile("more", "m", "1", "photo.png", "more/photo.png", "PD", "0" * 64, "extra"),
+        ),
+        (),
     )
     cfg = data_build.BuildConfig(
         out=tmp_path / "ds", cache=cache, seed=1, genuine_per_face=1, sbi_per_face=1, swap_per_face=0
     )
     summary = data_build.build(cfg, with_sheet)
-    assert summary.bank_only_faces == 4 and summary.identities == {"train": 1, "val": 1, "test": 1}
-    assert sum(sum(c.values()) for c in summary.clips.values()) == 6, "no clip is made of a thumbnail"
+    assert summary.bank_faces == {"thumbnails.npz": 4, "extra.npz": 1} and summary.bank_only_faces == 5
+    assert summary.identities == {"train": 1, "val": 1, "test": 1}
+    assert sum(sum(c.values()) for c in summary.clips.values()) == 6, "no clip is made of a bank-only face"
+    extra = read_bank(cfg.out / "faces" / "extra.npz")
+    assert extra.identities == ("more/photo",)
+    assert "faces/extra.npz: 1 face(s) of people in no split, for training fakes only" in data_build.summary_lines(
+        summary
+    )
     thumbnails = read_bank(cfg.out / "faces" / "thumbnails.npz")
     assert len(thumbnails) == 4 and all(who.startswith("sheet/") for who in thumbnails.identities)
     for split in ("train", "val", "test"):
-        assert not any(who.startswith("sheet/") for who in read_bank(cfg.out / "faces" / f"{split}.npz").identities)
+        people = read_bank(cfg.out / "faces" / f"{split}.npz").identities
+        assert not any(who.startswith(("sheet/", "more/")) for who in people)
     both = read_banks([cfg.out / "faces" / "train.npz", cfg.out / "faces" / "thumbnails.npz"])
     assert len(both) == 5 and both.identities[1:] == thumbnails.identities
     assert np.array_equal(both.images[1:], thumbnails.images)

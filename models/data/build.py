@@ -14,7 +14,7 @@ import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +27,7 @@ from dfstream.models.data import clips
 from dfstream.models.data.bank import write_bank
 from dfstream.models.data.manipulate import BlendParams, self_blend
 from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_faces, read_photo
-from dfstream.models.data.sources import FetchReport, fetch_all
+from dfstream.models.data.sources import FetchReport, Role, fetch_all
 from dfstream.models.data.swap import face_swap
 from dfstream.models.metrics import KIND_SEPARATOR
 from dfstream.stream.landmarks import lmk5
@@ -41,6 +41,10 @@ SPLITS: tuple[Split, ...] = ("train", "val", "test")
 THUMBNAILS_BANK = "thumbnails.npz"
 """Thumbnail faces for training fakes only (``train --faces faces/train.npz --faces faces/thumbnails.npz``);
 a file of its own, so that ``faces/train.npz`` and what is trained on it stay as they were."""
+EXTRA_BANK = "extra.npz"
+"""Photos of more people for training fakes only (``--faces faces/extra.npz``); a file of its own
+for the same reason, and so that a model trained without them is rebuilt as it was."""
+BANK_OF_ROLE: dict[Role, str] = {"bank": THUMBNAILS_BANK, "extra": EXTRA_BANK}
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,9 @@ class BuildSummary:
     unseen: tuple[str, ...] = ()
     """Files kept apart for false-alarm checks (never trained on)."""
     bank_only_faces: int = 0
-    """Thumbnail faces in the training face bank only (no fixed clips)."""
+    """Faces in the training-only bank files (no fixed clips)."""
+    bank_faces: dict[str, int] = field(default_factory=dict)
+    """Faces per training-only bank file."""
     softer_pastes_only: bool = False
 
 
@@ -239,9 +245,9 @@ def write_clip(plan: ClipPlan, got: clips.ClipFrames, out: Path, frame_every: in
 
 def photos_of(report: FetchReport, cache: Path) -> list[Photo]:
     return [
-        Photo(f.source, cache / f.path, f.role == "test", f.role == "bank")
+        Photo(f.source, cache / f.path, f.role == "test", BANK_OF_ROLE.get(f.role), f.windows)
         for f in report.files
-        if f.role in ("train", "test", "bank")
+        if f.role in ("train", "test", *BANK_OF_ROLE)
     ]
 
 
@@ -276,9 +282,12 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         clip_counts[plan.split][plan.kind] += 1
     splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
     write_banks(cfg.out, index.faces, {p.face: p.split for p in plans}, photos)
-    bank_only = [(f.identity, photos(f.photo), f.points) for f in index.faces if f.bank_only]
-    if bank_only:
-        write_bank(cfg.out / "faces" / THUMBNAILS_BANK, bank_only)
+    bank_faces: dict[str, int] = {}
+    for name in BANK_OF_ROLE.values():
+        chosen = [(f.identity, photos(f.photo), f.points) for f in index.faces if f.bank == name]
+        if chosen:
+            write_bank(cfg.out / "faces" / name, chosen)
+            bank_faces[name] = len(chosen)
     convert_weights(report, cfg.cache, cfg.out)
     summary = BuildSummary(
         faces=len(index.faces),
@@ -293,7 +302,8 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         fallback_frames=fallbacks,
         swaps_without_donor=orphans,
         unseen=tuple(f.path for f in report.files if f.role == "unseen"),
-        bank_only_faces=len(bank_only),
+        bank_only_faces=sum(bank_faces.values()),
+        bank_faces=bank_faces,
         softer_pastes_only=cfg.softer_pastes_only,
     )
     (cfg.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
@@ -359,8 +369,8 @@ def summary_lines(s: BuildSummary) -> list[str]:
         lines.append(f"{split:5s}: {s.identities[split]} identities | clips: {kinds} | model-A frames: {frames}")
     if s.softer_pastes_only:
         lines.append("self-blends: every pasted copy blurred (--softer-pastes-only), none sharpened")
-    if s.bank_only_faces:
-        lines.append(f"faces/{THUMBNAILS_BANK}: {s.bank_only_faces} thumbnail face(s), for training fakes only")
+    for name, n in s.bank_faces.items():
+        lines.append(f"faces/{name}: {n} face(s) of people in no split, for training fakes only")
     lines += [f"failed: {line}" for line in s.failed_packages]
     if s.unseen:
         lines.append(f"kept apart (never trained on): {', '.join(s.unseen)}")

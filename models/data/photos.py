@@ -40,6 +40,8 @@ WHOLE_PACKAGE_GROUPS = frozenset({"face-api"})
 """Packages whose photos show some people more than once: all their faces go to one split."""
 NAMED_PERSON_SOURCES = frozenset({"face_recognition", "kphotoalbum"})
 """Packages that name a photo after its person (``obama2.jpg``, ``donna_2.jpg``)."""
+ONE_PERSON_PHOTOS = frozenset({"facetorch/test3", "menpo3d/james"})
+"""Photos that show one person several times (eight expressions; a scan's two camera views)."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,11 @@ class Photo:
     path: Path
     test_only: bool = False
     """People kept out of training altogether: their faces go to the test split only."""
-    sheet: bool = False
-    """A contact sheet of thumbnails: searched window by window, its faces used as training
-    material for fakes made on the fly only (too small and too alike to render into fixed clips)."""
+    bank: str | None = None
+    """The training-only bank file its faces go to (material for fakes made on the fly, never a
+    fixed clip, a donor or a split), or None: its people are split like all others."""
+    windows: bool = False
+    """Searched window by window as well as whole (contact sheets, group photos of small faces)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +64,13 @@ class SourceFace:
     points: np.ndarray = field(repr=False)
     """468×2 face-mesh pixels in the photo."""
     test_only: bool = False
-    bank_only: bool = False
-    """In the training face bank only: never in a fixed clip, a split's group count or a donor list."""
+    bank: str | None = None
+    """The training-only bank file it goes to, or None (see ``Photo.bank``)."""
+
+    @property
+    def bank_only(self) -> bool:
+        """In a training face bank only: never in a fixed clip, a split's group count or a donor list."""
+        return self.bank is not None
 
     @property
     def group(self) -> str:
@@ -92,6 +101,8 @@ def inside(bbox: tuple[float, float, float, float], shape: tuple[int, ...]) -> b
 
 def person_key(source: str, name: str, face_no: int, faces_in_photo: int) -> str:
     """``source/person``: a named file's person, else the face's own slot in its photo."""
+    if f"{source}/{name}" in ONE_PERSON_PHOTOS:
+        return f"{source}/{name}"
     if source in NAMED_PERSON_SOURCES and faces_in_photo == 1:
         return f"{source}/{re.sub(r'[^a-z]+.*$', '', name.lower())}"
     return f"{source}/{name}" if faces_in_photo == 1 else f"{source}/{name}#{face_no}"
@@ -125,10 +136,11 @@ def _starts(length: int, window: int) -> list[int]:
 
 
 def sheet_faces(stage: FaceStage, image: np.ndarray, window: int = SHEET_WINDOW) -> list[FaceObs]:
-    """Every face of a contact sheet, each once, in sheet pixels."""
+    """Every face of a contact sheet or a group photo, each once, in its pixels: those a
+    whole-image search finds (faces larger than a window), then those of each window."""
     h, w = image.shape[:2]
-    found: list[FaceObs] = []
-    places: list[tuple[float, float, float]] = []  # centre x, centre y and size of each face found
+    found: list[FaceObs] = list(stage(image))
+    places = [square_around(f.bbox, 1.0) for f in found]  # centre x, centre y and size of each face
     for y in _starts(h, window):
         for x in _starts(w, window):
             part = image[y : y + window, x : x + window]
@@ -155,7 +167,7 @@ def index_faces(photos: list[Photo]) -> FaceIndex:
         for photo in photos:
             for name, image in _images(photo.path):
                 read += 1
-                found = sheet_faces(stage, image) if photo.sheet else stage(image)
+                found = sheet_faces(stage, image) if photo.windows else stage(image)
                 if not found:
                     unlandmarked += 1
                     continue
@@ -166,7 +178,7 @@ def index_faces(photos: list[Photo]) -> FaceIndex:
                 kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))  # stable face numbers, left to right
                 for no, f in enumerate(kept):
                     key = person_key(photo.source, name, no, len(kept))
-                    faces.append(SourceFace(key, photo.path, f.points.copy(), photo.test_only, photo.sheet))
+                    faces.append(SourceFace(key, photo.path, f.points.copy(), photo.test_only, photo.bank))
     finally:
         stage.close()
     return FaceIndex(tuple(faces), read, unlandmarked, too_small, at_edge)

