@@ -95,7 +95,7 @@ def test_person_keys_group_a_named_persons_photos() -> None:
     assert person_key("face_recognition", "obama2", 0, 1) == "face_recognition/obama"
     assert person_key("kphotoalbum", "donna_2", 0, 1) == "kphotoalbum/donna"
     assert person_key("face-api", "sample3", 1, 2) == "face-api/sample3#1"
-    assert person_key("facetorch", "test3", 5, 8) == "facetorch/test3", "one person's eight expressions"
+    assert person_key("menpo3d", "james", 1, 2) == "menpo3d/james", "one person's two camera views"
     assert person_key("facetorch", "test", 2, 3) == "facetorch/test#2"
 
 
@@ -239,6 +239,21 @@ def test_zero_faces_is_an_error(tmp_path: Path) -> None:
         data_build.build(data_build.BuildConfig(out=tmp_path / "ds", cache=tmp_path), report)
 
 
+def test_validation_only_people_join_validation_and_move_no_other_group() -> None:
+    names = ["face-api/s1#0", "face-api/s2", "x/a", "x/b", "x/c", "x/d", "x/e"]
+    faces = [_face(n, 100 + i) for i, n in enumerate(names)]
+    kept = [
+        SourceFace(f"v/{k}", Path(f"v{k}.jpg"), _face("v", 400 + k).points, val_only=True) for k in range(4)
+    ]
+    cfg = data_build.BuildConfig(out=Path("unused"), cache=Path("unused"), genuine_per_face=2, swap_per_face=1)
+    alone, _ = data_build.plan_clips(faces, cfg)
+    mixed, _ = data_build.plan_clips(faces + kept, cfg)
+    assert [p for p in mixed if p.face < len(faces)] == alone, "every other person's clips stay as they were"
+    added = [p for p in mixed if p.face >= len(faces)]
+    split_of = {p.face: p.split for p in mixed}
+    assert {p.split for p in added} == {"val"} and all(p.donor is None or split_of[p.donor] == "val" for p in added)
+
+
 def _thumbnail_sheet(photo: np.ndarray, rows: int, cols: int, tile: int = 96, gap: int = 6) -> np.ndarray:
     """Tiles of one face cut tight, the way a face-match demo lays out its thumbnails."""
     stage = FaceStage(max_faces=1, video=False)
@@ -281,7 +296,7 @@ def test_a_window_search_keeps_a_face_larger_than_its_windows() -> None:
     assert len(found) == 1 and np.allclose(found[0].points, whole[0].points)
 
 
-def test_sheet_and_extra_faces_go_to_training_banks_of_their_own(
+def test_sheet_faces_go_to_a_training_bank_and_kept_people_to_validation(
     tmp_path: Path, photo_report: tuple[Path, FetchReport]
 ) -> None:
     cache, report = photo_report
@@ -294,7 +309,7 @@ def test_sheet_and_extra_faces_go_to_training_banks_of_their_own(
         (
             *report.files,
             FetchedFile("sheet", "s", "1", "sheet.png", "sheet/sheet.png", "PD", "0" * 64, "bank", windows=True),
-            FetchedFile("more", "m", "1", "photo.png", "more/photo.png", "PD", "0" * 64, "extra"),
+            FetchedFile("more", "m", "1", "photo.png", "more/photo.png", "PD", "0" * 64, "val"),
         ),
         (),
     )
@@ -302,19 +317,19 @@ def test_sheet_and_extra_faces_go_to_training_banks_of_their_own(
         out=tmp_path / "ds", cache=cache, seed=1, genuine_per_face=1, sbi_per_face=1, swap_per_face=0
     )
     summary = data_build.build(cfg, with_sheet)
-    assert summary.bank_faces == {"thumbnails.npz": 4, "extra.npz": 1} and summary.bank_only_faces == 5
-    assert summary.identities == {"train": 1, "val": 1, "test": 1}
-    assert sum(sum(c.values()) for c in summary.clips.values()) == 6, "no clip is made of a bank-only face"
-    extra = read_bank(cfg.out / "faces" / "extra.npz")
-    assert extra.identities == ("more/photo",)
-    assert "faces/extra.npz: 1 face(s) of people in no split, for training fakes only" in data_build.summary_lines(
-        summary
+    assert summary.bank_faces == {"thumbnails.npz": 4} and summary.bank_only_faces == 4
+    assert summary.identities == {"train": 1, "val": 2, "test": 1}
+    assert sum(sum(c.values()) for c in summary.clips.values()) == 8, "no clip is made of a thumbnail"
+    assert "more/photo" in read_bank(cfg.out / "faces" / "val.npz").identities
+    assert "faces/thumbnails.npz: 4 face(s) of people in no split, for training fakes only" in (
+        data_build.summary_lines(summary)
     )
     thumbnails = read_bank(cfg.out / "faces" / "thumbnails.npz")
     assert len(thumbnails) == 4 and all(who.startswith("sheet/") for who in thumbnails.identities)
     for split in ("train", "val", "test"):
         people = read_bank(cfg.out / "faces" / f"{split}.npz").identities
-        assert not any(who.startswith(("sheet/", "more/")) for who in people)
+        assert not any(who.startswith("sheet/") for who in people)
+        assert split == "val" or "more/photo" not in people
     both = read_banks([cfg.out / "faces" / "train.npz", cfg.out / "faces" / "thumbnails.npz"])
     assert len(both) == 5 and both.identities[1:] == thumbnails.identities
     assert np.array_equal(both.images[1:], thumbnails.images)

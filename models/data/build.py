@@ -41,10 +41,8 @@ SPLITS: tuple[Split, ...] = ("train", "val", "test")
 THUMBNAILS_BANK = "thumbnails.npz"
 """Thumbnail faces for training fakes only (``train --faces faces/train.npz --faces faces/thumbnails.npz``);
 a file of its own, so that ``faces/train.npz`` and what is trained on it stay as they were."""
-EXTRA_BANK = "extra.npz"
-"""Photos of more people for training fakes only (``--faces faces/extra.npz``); a file of its own
-for the same reason, and so that a model trained without them is rebuilt as it was."""
-BANK_OF_ROLE: dict[Role, str] = {"bank": THUMBNAILS_BANK, "extra": EXTRA_BANK}
+BANK_OF_ROLE: dict[Role, str] = {"bank": THUMBNAILS_BANK}
+"""The training-only bank file of each role whose faces go to no split."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,10 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
     clip_faces = [(i, f) for i, f in enumerate(faces) if not f.bank_only]
     groups = Counter(f.group for _, f in clip_faces)
     held_out = frozenset(f.group for _, f in clip_faces if f.test_only)
-    split_of = assign_splits(dict(groups), cfg.seed, cfg.fractions, held_out)
+    # validation-only people are placed apart, so that every other group lands where it did without them
+    val_only = frozenset(f.group for _, f in clip_faces if f.val_only)
+    others = {g: n for g, n in groups.items() if g not in val_only}
+    split_of = assign_splits(others, cfg.seed, cfg.fractions, held_out) | dict.fromkeys(val_only, "val")
     yaw = {i: float(lmk5(f.points)[3]) for i, f in clip_faces}
     counts: tuple[tuple[Kind, int], ...] = (
         ("original", cfg.genuine_per_face),
@@ -152,7 +153,11 @@ def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[Clip
     orphans = 0
     for i, face in clip_faces:
         split = split_of[face.group]
-        donors = [j for j, g in clip_faces if split_of[g.group] == split and g.identity != face.identity]
+        # validation-only people lend their faces to each other only: every other clip stays as it was
+        donors = [
+            j for j, g in clip_faces
+            if split_of[g.group] == split and g.identity != face.identity and (face.val_only or not g.val_only)
+        ]
         donors.sort(key=lambda j: abs(yaw[j] - yaw[i]))
         cameras = [int(c) for c in rng.integers(0, 2**31 - 1, max(cfg.genuine_per_face, 1))]
         fakes = 0
@@ -245,9 +250,9 @@ def write_clip(plan: ClipPlan, got: clips.ClipFrames, out: Path, frame_every: in
 
 def photos_of(report: FetchReport, cache: Path) -> list[Photo]:
     return [
-        Photo(f.source, cache / f.path, f.role == "test", BANK_OF_ROLE.get(f.role), f.windows)
+        Photo(f.source, cache / f.path, f.role == "test", f.role == "val", BANK_OF_ROLE.get(f.role), f.windows)
         for f in report.files
-        if f.role in ("train", "test", *BANK_OF_ROLE)
+        if f.role in ("train", "test", "val", *BANK_OF_ROLE)
     ]
 
 

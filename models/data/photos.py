@@ -40,8 +40,8 @@ WHOLE_PACKAGE_GROUPS = frozenset({"face-api"})
 """Packages whose photos show some people more than once: all their faces go to one split."""
 NAMED_PERSON_SOURCES = frozenset({"face_recognition", "kphotoalbum"})
 """Packages that name a photo after its person (``obama2.jpg``, ``donna_2.jpg``)."""
-ONE_PERSON_PHOTOS = frozenset({"facetorch/test3", "menpo3d/james"})
-"""Photos that show one person several times (eight expressions; a scan's two camera views)."""
+ONE_PERSON_PHOTOS = frozenset({"menpo3d/james"})
+"""Photos that show one person several times (a face scan's two camera views)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class Photo:
     path: Path
     test_only: bool = False
     """People kept out of training altogether: their faces go to the test split only."""
+    val_only: bool = False
+    """People kept for validation only: their faces go to the validation split."""
     bank: str | None = None
     """The training-only bank file its faces go to (material for fakes made on the fly, never a
     fixed clip, a donor or a split), or None: its people are split like all others."""
@@ -66,6 +68,7 @@ class SourceFace:
     test_only: bool = False
     bank: str | None = None
     """The training-only bank file it goes to, or None (see ``Photo.bank``)."""
+    val_only: bool = False
 
     @property
     def bank_only(self) -> bool:
@@ -178,7 +181,9 @@ def index_faces(photos: list[Photo]) -> FaceIndex:
                 kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))  # stable face numbers, left to right
                 for no, f in enumerate(kept):
                     key = person_key(photo.source, name, no, len(kept))
-                    faces.append(SourceFace(key, photo.path, f.points.copy(), photo.test_only, photo.bank))
+                    faces.append(
+                        SourceFace(key, photo.path, f.points.copy(), photo.test_only, photo.bank, photo.val_only)
+                    )
     finally:
         stage.close()
     return FaceIndex(tuple(faces), read, unlandmarked, too_small, at_edge)

