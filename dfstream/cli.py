@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from dfstream.cli_bench import bench_app
+from dfstream.cli_calibrate import calibrate_cmd
 from dfstream.cli_common import Device, ModelsDir, OrtDevice, Precision, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
@@ -192,6 +193,9 @@ def quantize_cmd(
         quantize_folder(models, calibration_crops(sources, crops), held_out, only or QUANTIZED_ROLES)  # prints
 
     guard(body)
+
+
+app.command("calibrate")(calibrate_cmd)
 
 
 @app.command("inspect")

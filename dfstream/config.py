@@ -152,6 +152,16 @@ class EvalBundledConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "cpu"
 
 
+class RecalibrateConfig(_Strict):
+    models: Path = Field(description="folder with the graphs whose calibration and threshold are refitted")
+    data_dir: Path = Field(description="a data build whose validation split (frames/val, clips/val) is scored")
+    max_fpr: float = Field(0.05, gt=0, lt=1, description="cap on validation false alarms for the threshold")
+    roles: tuple[Literal["frame_cnn", "clip_head"], ...] = Field(
+        ("frame_cnn", "clip_head"), min_length=1, description="the graphs to refit"
+    )
+    out_dir: Path | None = Field(None, description="write the refitted files here (default: in place)")
+
+
 class EvalCompareConfig(_Strict):
     base: Path = Field(description="an evaluation's output folder (or its per_sample.csv): the model to beat")
     other: Path = Field(description="another evaluation of the same samples: the candidate")

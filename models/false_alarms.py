@@ -80,9 +80,9 @@ def rates(records: list[dict[str, object]], source: str, frame_threshold: float,
 
 
 def model_thresholds(models: Path) -> tuple[float, float]:
-    """Model A's and model B's thresholds from their metadata (calibrated scale); read on the CPU, since
-    only the metadata is needed, whatever device the stream itself runs on."""
-    files = model_files(models)
+    """Model A's and model B's thresholds from the metadata (calibrated scale) of the graphs the stream
+    runs on the CPU (an int8 variant has its own calibration and threshold)."""
+    files = model_files(models, "auto")
     return read_metadata(files["frame_cnn"]).threshold, read_metadata(files["clip_head"]).threshold
 
 

@@ -70,6 +70,24 @@ def stream_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def data_build(tmp_path_factory: pytest.TempPathFactory, clip_dataset: Path) -> Path:
+    """A data build's layout: clips/{val,test}/<kind>/ and, as the build names them, every 4th frame
+    of each clip in frames/{val,test}/{real,fake}/<kind>__<video>_<i>.jpg."""
+    from dfstream.models.metrics import KIND_SEPARATOR
+
+    root = tmp_path_factory.mktemp("build")
+    for split in ("val", "test"):
+        (root / "clips").mkdir(exist_ok=True)
+        (root / "clips" / split).symlink_to(clip_dataset)
+        for kind in (p for p in clip_dataset.iterdir() if p.is_dir()):
+            folder = root / "frames" / split / ("real" if kind.name == "original" else "fake")
+            folder.mkdir(parents=True, exist_ok=True)
+            for jpg in kind.glob("*_[048].jpg"):
+                (folder / f"{kind.name}{KIND_SEPARATOR}{jpg.name}").symlink_to(jpg)
+    return root
+
+
 def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     frames: list[np.ndarray] = []
