@@ -63,17 +63,22 @@ def _flagged(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, flo
     return float(np.mean(p[y == 0] >= threshold)), float(np.mean(p[y == 1] >= threshold))
 
 
-def refit(meta: ModelMetadata, y: np.ndarray, p: np.ndarray, max_fpr: float) -> tuple[ModelMetadata, Operating]:
-    """``meta`` with a calibration composed on top of its own and a threshold under the cap, from the
-    validation scores ``p`` that the runtime gives with ``meta`` as it is."""
-    a, b = meta.calibration
-    a2, b2 = fit_platt(y, p)
-    again = calibrated(p, (a2, b2))
-    threshold = f1_optimal_threshold(y, again, max_fpr=max_fpr)
-    composed = (a2 * a, a2 * b + b2)
-    return dataclasses.replace(meta, calibration=composed, threshold=threshold), Operating(
-        composed, threshold, *_flagged(y, again, threshold)
-    )
+@dataclass(frozen=True)
+class Refit:
+    """A second calibration (a2, b2) on top of a graph's own, and the threshold on the result."""
+
+    second: tuple[float, float]
+    threshold: float
+
+    def applied_to(self, meta: ModelMetadata) -> ModelMetadata:
+        (a, b), (a2, b2) = meta.calibration, self.second
+        return dataclasses.replace(meta, calibration=(a2 * a, a2 * b + b2), threshold=self.threshold)
+
+
+def refit(y: np.ndarray, p: np.ndarray, max_fpr: float) -> Refit:
+    """From the validation scores ``p`` that the runtime gives with a file's metadata as it is."""
+    second = fit_platt(y, p)
+    return Refit(second, f1_optimal_threshold(y, calibrated(p, second), max_fpr=max_fpr))
 
 
 def _write(path: Path, meta: ModelMetadata, out: Path) -> None:
@@ -84,31 +89,36 @@ def _write(path: Path, meta: ModelMetadata, out: Path) -> None:
     write_with_metadata(onnx.load(str(path)), meta, out)
 
 
-def _one(path: Path, role: str, y: np.ndarray, p: np.ndarray, cfg: RecalibrateConfig) -> Recalibrated:
-    meta = read_metadata(path)
-    new_meta, after = refit(meta, y, p, cfg.max_fpr)
-    before = Operating(meta.calibration, meta.threshold, *_flagged(y, p, meta.threshold))
-    out = (cfg.out_dir or path.parent) / path.name
-    _write(path, new_meta, out)
-    return Recalibrated(out, role, len(y), rank_auc(y, p), before, after)
+def _apply(paths: list[Path], role: str, y: np.ndarray, p: np.ndarray, cfg: RecalibrateConfig) -> list[Recalibrated]:
+    """One refit from the scores of the graph the runtime runs, written into each of ``paths`` (the
+    precision variants of one model share one operating point, as export and quantize leave them)."""
+    fit = refit(y, p, cfg.max_fpr)
+    again = calibrated(p, fit.second)
+    done = []
+    for path in paths:
+        meta = read_metadata(path)
+        new = fit.applied_to(meta)
+        out = (cfg.out_dir or path.parent) / path.name
+        _write(path, new, out)
+        before = Operating(meta.calibration, meta.threshold, *_flagged(y, p, meta.threshold))
+        after = Operating(new.calibration, new.threshold, *_flagged(y, again, new.threshold))
+        done.append(Recalibrated(out, role, len(y), rank_auc(y, p), before, after))
+    return done
 
 
 def recalibrate(cfg: RecalibrateConfig) -> list[Recalibrated]:
-    """Each calibrated graph of ``cfg.models`` (every precision variant of model A, scored as the
-    runtime runs it) refitted on ``cfg.data_dir``'s validation split; files written to ``out_dir``
-    (default: in place)."""
+    """Model A (scored as the runtime runs it on a CPU: its int8 graph where one exists; every
+    precision variant gets the refit) and model B's head, refitted on ``cfg.data_dir``'s validation
+    split; files written to ``out_dir`` (default: in place)."""
     done: list[Recalibrated] = []
     if "frame_cnn" in cfg.roles:
         frames = scan_image_split(cfg.data_dir / "frames", "val")
-        y = np.asarray(frames.labels)
         fp32 = model_files(cfg.models)["frame_cnn"]
-        for precision in ("fp32", "fp16", "int8"):
-            path = precision_path(fp32, precision)
-            if path.is_file():
-                models = ModelSet.load(cfg.models, device="cpu", precision=precision)
-                done.append(_one(path, "frame_cnn", y, frame_scores(models, frames), cfg))
+        variants = [v for v in (precision_path(fp32, x) for x in ("fp32", "fp16", "int8")) if v.is_file()]
+        models = ModelSet.load(cfg.models, device="cpu", precision="auto")
+        done += _apply(variants, "frame_cnn", np.asarray(frames.labels), frame_scores(models, frames), cfg)
     if "clip_head" in cfg.roles:
         models = ModelSet.load(cfg.models, device="cpu", precision="fp32")
         _, y, p = clip_scores(models, cfg.data_dir / "clips" / "val")
-        done.append(_one(model_files(cfg.models)["clip_head"], "clip_head", y, p, cfg))
+        done += _apply([model_files(cfg.models)["clip_head"]], "clip_head", y, p, cfg)
     return done
