@@ -39,6 +39,27 @@ def test_rates_use_each_models_own_threshold() -> None:
     assert r.label_real_rate_after_1s is None  # no track got past its first second
 
 
+def test_thresholds_are_those_of_the_graphs_the_stream_runs(tmp_path: Path, stream_models: Path) -> None:
+    """On a CPU the stream runs model A's int8 graph where one exists, with its own metadata."""
+    import dataclasses
+    import shutil
+
+    import onnx
+
+    from dfstream.export.onnx_files import write_with_metadata
+    from dfstream.models.false_alarms import model_thresholds
+    from dfstream.stream.runtime import read_metadata
+
+    models = tmp_path / "models"
+    shutil.copytree(stream_models, models)
+    fp32 = read_metadata(models / "frame_cnn.onnx")
+    variant = dataclasses.replace(fp32, precision="int8", threshold=0.321)  # same checkpoint, its own fit
+    write_with_metadata(onnx.load(str(models / "frame_cnn.onnx")), variant, models / "frame_cnn.int8.onnx")
+    frame_t, clip_t = model_thresholds(models)
+    assert frame_t == pytest.approx(0.321) != fp32.threshold
+    assert clip_t == read_metadata(models / "clip_head.onnx").threshold
+
+
 def test_real_rate_counts_each_track_after_its_first_second() -> None:
     settling = [_score(0.1, None, "uncertain", track=t) for t in (1, 2) for _ in range(30)]
     after = [_score(0.1, 0.1, "real", track=1)] * 3 + [_score(0.9, 0.9, "fake", 0.8, track=2)]
