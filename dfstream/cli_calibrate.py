@@ -23,11 +23,11 @@ def calibrate_cmd(
 
     def body() -> None:
         from dfstream.config import RecalibrateConfig
-        from dfstream.models.recalibrate import CALIBRATED_ROLES, recalibrate
+        from dfstream.models.recalibrate import recalibrate
 
+        given = {"roles": tuple(only)} if only else {}  # default: every calibrated graph (RecalibrateConfig)
         cfg = RecalibrateConfig.model_validate(
-            {"models": models, "data_dir": data, "max_fpr": max_fpr, "roles": tuple(only or CALIBRATED_ROLES),
-             "out_dir": out}
+            {"models": models, "data_dir": data, "max_fpr": max_fpr, "out_dir": out} | given
         )
         for r in recalibrate(cfg):
             typer.echo(r.line())

@@ -26,9 +26,6 @@ from dfstream.models.metrics import f1_optimal_threshold, rank_auc
 from dfstream.stream.engine import ModelSet, model_files
 from dfstream.stream.runtime import calibrated, read_metadata
 
-CALIBRATED_ROLES = ("frame_cnn", "clip_head")
-"""The graphs whose output is a P(fake) with a threshold (the encoder's is an embedding)."""
-
 
 @dataclass(frozen=True)
 class Operating:
@@ -94,6 +91,7 @@ def _apply(paths: list[Path], role: str, y: np.ndarray, p: np.ndarray, cfg: Reca
     precision variants of one model share one operating point, as export and quantize leave them)."""
     fit = refit(y, p, cfg.max_fpr)
     again = calibrated(p, fit.second)
+    auc = rank_auc(y, p)
     done = []
     for path in paths:
         meta = read_metadata(path)
@@ -102,23 +100,22 @@ def _apply(paths: list[Path], role: str, y: np.ndarray, p: np.ndarray, cfg: Reca
         _write(path, new, out)
         before = Operating(meta.calibration, meta.threshold, *_flagged(y, p, meta.threshold))
         after = Operating(new.calibration, new.threshold, *_flagged(y, again, new.threshold))
-        done.append(Recalibrated(out, role, len(y), rank_auc(y, p), before, after))
+        done.append(Recalibrated(out, role, len(y), auc, before, after))
     return done
 
 
 def recalibrate(cfg: RecalibrateConfig) -> list[Recalibrated]:
-    """Model A (scored as the runtime runs it on a CPU: its int8 graph where one exists; every
-    precision variant gets the refit) and model B's head, refitted on ``cfg.data_dir``'s validation
+    """Model A (every precision variant gets the refit) and model B's head, scored as the runtime
+    runs them on a CPU (int8 graphs where they exist) and refitted on ``cfg.data_dir``'s validation
     split; files written to ``out_dir`` (default: in place)."""
     done: list[Recalibrated] = []
+    models = ModelSet.load(cfg.models, device="cpu", precision="auto")
     if "frame_cnn" in cfg.roles:
         frames = scan_image_split(cfg.data_dir / "frames", "val")
         fp32 = model_files(cfg.models)["frame_cnn"]
         variants = [v for v in (precision_path(fp32, x) for x in ("fp32", "fp16", "int8")) if v.is_file()]
-        models = ModelSet.load(cfg.models, device="cpu", precision="auto")
         done += _apply(variants, "frame_cnn", np.asarray(frames.labels), frame_scores(models, frames), cfg)
     if "clip_head" in cfg.roles:
-        models = ModelSet.load(cfg.models, device="cpu", precision="fp32")
         _, y, p = clip_scores(models, cfg.data_dir / "clips" / "val")
         done += _apply([model_files(cfg.models)["clip_head"]], "clip_head", y, p, cfg)
     return done

@@ -131,7 +131,7 @@ def test_bank_only_faces_are_in_no_clip_and_change_no_other_plan() -> None:
     names = ["face-api/s1#0", "face-api/s2", "x/a", "x/b", "x/c", "x/d"]
     faces = [_face(n, 100 + i) for i, n in enumerate(names)]
     sheet = [
-        SourceFace(f"human/sheet#{k}", Path("sheet.jpg"), _face("s", 300 + k).points, bank="thumbnails.npz")
+        SourceFace(f"human/sheet#{k}", Path("sheet.jpg"), _face("s", 300 + k).points, bank_only=True)
         for k in range(5)
     ]
     cfg = data_build.BuildConfig(out=Path("unused"), cache=Path("unused"), genuine_per_face=2, swap_per_face=2)
@@ -317,7 +317,7 @@ def test_sheet_faces_go_to_a_training_bank_and_kept_people_to_validation(
         out=tmp_path / "ds", cache=cache, seed=1, genuine_per_face=1, sbi_per_face=1, swap_per_face=0
     )
     summary = data_build.build(cfg, with_sheet)
-    assert summary.bank_faces == {"thumbnails.npz": 4} and summary.bank_only_faces == 4
+    assert summary.bank_only_faces == 4
     assert summary.identities == {"train": 1, "val": 2, "test": 1}
     assert sum(sum(c.values()) for c in summary.clips.values()) == 8, "no clip is made of a thumbnail"
     assert "more/photo" in read_bank(cfg.out / "faces" / "val.npz").identities

@@ -14,7 +14,7 @@ import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +27,7 @@ from dfstream.models.data import clips
 from dfstream.models.data.bank import write_bank
 from dfstream.models.data.manipulate import BlendParams, self_blend
 from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_faces, read_photo
-from dfstream.models.data.sources import FetchReport, Role, fetch_all
+from dfstream.models.data.sources import FetchReport, fetch_all
 from dfstream.models.data.swap import face_swap
 from dfstream.models.metrics import KIND_SEPARATOR
 from dfstream.stream.landmarks import lmk5
@@ -41,8 +41,6 @@ SPLITS: tuple[Split, ...] = ("train", "val", "test")
 THUMBNAILS_BANK = "thumbnails.npz"
 """Thumbnail faces for training fakes only (``train --faces faces/train.npz --faces faces/thumbnails.npz``);
 a file of its own, so that ``faces/train.npz`` and what is trained on it stay as they were."""
-BANK_OF_ROLE: dict[Role, str] = {"bank": THUMBNAILS_BANK}
-"""The training-only bank file of each role whose faces go to no split."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +92,7 @@ class BuildSummary:
     unseen: tuple[str, ...] = ()
     """Files kept apart for false-alarm checks (never trained on)."""
     bank_only_faces: int = 0
-    """Faces in the training-only bank files (no fixed clips)."""
-    bank_faces: dict[str, int] = field(default_factory=dict)
-    """Faces per training-only bank file."""
+    """Thumbnail faces in the training face bank only (no fixed clips)."""
     softer_pastes_only: bool = False
 
 
@@ -250,9 +246,9 @@ def write_clip(plan: ClipPlan, got: clips.ClipFrames, out: Path, frame_every: in
 
 def photos_of(report: FetchReport, cache: Path) -> list[Photo]:
     return [
-        Photo(f.source, cache / f.path, f.role == "test", f.role == "val", BANK_OF_ROLE.get(f.role), f.windows)
+        Photo(f.source, cache / f.path, f.role == "test", f.role == "val", f.role == "bank", f.windows)
         for f in report.files
-        if f.role in ("train", "test", "val", *BANK_OF_ROLE)
+        if f.role in ("train", "test", "val", "bank")
     ]
 
 
@@ -287,12 +283,9 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         clip_counts[plan.split][plan.kind] += 1
     splits = {s: sorted({index.faces[p.face].identity for p in plans if p.split == s}) for s in SPLITS}
     write_banks(cfg.out, index.faces, {p.face: p.split for p in plans}, photos)
-    bank_faces: dict[str, int] = {}
-    for name in BANK_OF_ROLE.values():
-        chosen = [(f.identity, photos(f.photo), f.points) for f in index.faces if f.bank == name]
-        if chosen:
-            write_bank(cfg.out / "faces" / name, chosen)
-            bank_faces[name] = len(chosen)
+    bank_only = [(f.identity, photos(f.photo), f.points) for f in index.faces if f.bank_only]
+    if bank_only:
+        write_bank(cfg.out / "faces" / THUMBNAILS_BANK, bank_only)
     convert_weights(report, cfg.cache, cfg.out)
     summary = BuildSummary(
         faces=len(index.faces),
@@ -307,8 +300,7 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         fallback_frames=fallbacks,
         swaps_without_donor=orphans,
         unseen=tuple(f.path for f in report.files if f.role == "unseen"),
-        bank_only_faces=sum(bank_faces.values()),
-        bank_faces=bank_faces,
+        bank_only_faces=len(bank_only),
         softer_pastes_only=cfg.softer_pastes_only,
     )
     (cfg.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
@@ -374,8 +366,10 @@ def summary_lines(s: BuildSummary) -> list[str]:
         lines.append(f"{split:5s}: {s.identities[split]} identities | clips: {kinds} | model-A frames: {frames}")
     if s.softer_pastes_only:
         lines.append("self-blends: every pasted copy blurred (--softer-pastes-only), none sharpened")
-    for name, n in s.bank_faces.items():
-        lines.append(f"faces/{name}: {n} face(s) of people in no split, for training fakes only")
+    if s.bank_only_faces:
+        lines.append(
+            f"faces/{THUMBNAILS_BANK}: {s.bank_only_faces} face(s) of people in no split, for training fakes only"
+        )
     lines += [f"failed: {line}" for line in s.failed_packages]
     if s.unseen:
         lines.append(f"kept apart (never trained on): {', '.join(s.unseen)}")

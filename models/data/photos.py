@@ -52,9 +52,9 @@ class Photo:
     """People kept out of training altogether: their faces go to the test split only."""
     val_only: bool = False
     """People kept for validation only: their faces go to the validation split."""
-    bank: str | None = None
-    """The training-only bank file its faces go to (material for fakes made on the fly, never a
-    fixed clip, a donor or a split), or None: its people are split like all others."""
+    bank_only: bool = False
+    """Its faces are material for fakes made on the fly only (the thumbnails bank): never a fixed
+    clip, a donor or a split."""
     windows: bool = False
     """Searched window by window as well as whole (contact sheets, group photos of small faces)."""
 
@@ -66,14 +66,9 @@ class SourceFace:
     points: np.ndarray = field(repr=False)
     """468×2 face-mesh pixels in the photo."""
     test_only: bool = False
-    bank: str | None = None
-    """The training-only bank file it goes to, or None (see ``Photo.bank``)."""
+    bank_only: bool = False
+    """In the training face bank only: never in a fixed clip, a split's group count or a donor list."""
     val_only: bool = False
-
-    @property
-    def bank_only(self) -> bool:
-        """In a training face bank only: never in a fixed clip, a split's group count or a donor list."""
-        return self.bank is not None
 
     @property
     def group(self) -> str:
@@ -182,7 +177,7 @@ def index_faces(photos: list[Photo]) -> FaceIndex:
                 for no, f in enumerate(kept):
                     key = person_key(photo.source, name, no, len(kept))
                     faces.append(
-                        SourceFace(key, photo.path, f.points.copy(), photo.test_only, photo.bank, photo.val_only)
+                        SourceFace(key, photo.path, f.points.copy(), photo.test_only, photo.bank_only, photo.val_only)
                     )
     finally:
         stage.close()
