@@ -358,6 +358,10 @@ def train_clip_cmd(
         typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned "
                      "(--steps and the fine-tune's options go unused), and the head trained on the average."),
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="On the fly: where the fine-tune and clip embeddings run: auto (CUDA when present), "
+                          "cpu or cuda. The fakes are made on the CPU either way (--workers).")
+    ] = "auto",
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -394,6 +398,7 @@ def train_clip_cmd(
             denoise_share=denoise_share,
             colour_share=colour_share,
             encoder_soup=tuple(encoder_soup or ()),
+            device=device,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

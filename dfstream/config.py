@@ -112,6 +112,9 @@ class TrainClipConfig(_Strict):
         description="model B checkpoints of runs from the same start: their encoders are averaged instead of "
         "fine-tuned, and the head is trained on the average",
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where the on-the-fly fine-tune and clip embeddings run; auto: CUDA when torch sees one"
+    )
 
     @field_validator("encoder_soup")
     @classmethod

@@ -56,6 +56,17 @@ def blend_targets(mask: np.ndarray | None, side: int) -> np.ndarray:
     return np.stack([region, band / peak if peak > 1e-3 else band]).astype(np.float32)
 
 
+def train_device(choice: str) -> torch.device:
+    """``auto``: the first CUDA device when torch sees one, else the CPU."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device (a CPU-only build, or no driver)")
+    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
     """N×S×S×3 BGR uint8 → N×3×S×S float 0..1 (notebook B's input)."""
     return torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float() / 255.0
@@ -84,6 +95,8 @@ class FrameStream(IterableDataset[FrameBatch]):
     def __iter__(self) -> Iterator[FrameBatch]:
         info = get_worker_info()
         first, every = (info.id, info.num_workers) if info is not None else (0, 1)
+        if info is not None:
+            cv2.setNumThreads(1)  # one core per worker: many workers would otherwise each start a thread pool
         for k in range(first, self.steps, every):
             rng = np.random.default_rng([self.seed, k])
             made = self.batch - self.n_fixed
@@ -143,8 +156,11 @@ def val_frames(refs: list[ClipRef], size: int) -> tuple[torch.Tensor, np.ndarray
 
 def frame_scores(model: clip_lstm.ClipDetector, probe: torch.nn.Linear, x: torch.Tensor) -> np.ndarray:
     model.cnn.eval()
+    device = model_device(model.cnn)
     with torch.no_grad():
-        return np.concatenate([probe(model.cnn(x[i : i + 64])).squeeze(1).numpy() for i in range(0, len(x), 64)])
+        return np.concatenate(
+            [probe(model.cnn(x[i : i + 64].to(device))).squeeze(1).cpu().numpy() for i in range(0, len(x), 64)]
+        )
 
 
 class BlendMapHead(torch.nn.Module):
@@ -202,14 +218,15 @@ def finetune_encoder(
 
     With ``weight_average`` the states validated and kept are those of a running average of the
     weights (buffers included), which lies in a flatter region than any single step's."""
-    probe = torch.nn.Linear(EMBED_DIM, 1)
+    device = model_device(model)
+    probe = torch.nn.Linear(EMBED_DIM, 1).to(device)
     frozen = freeze_start(model, cfg.freeze_blocks)
     trained = [p for p in model.cnn.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [{"params": trained, "lr": cfg.lr}, {"params": probe.parameters(), "lr": cfg.lr * 10}],
         weight_decay=1e-4,
     )
-    blend_map = BlendMapHead(model) if cfg.boundary_weight > 0 else None
+    blend_map = BlendMapHead(model).to(device) if cfg.boundary_weight > 0 else None
     if blend_map is not None:
         optimizer.add_param_group({"params": blend_map.layers.parameters(), "lr": cfg.lr * 10})
     pair = torch.nn.ModuleDict({"cnn": model.cnn, "probe": probe})
@@ -228,10 +245,12 @@ def finetune_encoder(
                     cfg.paired, blend_map is not None),
         batch_size=None,
         num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
     )
     best, best_state, history = -1.0, None, []
     total, started = 0.0, time.perf_counter()
-    for step, (x, y, maps, known) in enumerate(loader, start=1):
+    for step, batch in enumerate(loader, start=1):
+        x, y, maps, known = (t.to(device, non_blocking=True) for t in batch)
         scale = 0.5 * (1 + math.cos(math.pi * (step - 1) / cfg.steps))
         for g, lr in zip(optimizer.param_groups, base, strict=True):
             g["lr"] = lr * max(scale, 0.02)
@@ -274,8 +293,9 @@ def finetune_encoder(
 
 
 def embed_clip(model: clip_lstm.ClipDetector, frames: torch.Tensor, lmks: torch.Tensor) -> torch.Tensor:
+    device = model_device(model)
     with torch.no_grad():
-        return torch.cat([model.encode(frames), lmks], dim=1)
+        return torch.cat([model.encode(frames.to(device)), lmks.to(device)], dim=1).cpu()
 
 
 def clip_features(
@@ -351,11 +371,16 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
     model = clip_lstm.ClipDetector(cfg.activation)
     if not cfg.encoder_soup:
         load_imagenet_weights(model.cnn, cfg.imagenet_weights)
+    device = train_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    log.info("fine-tune and clip embeddings on %s", device)
+    model.to(device)
     train_refs = scan_clip_folders(cfg.data_dir) if cfg.data_dir.is_dir() else []
     if cfg.exclude is not None:  # a left-out method is left out of the fixed clips too (class folder = kind)
         train_refs = [r for r in train_refs if not cfg.exclude.startswith(r.folder.name)]
     if cfg.encoder_soup:
-        probe = soup_encoder(model, cfg.encoder_soup)
+        probe = soup_encoder(model, cfg.encoder_soup).to(device)
         vx, vy = val_frames(val, cfg.img_size)
         enc_history = [{"step": 0, "val_frame_auc": _auc(vy, frame_scores(model, probe, vx)),
                         "soup_of": len(cfg.encoder_soup)}]
@@ -364,6 +389,8 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
         probe, enc_history = finetune_encoder(model, maker, val, cfg, train_refs)
     head_train = clip_features(model, maker, train_refs, cfg)
     head_val = clip_features(model, maker, val, cfg.model_copy(update={"head_clips": 0}))
+    model.cpu()  # the head trains on the cached embeddings, on the CPU
+    probe.cpu()
     head_history = train_head(model, head_train, head_val, cfg)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     clip_lstm.save_state(model, cfg.out_dir / "last_model.pth")

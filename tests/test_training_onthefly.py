@@ -210,3 +210,26 @@ def test_a_soup_refuses_mixed_activations_a_missing_probe_and_a_single_member(tm
         soup_encoder(clip_lstm.ClipDetector("relu6"), (relu6, bare))
     with pytest.raises(ValidationError, match="two or more"):
         TrainClipConfig(data_dir=tmp_path, out_dir=tmp_path, encoder_soup=(relu6,))
+
+
+def test_the_training_device_follows_the_choice_and_names_a_missing_gpu() -> None:
+    from dfstream.models.train_onthefly import train_device
+
+    assert train_device("cpu").type == "cpu"
+    assert train_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        assert train_device("cuda").type == "cuda"
+    else:
+        with pytest.raises(ValueError, match="--device cuda: torch sees no CUDA device"):
+            train_device("cuda")
+
+
+def test_train_clip_with_an_unknown_device_is_a_one_line_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dfstream.cli import app
+
+    result = CliRunner().invoke(app, ["train", "clip", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--device", "tpu"])
+    assert result.exit_code != 0
+    assert "device" in result.output and "Traceback" not in result.output
