@@ -84,10 +84,14 @@ LITE0 := --imagenet-weights $(DATA)/weights/efficientnet_b0_from_lite0.pth
 # training people alone, which measured better for model A (MODEL_CARD.md, "More faces").
 CLIP_FACES ?= --faces $(DATA)/faces/train.npz --faces $(DATA)/faces/thumbnails.npz
 CNN_FACES ?= --faces $(DATA)/faces/train.npz
+# Model B's fine-tune runs on CUDA when torch sees a GPU (train clip --device auto); its fakes are made
+# by CLIP_WORKERS CPU processes, so on a GPU machine raise it to the cores less one
+# (make models CLIP_WORKERS=15); CLIP_STEPS and CLIP_SIZE scale the run.
+CLIP_WORKERS ?= 1
 # Model B's bundled recipe, less its --out and --seed (make blendmap runs it too).
 CLIP_RECIPE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val $(CLIP_FACES) \
 	$(LITE0) --activation relu6 --img-size $(CLIP_SIZE) --steps $(CLIP_STEPS) --frame-batch 32 --eval-every 50 \
-	--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers 1 --fixed-share $(FIXED_SHARE)
+	--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers $(CLIP_WORKERS) --fixed-share $(FIXED_SHARE)
 
 models: $(STAMP)
 	$(DF) data build --out $(DATA) --seed 0 --softer-pastes-only

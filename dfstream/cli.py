@@ -359,8 +359,8 @@ def train_clip_cmd(
                      "(--steps and the fine-tune's options go unused), and the head trained on the average."),
     ] = None,
     device: Annotated[
-        str, typer.Option(help="On the fly: where the fine-tune and clip embeddings run: auto (CUDA when present), "
-                          "cpu or cuda. The fakes are made on the CPU either way (--workers).")
+        str, typer.Option(help="Where model B trains: auto (CUDA when torch sees a GPU), cpu or cuda. Data loading "
+                          "and on-the-fly fakes stay on the CPU (--workers processes).")
     ] = "auto",
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""

@@ -113,7 +113,7 @@ class TrainClipConfig(_Strict):
         "fine-tuned, and the head is trained on the average",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="where the on-the-fly fine-tune and clip embeddings run; auto: CUDA when torch sees one"
+        "auto", description="where model B trains (the fakes are made on the CPU); auto: CUDA when torch sees one"
     )
 
     @field_validator("encoder_soup")

@@ -96,7 +96,7 @@ class HeadGraph(nn.Module):
 
 def save_state(model: ClipDetector, path: str | Path) -> None:
     """The state dict plus the encoder's activation, so export rebuilds the same network."""
-    state = dict(model.state_dict())
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # loads anywhere, GPU-trained or not
     state[ACTIVATION_KEY] = torch.tensor(ACTIVATIONS.index(model.cnn.activation))
     torch.save(state, path)
 

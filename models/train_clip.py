@@ -17,6 +17,7 @@ from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
+from dfstream.models.device import model_device, train_device
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
@@ -61,11 +62,12 @@ def _loader(refs: list[ClipRef], cfg: TrainClipConfig | EvalClipConfig, shuffle:
 
 def predict(model: clip_lstm.ClipDetector, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
     model.eval()
+    device = model_device(model)
     probs: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     with torch.no_grad():
         for frames, lmks, y in loader:
-            probs.append(model(frames, lmks).numpy())
+            probs.append(model(frames.to(device), lmks.to(device)).cpu().numpy())
             labels.append(y.numpy())
     return np.concatenate(labels).astype(int), np.concatenate(probs)
 
@@ -97,7 +99,8 @@ def pretrain_encoder(
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(cfg.seed)
-    probe = torch.nn.Linear(EMBED_DIM, 1)
+    device = model_device(model)
+    probe = torch.nn.Linear(EMBED_DIM, 1).to(device)
     params = list(model.cnn.parameters()) + list(probe.parameters())
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     criterion = torch.nn.BCEWithLogitsLoss()
@@ -112,14 +115,14 @@ def pretrain_encoder(
         model.cnn.train()
         total = 0.0
         for x, y in loader:
-            loss = criterion(probe(model.cnn(x)).squeeze(1), y)
+            loss = criterion(probe(model.cnn(x.to(device))).squeeze(1), y.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += float(loss.item())
         model.cnn.eval()
         with torch.no_grad():
-            scores = [(probe(model.cnn(x)).squeeze(1).numpy(), y.numpy()) for x, y in val_loader]
+            scores = [(probe(model.cnn(x.to(device))).squeeze(1).cpu().numpy(), y.numpy()) for x, y in val_loader]
         p = np.concatenate([s for s, _ in scores])
         t = np.concatenate([y for _, y in scores])
         auc = float(roc_auc_score(t, p)) if len(set(t.tolist())) == 2 else float("nan")
@@ -150,6 +153,9 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     torch.manual_seed(cfg.seed)
     model = clip_lstm.ClipDetector(cfg.activation)
     load_imagenet_weights(model.cnn, cfg.imagenet_weights)
+    device = train_device(cfg.device)
+    log.info("training on %s", device)
+    model.to(device)
     if cfg.pretrain_epochs:
         pretrain_encoder(model, train_refs, val_refs, cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -164,7 +170,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
         model.train()
         total = 0.0
         for frames, lmks, y in train_loader:
-            loss = criterion(model(frames, lmks), y)
+            loss = criterion(model(frames.to(device), lmks.to(device)), y.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -31,6 +31,7 @@ from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.data.texture import colour_change, denoise, global_augment
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
+from dfstream.models.device import model_device, train_device
 from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
 from dfstream.models.encoder_soup import soup_encoder
 from dfstream.models.train_clip import BEST_NAME, PROBE_NAME
@@ -54,17 +55,6 @@ def blend_targets(mask: np.ndarray | None, side: int) -> np.ndarray:
     region, band = (cv2.resize(m, (side, side), interpolation=cv2.INTER_AREA) for m in (mask, 4 * soft * (1 - soft)))
     peak = float(band.max())
     return np.stack([region, band / peak if peak > 1e-3 else band]).astype(np.float32)
-
-
-def train_device(choice: str) -> torch.device:
-    """``auto``: the first CUDA device when torch sees one, else the CPU."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device (a CPU-only build, or no driver)")
-    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
@@ -372,8 +362,6 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
     if not cfg.encoder_soup:
         load_imagenet_weights(model.cnn, cfg.imagenet_weights)
     device = train_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     log.info("fine-tune and clip embeddings on %s", device)
     model.to(device)
     train_refs = scan_clip_folders(cfg.data_dir) if cfg.data_dir.is_dir() else []

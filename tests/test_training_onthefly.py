@@ -213,7 +213,7 @@ def test_a_soup_refuses_mixed_activations_a_missing_probe_and_a_single_member(tm
 
 
 def test_the_training_device_follows_the_choice_and_names_a_missing_gpu() -> None:
-    from dfstream.models.train_onthefly import train_device
+    from dfstream.models.device import train_device
 
     assert train_device("cpu").type == "cpu"
     assert train_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
