@@ -233,3 +233,21 @@ def test_train_clip_with_an_unknown_device_is_a_one_line_error(tmp_path: Path) -
                                       "--device", "tpu"])
     assert result.exit_code != 0
     assert "device" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device for torch")
+def test_model_b_trains_on_cuda_and_its_checkpoint_loads_on_the_cpu(
+    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
+) -> None:
+    torch.cuda.reset_peak_memory_stats()
+    cfg = TrainClipConfig(
+        data_dir=clip_dataset, val_dir=clip_dataset, out_dir=tmp_path / "run", img_size=64, faces=face_bank_path,
+        activation="relu6", steps=2, frame_batch=4, eval_every=1, head_clips=2, epochs=1, fixed_share=0.5,
+        workers=1, device="cuda",
+    )
+    train_clip(cfg)
+    assert torch.cuda.max_memory_allocated() > 0  # the fine-tune ran on the GPU
+    state = torch.load(cfg.out_dir / "last_model.pth", weights_only=True)
+    assert all(v.device.type == "cpu" for v in state.values())
+    assert load_state(cfg.out_dir / "last_model.pth").cnn.activation == "relu6"
