@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def train_device(choice: str) -> torch.device:
@@ -12,6 +16,14 @@ def train_device(choice: str) -> torch.device:
     device = torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
+    return device
+
+
+def place(model: torch.nn.Module, choice: str) -> torch.device:
+    """Move ``model`` to the device ``choice`` names (``train_device``), and say where in the log."""
+    device = train_device(choice)
+    log.info("model B trains on %s", device)
+    model.to(device)
     return device
 
 

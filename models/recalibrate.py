@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
 from dfstream.config import RecalibrateConfig
 from dfstream.export.file_names import precision_path
-from dfstream.export.metadata import ModelMetadata
+from dfstream.export.metadata import ModelMetadata, Precision
 from dfstream.models.calibration import fit_platt
 from dfstream.models.datasets import scan_image_split
 from dfstream.models.eval_bundled import clip_scores, frame_scores
@@ -110,12 +111,12 @@ def recalibrate(cfg: RecalibrateConfig) -> list[Recalibrated]:
     split; files written to ``out_dir`` (default: in place)."""
     done: list[Recalibrated] = []
     models = ModelSet.load(cfg.models, device="cpu", precision="auto")
+    files = model_files(cfg.models)
     if "frame_cnn" in cfg.roles:
         frames = scan_image_split(cfg.data_dir / "frames", "val")
-        fp32 = model_files(cfg.models)["frame_cnn"]
-        variants = [v for v in (precision_path(fp32, x) for x in ("fp32", "fp16", "int8")) if v.is_file()]
+        variants = [v for v in (precision_path(files["frame_cnn"], x) for x in get_args(Precision)) if v.is_file()]
         done += _apply(variants, "frame_cnn", np.asarray(frames.labels), frame_scores(models, frames), cfg)
     if "clip_head" in cfg.roles:
         _, y, p = clip_scores(models, cfg.data_dir / "clips" / "val")
-        done += _apply([model_files(cfg.models)["clip_head"]], "clip_head", y, p, cfg)
+        done += _apply([files["clip_head"]], "clip_head", y, p, cfg)
     return done

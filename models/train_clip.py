@@ -17,7 +17,7 @@ from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
-from dfstream.models.device import model_device, train_device
+from dfstream.models.device import model_device, place
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
@@ -153,9 +153,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     torch.manual_seed(cfg.seed)
     model = clip_lstm.ClipDetector(cfg.activation)
     load_imagenet_weights(model.cnn, cfg.imagenet_weights)
-    device = train_device(cfg.device)
-    log.info("training on %s", device)
-    model.to(device)
+    device = place(model, cfg.device)
     if cfg.pretrain_epochs:
         pretrain_encoder(model, train_refs, val_refs, cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)

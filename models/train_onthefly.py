@@ -31,7 +31,7 @@ from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.data.texture import colour_change, denoise, global_augment
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
-from dfstream.models.device import model_device, train_device
+from dfstream.models.device import model_device, place
 from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
 from dfstream.models.encoder_soup import soup_encoder
 from dfstream.models.train_clip import BEST_NAME, PROBE_NAME
@@ -361,9 +361,7 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
     model = clip_lstm.ClipDetector(cfg.activation)
     if not cfg.encoder_soup:
         load_imagenet_weights(model.cnn, cfg.imagenet_weights)
-    device = train_device(cfg.device)
-    log.info("fine-tune and clip embeddings on %s", device)
-    model.to(device)
+    device = place(model, cfg.device)
     train_refs = scan_clip_folders(cfg.data_dir) if cfg.data_dir.is_dir() else []
     if cfg.exclude is not None:  # a left-out method is left out of the fixed clips too (class folder = kind)
         train_refs = [r for r in train_refs if not cfg.exclude.startswith(r.folder.name)]
