@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from dfstream.models.metrics import INTERVAL_ROUNDS
-from dfstream.stream.runtime import OrtSettings
+from dfstream.stream.runtime import Device, OrtSettings, PrecisionChoice
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
 
@@ -151,8 +151,8 @@ class EvalBundledConfig(_Strict):
     models: Path = Field(description="folder with the three ONNX graphs (the bundled ones by default)")
     data_dir: Path = Field(description="a data build (frames/ and clips/, each with val/ and test/)")
     out_dir: Path
-    precision: Literal["auto", "fp32", "fp16", "int8"] = Field("auto", description="graph variants, as run picks them")
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    precision: PrecisionChoice = Field("auto", description="graph variants, as run picks them")
+    device: Device = "cpu"
 
 
 class RecalibrateConfig(_Strict):
@@ -219,8 +219,8 @@ class _StreamConfig(_Strict):
     names: tuple[str | None, ...] = Field((), description="a name per source (config file); empty: from the URL")
     per_source: tuple[SourceConfig, ...] = Field((), description="per-source max faces, stride and threshold")
     models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
+    device: Device = "auto"
+    precision: PrecisionChoice = "auto"
     out: str | None = Field(None, description="JSON-lines path, '-' for stdout, None for no records")
     max_faces: int = Field(4, ge=1, le=16)
     stride: int | None = Field(

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dfstream.config import EventsConfig, MqttConfig, SourceConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
+from dfstream.stream.runtime import Device, PrecisionChoice
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -31,8 +32,8 @@ class _Strict(BaseModel):
 
 class ModelsSection(_Strict):
     dir: Path | None = Field(None, description="folder of ONNX graphs; default: the bundled models")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
+    device: Device = "auto"
+    precision: PrecisionChoice = "auto"
 
 
 class OutputsSection(_Strict):

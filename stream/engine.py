@@ -22,6 +22,7 @@ from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.runtime import (
     CPU,
     DEFAULT_ORT,
+    PRECISIONS,
     OrtModel,
     OrtSettings,
     load_model,
@@ -32,10 +33,6 @@ from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
 STREAM_ROLES = ("frame_cnn", "clip_encoder", "clip_head")
-
-
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
-"""auto: int8 variants where they exist on CPU (each passed its check in 'dfstream quantize'), fp16 ones on a GPU."""
 
 
 def model_files(folder: Path, precision: str = "fp32", gpu: bool = False) -> dict[str, Path]:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import onnxruntime as ort
@@ -20,14 +20,18 @@ from dfstream.exceptions import (
     ProviderError,
     first_line,
 )
-from dfstream.export.metadata import ModelMetadata, Role
+from dfstream.export.metadata import ModelMetadata, Precision, Role
 from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError
 from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
 
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DEVICES: tuple[str, ...] = get_args(Device)
+PrecisionChoice = Literal["auto", Precision]
+"""What a user asks the stream for: a graph precision, or auto (int8 variants where they exist on
+CPU, each passed its check in 'dfstream quantize'; fp16 ones on a GPU)."""
+PRECISIONS: tuple[str, ...] = get_args(PrecisionChoice)
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"

@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dfstream.cli import app
+from dfstream.cli_common import Device, Precision
+from dfstream.stream.runtime import DEVICES, PRECISIONS
 
 runner = CliRunner()
 
@@ -52,6 +54,12 @@ def _one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> N
     lines = [line for line in result.stderr.splitlines() if line.startswith("dfstream: error:")]
     assert len(lines) == 1 and pattern in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_option_choices_are_the_runtimes() -> None:
+    """Typer needs enums; they must offer exactly what the runtime and the config files accept."""
+    assert tuple(Precision) == PRECISIONS
+    assert tuple(Device) == DEVICES
 
 
 def test_missing_model_path(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ def test_the_example_checks_and_never_prints_a_password(tmp_path: Path) -> None:
         ("sources:\n  - name: a\n    url: rtsp://u:${NOT_SET_ANYWHERE}@cam/1\n",
          ":3: sources.0.url: environment variable NOT_SET_ANYWHERE is not set"),
         ("sources: []\n", ":1: sources: Tuple should have at least 1 item"),
+        ("models:\n  precision: bf16\nsources:\n  - name: a\n    url: x.mp4\n",
+         ":2: models.precision: Input should be 'auto', 'fp32', 'fp16' or 'int8'"),
         ("sources:\n  - name: a\n   url: x\n", ":3: not valid YAML"),
     ],
 )
