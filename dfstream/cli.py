@@ -465,6 +465,10 @@ def eval_clip_cmd(
         float | None,
         typer.Option(help="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="Where model B runs: auto (CUDA when torch sees a GPU), cpu or cuda.")
+    ] = "auto",
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes reading the clips.")] = 0,
 ) -> None:
     """Evaluate model B: classification report, AUC, ROC / confusion / threshold plots."""
 
@@ -485,6 +489,8 @@ def eval_clip_cmd(
             seed=seed,
             threshold=fixed,
             max_fpr=max_fpr,
+            device=device,
+            workers=workers,
         )
         _print_report(evaluate_clip(cfg), out)
 

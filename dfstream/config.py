@@ -112,7 +112,7 @@ class TrainClipConfig(_Strict):
         description="model B checkpoints of runs from the same start: their encoders are averaged instead of "
         "fine-tuned, and the head is trained on the average",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field(
+    device: Device = Field(
         "auto", description="where model B trains (the fakes are made on the CPU); auto: CUDA when torch sees one"
     )
 
@@ -135,6 +135,8 @@ class EvalClipConfig(_Strict):
     seed: int = 42
     threshold: float | None = Field(None, gt=0, lt=1, description="fixed threshold; default F1-optimal")
     max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on false alarms for the F1-optimal threshold")
+    device: Device = Field("auto", description="where model B runs: auto (CUDA when torch sees one), cpu or cuda")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes reading the clips")
 
 
 class EvalKindsConfig(_Strict):

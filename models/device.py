@@ -1,4 +1,4 @@
-"""Where model B trains: torch's CUDA device when asked for (or, with ``auto``, when present)."""
+"""Where model B trains and is evaluated: torch's CUDA device when asked for (or, with ``auto``, when present)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ def train_device(choice: str) -> torch.device:
     return device
 
 
-def place(model: torch.nn.Module, choice: str) -> torch.device:
-    """Move ``model`` to the device ``choice`` names (``train_device``), and say where in the log."""
+def place(model: torch.nn.Module, choice: str, work: str = "trains") -> torch.device:
+    """Move ``model`` to the device ``choice`` names (``train_device``), and say where it ``work``s in the log."""
     device = train_device(choice)
-    log.info("model B trains on %s", device)
+    log.info("model B %s on %s", work, device)
     model.to(device)
     return device
 

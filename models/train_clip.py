@@ -194,10 +194,11 @@ def train_clip(cfg: TrainClipConfig) -> Path:
 def evaluate_clip(cfg: EvalClipConfig) -> BinaryReport:
     """Classification report, AUC and plots on the val videos (or all); F1-optimal threshold unless fixed."""
     model = clip_lstm.load_state(cfg.model)
+    place(model, cfg.device, "is evaluated")
     refs = scan_clip_folders(cfg.data_dir)
     if cfg.split == "val":
         refs = split_by_video(refs, cfg.val_fraction, cfg.seed)[1]
-    y_true, p_fake = predict(model, _loader(refs, cfg, shuffle=False))
+    y_true, p_fake = predict(model, _loader(refs, cfg, shuffle=False, workers=cfg.workers))
     threshold = cfg.threshold if cfg.threshold is not None else f1_optimal_threshold(y_true, p_fake, cfg.max_fpr)
     names = [f"{r.folder.name}/{r.video}" for r in refs]
     report = binary_report(y_true, p_fake, threshold, names)

@@ -141,6 +141,15 @@ def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:
     assert set(by_kind) == {"Deepfakes", "FaceSwap"}
     assert [by_kind[k]["n"] for k in ("Deepfakes", "FaceSwap")] == [8, 8]  # 3 fakes of the kind + 5 reals
 
+    # reading the clips in a worker process, on the device asked for, scores the same clips alike
+    again = tmp_path / "eval-worker"
+    _ok(["eval", "clip", "--model", str(run / "mediapipe_model.pth"), "--data", str(clip_dataset), "--out", str(again),
+         "--img-size", "32", "--split", "all", "--device", "cpu", "--workers", "1"])
+    assert (again / "per_sample.csv").read_text() == (report_dir / "per_sample.csv").read_text()
+    refused = runner.invoke(app, ["eval", "clip", "--model", str(run / "last_model.pth"), "--data", str(clip_dataset),
+                                  "--out", str(tmp_path / "x"), "--device", "tpu"])
+    assert refused.exit_code == 2 and "device" in refused.output and "Traceback" not in refused.output
+
 
 def test_model_b_validates_on_a_separate_folder(
     tmp_path: Path, clip_dataset: Path, caplog: pytest.LogCaptureFixture

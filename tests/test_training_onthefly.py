@@ -251,3 +251,15 @@ def test_model_b_trains_on_cuda_and_its_checkpoint_loads_on_the_cpu(
     state = torch.load(cfg.out_dir / "last_model.pth", weights_only=True)
     assert all(v.device.type == "cpu" for v in state.values())
     assert load_state(cfg.out_dir / "last_model.pth").cnn.activation == "relu6"
+    # evaluated on the GPU, the checkpoint scores the clips as on the CPU
+    from dfstream.config import EvalClipConfig
+    from dfstream.models.metrics import read_per_sample
+    from dfstream.models.train_clip import evaluate_clip
+
+    scores = {}
+    for device in ("cuda", "cpu"):
+        evaluate_clip(EvalClipConfig(model=cfg.out_dir / "last_model.pth", data_dir=clip_dataset, split="all",
+                                     out_dir=tmp_path / device, img_size=64, device=device))
+        scores[device] = read_per_sample(tmp_path / device / "per_sample.csv")
+    assert scores["cuda"][0] == scores["cpu"][0]
+    assert np.abs(scores["cuda"][2] - scores["cpu"][2]).max() < 1e-3
