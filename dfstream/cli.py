@@ -12,7 +12,7 @@ import typer
 
 from dfstream.cli_bench import bench_app
 from dfstream.cli_calibrate import calibrate_cmd
-from dfstream.cli_common import Device, ModelsDir, OrtDevice, Precision, guard, state
+from dfstream.cli_common import Device, ModelsDir, OrtDevice, Precision, default_of, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
 from dfstream.cli_eval_compare import eval_compare_cmd
@@ -247,11 +247,15 @@ def doctor_cmd(
 def train_cnn_cmd(
     data: Annotated[Path, typer.Option(help="Folder with train/ val/ test/, each holding real/ and fake/.")],
     out: Annotated[Path, typer.Option(help="Output folder for best_model.keras, last_model.keras, history.csv.")],
-    img_size: Annotated[int, typer.Option(help="Square input side.")] = 224,
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on val AUC, patience 5).")] = 10,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (halved after 3 epochs without val-loss gain).")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    img_size: Annotated[int, typer.Option(help="Square input side.")] = default_of(TrainCnnConfig, "img_size"),
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = default_of(TrainCnnConfig, "batch_size"),
+    epochs: Annotated[
+        int, typer.Option(help="Maximum epochs (early stopping on val AUC, patience 5).")
+    ] = default_of(TrainCnnConfig, "epochs"),
+    lr: Annotated[
+        float, typer.Option(help="Adam learning rate (halved after 3 epochs without val-loss gain).")
+    ] = default_of(TrainCnnConfig, "lr"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = default_of(TrainCnnConfig, "seed"),
     teacher: Annotated[
         Path | None, typer.Option(help="Model B run folder (last_model.pth, probe.pth) to distil from.")
     ] = None,
@@ -259,11 +263,15 @@ def train_cnn_cmd(
         list[Path] | None,
         typer.Option(help="Face bank for the distillation pool (faces/train.npz); repeat to add more faces."),
     ] = None,
-    pool: Annotated[int, typer.Option(help="On-the-fly samples in the distillation pool.")] = 12000,
-    hard_weight: Annotated[float, typer.Option(help="Share of the hard label in the target (rest: teacher).")] = 0.5,
+    pool: Annotated[
+        int, typer.Option(help="On-the-fly samples in the distillation pool.")
+    ] = default_of(TrainCnnConfig, "pool"),
+    hard_weight: Annotated[
+        float, typer.Option(help="Share of the hard label in the target (rest: teacher).")
+    ] = default_of(TrainCnnConfig, "hard_weight"),
     fixed_share: Annotated[
         float, typer.Option(help="Share of the distillation pool from the --data train frames (0: none).")
-    ] = 0.0,
+    ] = default_of(TrainCnnConfig, "fixed_share"),
 ) -> None:
     """Train model A (CBAM CNN) on notebook A's folder layout, or distilled from model B on fakes made on the fly."""
 
@@ -293,24 +301,32 @@ def train_cnn_cmd(
 def train_clip_cmd(
     data: Annotated[Path, typer.Option(help="Class folders (original/ = real) of {video}_{i}.jpg + {video}_{i}.npy.")],
     out: Annotated[Path, typer.Option(help="Output folder for mediapipe_model.pth (best val F1), last_model.pth.")],
-    img_size: Annotated[int, typer.Option(help="Crop side the frames are resized to.")] = 256,
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 4,
-    epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
-    val_fraction: Annotated[float, typer.Option(help="Share of videos held out for validation.")] = 0.2,
+    img_size: Annotated[
+        int, typer.Option(help="Crop side the frames are resized to.")
+    ] = default_of(TrainClipConfig, "img_size"),
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = default_of(TrainClipConfig, "batch_size"),
+    epochs: Annotated[int, typer.Option(help="Epochs.")] = default_of(TrainClipConfig, "epochs"),
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = default_of(TrainClipConfig, "lr"),
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of videos held out for validation.")
+    ] = default_of(TrainClipConfig, "val_fraction"),
     val_data: Annotated[
         Path | None,
         typer.Option(help="Separate validation class folders (e.g. held-out identities); then --data is all training."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the video split and of training.")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the video split and of training.")
+    ] = default_of(TrainClipConfig, "seed"),
     imagenet_weights: Annotated[
         Path | None, typer.Option(help="Local torchvision EfficientNet-B0 state dict; none: random init.")
     ] = None,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = default_of(TrainClipConfig, "workers"),
     pretrain_epochs: Annotated[
         int, typer.Option(help="Frame-level encoder epochs first (one label per frame, not per 16: far cheaper).")
-    ] = 0,
-    pretrain_frames: Annotated[int, typer.Option(help="Random frames per clip in each pretrain epoch.")] = 4,
+    ] = default_of(TrainClipConfig, "pretrain_epochs"),
+    pretrain_frames: Annotated[
+        int, typer.Option(help="Random frames per clip in each pretrain epoch.")
+    ] = default_of(TrainClipConfig, "pretrain_frames"),
     faces: Annotated[
         list[Path] | None,
         typer.Option(
@@ -318,41 +334,51 @@ def train_clip_cmd(
             "add more faces (faces/thumbnails.npz)."
         ),
     ] = None,
-    activation: Annotated[str, typer.Option(help="Encoder activation: silu (B0) or relu6 (matches Lite0).")] = "silu",
-    steps: Annotated[int, typer.Option(help="On the fly: frame batches of the encoder fine-tune.")] = 1000,
-    frame_batch: Annotated[int, typer.Option(help="On the fly: frames per batch.")] = 32,
-    eval_every: Annotated[int, typer.Option(help="On the fly: steps between validation passes.")] = 100,
-    head_clips: Annotated[int, typer.Option(help="On the fly: clips made for the head's training.")] = 400,
+    activation: Annotated[
+        str, typer.Option(help="Encoder activation: silu (B0) or relu6 (matches Lite0).")
+    ] = default_of(TrainClipConfig, "activation"),
+    steps: Annotated[
+        int, typer.Option(help="On the fly: frame batches of the encoder fine-tune.")
+    ] = default_of(TrainClipConfig, "steps"),
+    frame_batch: Annotated[
+        int, typer.Option(help="On the fly: frames per batch.")
+    ] = default_of(TrainClipConfig, "frame_batch"),
+    eval_every: Annotated[
+        int, typer.Option(help="On the fly: steps between validation passes.")
+    ] = default_of(TrainClipConfig, "eval_every"),
+    head_clips: Annotated[
+        int, typer.Option(help="On the fly: clips made for the head's training.")
+    ] = default_of(TrainClipConfig, "head_clips"),
     exclude: Annotated[
         str | None, typer.Option(help="On the fly: a variant never made (e.g. swap/piecewise), to test on it.")
     ] = None,
     fixed_share: Annotated[
         float, typer.Option(help="On the fly: share of each batch from frames of the --data clips (0: none).")
-    ] = 0.0,
+    ] = default_of(TrainClipConfig, "fixed_share"),
     freeze_blocks: Annotated[
         int, typer.Option(help="On the fly: encoder blocks kept at their start weights (1: stem, 2-8: stages).")
-    ] = 0,
+    ] = default_of(TrainClipConfig, "freeze_blocks"),
     weight_average: Annotated[
         float, typer.Option(help="On the fly: decay of a running weight average validated and kept (0: off).")
-    ] = 0.0,
+    ] = default_of(TrainClipConfig, "weight_average"),
     paired: Annotated[
         bool, typer.Option(help="On the fly: each fake beside the genuine picture it was made from, framed alike.")
-    ] = False,
+    ] = default_of(TrainClipConfig, "paired"),
     boundary_weight: Annotated[
         float, typer.Option(help="On the fly: weight of the loss that locates each fake's blended region (0: off).")
-    ] = 0.0,
+    ] = default_of(TrainClipConfig, "boundary_weight"),
     sharpness_both_ways: Annotated[
         bool,
         typer.Option("--sharpness-both-ways",
                      help="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too."),
-    ] = False,
+    ] = default_of(TrainClipConfig, "sharpness_both_ways"),
     denoise_share: Annotated[
         float, typer.Option(help="On the fly: share of pictures of both classes, fixed clips' frames too, denoised.")
-    ] = 0.0,
+    ] = default_of(TrainClipConfig, "denoise_share"),
     colour_share: Annotated[
         float, typer.Option(help="On the fly: share of pictures of both classes, fixed clips' frames too, made grey, "
                             "paler or more vivid.")
-    ] = 0.0,
+    ] = default_of(TrainClipConfig, "colour_share"),
     encoder_soup: Annotated[
         list[Path] | None,
         typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned "
@@ -361,7 +387,7 @@ def train_clip_cmd(
     device: Annotated[
         str, typer.Option(help="Where model B trains: auto (CUDA when torch sees a GPU), cpu or cuda. Data loading "
                           "and on-the-fly fakes stay on the CPU (--workers processes).")
-    ] = "auto",
+    ] = default_of(TrainClipConfig, "device"),
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -418,13 +444,17 @@ def eval_cnn_cmd(
     model: Annotated[Path, typer.Option(help="Model A .keras file (dfstream's or notebook A's).")],
     data: Annotated[Path, typer.Option(help="Folder with val/ (threshold choice) and test/ (report).")],
     out: Annotated[Path, typer.Option(help="Output folder for metrics, CSV, plots and Grad-CAM overlays.")],
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
-    gradcam_samples: Annotated[int, typer.Option(help="Grad-CAM overlays to write from test.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = default_of(EvalCnnConfig, "batch_size"),
+    gradcam_samples: Annotated[
+        int, typer.Option(help="Grad-CAM overlays to write from test.")
+    ] = default_of(EvalCnnConfig, "gradcam_samples"),
     max_fpr: Annotated[
         float | None,
         typer.Option(help="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
     ] = None,
-    input_scale: Annotated[InputScaleOption, typer.Option(help=INPUT_SCALE_HELP)] = InputScaleOption.auto,
+    input_scale: Annotated[
+        InputScaleOption, typer.Option(help=INPUT_SCALE_HELP)
+    ] = default_of(EvalCnnConfig, "input_scale"),
 ) -> None:
     """Evaluate model A: F1-optimal threshold on val, full report and Grad-CAM on test."""
 
@@ -450,13 +480,17 @@ def eval_clip_cmd(
     model: Annotated[Path, typer.Option(help="Model B state dict (.pth).")],
     data: Annotated[Path, typer.Option(help="Class folders of {video}_{i}.jpg + .npy.")],
     out: Annotated[Path, typer.Option(help="Output folder for metrics, CSV, classification report and plots.")],
-    img_size: Annotated[int, typer.Option(help="Crop side.")] = 256,
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 4,
+    img_size: Annotated[int, typer.Option(help="Crop side.")] = default_of(EvalClipConfig, "img_size"),
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = default_of(EvalClipConfig, "batch_size"),
     split: Annotated[
         Split, typer.Option(help="'val': the training run's held-out videos; 'all': every video.")
-    ] = Split.val,
-    val_fraction: Annotated[float, typer.Option(help="Must match training to reproduce its val split.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Must match training to reproduce its val split.")] = 42,
+    ] = default_of(EvalClipConfig, "split"),
+    val_fraction: Annotated[
+        float, typer.Option(help="Must match training to reproduce its val split.")
+    ] = default_of(EvalClipConfig, "val_fraction"),
+    seed: Annotated[
+        int, typer.Option(help="Must match training to reproduce its val split.")
+    ] = default_of(EvalClipConfig, "seed"),
     threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: F1-optimal.")] = None,
     threshold_from: Annotated[
         Path | None, typer.Option(help="Fixed threshold from a threshold.json (e.g. the val run's, to score test).")
@@ -467,8 +501,10 @@ def eval_clip_cmd(
     ] = None,
     device: Annotated[
         str, typer.Option(help="Where model B runs: auto (CUDA when torch sees a GPU), cpu or cuda.")
-    ] = "auto",
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes reading the clips.")] = 0,
+    ] = default_of(EvalClipConfig, "device"),
+    workers: Annotated[
+        int, typer.Option(help="DataLoader worker processes reading the clips.")
+    ] = default_of(EvalClipConfig, "workers"),
 ) -> None:
     """Evaluate model B: classification report, AUC, ROC / confusion / threshold plots."""
 
@@ -502,10 +538,14 @@ def eval_kinds_cmd(
     model: Annotated[Path, typer.Option(help="Model B state dict (.pth).")],
     faces: Annotated[Path, typer.Option(help="Face bank of people never trained on (the build's faces/test.npz).")],
     out: Annotated[Path, typer.Option(help="Output folder for kinds.json.")],
-    img_size: Annotated[int, typer.Option(help="Crop side.")] = 256,
-    genuine_clips: Annotated[int, typer.Option(help="Genuine clips every kind is ranked against.")] = 96,
-    clips_per_kind: Annotated[int, typer.Option(help="Fake clips of each kind (sbi, swap/<warp>).")] = 24,
-    seed: Annotated[int, typer.Option(help="Seed of the clips made.")] = 0,
+    img_size: Annotated[int, typer.Option(help="Crop side.")] = default_of(EvalKindsConfig, "img_size"),
+    genuine_clips: Annotated[
+        int, typer.Option(help="Genuine clips every kind is ranked against.")
+    ] = default_of(EvalKindsConfig, "genuine_clips"),
+    clips_per_kind: Annotated[
+        int, typer.Option(help="Fake clips of each kind (sbi, swap/<warp>).")
+    ] = default_of(EvalKindsConfig, "clips_per_kind"),
+    seed: Annotated[int, typer.Option(help="Seed of the clips made.")] = default_of(EvalKindsConfig, "seed"),
 ) -> None:
     """Model B's AUC per manipulation kind, on clips made on the fly from held-out people's faces."""
 
@@ -525,8 +565,10 @@ def eval_bundled_cmd(
     data: Annotated[Path, typer.Option(help="A data build (dfstream data build --out DIR): its val and test splits.")],
     out: Annotated[Path, typer.Option(help="Reports in make models' layout: model-a/eval, model-b/{val,test}.")],
     models: ModelsDir = BUNDLED_MODELS,
-    precision: Annotated[Precision, typer.Option(help="Graph variants, as 'run' picks them.")] = Precision.auto,
-    device: OrtDevice = Device.cpu,
+    precision: Annotated[
+        Precision, typer.Option(help="Graph variants, as 'run' picks them.")
+    ] = default_of(EvalBundledConfig, "precision"),
+    device: OrtDevice = default_of(EvalBundledConfig, "device"),
 ) -> None:
     """The shipped ONNX graphs (their calibration and thresholds) scored on a data build's labelled splits."""
 

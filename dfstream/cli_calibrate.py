@@ -7,13 +7,16 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import guard
+from dfstream.cli_common import default_of, guard
+from dfstream.config import RecalibrateConfig
 
 
 def calibrate_cmd(
     models: Annotated[Path, typer.Argument(help="Folder with the graphs (e.g. models/weights).")],
     data: Annotated[Path, typer.Option(help="A data build whose validation split is scored (frames/val, clips/val).")],
-    max_fpr: Annotated[float, typer.Option(help="Cap on the genuine validation samples the threshold flags.")] = 0.05,
+    max_fpr: Annotated[
+        float, typer.Option(help="Cap on the genuine validation samples the threshold flags.")
+    ] = default_of(RecalibrateConfig, "max_fpr"),
     only: Annotated[
         list[str] | None, typer.Option(help="Refit only this graph (frame_cnn or clip_head); repeat for both.")
     ] = None,
@@ -22,7 +25,6 @@ def calibrate_cmd(
     """Refit each model's calibration and threshold on validation, on top of its own; graphs unchanged."""
 
     def body() -> None:
-        from dfstream.config import RecalibrateConfig
         from dfstream.models.recalibrate import recalibrate
 
         given = {"roles": tuple(only)} if only else {}  # default: every calibrated graph (RecalibrateConfig)

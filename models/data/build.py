@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from dfstream.config import BuildConfig
 from dfstream.exceptions import DatasetError
 from dfstream.models.data import clips
 from dfstream.models.data.bank import write_bank
@@ -31,7 +32,6 @@ from dfstream.models.data.sources import FetchReport, fetch_all
 from dfstream.models.data.swap import face_swap
 from dfstream.models.metrics import KIND_SEPARATOR
 from dfstream.stream.landmarks import lmk5
-from dfstream.stream.types import CLIP_LEN
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +41,6 @@ SPLITS: tuple[Split, ...] = ("train", "val", "test")
 THUMBNAILS_BANK = "thumbnails.npz"
 """Thumbnail faces for training fakes only (``train --faces faces/train.npz --faces faces/thumbnails.npz``);
 a file of its own, so that ``faces/train.npz`` and what is trained on it stay as they were."""
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    out: Path
-    cache: Path
-    seed: int = 0
-    genuine_per_face: int = 8
-    sbi_per_face: int = 4
-    swap_per_face: int = 4
-    frames: int = CLIP_LEN
-    frame_every: int = 4
-    """Every n-th frame of a clip also goes to model A's folders."""
-    size_a: int = 224
-    size_b: int = 256
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    softer_pastes_only: bool = False
-    """Every fixed self-blend blurs its pasted copy, never sharpens it: the build the bundled models
-    were trained and evaluated on, kept so that ``make models`` reproduces them."""
 
 
 @dataclass(frozen=True)
