@@ -1,19 +1,25 @@
-"""What every command module shares: the one-line error guard, the debug switch, device names."""
+"""What every command module shares: the one-line error guard, the debug switch, device names, option
+defaults read from the config models, and the threshold an export or evaluation uses."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
-from dfstream.exceptions import DfstreamError
+from dfstream.exceptions import DfstreamError, InputPathError
+
+if TYPE_CHECKING:
+    from dfstream.models.calibration import Decision
 
 T = TypeVar("T")
+log = logging.getLogger("dfstream")
 
 state = {"debug": False}
 
@@ -33,6 +39,35 @@ class Precision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
     int8 = "int8"
+
+
+class InputScaleOption(StrEnum):
+    auto = "auto"
+    zero_one = "0-1"
+    zero_255 = "0-255"
+
+
+INPUT_SCALE_HELP = ("Model A only: pixel scale it was trained on. 'auto' feeds face crops at both and keeps "
+                    "the scale whose answers vary.")
+
+
+def decision_of(threshold: float | None, threshold_from: Path | None) -> Decision:
+    """The threshold and calibration an export or evaluation uses: given, read from a threshold.json, or 0.5."""
+    from dfstream.models.calibration import Decision, read_decision
+
+    if threshold is not None and threshold_from is not None:
+        raise InputPathError("give --threshold or --threshold-from, not both")
+    if threshold_from is not None:
+        decision = read_decision(threshold_from)
+        log.info("threshold %.4f (raw %.4f), calibration (%.3f, %.3f) from %s", decision.threshold,
+                 decision.threshold_raw, *decision.calibration, threshold_from)
+        return decision
+    if threshold is None:
+        log.warning(
+            "no --threshold given: writing 0.5; run 'dfstream eval' and pass --threshold-from its threshold.json"
+        )
+        return Decision(0.5, 0.5)
+    return Decision(threshold, threshold)
 
 
 def default_of(config: type[BaseModel], field: str) -> Any:
