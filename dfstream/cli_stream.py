@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, guard
+from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
 
@@ -121,35 +121,45 @@ def run_cmd(
     ] = None,
     models: Annotated[Path | None, typer.Option(help="Folder with frame_cnn.onnx, clip_encoder.onnx, "
                                                 "clip_head.onnx. Default: the bundled models.")] = None,
-    device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")] = (
-        Device.auto
-    ),
-    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
+    device: Annotated[
+        Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")
+    ] = default_of(RunConfig, "device"),
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = default_of(RunConfig, "precision"),
     out: Annotated[str | None, typer.Option(help="JSON-lines file of scores ('-' for stdout).")] = None,
     video: Annotated[Path | None, typer.Option(help="Annotated MP4 (H.264) to write.")] = None,
     window: Annotated[
         bool | None, typer.Option("--window/--no-window", help="Live window; default: on when a display exists.")
     ] = None,
-    max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = 4,
+    max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = default_of(RunConfig, "max_faces"),
     stride: Annotated[int | None, typer.Option(min=1, help=STRIDE_HELP)] = None,
-    realtime: Annotated[bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")] = False,
-    loop: Annotated[bool, typer.Option(help="Start files again at their end.")] = False,
+    realtime: Annotated[
+        bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")
+    ] = default_of(RunConfig, "realtime"),
+    loop: Annotated[bool, typer.Option(help="Start files again at their end.")] = default_of(RunConfig, "loop"),
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    rtsp_transport: Annotated[Transport, typer.Option(help="RTSP transport.")] = Transport.tcp,
-    retry: Annotated[str, typer.Option(help="Reconnect attempts per outage of a live source, or 'forever'.")] = "8",
+    rtsp_transport: Annotated[
+        Transport, typer.Option(help="RTSP transport.")
+    ] = default_of(RunConfig, "rtsp_transport"),
+    retry: Annotated[
+        str, typer.Option(help="Reconnect attempts per outage of a live source, or 'forever'.")
+    ] = default_of(RunConfig, "retry"),
     summary_json: Annotated[Path | None, typer.Option(help="Also write the end-of-run summary as JSON.")] = None,
-    explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
+    explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = default_of(RunConfig, "explain"),
     events_dir: Annotated[Path | None, typer.Option(help=EVENTS_HELP)] = None,
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     webhook: Annotated[list[str] | None, typer.Option(help=WEBHOOK_HELP)] = None,
     mqtt: Annotated[str | None, typer.Option(help=MQTT_HELP)] = None,
     overlap: Annotated[bool, typer.Option("--overlap", help="Find the next frame's faces while the models score "
                                           "the last one: for models on a GPU or spare cores (slower on 2 CPU cores: "
-                                          "benchmarks/RESULTS.md).")] = False,
-    frame_lane: Annotated[bool, typer.Option("--frame-lane/--no-frame-lane", help=FRAME_LANE_HELP)] = True,
-    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.local,
+                                          "benchmarks/RESULTS.md).")] = default_of(RunConfig, "overlap"),
+    frame_lane: Annotated[
+        bool, typer.Option("--frame-lane/--no-frame-lane", help=FRAME_LANE_HELP)
+    ] = default_of(RunConfig, "frame_lane"),
+    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = default_of(RunConfig, "engine"),
     ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
-    ray_timeout: Annotated[float, typer.Option(help="Seconds to wait for --ray-address to answer.")] = 30.0,
+    ray_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for --ray-address to answer.")
+    ] = default_of(RunConfig, "ray_timeout_s"),
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics "
                                                       "while running (one endpoint for a Ray cluster).")] = None,
 ) -> None:
@@ -217,22 +227,26 @@ def serve_cmd(
                      "file (files loop in real time). Repeatable."),
     ] = None,
     models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
-    device: Annotated[Device, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda.")] = Device.auto,
-    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
-    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    device: Annotated[
+        Device, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda.")
+    ] = default_of(ServeConfig, "device"),
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = default_of(ServeConfig, "precision"),
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; anything but loopback needs a token.")
+    ] = default_of(ServeConfig, "host"),
+    port: Annotated[int, typer.Option(help="TCP port.")] = default_of(ServeConfig, "port"),
     token: Annotated[
         str | None, typer.Option(envvar="DFSTREAM_TOKEN", help="Required by the page and every endpoint when set.")
     ] = None,
-    max_peers: Annotated[int, typer.Option(min=1, help="Concurrent WebRTC peers; more are refused.")] = 4,
+    max_peers: Annotated[
+        int, typer.Option(min=1, help="Concurrent WebRTC peers; more are refused.")
+    ] = default_of(ServeConfig, "max_peers"),
     ice_server: Annotated[
         list[str] | None, typer.Option(help="STUN/TURN URL (repeatable). Default: none, nothing outside is contacted.")
     ] = None,
-    max_faces: Annotated[int, typer.Option(help="Faces tracked per peer.")] = 4,
+    max_faces: Annotated[int, typer.Option(help="Faces tracked per peer.")] = default_of(ServeConfig, "max_faces"),
     stride: Annotated[int | None, typer.Option(min=1, help=STRIDE_HELP)] = None,
-    explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = False,
+    explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = default_of(ServeConfig, "explain"),
     out: Annotated[str | None, typer.Option(help="JSON-lines file of every record the server makes.")] = None,
     events_dir: Annotated[Path | None, typer.Option(help=EVENTS_HELP)] = None,
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,

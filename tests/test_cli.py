@@ -21,6 +21,8 @@ from dfstream.config import (
     EvalCompareConfig,
     EvalKindsConfig,
     RecalibrateConfig,
+    RunConfig,
+    ServeConfig,
     TrainClipConfig,
     TrainCnnConfig,
 )
@@ -86,10 +88,13 @@ CONFIG_OF_COMMAND = {
     ("eval", "compare"): EvalCompareConfig,
     ("calibrate",): RecalibrateConfig,
     ("data", "build"): BuildConfig,
+    ("run",): RunConfig,
+    ("serve",): ServeConfig,
 }
 FIELD_OF_OPTION = {
     "data": "data_dir", "out": "out_dir", "val_data": "val_dir",
     "genuine": "genuine_per_face", "sbi": "sbi_per_face", "swap": "swap_per_face",
+    "duration": "duration_s", "ray_timeout": "ray_timeout_s",
 }
 
 
