@@ -12,12 +12,13 @@ import typer
 
 from dfstream.cli_bench import bench_app
 from dfstream.cli_calibrate import calibrate_cmd
-from dfstream.cli_common import INPUT_SCALE_HELP, Device, InputScaleOption, decision_of, guard, state
+from dfstream.cli_common import Device, InputScaleOption, decision_of, guard, state
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
 from dfstream.cli_eval import eval_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.cli_train import train_app
+from dfstream.config import INPUT_SCALE_HELP
 from dfstream.exceptions import InputPathError
 from dfstream.paths import BUNDLED_MODELS
 

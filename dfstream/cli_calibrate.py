@@ -7,20 +7,20 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import default_of, guard
+from dfstream.cli_common import argument_of, default_of, guard, option_of
 from dfstream.config import RecalibrateConfig
 
 
 def calibrate_cmd(
-    models: Annotated[Path, typer.Argument(help="Folder with the graphs (e.g. models/weights).")],
-    data: Annotated[Path, typer.Option(help="A data build whose validation split is scored (frames/val, clips/val).")],
+    models: Annotated[Path, argument_of(RecalibrateConfig, "models")],
+    data: Annotated[Path, option_of(RecalibrateConfig, "data_dir")],
     max_fpr: Annotated[
-        float, typer.Option(help="Cap on the genuine validation samples the threshold flags.")
+        float, option_of(RecalibrateConfig, "max_fpr")
     ] = default_of(RecalibrateConfig, "max_fpr"),
     only: Annotated[
         list[str] | None, typer.Option(help="Refit only this graph (frame_cnn or clip_head); repeat for both.")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the refitted files here instead of in place.")] = None,
+    out: Annotated[Path | None, option_of(RecalibrateConfig, "out_dir")] = None,
 ) -> None:
     """Refit each model's calibration and threshold on validation, on top of its own; graphs unchanged."""
 

@@ -1,5 +1,5 @@
 """What every command module shares: the one-line error guard, the debug switch, device names, option
-defaults read from the config models, and the threshold an export or evaluation uses."""
+defaults and help texts read from the config models, and the threshold an export or evaluation uses."""
 
 from __future__ import annotations
 
@@ -47,10 +47,6 @@ class InputScaleOption(StrEnum):
     zero_255 = "0-255"
 
 
-INPUT_SCALE_HELP = ("Model A only: pixel scale it was trained on. 'auto' feeds face crops at both and keeps "
-                    "the scale whose answers vary.")
-
-
 def decision_of(threshold: float | None, threshold_from: Path | None) -> Decision:
     """The threshold and calibration an export or evaluation uses: given, read from a threshold.json, or 0.5."""
     from dfstream.models.calibration import Decision, read_decision
@@ -76,6 +72,23 @@ def default_of(config: type[BaseModel], field: str) -> Any:
     if default is PydanticUndefined:
         raise KeyError(f"{config.__name__}.{field} has no default")
     return default
+
+
+def _description_of(config: type[BaseModel], field: str) -> str:
+    description = config.model_fields[field].description
+    if not description:
+        raise KeyError(f"{config.__name__}.{field} has no description")
+    return description
+
+
+def option_of(config: type[BaseModel], field: str, *param_decls: str, **settings: Any) -> Any:
+    """An option whose ``--help`` is its config field's description: each option's text is written once."""
+    return typer.Option(*param_decls, help=_description_of(config, field), **settings)
+
+
+def argument_of(config: type[BaseModel], field: str) -> Any:
+    """An argument whose ``--help`` is its config field's description."""
+    return typer.Argument(help=_description_of(config, field))
 
 
 def guard(fn: Callable[[], T]) -> T:

