@@ -122,7 +122,9 @@ class TrainClipConfig(_Strict):
     steps: int = Field(1000, ge=1, description="On the fly: frame batches of the encoder fine-tune.")
     frame_batch: int = Field(32, ge=2, description="On the fly: frames per batch.")
     eval_every: int = Field(100, ge=1, description="On the fly: steps between validation passes.")
-    head_clips: int = Field(400, ge=0, description="On the fly: clips made for the head's training.")
+    head_clips: int = Field(
+        400, ge=0, description="On the fly: clips made for the head's training (beside the fixed ones)."
+    )
     exclude: str | None = Field(
         None, description="On the fly: a variant never made (e.g. swap/piecewise), to test on it."
     )
@@ -151,7 +153,9 @@ class TrainClipConfig(_Strict):
         ),
     )
     boundary_weight: float = Field(
-        0.0, ge=0, description="On the fly: weight of the loss that locates each fake's blended region (0: off)."
+        0.0, ge=0,
+        description="On the fly: weight of a training-only loss that locates each fake's blended region and its "
+        "boundary (0: off).",
     )
     encoder_soup: Paths = Field(
         (), description=(
@@ -198,7 +202,9 @@ class EvalKindsConfig(_Strict):
     faces: Path = Field(description="Face bank of people never trained on (the build's faces/test.npz).")
     out_dir: Path = Field(description="Output folder for kinds.json.")
     img_size: int = Field(CLIP_CROP, ge=32, description="Crop side.")
-    genuine_clips: int = Field(96, ge=2, description="Genuine clips every kind is ranked against.")
+    genuine_clips: int = Field(
+        96, ge=2, description="Genuine clips (plain and retouched) every kind is ranked against."
+    )
     clips_per_kind: int = Field(24, ge=2, description="Fake clips of each kind (sbi, swap/<warp>).")
     seed: int = Field(0, description="Seed of the clips made.")
 
