@@ -7,9 +7,11 @@ import sys
 from enum import Enum
 from pathlib import Path
 
+import click
 import pytest
 import typer
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from typer.testing import CliRunner
 
 from dfstream.cli import app
@@ -99,23 +101,33 @@ FIELD_OF_OPTION = {
 }
 
 
-@pytest.mark.parametrize("path", list(CONFIG_OF_COMMAND), ids=" ".join)
-def test_option_defaults_are_their_configs(path: tuple[str, ...]) -> None:
-    """An option's default is its config field's: the config is where a default is declared."""
+def _options_with_fields(path: tuple[str, ...]) -> list[tuple[click.Parameter, FieldInfo]]:
+    """The command's parameters that set a field of its config, each beside that field."""
     command = typer.main.get_command(app)
     for name in path:
         command = command.commands[name]  # type: ignore[attr-defined]
     fields = CONFIG_OF_COMMAND[path].model_fields
-    checked = 0
+    pairs = []
     for param in command.params:
         name = str(param.name)
         field = fields.get(name) or fields.get(FIELD_OF_OPTION.get(name, name))
-        if field is None or field.is_required():
+        if field is not None:
+            pairs.append((param, field))
+    assert len(pairs) >= 2, f"dfstream {' '.join(path)}: no option matched a field of its config"
+    return pairs
+
+
+@pytest.mark.parametrize("path", list(CONFIG_OF_COMMAND), ids=" ".join)
+def test_option_defaults_are_their_configs(path: tuple[str, ...]) -> None:
+    """An option's default is its config field's: the config is where a default is declared."""
+    checked = 0
+    for param, field in _options_with_fields(path):
+        if field.is_required():
             continue
         shown = param.default.value if isinstance(param.default, Enum) else param.default
         assert shown == field.default or (shown is None and field.default == ()), (param.name, shown, field.default)
         checked += 1
-    assert checked >= 2, f"dfstream {' '.join(path)}: no option matched a field of its config"
+    assert checked >= 2, f"dfstream {' '.join(path)}: no option with a default matched a field of its config"
 
 
 HELP_FROM_CONFIG = [path for path in CONFIG_OF_COMMAND if path not in {("run",), ("serve",)}]
@@ -126,20 +138,9 @@ config and word some options for their own source: a stream or a peer)."""
 @pytest.mark.parametrize("path", HELP_FROM_CONFIG, ids=" ".join)
 def test_option_help_is_its_config_field_description(path: tuple[str, ...]) -> None:
     """An option's --help is its config field's description, so the two cannot drift apart."""
-    command = typer.main.get_command(app)
-    for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
-    fields = CONFIG_OF_COMMAND[path].model_fields
-    checked = 0
-    for param in command.params:
-        name = str(param.name)
-        field = fields.get(name) or fields.get(FIELD_OF_OPTION.get(name, name))
-        if field is None:
-            continue
-        assert field.description, f"{CONFIG_OF_COMMAND[path].__name__}.{name} has no description"
-        assert param.help == field.description, (name, param.help, field.description)  # type: ignore[attr-defined]
-        checked += 1
-    assert checked >= 2, f"dfstream {' '.join(path)}: no option matched a field of its config"
+    for param, field in _options_with_fields(path):
+        assert field.description, f"{CONFIG_OF_COMMAND[path].__name__}: {param.name} has no description"
+        assert param.help == field.description, (param.name, param.help, field.description)  # type: ignore[attr-defined]
 
 
 def test_option_of_refuses_a_field_without_description() -> None:
