@@ -27,6 +27,12 @@ FaceBanks = Paths
 faces/thumbnails.npz where wanted)."""
 
 
+MaxFpr = Annotated[
+    float | None,
+    Field(gt=0, lt=1, description="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."),
+]
+"""The false-alarm cap both evaluations put on their F1-optimal threshold; none: no cap."""
+
 INPUT_SCALE_HELP = ("Model A only: pixel scale it was trained on. 'auto' feeds face crops at both and keeps "
                     "the scale whose answers vary.")
 """Shared by ``eval cnn`` and ``export``, which reads a .keras file the same way."""
@@ -84,9 +90,7 @@ class EvalCnnConfig(_Strict):
     out_dir: Path = Field(description="Output folder for metrics, CSV, plots and Grad-CAM overlays.")
     batch_size: int = Field(32, ge=1, description="Images per batch.")
     gradcam_samples: int = Field(8, ge=0, description="Grad-CAM overlays to write from test.")
-    max_fpr: float | None = Field(
-        None, gt=0, lt=1, description="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."
-    )
+    max_fpr: MaxFpr = None
     input_scale: Literal["auto", "0-1", "0-255"] = Field("auto", description=INPUT_SCALE_HELP)
 
 
@@ -190,9 +194,7 @@ class EvalClipConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1, description="Must match training to reproduce its val split.")
     seed: int = Field(42, description="Must match training to reproduce its val split.")
     threshold: float | None = Field(None, gt=0, lt=1, description="Fixed threshold; default: F1-optimal.")
-    max_fpr: float | None = Field(
-        None, gt=0, lt=1, description="Cap on the share of genuine samples the chosen threshold may flag (e.g. 0.05)."
-    )
+    max_fpr: MaxFpr = None
     device: Device = Field("auto", description="Where model B runs: auto (CUDA when torch sees a GPU), cpu or cuda.")
     workers: int = Field(0, ge=0, description="DataLoader worker processes reading the clips.")
 
