@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from dfstream.exceptions import MetadataError
+from dfstream.export.crop_policy import BUNDLED_CROP, CropPolicy
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
 
 PREFIX = "dfstream."
 SCHEMA_VERSION = "1"
 
-Role = Literal["frame_cnn", "clip_encoder", "clip_head", "clip_full"]
+Role = Literal["frame_cnn", "clip_encoder", "clip_head", "clip_full", "face_model"]
+"""face_model: a single-frame face classifier imported from elsewhere (``dfstream import``), scored
+beside the bundled models under its own ``name`` and with its own ``crop``."""
 Layout = Literal["NHWC", "NCHW", "NTF", "NTCHW"]
 ColorOrder = Literal["RGB", "BGR"]
 InputScale = Literal["0-1", "0-255"]
@@ -34,7 +37,10 @@ LAYOUT_OF_ROLE: dict[str, str] = {
     "clip_encoder": "NCHW",
     "clip_head": "NTF",
     "clip_full": "NTCHW",
+    "face_model": "NCHW",
 }
+OTHER_LAYOUTS_OF_ROLE: dict[str, tuple[str, ...]] = {"face_model": ("NHWC",)}
+"""Layouts a role accepts besides its own (an imported classifier may be channels-last)."""
 FILE_NAME_OF_ROLE: dict[str, str] = {
     "frame_cnn": "frame_cnn.onnx",
     "clip_encoder": "clip_encoder.onnx",
@@ -43,7 +49,7 @@ FILE_NAME_OF_ROLE: dict[str, str] = {
 }
 """File names that ``dfstream export`` writes and ``dfstream run --models DIR`` looks for."""
 
-IMAGE_ROLES = frozenset({"frame_cnn", "clip_encoder", "clip_full"})
+IMAGE_ROLES = frozenset({"frame_cnn", "clip_encoder", "clip_full", "face_model"})
 CLIP_ROLES = frozenset({"clip_encoder", "clip_head", "clip_full"})
 
 
@@ -74,6 +80,10 @@ class ModelMetadata:
     The runtime applies it, and ``threshold`` is on the calibrated scale; (1, 0) is the identity."""
     attention_output: str | None = None
     """frame_cnn only: name of the optional second output, the CBAM spatial-attention map (N, H, W)."""
+    name: str | None = None
+    """face_model only: the key of its score in records (``"models": {name: p}``) and in fusion weights."""
+    crop: str | None = None
+    """How the face is cut out (``export/crop_policy.py``); absent: the bundled models' square."""
     dfstream_version: str = ""
     schema_version: str = SCHEMA_VERSION
 
@@ -118,6 +128,10 @@ class ModelMetadata:
         except MetadataError as exc:
             raise MetadataError(f"{where}: {exc}") from None
 
+    @property
+    def crop_policy(self) -> CropPolicy:
+        return BUNDLED_CROP if self.crop is None else CropPolicy.parse(self.crop)
+
     def with_precision(self, precision: Precision) -> ModelMetadata:
         return dataclasses.replace(self, precision=precision)
 
@@ -159,7 +173,7 @@ def _check(m: ModelMetadata) -> None:
     _check_choice("positive_class", m.positive_class, get_args(PositiveClass))
     if m.schema_version != SCHEMA_VERSION:
         _fail("schema_version", m.schema_version, f"is not supported (this build reads {SCHEMA_VERSION})")
-    if m.input_layout != LAYOUT_OF_ROLE[m.role]:
+    if m.input_layout != LAYOUT_OF_ROLE[m.role] and m.input_layout not in OTHER_LAYOUTS_OF_ROLE.get(m.role, ()):
         _fail("input_layout", m.input_layout, f"does not fit role {m.role} (needs {LAYOUT_OF_ROLE[m.role]})")
     if not 0.0 < m.threshold < 1.0:
         _fail("threshold", m.threshold, "must lie strictly between 0 and 1")
@@ -167,6 +181,15 @@ def _check(m: ModelMetadata) -> None:
         _fail("calibration", m.calibration, "needs a positive slope and finite values (a, b)")
     if m.attention_output is not None and m.role != "frame_cnn":
         _fail("attention_output", m.attention_output, "is only defined for role frame_cnn")
+    if (m.role == "face_model") != (m.name is not None):
+        _fail("name", m.name, "is required for role face_model and only for it")
+    if m.name is not None and not (m.name.isascii() and m.name.replace("_", "").replace("-", "").isalnum()):
+        _fail("name", m.name, "must be letters, digits, '-' or '_'")
+    if m.crop is not None:
+        try:
+            CropPolicy.parse(m.crop)
+        except MetadataError as exc:
+            _fail("crop", m.crop, f"is invalid ({exc})")
     if m.role in IMAGE_ROLES:
         if m.input_size is None or m.input_size < 16:
             _fail("input_size", m.input_size, "must be an image side of at least 16 pixels")

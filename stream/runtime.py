@@ -279,6 +279,8 @@ def _expected_shapes(meta: ModelMetadata) -> list[tuple[int | None, ...]]:
         return [(None, 3, s, s)]
     if meta.role == "clip_head":
         return [(None, t, HEAD_FEATURES)]
+    if meta.role == "face_model":
+        return [(None, 3, s, s) if meta.input_layout == "NCHW" else (None, s, s, 3)]
     return [(None, t, 3, s, s), (None, t, LMK_DIM)]
 
 
