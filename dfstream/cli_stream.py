@@ -32,10 +32,14 @@ THRESHOLD_HELP = ("Sensitivity: where the fused label turns fake, 0..1 on the sc
 WEBHOOK_HELP = ("POST each deepfake event (start and end) here; repeatable. Signed with HMAC-SHA256 when "
                 f"{WEBHOOK_SECRET_ENV} is set.")
 MQTT_HELP = "mqtt://[user:pass@]host:port: events, per-source state and Home Assistant discovery."
+MODELS_HELP = ("Repeatable. A folder with frame_cnn.onnx, clip_encoder.onnx and clip_head.onnx (default: the "
+               "bundled models), and/or imported detectors ('dfstream import' folders or .onnx files) scored "
+               "beside them.")
 CONFIG_HELP = ("A cameras file (see 'dfstream config example'): sources, models, outputs, server. Flags given "
                "here override it.")
 SHARED_PARAMS = {
-    "sources": "source", "models_dir": "models", "device": "device", "precision": "precision", "out": "out",
+    "sources": "source", "models_dir": "models", "detectors": "models", "device": "device", "precision": "precision",
+    "out": "out",
     "max_faces": "max_faces", "stride": "stride", "explain": "explain", "threshold": "threshold",
     "events": "events_dir", "webhooks": "webhook", "mqtt": "mqtt",
 }
@@ -119,8 +123,7 @@ def run_cmd(
         typer.Option(help="Video file, webcam index (0) or rtsp:// URL; repeat for several streams. "
                      "Default: the bundled sample clip."),
     ] = None,
-    models: Annotated[Path | None, typer.Option(help="Folder with frame_cnn.onnx, clip_encoder.onnx, "
-                                                "clip_head.onnx. Default: the bundled models.")] = None,
+    models: Annotated[list[Path] | None, typer.Option(help=MODELS_HELP)] = None,
     device: Annotated[
         Device, typer.Option(help="ONNX Runtime provider: auto (CUDA when present), cpu, cuda.")
     ] = default_of(RunConfig, "device"),
@@ -170,11 +173,14 @@ def run_cmd(
         import threading
 
         from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+        from dfstream.stream.face_models import split_models
         from dfstream.stream.run import run_stream
 
+        models_dir, detectors = split_models(models or [], BUNDLED_MODELS)
         flags = {
             "sources": tuple(source) if source else (str(SAMPLE_CLIP),),
-            "models_dir": models or BUNDLED_MODELS,
+            "models_dir": models_dir,
+            "detectors": detectors,
             "device": device.value,
             "precision": precision.value,
             "out": out,
@@ -205,6 +211,8 @@ def run_cmd(
             signal.signal(sig, lambda *_: stop.set())
         if cfg.ray_address is not None and cfg.engine != "ray":
             raise DfstreamError("--ray-address needs --engine ray")
+        if cfg.engine == "ray" and cfg.detectors:
+            raise DfstreamError("--engine ray does not run imported detectors yet; run them with --engine local")
         if cfg.engine == "ray":
             summary, errors = _run_on_ray(ctx, cfg, config, flags, stop)
         else:
@@ -226,7 +234,7 @@ def serve_cmd(
         typer.Option(help="Server-side feed the page can watch annotated: rtsp:// URL, webcam index or video "
                      "file (files loop in real time). Repeatable."),
     ] = None,
-    models: Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")] = None,
+    models: Annotated[list[Path] | None, typer.Option(help=MODELS_HELP)] = None,
     device: Annotated[
         Device, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda.")
     ] = default_of(ServeConfig, "device"),
@@ -258,14 +266,17 @@ def serve_cmd(
     def body() -> None:
         from dfstream.paths import BUNDLED_MODELS
         from dfstream.stream.engine import ModelSet
-        from dfstream.stream.run import event_outputs, open_sources, source_settings
+        from dfstream.stream.face_models import split_models
+        from dfstream.stream.run import event_outputs, load_detectors, open_sources, source_settings
         from dfstream.stream.server import ServeOptions, check_bind, serve
         from dfstream.stream.sinks import JsonlSink, Sink
         from dfstream.stream.sources import RetryPolicy, SourceOptions
 
+        models_dir, detectors = split_models(models or [], BUNDLED_MODELS)
         flags = {
             "sources": tuple(source or ()),
-            "models_dir": models or BUNDLED_MODELS,
+            "models_dir": models_dir,
+            "detectors": detectors,
             "device": device.value,
             "precision": precision.value,
             "host": host,
@@ -291,10 +302,10 @@ def serve_cmd(
             outputs.append(JsonlSink(cfg.out))
         options = ServeOptions(host=cfg.host, port=cfg.port, token=cfg.token, max_peers=cfg.max_peers,
                                ice_servers=cfg.ice_servers, explain=cfg.explain, threshold=cfg.threshold,
-                               frame_lane=cfg.frame_lane)
+                               frame_lane=cfg.frame_lane, model_weights=cfg.model_weights)
         loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision, cfg.ort)
         serve(loaded, options, max_faces=cfg.max_faces, stride=cfg.stride, feeds=feeds, outputs=outputs,
-              settings=source_settings(cfg))
+              settings=source_settings(cfg), face_models=load_detectors(cfg))
 
     guard(body)
 

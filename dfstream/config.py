@@ -285,6 +285,11 @@ class _StreamConfig(_Strict):
     names: tuple[str | None, ...] = Field((), description="a name per source (config file); empty: from the URL")
     per_source: tuple[SourceConfig, ...] = Field((), description="per-source max faces, stride and threshold")
     models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
+    detectors: tuple[Path, ...] = Field((), description="imported face models (folders or .onnx files written by "
+                                        "'dfstream import') scored beside the bundled models")
+    model_weights: dict[str, float] = Field(
+        default_factory=dict, description="fusion weight per imported model name, and 'bundled' for the bundled "
+        "models' fused score; 1.0 where unset, 0: shown in records but not fused")
     device: Device = "auto"
     precision: PrecisionChoice = "auto"
     out: str | None = Field(None, description="JSON-lines path, '-' for stdout, None for no records")
@@ -304,6 +309,15 @@ class _StreamConfig(_Strict):
                           "(measured slower on 2 CPU cores; for GPU models or spare cores)")
     frame_lane: bool = Field(True, description="for live and paced sources, run model A beside the frames on its own "
                              "thread: its score then lags a few frames, and its time never delays one")
+
+
+    @field_validator("model_weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in weights.items() if not 0.0 <= v <= 100.0}
+        if bad:
+            raise ValueError(f"fusion weights must lie between 0 and 100: {bad}")
+        return weights
 
 
 class RunConfig(_StreamConfig):

@@ -32,6 +32,9 @@ class _Strict(BaseModel):
 
 class ModelsSection(_Strict):
     dir: Path | None = Field(None, description="folder of ONNX graphs; default: the bundled models")
+    detectors: tuple[Path, ...] = Field((), description="imported face models ('dfstream import' folders or files)")
+    weights: dict[str, float] = Field(default_factory=dict, description="fusion weight per model name ('bundled': "
+                                      "the bundled models' score); 1.0 where unset")
     device: Device = "auto"
     precision: PrecisionChoice = "auto"
 
@@ -166,6 +169,8 @@ sources:                      # each needs a unique name: records, events, MQTT 
 
 models:
   dir: null                   # null: the bundled models
+  detectors: []               # imported detectors, e.g. [models/sbi] after 'dfstream import sbi FILE -o models/sbi'
+  weights: {}                 # fusion weights, e.g. {bundled: 1.0, sbi: 2.0}; 1.0 where unset
   device: auto                # auto | cpu | cuda
   precision: fp32             # fp32 | fp16 | int8
 
@@ -208,6 +213,8 @@ def run_fields(cfg: CamerasFile, bundled_models: Path) -> dict[str, Any]:
         "names": tuple(s.name for s in cfg.sources),
         "per_source": cfg.sources,
         "models_dir": cfg.models.dir or bundled_models,
+        "detectors": cfg.models.detectors,
+        "model_weights": cfg.models.weights,
         "device": cfg.models.device,
         "precision": cfg.models.precision,
         "out": out.jsonl,

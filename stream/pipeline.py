@@ -22,12 +22,13 @@ from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
 from dfstream.stream.engine import StreamModels, elapsed_ms
 from dfstream.stream.explain import attention_of
+from dfstream.stream.face_models import FaceJob, FaceModelScores, FaceModelStage
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.frame_lane import FrameLane, apply_frame_scores
 from dfstream.stream.metrics import LiveStats
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scheduler import DeadlineScheduler, runs_frame_model
-from dfstream.stream.scoring import ScoringConfig, TrackScorer
+from dfstream.stream.scoring import ScoringConfig, TrackScorer, Vote
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceError, ThreadedSource
 from dfstream.stream.sources.base import Policy, display_name
@@ -49,6 +50,8 @@ class TrackState:
     frames: int = 0
     every: int = 1
     """Model A's stride in effect for this track's latest frame."""
+    models: FaceModelScores = field(default_factory=FaceModelScores)
+    """The imported models' latest scores of this track."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,14 @@ class Pipeline:
         threshold: float | None = None,
         overlap: bool = False,
         frame_lane: bool = False,
+        face_models: FaceModelStage | None = None,
+        model_weights: Mapping[str, float] | None = None,
     ) -> None:
         self.models = models
+        self.face_models = face_models or FaceModelStage(())
+        """Imported models scored beside the bundled ones (``dfstream import``; see stream/face_models.py)."""
+        weights = dict(model_weights or {})
+        self._votes = [(m.name, m.threshold, weights.get(m.name, 1.0)) for m in self.face_models.models]
         if explain and not models.explains:
             log.warning("--explain: model A has no attention output (export it again with this version); "
                         "nothing to draw")
@@ -135,6 +144,8 @@ class Pipeline:
         self.scoring = scoring or ScoringConfig(frame_threshold=frame_threshold, clip_threshold=clip_threshold)
         if threshold is not None:
             self.scoring = replace(self.scoring, decision=threshold)
+        if "bundled" in weights:
+            self.scoring = replace(self.scoring, bundled_weight=weights["bundled"])
         self.settings = dict(settings or {})
         self.streams = [self._stream_state(s) for s in sources]
         self.summary = RunSummary(provider=models.provider)
@@ -232,6 +243,10 @@ class Pipeline:
         for w, emb in zip(work, crops.embeddings, strict=True):
             w.state.buffer.push(emb, w.face.lmk5)
         a_ms, enc_ms = (lane_ms if lane is not None else crops.frame_ms), crops.encoder_ms
+        if self.face_models:
+            jobs = [FaceJob(w.state.models, w.frame.image, w.face, w.frame.t_capture_ns) for w in work
+                    if lane is not None or w.run_frame_model]
+            self.face_models.tick(jobs, live=lane is not None)
 
         t = time.perf_counter()
         ready = [w for w in work if w.state.buffer.full]
@@ -240,7 +255,7 @@ class Pipeline:
         head_ms = elapsed_ms(t)
 
         t = time.perf_counter()
-        scores = [w.state.scorer.update(w.state.p_frame, w.state.p_clip) for w in work]
+        scores = [w.state.scorer.update(w.state.p_frame, w.state.p_clip, self._votes_of(w.state)) for w in work]
         scoring_ms = elapsed_ms(t)
         now = time.perf_counter_ns()
         out: dict[int, list[ScoreRecord]] = {id(f): [] for _, f in batch}
@@ -272,6 +287,7 @@ class Pipeline:
                     frame_model_every=w.state.every,
                     attention=None if w.state.attention_map is None else attention_of(w.face.bbox,
                                                                                       w.state.attention_map),
+                    models=w.state.models.snapshot(self.face_models.names, now) if self.face_models else None,
                 )
             )
             if s.changed:
@@ -279,6 +295,11 @@ class Pipeline:
                                    s.score)
                 self.dispatch.event(event.to_dict())
         return [(f, out[id(f)]) for _, f in batch]
+
+    def _votes_of(self, state: TrackState) -> list[Vote]:
+        latest = state.models.latest
+        return [Vote(latest[name].p if name in latest else None, threshold, weight)
+                for name, threshold, weight in self._votes]
 
     def _find_faces(self, batch: Sequence[tuple[StreamState, Frame]]) -> tuple[list[list[FaceObs]], dict[int, float]]:
         def one(item: tuple[StreamState, Frame]) -> tuple[list[FaceObs], float]:
@@ -310,6 +331,7 @@ class Pipeline:
                 self._lane.shutdown(wait=True)
             if self._a_lane:
                 self._a_lane.close()
+            self.face_models.close()
             self.dispatch.close()
             self.sinks.close()
         return self.summary

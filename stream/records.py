@@ -8,7 +8,9 @@ The JSON-lines sink, the WebRTC data channel and tests all use :meth:`to_json` a
   null until the track has 16 frames), ``score`` (fused and smoothed, 0.5 = threshold), ``label``
   (real / fake / uncertain), ``latency_ms`` per stage and ``total`` (capture → score),
   ``frame_model_every`` (model A ran on every k-th frame of the track: ``--stride`` or the deadline
-  scheduler's k; ``score_frame`` is its latest score); with
+  scheduler's k; ``score_frame`` is its latest score); with imported models (``dfstream import``),
+  ``models`` {name: latest calibrated P(fake) or null} and ``models_age_ms`` {name: ms from the capture
+  of the frame it scored to this record, or null}; with
   ``--explain``, also ``attention``: ``box`` [x, y, side, side] (model A's crop square in pixels) and
   ``grid``, ATTENTION_GRID rows of ATTENTION_GRID values in 0..1 (model A's spatial attention);
 - ``label``: a track's label changed (``ts``, ``source``, ``frame_id``, ``track_id``, ``from``, ``to``, ``score``);
@@ -56,6 +58,8 @@ class ScoreRecord:
     attention: Attention | None = None
     frame_model_every: int = 1
     """Model A ran on every k-th frame of this track (``--stride``, or the deadline scheduler's k)."""
+    models: tuple[Mapping[str, float | None], Mapping[str, float | None]] | None = None
+    """Imported models only: each one's latest calibrated P(fake) and its age in ms (None before its first)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -74,6 +78,10 @@ class ScoreRecord:
         }
         if self.attention is not None:
             data["attention"] = self.attention.to_dict()
+        if self.models is not None:
+            ps, ages = self.models
+            data["models"] = {k: _round(v) for k, v in ps.items()}
+            data["models_age_ms"] = {k: None if v is None else round(v, 1) for k, v in ages.items()}
         return data
 
 
@@ -130,6 +138,18 @@ def _attention_problems(att: object) -> list[str]:
     return problems
 
 
+def _models_problems(models: object, ages: object) -> list[str]:
+    if not (isinstance(models, dict) and isinstance(ages, dict) and set(models) == set(ages) and models):
+        return ["models and models_age_ms are not objects with the same model names"]
+    problems = []
+    for name, p in models.items():
+        if (p is None) != (ages[name] is None):
+            problems.append(f"models.{name} and its age are not both null or both set")
+        elif p is not None and not (_prob(p) and _duration(ages[name])):
+            problems.append(f"models.{name} is not a probability with a non-negative age")
+    return problems
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
@@ -147,9 +167,12 @@ def check_record(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     expected = {"type", "ts", "source", "frame_id", "track_id", "bbox", "score_frame", "score_clip", "score", "label",
                 "latency_ms", "frame_model_every"}
-    if set(data) - {"attention"} != expected:
-        problems.append(f"keys {sorted((set(data) - {'attention'}) ^ expected)} differ from the schema")
+    optional = {"attention", "models", "models_age_ms"}
+    if set(data) - optional != expected or ("models" in data) != ("models_age_ms" in data):
+        problems.append(f"keys {sorted((set(data) - optional) ^ expected)} differ from the schema")
         return problems
+    if "models" in data:
+        problems += _models_problems(data["models"], data["models_age_ms"])
     if "attention" in data:
         problems += _attention_problems(data["attention"])
     if data["type"] != "score":

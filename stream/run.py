@@ -17,6 +17,7 @@ from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, We
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
+from dfstream.stream.face_models import FaceModelStage, face_model_files, load_face_models
 from dfstream.stream.metrics import MetricsServer
 from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
@@ -107,6 +108,17 @@ def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
     return sink_set
 
 
+def load_detectors(config: RunConfig | ServeConfig) -> FaceModelStage:
+    """The imported detectors of a run or server, loaded and warmed up (none: an empty stage)."""
+    files = face_model_files(config.detectors)
+    stage = FaceModelStage(load_face_models(files, config.device, config.ort))
+    unknown = sorted(set(config.model_weights) - {"bundled", *stage.names})
+    if unknown:
+        raise DfstreamError(f"models.weights names {unknown[0]!r}, which is neither 'bundled' nor a loaded "
+                            f"detector ({', '.join(stage.names) or 'none loaded'})")
+    return stage
+
+
 def run_stream(
     config: RunConfig,
     stop: threading.Event | None = None,
@@ -119,6 +131,7 @@ def run_stream(
     try:
         metrics = None if config.metrics_port is None else MetricsServer(config.metrics_port)
         models = ModelSet.load(config.models_dir, config.device, config.precision, config.ort)
+        face_models = load_detectors(config)
     except BaseException:
         sinks.close()
         if metrics is not None:
@@ -128,7 +141,8 @@ def run_stream(
         log.info("source %s", source.describe())
     pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
                         explain=config.explain, threshold=config.threshold, settings=source_settings(config),
-                        overlap=config.overlap, frame_lane=config.frame_lane)
+                        overlap=config.overlap, frame_lane=config.frame_lane, face_models=face_models,
+                        model_weights=config.model_weights)
     if metrics is not None:
         metrics.show(pipeline.summary.metrics.registry)
     try:

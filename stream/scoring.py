@@ -3,7 +3,9 @@
 The two models have their own F1-optimal thresholds (metadata), so each probability is first
 mapped piecewise-linearly onto a common scale where its threshold sits at 0.5
 (:func:`centred`). The fused score is the weighted mean of the available centred scores (model
-B's share chosen on validation), smoothed with an exponential moving average. The label turns ``fake``
+B's share chosen on validation); imported models (``dfstream import``) join that mean with their
+weights on the same centred scale, so each counts as fake where its own threshold says. The result is
+smoothed with an exponential moving average. The label turns ``fake``
 at 0.5 + band and ``real`` at 0.5 - band; inside the band it keeps its value while the score stays on its side of
 0.5 and turns ``uncertain`` when the score crosses 0.5. So it does not flicker around the
 threshold, and the label never contradicts the score beside it ("real 0.53" cannot happen).
@@ -11,6 +13,7 @@ threshold, and the label never contradicts the score beside it ("real 0.53" cann
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dfstream.stream.types import Label
@@ -54,6 +57,17 @@ class ScoringConfig:
         return min(self.band, self.decision / 2, (1.0 - self.decision) / 2)
     min_frames: int = 3
     """Frames a track must have before it may leave ``uncertain``."""
+    bundled_weight: float = 1.0
+    """Weight of the bundled models' fused score beside imported models (``models.weights.bundled``)."""
+
+
+@dataclass(frozen=True)
+class Vote:
+    """An imported model's latest calibrated P(fake) (None before its first), threshold and fusion weight."""
+
+    p: float | None
+    threshold: float
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,8 @@ class TrackScorer:
         self.label: Label = "uncertain"
         self.frames = 0
 
-    def update(self, p_frame: float | None, p_clip: float | None) -> TrackScore:
+    def update(self, p_frame: float | None, p_clip: float | None, others: Sequence[Vote] = ()) -> TrackScore:
+        """Fold in this frame's scores; ``others`` are the imported models' latest (none: the bundled fusion)."""
         c = self.config
         parts: list[tuple[float, float]] = []
         if p_frame is not None:
@@ -82,7 +97,10 @@ class TrackScorer:
             parts.append((centred(p_clip, c.clip_threshold), c.clip_weight if p_frame is not None else 1.0))
         self.frames += 1
         if parts:
-            fused = sum(v * w for v, w in parts) / sum(w for _, w in parts)
+            parts = [(sum(v * w for v, w in parts) / sum(w for _, w in parts), c.bundled_weight)]
+        parts += [(centred(v.p, v.threshold), v.weight) for v in others if v.p is not None]
+        if parts and sum(w for _, w in parts) > 0:
+            fused = sum(v * w for v, w in parts) / sum(w for _, w in parts) if len(parts) > 1 else parts[0][0]
             self.score = fused if self.score is None else c.ema_alpha * fused + (1 - c.ema_alpha) * self.score
         previous = self.label
         if self.score is not None and self.frames >= c.min_frames:

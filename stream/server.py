@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
+from dfstream.stream.face_models import FaceModelStage
 from dfstream.stream.overlay import annotate
 from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.records import ScoreRecord, to_json
@@ -76,6 +77,8 @@ class ServeOptions:
     """Where the fused label turns, for sources without their own (``--threshold``)."""
     frame_lane: bool = True
     """Model A beside the frames of live feeds (config ``frame_lane``)."""
+    model_weights: Mapping[str, float] = field(default_factory=dict)
+    """Fusion weights of imported models and of the bundled score (config ``models.weights``)."""
 
 
 class ChannelSink:
@@ -186,8 +189,11 @@ class Peer:
 class Server:
     def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int | None = None,
                  feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
-                 settings: Mapping[str, SourceSettings] | None = None) -> None:
+                 settings: Mapping[str, SourceSettings] | None = None,
+                 face_models: FaceModelStage | None = None) -> None:
         self.models = models
+        self.face_models = face_models
+        """Imported detectors scored beside the bundled models, each on its own lane."""
         self.outputs = list(outputs)
         """Event store, webhooks, MQTT, records file: fed like the page, closed with the server."""
         self.settings = settings
@@ -215,7 +221,8 @@ class Server:
         connect_events(sinks)
         self.pipeline = Pipeline(self.models, list(self.feeds.values()), sinks, self.max_faces, self.stride,
                                  serve=True, explain=self.options.explain, settings=self.settings,
-                                 threshold=self.options.threshold, frame_lane=self.options.frame_lane)
+                                 threshold=self.options.threshold, frame_lane=self.options.frame_lane,
+                                 face_models=self.face_models, model_weights=self.options.model_weights)
         self._thread = threading.Thread(target=self.pipeline.run, kwargs={"stop": self._stop}, daemon=True,
                                         name="pipeline")
         self._thread.start()
@@ -389,9 +396,9 @@ class PathOnlyAccessLogger(AbstractAccessLogger):  # type: ignore[misc]
 
 def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int | None = None,
           feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
-          settings: Mapping[str, SourceSettings] | None = None) -> None:
+          settings: Mapping[str, SourceSettings] | None = None, face_models: FaceModelStage | None = None) -> None:
     check_bind(options.host, options.token)
-    server = Server(models, options, max_faces, stride, feeds, outputs, settings)
+    server = Server(models, options, max_faces, stride, feeds, outputs, settings, face_models)
     for feed in feeds:
         log.info("source %s", feed.describe())
     log.info("open http://%s:%d/%s", options.host, options.port, "?token=<the token>" if options.token else "")
