@@ -16,6 +16,7 @@ from dfstream.cli_common import Device, InputScaleOption, decision_of, guard, st
 from dfstream.cli_config import config_app
 from dfstream.cli_data import data_app
 from dfstream.cli_eval import eval_app
+from dfstream.cli_import import import_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.cli_train import train_app
 from dfstream.config import INPUT_SCALE_HELP
@@ -199,6 +200,7 @@ app.command("serve")(serve_cmd)
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
+app.add_typer(import_app, name="import")
 
 
 def main() -> None:

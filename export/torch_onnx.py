@@ -111,7 +111,7 @@ def export_clip_model(
     for role, module, args, names, base in targets:
         role_meta = dataclasses.replace(base, role=role, input_layout=LAYOUT_OF_ROLE[role])  # type: ignore[arg-type]
         path = out_dir / FILE_NAME_OF_ROLE[role]
-        onnx_model = _trace(module, args, names)
+        onnx_model = trace_to_onnx(module, args, names)
         write_with_metadata(onnx_model, role_meta, path)
         feeds = {n: a.numpy() for n, a in zip(names, args, strict=True)}
         diff = check_parity(path.name, ref[role], run_onnx(path, feeds), FP32_TOL)
@@ -137,7 +137,7 @@ def check_split_equals_full(paths: dict[str, Path], frames: np.ndarray, lmks: np
     return diff
 
 
-def _trace(module: object, args: tuple[object, ...], names: list[str]) -> onnx.ModelProto:
+def trace_to_onnx(module: object, args: tuple[object, ...], names: list[str]) -> onnx.ModelProto:
     """TorchScript exporter (needs onnx only) with batch axes dynamic; returns the ModelProto."""
     import io
     import warnings
