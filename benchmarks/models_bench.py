@@ -97,6 +97,29 @@ def bench_models(
     return rows, cpu, notes
 
 
+def bench_face_models(files: Sequence[Path], devices: Sequence[str], batches: Sequence[int],
+                      seconds: float) -> list[ModelRow]:
+    """Imported detectors (``dfstream import``): each graph and its fp16 (CUDA) or int8 (CPU) variant
+    where one exists, per provider and batch, timed interleaved like the bundled graphs."""
+    rng = np.random.default_rng(0)
+    rows: list[ModelRow] = []
+    for path in files:
+        for device in devices:
+            variants = [("fp32", path)] + [(p, precision_path(path, p)) for p in (("fp16",) if device == "cuda"
+                                                                                  else ("int8",))
+                                           if precision_path(path, p).is_file()]
+            loaded = [(prec, load_model(f, "face_model", device)) for prec, f in variants]
+            name = loaded[0][1].metadata.name or path.stem
+            for batch in batches:
+                fns = {(("cuda" if m.provider == CUDA else "cpu"), prec): _runner(m, _inputs(m, batch, rng))
+                       for prec, m in loaded}
+                stats = measure_interleaved({"/".join(k): f for k, f in fns.items()}, seconds * len(fns))
+                for (prov, prec), st in zip(fns, stats.values(), strict=True):
+                    rows.append(_row(name, "onnxruntime", prov, prec, batch, st))
+                    log.info("%s %s %s b%d: p50 %.2f ms", name, prov, prec, batch, st.p50_ms)
+    return rows
+
+
 def clip_scoring_rows(cpu: dict[str, OrtModel], seconds: float) -> tuple[list[ModelRow], float]:
     """Per-frame cost of model B: incremental (1 encoder + head) vs naive (16 encoder + head)."""
     rng = np.random.default_rng(1)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dfstream.benchmarks.machine import cpu_times, file_hashes, machine_info, steal_pct
-from dfstream.benchmarks.models_bench import bench_models, clip_scoring_rows, ratios
+from dfstream.benchmarks.models_bench import bench_face_models, bench_models, clip_scoring_rows, ratios
 from dfstream.benchmarks.pipeline_bench import bench_pipeline
 from dfstream.benchmarks.report import (
     models_markdown,
@@ -22,6 +22,7 @@ from dfstream.benchmarks.report import (
 from dfstream.benchmarks.soak import soak
 from dfstream.exceptions import InputPathError
 from dfstream.stream.engine import model_files
+from dfstream.stream.face_models import face_model_files, is_stream_folder
 from dfstream.stream.runtime import CUDA, select_providers
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,12 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
                native: bool) -> Written:
     started = cpu_times()
     devices = devices_here(device)
-    rows, cpu, notes = bench_models(models_dir, devices, batches, seconds, native)
-    inc_rows, inc_ratio = clip_scoring_rows(cpu, seconds)
-    rows += inc_rows
+    if is_stream_folder(models_dir):
+        rows, cpu, notes = bench_models(models_dir, devices, batches, seconds, native)
+        inc_rows, inc_ratio = clip_scoring_rows(cpu, seconds)
+        rows += inc_rows
+    else:  # imported detectors only
+        rows, notes, inc_ratio = bench_face_models(face_model_files([models_dir]), devices, batches, seconds), [], None
     rat = ratios(rows)
     md = models_markdown(rows, rat, inc_ratio) + "".join(f"\n- {n}" for n in notes)
     data = _header("models", models_dir, started, {"batches": list(batches), "min_seconds": seconds, "devices": devices,

@@ -16,7 +16,8 @@ bench_app = typer.Typer(
 
 ModelsOpt = Annotated[
     Path | None,
-    typer.Option(help="Folder of ONNX graphs. Default: product-size graphs exported once into cache/bench-models."),
+    typer.Option(help="Folder of ONNX graphs: the bundled kind, or imported detectors ('dfstream import'). "
+                 "Default: product-size graphs exported once into cache/bench-models."),
 ]
 BundledModelsOpt = Annotated[Path | None, typer.Option(help="Folder of ONNX graphs. Default: the bundled models.")]
 OutOpt = Annotated[Path | None, typer.Option(help="Report folder. Default: benchmarks/results/<kind>-<time>.")]
