@@ -223,12 +223,25 @@ class RecalibrateConfig(_Strict):
     models: Path = Field(
         description="Folder with the graphs whose calibration and threshold are refitted (e.g. models/weights)."
     )
-    data_dir: Path = Field(description="A data build whose validation split is scored (frames/val, clips/val).")
+    data_dir: Path | None = Field(
+        None, description="A data build whose validation split is scored (frames/val, clips/val): refits the bundled "
+        "kind of models.")
+    videos: Path | None = Field(
+        None, description="A folder with real/ and fake/ videos (your own cameras too): refits the imported "
+        "detectors ('dfstream import') in MODELS on their largest faces.")
+    frames_per_video: int = Field(16, ge=1, le=1000, description="Frames sampled evenly from each video (--videos).")
     max_fpr: float = Field(0.05, gt=0, lt=1, description="Cap on the genuine validation samples the threshold flags.")
     roles: tuple[Literal["frame_cnn", "clip_head"], ...] = Field(
         ("frame_cnn", "clip_head"), min_length=1, description="the graphs to refit"
     )
     out_dir: Path | None = Field(None, description="Write the refitted files here instead of in place.")
+
+    @model_validator(mode="after")
+    def _one_data_source(self) -> RecalibrateConfig:
+        if (self.data_dir is None) == (self.videos is None):
+            raise ValueError("give --data (a data build, for the bundled kind of models) or --videos (real/ and "
+                             "fake/ clips, for imported detectors), one of them")
+        return self
 
 
 class EvalCompareConfig(_Strict):

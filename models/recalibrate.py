@@ -18,6 +18,7 @@ from typing import get_args
 import numpy as np
 
 from dfstream.config import RecalibrateConfig
+from dfstream.exceptions import DatasetError
 from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import ModelMetadata, Precision
 from dfstream.models.calibration import fit_platt
@@ -87,7 +88,8 @@ def _write(path: Path, meta: ModelMetadata, out: Path) -> None:
     write_with_metadata(onnx.load(str(path)), meta, out)
 
 
-def _apply(paths: list[Path], role: str, y: np.ndarray, p: np.ndarray, cfg: RecalibrateConfig) -> list[Recalibrated]:
+def apply_refit(paths: list[Path], role: str, y: np.ndarray, p: np.ndarray,
+                cfg: RecalibrateConfig) -> list[Recalibrated]:
     """One refit from the scores of the graph the runtime runs, written into each of ``paths`` (the
     precision variants of one model share one operating point, as export and quantize leave them)."""
     fit = refit(y, p, cfg.max_fpr)
@@ -109,14 +111,16 @@ def recalibrate(cfg: RecalibrateConfig) -> list[Recalibrated]:
     """Model A (every precision variant gets the refit) and model B's head, scored as the runtime
     runs them on a CPU (int8 graphs where they exist) and refitted on ``cfg.data_dir``'s validation
     split; files written to ``out_dir`` (default: in place)."""
+    if cfg.data_dir is None:
+        raise DatasetError("the bundled kind of models is refitted on a data build: pass --data DIR")
     done: list[Recalibrated] = []
     models = ModelSet.load(cfg.models, device="cpu", precision="auto")
     files = model_files(cfg.models)
     if "frame_cnn" in cfg.roles:
         frames = scan_image_split(cfg.data_dir / "frames", "val")
         variants = [v for v in (precision_path(files["frame_cnn"], x) for x in get_args(Precision)) if v.is_file()]
-        done += _apply(variants, "frame_cnn", np.asarray(frames.labels), frame_scores(models, frames), cfg)
+        done += apply_refit(variants, "frame_cnn", np.asarray(frames.labels), frame_scores(models, frames), cfg)
     if "clip_head" in cfg.roles:
         _, y, p = clip_scores(models, cfg.data_dir / "clips" / "val")
-        done += _apply([files["clip_head"]], "clip_head", y, p, cfg)
+        done += apply_refit([files["clip_head"]], "clip_head", y, p, cfg)
     return done

@@ -24,6 +24,7 @@ from dfstream.exceptions import InputPathError, MetadataError
 from dfstream.export.crop_policy import CropPolicy
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, crop_for, to_model_input
+from dfstream.stream.engine import STREAM_ROLES
 from dfstream.stream.runtime import DEFAULT_ORT, OrtModel, OrtSettings, load_model, read_metadata
 from dfstream.stream.types import FaceObs
 
@@ -77,7 +78,9 @@ def face_model_files(paths: Sequence[Path]) -> list[Path]:
         found = [p for p in sorted(path.glob("*.onnx")) if p.suffixes == [".onnx"]
                  and read_metadata(p).role == "face_model"]
         if not found:
-            raise InputPathError(f"{path}: no imported face model (*.onnx written by 'dfstream import')")
+            missing = [FILE_NAME_OF_ROLE[r] for r in STREAM_ROLES if not (path / FILE_NAME_OF_ROLE[r]).is_file()]
+            raise InputPathError(f"{path}: missing {', '.join(missing)} (write them with 'dfstream export'), and no "
+                                 "imported detector (*.onnx written by 'dfstream import') either")
         files += found
     return files
 

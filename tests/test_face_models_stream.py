@@ -43,8 +43,8 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def bundled_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("bundled") / "s.jsonl"
-    summary, errors = run_stream(RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=BUNDLED_MODELS, out=str(out),
-                                           window=False))
+    _, errors = run_stream(RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=BUNDLED_MODELS, out=str(out),
+                                     window=False))
     assert not errors
     return _scores(out)
 
@@ -147,3 +147,35 @@ def test_unknown_weight_names_and_two_model_sets_are_refused(imported: Path, tmp
     with pytest.raises(Exception, match="neither 'bundled' nor a loaded detector"):
         run_stream(RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=BUNDLED_MODELS, detectors=(imported,),
                              window=False, model_weights={"sbi": 1.0}, duration_s=1))
+
+
+def test_calibrate_refits_an_imported_detector_on_real_and_fake_videos(imported: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from dfstream.stream.runtime import read_metadata
+    from tests.conftest import read_frames, write_video
+
+    frames = read_frames(SAMPLE_CLIP, limit=90)
+    (tmp_path / "clips" / "real").mkdir(parents=True)
+    (tmp_path / "clips" / "fake").mkdir()
+    write_video(tmp_path / "clips" / "real" / "a.mp4", frames[:45])
+    write_video(tmp_path / "clips" / "real" / "b.mp4", frames[45:])
+    # a crude manipulation the tiny model can tell apart: the whole picture's colours swapped
+    write_video(tmp_path / "clips" / "fake" / "a.mp4", [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames[:45]])
+    before = read_metadata(imported / "tiny.onnx")
+    done = subprocess.run([sys.executable, "-m", "dfstream.cli", "calibrate", str(imported), "--videos",
+                           str(tmp_path / "clips"), "--frames-per-video", "8", "--max-fpr", "0.2", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    samples = int(done.stdout.split("tiny.onnx: ")[1].split(" validation samples")[0])
+    assert 16 <= samples <= 24  # 8 frames of each of 3 clips, those with a face
+    after = read_metadata(tmp_path / "out" / "tiny.onnx")
+    assert after.calibration != before.calibration and after.threshold != before.threshold
+    assert after.name == "tiny" and after.crop == before.crop
+    flagged = done.stdout.split("genuine flagged")[1].split("->")[1].split("%")[0]
+    assert float(flagged) <= 20.0
+
+    (tmp_path / "clips" / "fake" / "a.mp4").unlink()
+    done = subprocess.run([sys.executable, "-m", "dfstream.cli", "calibrate", str(imported), "--videos",
+                           str(tmp_path / "clips")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "fake: no videos" in done.stderr
