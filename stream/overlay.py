@@ -38,6 +38,8 @@ def annotate(image: np.ndarray, records: Sequence[ScoreRecord], header: str = ""
         cv2.line(out, (x + bw // 2, bar_y - 2), (x + bw // 2, bar_y + 8), (255, 255, 255), 1)
         parts = [f"A {r.score_frame:.2f}" if r.score_frame is not None else "A -"]
         parts.append(f"B {r.score_clip:.2f}" if r.score_clip is not None else "B -")
+        if r.models is not None:  # imported detectors, by name
+            parts += [f"{name} {p:.2f}" if p is not None else f"{name} -" for name, p in r.models[0].items()]
         _text(out, "  ".join(parts), (x, min(h - 4, bar_y + 22)), scale * 0.8, (230, 230, 230))
     if header:
         _text(out, header, (8, int(22 * scale / 0.6)), scale, (255, 255, 255))

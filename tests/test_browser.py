@@ -51,11 +51,19 @@ HEAT_SHARE_JS = """() => {
 
 
 @pytest.fixture
-def served(stream_models: Path) -> Iterator[str]:
+def served(stream_models: Path, tmp_path: Path) -> Iterator[str]:
+    from tests.test_import_detectors import tiny_classifier
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: tiny\ninput_size: 96\ncrop: sbi\noutput: softmax\n")
+    imported = subprocess.run([sys.executable, "-m", "dfstream.cli", "import", "onnx",
+                               str(tiny_classifier(tmp_path / "raw.onnx", size=96)), "--spec", str(spec), "-o",
+                               str(tmp_path / "imported")], capture_output=True, text=True, timeout=300)
+    assert imported.returncode == 0, imported.stderr
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", "--models", str(stream_models),
-                             "--port", str(port), "--device", "cpu", "--explain"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--models", str(tmp_path / "imported"), "--port", str(port), "--device", "cpu",
+                             "--explain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -95,6 +103,9 @@ def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
             assert rows.count() >= 1
             label = rows.first.locator("td").nth(1).inner_text()
             score = float(rows.first.locator("td.score").inner_text())
+            page.wait_for_function("latest.length > 0 && latest[0].models && latest[0].models.tiny !== null",
+                                   timeout=30_000)
+            imported = rows.first.locator("td.imported").inner_text()
             status = page.inner_text("#status")
             page.wait_for_function("latest.length > 0 && latest[0].attention !== undefined", timeout=30_000)
             grid_side = page.evaluate("latest[0].attention.grid.length")
@@ -104,6 +115,7 @@ def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
             browser.close()
     assert label in ("real", "fake", "uncertain")
     assert 0.0 <= score <= 1.0
+    assert imported.startswith("tiny ")  # the imported detector's score beside model A and B
     assert status == "connected"
     assert grid_side == 14
     assert heat_share > 0.3  # the --explain heatmap fills the crop square, not only the box's outline

@@ -81,6 +81,15 @@ function onRecord(r) {
 
 function fmt(x) { return x === null || x === undefined ? "–" : x.toFixed(3); }
 
+// Imported detectors ('dfstream import'): each one's latest P(fake) and how old it is.
+function imported(r) {
+  if (!r.models) return "–";
+  return Object.entries(r.models).map(([name, p]) => {
+    const age = r.models_age_ms[name];
+    return `${name} ${fmt(p)}` + (age === null ? "" : ` <small>(${(age / 1000).toFixed(1)} s)</small>`);
+  }).join("<br>");
+}
+
 function renderTable() {
   const body = $("faces").querySelector("tbody");
   body.innerHTML = "";
@@ -89,7 +98,7 @@ function renderTable() {
     const row = document.createElement("tr");
     row.dataset.track = id;
     row.innerHTML = `<td>#${id}</td><td class="${r.label}">${r.label}</td><td class="score">${fmt(r.score)}</td>` +
-      `<td>${fmt(r.score_frame)}</td><td>${fmt(r.score_clip)}</td>`;
+      `<td>${fmt(r.score_frame)}</td><td>${fmt(r.score_clip)}</td><td class="imported">${imported(r)}</td>`;
     body.appendChild(row);
   }
 }
