@@ -28,6 +28,8 @@ NAME_HELP = "Name of its score in records and fusion weights. Default: the detec
 class DfbDetector(StrEnum):
     xception = "xception"
     efficientnetb4 = "efficientnetb4"
+    sbi = "sbi"
+    """DeepfakeBench's own SBI training (its EfficientNet-B4 backbone), not SBI's released file."""
 
 
 FP16_HELP = "Also write NAME.fp16.onnx for CUDA (checked against torch at 2e-2)."
@@ -70,7 +72,8 @@ def import_deepfakebench(
     def body() -> None:
         from dfstream.export.published import import_detector
 
-        _report(import_detector(detector.value, checkpoint, out_dir, name, fp16=fp16))
+        kind = "sbi_dfb" if detector is DfbDetector.sbi else detector.value
+        _report(import_detector(kind, checkpoint, out_dir, name, fp16=fp16))
 
     guard(body)
 

@@ -42,8 +42,9 @@ class Detector:
     """What importing one published detector takes."""
 
     name: str
-    build: Callable[[], torch.nn.Module]
-    """The network whose ``state_dict`` keys the checkpoint holds, wrapped to return 2-class logits."""
+    build: Callable[[int], torch.nn.Module]
+    """The network whose ``state_dict`` keys the checkpoint holds, wrapped to return logits, given the
+    number of classes (read from ``classes_key`` in the checkpoint)."""
     state_key: str | None
     """Where the state dict sits in the saved object (None: the object is the state dict)."""
     input_size: int
@@ -51,11 +52,13 @@ class Detector:
     std: tuple[float, float, float]
     crop: CropPolicy
     fake_index: int = 1
+    classes_key: str | None = None
+    """The classifier's weight, whose rows are the classes (None: 2 classes)."""
     source: str = ""
     """Where the checkpoint is published and its licence (for messages and the README)."""
 
 
-def _sbi() -> torch.nn.Module:
+def _sbi(classes: int = 2) -> torch.nn.Module:
     """SBI's ``Detector``: one child ``net``, efficientnet_pytorch's EfficientNet-B4 with 2 classes."""
     from efficientnet_pytorch import EfficientNet
     from torch import nn
@@ -63,7 +66,7 @@ def _sbi() -> torch.nn.Module:
     class SbiDetector(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = EfficientNet.from_name("efficientnet-b4", num_classes=2)
+            self.net = EfficientNet.from_name("efficientnet-b4", num_classes=classes)
             self.net.set_swish(memory_efficient=False)  # the traceable Swish; same values
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +76,7 @@ def _sbi() -> torch.nn.Module:
     return SbiDetector()
 
 
-def _dfb_efficientnetb4() -> torch.nn.Module:
+def _dfb_efficientnetb4(classes: int = 2) -> torch.nn.Module:
     """DeepfakeBench's ``efficientnetb4`` detector: ``backbone.efficientnet`` (EfficientNet-B4 whose stem
     is a plain unpadded 3×3 stride-2 convolution and whose ``_fc`` is gone) and ``backbone.last_layer``."""
     import torch.nn.functional as F
@@ -87,7 +90,7 @@ def _dfb_efficientnetb4() -> torch.nn.Module:
             self.efficientnet._conv_stem = nn.Conv2d(3, 48, kernel_size=3, stride=2, bias=False)
             self.efficientnet._fc = nn.Identity()
             self.efficientnet.set_swish(memory_efficient=False)
-            self.last_layer = nn.Linear(1792, 2)
+            self.last_layer = nn.Linear(1792, classes)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = F.adaptive_avg_pool2d(self.efficientnet.extract_features(x), 1).flatten(1)
@@ -97,10 +100,10 @@ def _dfb_efficientnetb4() -> torch.nn.Module:
     return _WithBackbone(Backbone())
 
 
-def _dfb_xception() -> torch.nn.Module:
+def _dfb_xception(classes: int = 2) -> torch.nn.Module:
     from dfstream.models.xception import Xception
 
-    return _WithBackbone(Xception())
+    return _WithBackbone(Xception(classes))
 
 
 def _WithBackbone(backbone: torch.nn.Module) -> torch.nn.Module:
@@ -122,16 +125,20 @@ def _WithBackbone(backbone: torch.nn.Module) -> torch.nn.Module:
 SBI_SOURCE = ("github.com/mapooon/SelfBlendedImages (weights linked from its README; research-only licence)")
 DFB_SOURCE = "github.com/SCLBD/DeepfakeBench releases (CC BY-NC 4.0)"
 DFB_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 DETECTORS: dict[str, Detector] = {
     "sbi": Detector("sbi", _sbi, "model", 380, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), SBI_CROP, source=SBI_SOURCE),
     "xception": Detector("xception", _dfb_xception, None, 256, *DFB_MEAN_STD, DFB_ALIGNED_CROP, source=DFB_SOURCE),
     "efficientnetb4": Detector("efficientnetb4", _dfb_efficientnetb4, None, 256, *DFB_MEAN_STD, DFB_ALIGNED_CROP,
                                source=DFB_SOURCE),
+    "sbi_dfb": Detector("sbi_dfb", _dfb_efficientnetb4, None, 256, *IMAGENET_MEAN_STD, DFB_ALIGNED_CROP,
+                        classes_key="backbone.last_layer.weight", source=DFB_SOURCE),
 }
 """sbi: SBI's own test code (380 px, RGB 0..1, no mean/std). xception, efficientnetb4: DeepfakeBench's
-configs (``training/config/detector/*.yaml``: 256 px, mean = std = 0.5) and its aligned crops."""
-DEEPFAKEBENCH_DETECTORS = ("xception", "efficientnetb4")
+configs (``training/config/detector/*.yaml``: 256 px, mean = std = 0.5) and its aligned crops. sbi_dfb:
+DeepfakeBench's own SBI (its ``efficientnetb4`` backbone, ImageNet mean/std, as many classes as its
+checkpoint's classifier has; P(fake) = softmax[1], as its detector reads it)."""
 
 
 def read_state_dict(path: Path, detector: Detector) -> dict[str, torch.Tensor]:
@@ -158,7 +165,10 @@ def read_state_dict(path: Path, detector: Detector) -> dict[str, torch.Tensor]:
 def load_network(path: Path, detector: Detector) -> torch.nn.Module:
     """The detector's network with the checkpoint's weights (strict: every key, every shape)."""
     state = read_state_dict(path, detector)
-    net = detector.build()
+    classes = 2
+    if detector.classes_key is not None and detector.classes_key in state:
+        classes = int(state[detector.classes_key].shape[0])
+    net = detector.build(classes)
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]

@@ -143,35 +143,44 @@ def test_xception_keys_and_shapes_are_deepfakebenchs() -> None:
     assert ours == manifest
 
 
+def _normalised(crops: list[np.ndarray], mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """DeepfakeBench's loader: RGB, ToTensor (0..1), Normalize(mean, std)."""
+    rgb = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in crops]).astype(np.float32) / 255.0
+    return ((rgb - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).transpose(0, 3, 1, 2).copy()
+
+
+CLASSES = {"xception": 2, "efficientnetb4": 2, "sbi_dfb": 3}  # DeepfakeBench's sbi.yaml sets num_classes 3
+
+
 def _dfb_checkpoint(detector: str, path: Path, faces: list[tuple[np.ndarray, FaceObs]]) -> Path:
     from dfstream.export.published import DETECTORS
 
     torch.manual_seed(1)
-    net = DETECTORS[detector].build()
-    model_faces = [crop_for(img, f, DETECTORS[detector].crop, 256) for img, f in faces]
-    batch = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in model_faces]).astype(np.float32) / 255.0
-    batch = (batch.transpose(0, 3, 1, 2) - 0.5) / 0.5
+    d = DETECTORS[detector]
+    net = d.build(CLASSES[detector])
+    batch = _normalised([crop_for(img, f, d.crop, 256) for img, f in faces], d.mean, d.std)
     _reestimate_bn(net, torch.from_numpy(np.concatenate([batch, batch[:, :, :, ::-1].copy()])))
     torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, path)  # as saved from DataParallel
     return path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("detector", ["xception", "efficientnetb4"])
+@pytest.mark.parametrize("detector", ["xception", "efficientnetb4", "sbi_dfb"])
 def test_deepfakebench_import_matches_torch_on_aligned_real_faces(
         detector: str, faces: list[tuple[np.ndarray, FaceObs]], tmp_path: Path) -> None:
     from dfstream.export.published import DETECTORS
 
     checkpoint = _dfb_checkpoint(detector, tmp_path / f"{detector}_best.pth", faces)
-    done = _cli("import", "deepfakebench", "--detector", detector, str(checkpoint), "-o", str(tmp_path / "out"))
+    option = "sbi" if detector == "sbi_dfb" else detector
+    done = _cli("import", "deepfakebench", "--detector", option, str(checkpoint), "-o", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     model = FaceModel.load(tmp_path / "out" / f"{detector}.onnx", "cpu")
     crops = [model.crop(img, f) for img, f in faces]
-    net = DETECTORS[detector].build()
+    d = DETECTORS[detector]
+    net = d.build(CLASSES[detector])
     net.load_state_dict({k[7:]: v for k, v in torch.load(checkpoint).items()}, strict=True)
-    rgb = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in crops]).astype(np.float32) / 255.0
     with torch.no_grad():
-        expected = net.eval()(torch.from_numpy((rgb.transpose(0, 3, 1, 2) - 0.5) / 0.5)).softmax(1)[:, 1].numpy()
+        expected = net.eval()(torch.from_numpy(_normalised(crops, d.mean, d.std))).softmax(1)[:, 1].numpy()
     assert np.ptp(expected) > 1e-3
     assert np.abs(model.scores(crops) - expected).max() <= 1e-4
 
