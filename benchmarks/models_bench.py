@@ -18,7 +18,8 @@ import numpy as np
 from dfstream.benchmarks.timing import Stats, measure_interleaved
 from dfstream.export.file_names import precision_path
 from dfstream.stream.engine import STREAM_ROLES, model_files
-from dfstream.stream.runtime import CUDA, OrtModel, load_model
+from dfstream.stream.gpu_options import PROVIDER_LABEL
+from dfstream.stream.runtime import OrtModel, load_model
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def load_variants(models_dir: Path, devices: Sequence[str]) -> list[tuple[str, s
                     variants.append((precision, precision_path(files[role], precision)))
             for precision, path in variants:
                 m = load_model(path, role, device)  # type: ignore[arg-type]
-                out.append((role, "cuda" if m.provider == CUDA else "cpu", precision, m))
+                out.append((role, PROVIDER_LABEL.get(m.provider, m.provider), precision, m))
     return out
 
 
@@ -79,6 +80,9 @@ def bench_models(
     (``measure_interleaved``), so their ratio is not skewed by the machine's speed drifting."""
     variants = load_variants(models_dir, devices)
     cpu = {role: m for role, prov, prec, m in variants if prov == "cpu" and prec == "fp32"}
+    if len(cpu) < len(STREAM_ROLES):  # --device cuda: the CPU baselines the native rows and clip rows need
+        files = model_files(models_dir)
+        cpu = {role: load_model(files[role], role, "cpu") for role in STREAM_ROLES}  # type: ignore[arg-type]
     makers, notes = _native_makers(cpu, "cuda" in devices) if native else ({}, [])
     rng = np.random.default_rng(0)
     rows: list[ModelRow] = []
@@ -111,7 +115,7 @@ def bench_face_models(files: Sequence[Path], devices: Sequence[str], batches: Se
             loaded = [(prec, load_model(f, "face_model", device)) for prec, f in variants]
             name = loaded[0][1].metadata.name or path.stem
             for batch in batches:
-                fns = {(("cuda" if m.provider == CUDA else "cpu"), prec): _runner(m, _inputs(m, batch, rng))
+                fns = {(PROVIDER_LABEL.get(m.provider, m.provider), prec): _runner(m, _inputs(m, batch, rng))
                        for prec, m in loaded}
                 stats = measure_interleaved({"/".join(k): f for k, f in fns.items()}, seconds * len(fns))
                 for (prov, prec), st in zip(fns, stats.values(), strict=True):

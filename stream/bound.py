@@ -7,11 +7,17 @@ in once, and only the rows asked for are read back. ONNX Runtime replays a CUDA 
 run sees the same shapes at the same addresses, which fixed buffers per bucket give, so each bucket
 also gets its own graph (``gpu_graph_id``). The same code runs on the CPU provider (without graphs),
 which is how it is tested on machines without a GPU.
+
+Graph ids start at 1: a run without ``gpu_graph_id`` means graph 0, and the probes here and every
+plain run elsewhere say -1 (no capture). A bucket's graph is captured on its first run, on the thread
+that makes it (the lane or scorer that serves the model), not at start-up on another thread: ONNX
+Runtime keeps captured graphs per thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +72,8 @@ class _Slot:
     output: ort.OrtValue
     binding: ort.IOBinding
     options: ort.RunOptions
+    graph_id: int | None
+    """The bucket's CUDA graph id (from 1), None without graphs."""
 
 
 class BoundRunner:
@@ -82,10 +90,14 @@ class BoundRunner:
         self.cuda_graphs = cuda_graphs
         self._session = session
         self._slots: dict[int, _Slot] = {}
+        self.captured_on: dict[int, int] = {}
+        """Bucket → the thread (``threading.get_ident``) whose first run captured its graph."""
         output_name, out_dtype = result.name, _DTYPES.get(result.type, np.float32)
-        for graph_id, rows in enumerate(sorted(set(buckets))):
+        probe = ort.RunOptions()
+        probe.add_run_config_entry("gpu_graph_id", "-1")  # shapes only: neither capture nor replay
+        for graph_id, rows in enumerate(sorted(set(buckets)), start=1):
             host = np.zeros((rows, *self.row_shape), self.dtype)
-            out_shape = session.run([output_name], {arg.name: host})[0].shape  # the bucket's output shape
+            out_shape = session.run([output_name], {arg.name: host}, probe)[0].shape  # the bucket's output shape
             value_in = ort.OrtValue.ortvalue_from_numpy(host, device, 0)
             value_out = ort.OrtValue.ortvalue_from_shape_and_type(list(out_shape), out_dtype, device, 0)
             binding = session.io_binding()
@@ -94,9 +106,8 @@ class BoundRunner:
             options = ort.RunOptions()
             if cuda_graphs:
                 options.add_run_config_entry("gpu_graph_id", str(graph_id))
-            slot = _Slot(rows, host, value_in, value_out, binding, options)
-            session.run_with_iobinding(binding, options)  # the first run of a graph id captures its CUDA graph
-            self._slots[rows] = slot
+            self._slots[rows] = _Slot(rows, host, value_in, value_out, binding, options,
+                                      graph_id if cuda_graphs else None)
         self.buckets = tuple(sorted(self._slots))
         log.debug("%s: bound runs on %s for buckets %s%s", name, device, self.buckets,
                   " with CUDA graphs" if cuda_graphs else "")
@@ -116,6 +127,8 @@ class BoundRunner:
         slot.host[:n] = chunk
         slot.host[n:] = 0.0  # padding rows: scored and dropped
         slot.input.update_inplace(slot.host)  # the one copy to the device
+        if slot.rows not in self.captured_on:  # this run captures the bucket's graph, on this thread
+            self.captured_on[slot.rows] = threading.get_ident()
         self._session.run_with_iobinding(slot.binding, slot.options)
         out: np.ndarray = slot.output.numpy()[:n].astype(np.float32, copy=False)
         return out

@@ -20,14 +20,13 @@ from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.runtime import (
-    CPU,
     DEFAULT_ORT,
     PRECISIONS,
     OrtModel,
     OrtSettings,
     load_model,
+    on_gpu,
     read_metadata,
-    select_providers,
 )
 from dfstream.stream.types import EMBED_DIM
 
@@ -141,10 +140,15 @@ class ModelSet:
     def load(
         cls, folder: Path, device: str = "auto", precision: str = "fp32", settings: OrtSettings = DEFAULT_ORT
     ) -> ModelSet:
-        files = model_files(folder, precision, gpu=select_providers(device)[0] != CPU)
+        fp32 = model_files(folder)  # every graph there, or one error naming each missing one
+        # The precision follows where the sessions really run: the head (always fp32) is opened first,
+        # so a CUDA build that lands on the CPU takes the CPU's variants, not fp16 graphs on the CPU.
+        head = load_model(fp32["clip_head"], "clip_head", device, settings=settings)
+        files = model_files(folder, precision, gpu=on_gpu(head))
+        if files["clip_head"] != fp32["clip_head"]:
+            head = load_model(files["clip_head"], "clip_head", device, settings=settings)
         frame = load_model(files["frame_cnn"], "frame_cnn", device, settings=settings)
         encoder = load_model(files["clip_encoder"], "clip_encoder", device, settings=settings)
-        head = load_model(files["clip_head"], "clip_head", device, settings=settings)
         if encoder.metadata.source_sha256 != head.metadata.source_sha256:
             raise MetadataError(
                 f"{folder}: clip_encoder.onnx and clip_head.onnx come from different checkpoints "

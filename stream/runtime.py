@@ -22,6 +22,16 @@ from dfstream.exceptions import (
 )
 from dfstream.export.metadata import ModelMetadata, Precision, Role
 from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError
+from dfstream.stream.gpu_options import (
+    CPU,
+    CUDA,
+    GPU_PROVIDERS,
+    TENSORRT,
+    graphs_allowed,
+    plain_run_options,
+    provider_entries,
+    tensorrt_loads,
+)
 from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
 
 log = logging.getLogger(__name__)
@@ -32,10 +42,6 @@ PrecisionChoice = Literal["auto", Precision]
 """What a user asks the stream for: a graph precision, or auto (int8 variants where they exist on
 CPU, each passed its check in 'dfstream quantize'; fp16 ones on a GPU)."""
 PRECISIONS: tuple[str, ...] = get_args(PrecisionChoice)
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
-TENSORRT = "TensorrtExecutionProvider"
-GPU_PROVIDERS = (TENSORRT, CUDA)
 
 # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. onnxruntime-gpu without CUDA
 # libraries prints two error lines per session before falling back; we report the outcome ourselves.
@@ -52,7 +58,7 @@ def select_providers(device: str) -> list[str]:
         return [CPU]
     if CUDA in available:
         _preload_cuda_libraries()
-        return [TENSORRT, CUDA, CPU] if TENSORRT in available and _tensorrt_installed() else [CUDA, CPU]
+        return [TENSORRT, CUDA, CPU] if TENSORRT in available and tensorrt_loads() else [CUDA, CPU]
     if device == "cuda":
         raise ProviderError(
             f"device 'cuda' requested but this onnxruntime ({ort.__version__}) has no {CUDA}; "
@@ -72,14 +78,6 @@ def _preload_cuda_libraries() -> None:
         preload(directory="")
     except Exception as exc:  # a system CUDA may still serve; the provider reports what it lacks
         log.debug("CUDA libraries not preloaded from pip packages: %s", first_line(exc))
-
-
-def _tensorrt_installed() -> bool:
-    """The TensorRT provider is in every onnxruntime-gpu wheel but needs TensorRT's own libraries
-    (``tensorrt-cu13``); without them it fails at session creation, so it is only asked for then."""
-    import importlib.util
-
-    return importlib.util.find_spec("tensorrt") is not None
 
 
 OPTIMIZATION = {
@@ -126,10 +124,14 @@ class TensorSpec:
 class OrtModel:
     """A warmed-up session plus the metadata that says how to feed it."""
 
-    def __init__(self, path: Path, session: ort.InferenceSession, metadata: ModelMetadata) -> None:
+    def __init__(self, path: Path, session: ort.InferenceSession, metadata: ModelMetadata,
+                 cuda_graphs: bool = False) -> None:
         self.path = path
         self.session = session
         self.metadata = metadata
+        self.cuda_graphs = cuda_graphs
+        """The session was made with CUDA graphs: every run outside the bound buckets says graph id -1."""
+        self._plain = plain_run_options(cuda_graphs)
         self.provider: str = session.get_providers()[0]
         self.inputs = tuple(_spec(i) for i in session.get_inputs())
         self.output_names = tuple(o.name for o in session.get_outputs())
@@ -142,7 +144,7 @@ class OrtModel:
         if len(self.inputs) != 1:
             raise BucketError(f"{self.path.name}: bound runs take single-input graphs, it has {len(self.inputs)}")
         device = "cpu" if self.provider == CPU else "cuda"
-        self.bound = BoundRunner(self.session, self.path.name, device, buckets, cuda_graphs)
+        self.bound = BoundRunner(self.session, self.path.name, device, buckets, cuda_graphs and self.cuda_graphs)
 
     def _feed(self, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         pairs = zip(self.inputs, arrays, strict=True)
@@ -152,8 +154,14 @@ class OrtModel:
         """Run on positional inputs (cast to the graph's dtype); returns the first output."""
         if self.bound is not None:
             return self.bound.run(np.asarray(arrays[0], dtype=self.bound.dtype))
-        out = self.session.run([self.output_name], self._feed(arrays))[0]
+        out = self.session.run([self.output_name], self._feed(arrays), self._plain)[0]
         return np.asarray(out, dtype=np.float32)
+
+    def warm_up(self) -> None:
+        """One plain run on zeros (graph id -1): the session's first-run costs, no CUDA graph captured
+        here; each bucket's graph is captured on the thread that first serves it (``bound.py``)."""
+        self.session.run([self.output_name], self._feed([np.zeros(_concrete(s.shape), dtype=s.dtype)
+                                                          for s in self.inputs]), self._plain)
 
     def p_fake(self, *arrays: np.ndarray) -> np.ndarray:
         """Calibrated probability of 'fake' whatever class the graph's sigmoid measures."""
@@ -161,7 +169,7 @@ class OrtModel:
 
     def p_fake_and(self, output: str, *arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """P(fake) as :meth:`p_fake` plus another output of the same run (e.g. the attention map)."""
-        p, extra = self.session.run([self.output_name, output], self._feed(arrays))
+        p, extra = self.session.run([self.output_name, output], self._feed(arrays), self._plain)
         return self._p_fake(np.asarray(p, dtype=np.float32)), np.asarray(extra, dtype=np.float32)
 
     def _p_fake(self, out: np.ndarray) -> np.ndarray:
@@ -200,60 +208,69 @@ def read_metadata(path: Path) -> ModelMetadata:
 def load_model(
     path: str | Path, role: Role, device: str = "auto", warmup: bool = True, settings: OrtSettings = DEFAULT_ORT
 ) -> OrtModel:
-    """Open ``path`` for ``role`` on ``device``: metadata checked, graph shapes checked, warmed up."""
+    """Open ``path`` for ``role`` on ``device``: metadata checked, graph shapes checked, warmed up.
+
+    ``device='cuda'`` never runs on the CPU: a session that lands elsewhere (no usable GPU, CUDA
+    libraries missing) is a ProviderError. ``auto`` falls back to the CPU with one warning."""
     path = Path(path)
     providers = select_providers(device)
-    session = _open(path, providers, settings, cuda_graphs=CUDA in providers)
+    graphs = graphs_allowed(providers)
+    try:
+        session = _open(path, providers, settings, cuda_graphs=graphs)
+    except ModelLoadError as exc:
+        if not graphs:
+            raise
+        log.warning("%s: cannot be opened with CUDA graphs (%s); running it without them", path.name, exc)
+        graphs = False
+        session = _open(path, providers, settings)
     meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
     if meta.role != role:
         raise MetadataError(f"{path}: metadata field 'dfstream.role' is {meta.role!r}, expected {role!r}")
-    model = OrtModel(path, session, meta)
+    model = OrtModel(path, session, meta, cuda_graphs=graphs)
     _check_inputs(model)
     if meta.attention_output is not None and meta.attention_output not in model.output_names:
         raise MetadataError(f"{path}: metadata field 'dfstream.attention_output' names "
                             f"{meta.attention_output!r}, which is not an output of the graph")
     if CUDA in providers and model.provider not in GPU_PROVIDERS:
-        log.warning("%s: CUDA was available but the session fell back to %s", path.name, model.provider)
+        if device == "cuda":
+            raise ProviderError(f"{path.name}: --device cuda, but ONNX Runtime runs it on {model.provider} (no "
+                                "usable GPU, or the CUDA libraries did not load); use --device auto or cpu")
+        _warn_cpu_fallback(model.provider)
     if model.provider in GPU_PROVIDERS and len(model.inputs) == 1:
         model = _bound_on_gpu(model, providers, settings)
     log.debug("%s (%s, %s) runs on %s", path.name, role, meta.precision, model.provider)
     if warmup:
-        model.run(*(np.zeros(_concrete(s.shape), dtype=s.dtype) for s in model.inputs))
+        model.warm_up()
     return model
 
 
+@functools.cache
+def _warn_cpu_fallback(provider: str) -> None:
+    """Once per process: ``auto`` found CUDA listed, and the sessions landed on the CPU."""
+    log.warning("device auto: this onnxruntime lists CUDA, but the models run on %s (no usable GPU, or the CUDA "
+                "libraries did not load)", provider)
+
+
+def on_gpu(model: OrtModel) -> bool:
+    """Whether a loaded session really runs on a GPU provider (what precision choices must follow)."""
+    return model.provider in GPU_PROVIDERS
+
+
 def _bound_on_gpu(model: OrtModel, providers: Sequence[str], settings: OrtSettings) -> OrtModel:
-    """Bind a GPU session's runs per bucket, with CUDA graphs where the graph allows them (every node
-    on CUDA); a graph that cannot be captured runs bound without them."""
-    graphs = model.provider == CUDA
+    """Bind a GPU session's runs per bucket, with CUDA graphs where the session was made with them; a
+    graph that cannot be captured runs bound without them."""
     try:
-        model.bind(cuda_graphs=graphs)
+        model.bind(cuda_graphs=model.cuda_graphs)
         return model
     except DfstreamError:
         raise  # a bucket that does not fit: the one-line error at start-up
     except Exception as exc:  # ORT raises private types when a graph cannot be captured
-        if not graphs:
+        if not model.cuda_graphs:
             raise
         log.warning("%s: CUDA graphs unavailable (%s); bound runs without them", model.path.name, first_line(exc))
-    plain = OrtModel(model.path, _open(model.path, providers, settings, cuda_graphs=False), model.metadata)
+    plain = OrtModel(model.path, _open(model.path, providers, settings), model.metadata)
     plain.bind(cuda_graphs=False)
     return plain
-
-
-def _provider_entries(providers: Sequence[str], cuda_graphs: bool) -> list[str | tuple[str, dict[str, str]]]:
-    """Provider names with the options the GPU path needs: CUDA graphs on the CUDA provider, and an
-    engine cache for TensorRT so that its engines are built once per graph and machine."""
-    entries: list[str | tuple[str, dict[str, str]]] = []
-    for p in providers:
-        if p == CUDA and cuda_graphs:
-            entries.append((CUDA, {"enable_cuda_graph": "1"}))
-        elif p == TENSORRT:
-            cache = Path.home() / ".cache" / "dfstream" / "tensorrt"
-            entries.append((TENSORRT, {"trt_engine_cache_enable": "1", "trt_engine_cache_path": str(cache),
-                                       "trt_fp16_enable": "1"}))
-        else:
-            entries.append(p)
-    return entries
 
 
 def _open(path: Path, providers: Sequence[str], settings: OrtSettings = DEFAULT_ORT,
@@ -266,7 +283,7 @@ def _open(path: Path, providers: Sequence[str], settings: OrtSettings = DEFAULT_
     ort.set_default_logger_severity(_QUIET)
     try:
         return ort.InferenceSession(str(path), sess_options=options,
-                                    providers=_provider_entries(providers, cuda_graphs))
+                                    providers=provider_entries(path, providers, cuda_graphs))
     except Exception as exc:  # ORT raises several private exception types for unreadable graphs
         raise ModelLoadError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
 

@@ -13,7 +13,8 @@ from onnx import TensorProto, helper
 
 from dfstream.stream import runtime
 from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError, bucket_for, check_buckets
-from dfstream.stream.runtime import CPU, CUDA, TENSORRT, load_model
+from dfstream.stream.gpu_options import CPU, CUDA, TENSORRT
+from dfstream.stream.runtime import load_model
 
 
 def test_a_batch_goes_to_the_smallest_bucket_that_holds_it() -> None:
@@ -64,14 +65,10 @@ def test_a_graph_with_a_fixed_batch_axis_is_refused_at_start_up(tmp_path: Path) 
     np.testing.assert_array_equal(one.run(np.array([[-1, 2, -3, 4]], np.float32)), [[0, 2, 0, 4]])
 
 
-def test_the_gpu_path_asks_for_cuda_graphs_and_tensorrt_only_when_it_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    entries = runtime._provider_entries([TENSORRT, CUDA, CPU], cuda_graphs=True)
-    assert entries[1] == (CUDA, {"enable_cuda_graph": "1"}) and entries[2] == CPU
-    assert entries[0][0] == TENSORRT and entries[0][1]["trt_engine_cache_enable"] == "1"  # type: ignore[index]
-    assert runtime._provider_entries([CUDA, CPU], cuda_graphs=False) == [CUDA, CPU]
+def test_the_gpu_path_asks_for_tensorrt_only_when_its_libraries_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
-    monkeypatch.setattr(runtime, "_tensorrt_installed", lambda: True)
+    monkeypatch.setattr(runtime, "tensorrt_loads", lambda: True)
     assert runtime.select_providers("cuda") == [TENSORRT, CUDA, CPU]
-    monkeypatch.setattr(runtime, "_tensorrt_installed", lambda: False)  # the provider is in the wheel, TensorRT is not
+    monkeypatch.setattr(runtime, "tensorrt_loads", lambda: False)  # the provider is in the wheel, TensorRT is not
     assert runtime.select_providers("auto") == [CUDA, CPU]
     assert runtime.select_providers("cpu") == [CPU]

@@ -1,0 +1,133 @@
+"""The GPU path's rules, checked on a CPU-only machine: what the sessions are asked for, which graph
+ids runs use, on which thread a bucket is captured, and that --device cuda never runs on the CPU.
+
+This onnxruntime is the CPU build: asked for the CUDA provider it warns and falls back to the CPU,
+which is exactly what onnxruntime-gpu does on a machine without a usable GPU, so making it list
+CUDA reproduces that case.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from dfstream.exceptions import ModelLoadError, ProviderError
+from dfstream.paths import BUNDLED_MODELS
+from dfstream.stream import gpu_options, runtime
+from dfstream.stream.bound import BoundRunner
+from dfstream.stream.engine import ModelSet
+from dfstream.stream.gpu_options import CPU, CUDA, TENSORRT, GraphInputs, provider_entries, tensorrt_options
+
+HEAD = BUNDLED_MODELS / "clip_head.onnx"
+
+
+@pytest.fixture
+def cuda_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxruntime lists CUDA, and no GPU serves it."""
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(runtime, "_preload_cuda_libraries", lambda: None)
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_device_cuda_refuses_when_the_session_lands_on_the_cpu(cuda_listed: None) -> None:
+    with pytest.raises(ProviderError, match=r"clip_head.onnx: --device cuda, but ONNX Runtime runs it on "
+                                            r"CPUExecutionProvider"):
+        runtime.load_model(HEAD, "clip_head", "cuda")
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_auto_falls_back_in_one_line_and_takes_the_cpus_precision(cuda_listed: None,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    runtime._warn_cpu_fallback.cache_clear()
+    with caplog.at_level(logging.WARNING):
+        models = ModelSet.load(BUNDLED_MODELS, "auto", "auto")
+    assert models.provider == CPU
+    # on a CPU, auto runs model A's int8 graph (which exists), never the fp16 one meant for a GPU
+    assert models.frame.metadata.precision == "int8"
+    fallbacks = [r for r in caplog.records if "lists CUDA, but the models run on" in r.getMessage()]
+    assert len(fallbacks) == 1
+
+
+def test_cuda_graphs_are_never_asked_for_beside_tensorrt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu_options, "TRT_CACHE", tmp_path / "a" / "b" / "trt")
+    monkeypatch.setattr(gpu_options, "tensorrt_options",
+                        lambda graph: tensorrt_options(graph, cache=tmp_path / "a" / "b" / "trt"))
+    with_trt = provider_entries(HEAD, [TENSORRT, CUDA, CPU], cuda_graphs=True)
+    assert with_trt[1] == CUDA and with_trt[2] == CPU  # no enable_cuda_graph beside TensorRT
+    assert provider_entries(HEAD, [CUDA, CPU], cuda_graphs=True)[0] == (CUDA, {"enable_cuda_graph": "1"})
+    assert (tmp_path / "a" / "b" / "trt").is_dir()  # the cache folder is made with its parents
+    assert not gpu_options.graphs_allowed([TENSORRT, CUDA, CPU]) and gpu_options.graphs_allowed([CUDA, CPU])
+
+
+def test_tensorrt_gets_one_profile_over_the_buckets_and_fp16_only_for_fp16_graphs(tmp_path: Path) -> None:
+    fp32 = tensorrt_options(GraphInputs("frames", (3, 128, 128), 1, fp16=False), (1, 4, 16, 64), tmp_path)
+    assert fp32["trt_fp16_enable"] == "0"
+    assert fp32["trt_profile_min_shapes"] == "frames:1x3x128x128"
+    assert fp32["trt_profile_opt_shapes"] == "frames:16x3x128x128"
+    assert fp32["trt_profile_max_shapes"] == "frames:64x3x128x128"
+    assert fp32["trt_timing_cache_enable"] == "1" and fp32["trt_engine_cache_path"] == str(tmp_path)
+    half = tensorrt_options(GraphInputs("frames", (3, 128, 128), 1, fp16=True), (1, 4, 16, 64), tmp_path)
+    assert half["trt_fp16_enable"] == "1"
+    free = tensorrt_options(GraphInputs("frames", None, 1, fp16=False), (1, 4), tmp_path)
+    assert "trt_profile_min_shapes" not in free  # free axes: no profile can be written
+    assert gpu_options.read_graph_inputs(HEAD) == GraphInputs("features", (16, 1285), 1, False)
+
+
+class _RecordingSession:
+    """A real session whose runs are recorded: options given, and the thread of each bound run."""
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self._session = session
+        self.plain_ids: list[str | None] = []
+        self.bound_runs: list[tuple[str, int]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
+
+    def run(self, names: list[str], feed: dict[str, np.ndarray], options: ort.RunOptions | None = None) -> list:
+        self.plain_ids.append(None if options is None else options.get_run_config_entry("gpu_graph_id"))
+        return self._session.run(names, feed, options)
+
+    def run_with_iobinding(self, binding: ort.IOBinding, options: ort.RunOptions) -> None:
+        self.bound_runs.append((options.get_run_config_entry("gpu_graph_id"), threading.get_ident()))
+        self._session.run_with_iobinding(binding, options)
+
+
+def test_bucket_graphs_count_from_one_probes_say_minus_one_and_capture_on_the_serving_thread() -> None:
+    session = _RecordingSession(ort.InferenceSession(str(HEAD), providers=[CPU]))
+    runner = BoundRunner(session, HEAD.name, "cpu", buckets=(1, 4), cuda_graphs=True)  # type: ignore[arg-type]
+    assert session.plain_ids == ["-1", "-1"]  # the shape probes neither capture nor replay graph 0
+    assert session.bound_runs == []  # nothing captured at start-up, on the loading thread
+    assert [s.graph_id for s in runner._slots.values()] == [1, 2]
+    done: list[np.ndarray] = []
+    lane = threading.Thread(target=lambda: done.append(runner.run(np.ones((3, 16, 1285), np.float32))))
+    lane.start()
+    lane.join()
+    assert session.bound_runs == [("2", lane.ident)] and runner.captured_on == {4: lane.ident}
+    assert done[0].shape == (3,)
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_a_session_that_fails_with_cuda_graphs_is_opened_again_without(cuda_listed: None,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    real_open = runtime._open
+    asked: list[bool] = []
+
+    def open_once(path: Path, providers: list[str], settings: object = runtime.DEFAULT_ORT,
+                  cuda_graphs: bool = False) -> ort.InferenceSession:
+        asked.append(cuda_graphs)
+        if cuda_graphs:
+            raise ModelLoadError(f"{path}: not a loadable ONNX model (a Memcpy node cannot be captured)")
+        return real_open(path, providers, settings, cuda_graphs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "_open", open_once)
+    with caplog.at_level(logging.WARNING):
+        model = runtime.load_model(HEAD, "clip_head", "auto")
+    assert asked == [True, False] and not model.cuda_graphs
+    assert any("cannot be opened with CUDA graphs" in r.getMessage() for r in caplog.records)
