@@ -210,3 +210,26 @@ def bench_soak_cmd(
         _report("soak", written.markdown, written.files)
 
     guard(body)
+
+
+@bench_app.command("gpu-check")
+def bench_gpu_check_cmd(
+    models: BundledModelsOpt = None,
+    out: OutOpt = None,
+    seconds: Annotated[float, typer.Option(help="Minimum timed duration per batch size.")] = 1.0,
+) -> None:
+    """First run on a GPU machine: each graph on CUDA (TensorRT when it loads) against the CPU, from two
+    threads, with CUDA graphs, timed at batches 1/4/16/64; refuses in one line where no GPU serves."""
+
+    def body() -> None:
+        from dfstream.benchmarks.gpu_check import gpu_check, markdown
+        from dfstream.paths import BUNDLED_MODELS
+        from dfstream.stream.runtime import select_providers
+
+        select_providers("cuda")  # refuse before making a report folder
+        target = _out(out, "gpu-check")
+        checks = gpu_check(models or BUNDLED_MODELS, target, seconds)
+        _report("gpu-check", markdown(checks), [target / "gpu_check.json", target / "gpu_check.md"])
+
+    guard(body)
+

@@ -131,3 +131,34 @@ def test_a_session_that_fails_with_cuda_graphs_is_opened_again_without(cuda_list
         model = runtime.load_model(HEAD, "clip_head", "auto")
     assert asked == [True, False] and not model.cuda_graphs
     assert any("cannot be opened with CUDA graphs" in r.getMessage() for r in caplog.records)
+
+
+def test_gpu_check_refuses_in_one_line_without_cuda(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "dfstream.cli", "bench", "gpu-check", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "has no CUDAExecutionProvider" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_gpu_check_refuses_when_cuda_is_listed_but_serves_nothing(cuda_listed: None, tmp_path: Path) -> None:
+    from dfstream.benchmarks.gpu_check import gpu_check
+
+    with pytest.raises(ProviderError, match="--device cuda, but ONNX Runtime runs it on CPUExecutionProvider"):
+        gpu_check(BUNDLED_MODELS, tmp_path)
+
+
+def test_gpu_check_compares_a_graph_with_the_cpu_from_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check itself, with the 'GPU' session a CPU one: the comparison, the thread rerun and the timing
+    run, and the problems it reports for a session that is not on a GPU provider."""
+    from dfstream.benchmarks import gpu_check
+
+    real_load = gpu_check.load_model
+    monkeypatch.setattr(gpu_check, "load_model", lambda path, role, device: real_load(path, role, "cpu"))
+    check = gpu_check.check_graph("clip_head", HEAD, HEAD, seconds=0.05)
+    assert check.max_diff_vs_cpu == 0.0 and check.second_thread_equal
+    assert set(check.p50_ms) == {1, 4, 16, 64}
+    assert check.problems == ["runs on CPUExecutionProvider"]
