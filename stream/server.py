@@ -9,13 +9,12 @@ each score record returns on the peer's data channel (the JSON-lines schema).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -40,10 +39,15 @@ from dfstream.stream.sources.base import ThreadedSource
 from dfstream.stream.sources.peer import PushSource
 from dfstream.stream.types import Frame
 from dfstream.stream.web_events import EventsView, RecentEvents
+from dfstream.stream.web_security import check_token, security_middleware
 
 log = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
+PENDING_TIMEOUT_S = 15.0
+"""A peer that has not connected by then is closed: an offer that never completes ICE holds no slot."""
+PENDING_PER_CLIENT = 2
+"""Offers still connecting from one client address; more get 429."""
 TOKEN_ENV = "DFSTREAM_TOKEN"
 PAGES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "application/javascript")}
 
@@ -61,6 +65,7 @@ def check_bind(host: str, token: str | None) -> None:
     """Anything but loopback needs a token: the page streams people's faces."""
     if not is_loopback(host) and not token:
         raise DfstreamError(f"refusing to listen on {host} without a token: pass --token or set {TOKEN_ENV}")
+    check_token(token)
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,9 @@ class Peer:
     feed: str | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    remote: str = ""
+    connected: bool = False
+    """ICE and DTLS completed: only then does the peer take one of ``max_peers``."""
 
     @property
     def scored_source(self) -> str:
@@ -235,7 +243,7 @@ class Server:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10.0)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[self._auth])
+        app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[security_middleware(self.options.token)])
         app.router.add_get("/", self.page)
         app.router.add_get("/app.js", self.page)
         app.router.add_post("/offer", self.offer)
@@ -247,17 +255,6 @@ class Server:
         app.on_startup.append(self.on_startup)
         app.on_shutdown.append(self.on_shutdown)
         return app
-
-    # -- security -------------------------------------------------------------------------------
-    @web.middleware
-    async def _auth(self, request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        token = self.options.token
-        if token:
-            given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return web.json_response({"error": "missing or wrong token"}, status=401)
-        return await handler(request)
 
     # -- endpoints ------------------------------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:
@@ -278,6 +275,8 @@ class Server:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def offer(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return web.json_response({"error": "an offer is sent as application/json"}, status=415)
         try:
             body = await request.json()
         except web.HTTPRequestEntityTooLarge:
@@ -287,23 +286,27 @@ class Server:
         problem = _offer_problem(body, list(self.feeds))
         if problem:
             return web.json_response({"error": problem}, status=400)
-        if len(self.peers) >= self.options.max_peers:
+        if sum(p.connected for p in self.peers.values()) >= self.options.max_peers:
             return web.json_response({"error": f"server is full ({self.options.max_peers} peers)"}, status=503)
+        remote = request.remote or ""
+        pending = [p for p in self.peers.values() if not p.connected]
+        if sum(p.remote == remote for p in pending) >= PENDING_PER_CLIENT or len(pending) >= self.options.max_peers:
+            return web.json_response({"error": "too many offers still connecting; try again shortly"}, status=429)
         try:
-            answer, peer_id = await self._connect(body["sdp"], body.get("feed"))
+            answer, peer_id = await self._connect(body["sdp"], body.get("feed"), remote)
         except ValueError as exc:
             return web.json_response({"error": f"SDP offer rejected: {exc}"}, status=400)
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer": peer_id})
 
     # -- peers ----------------------------------------------------------------------------------
-    async def _connect(self, sdp: str, feed: str | None) -> tuple[RTCSessionDescription, str]:
+    async def _connect(self, sdp: str, feed: str | None, remote: str = "") -> tuple[RTCSessionDescription, str]:
         """A peer either sends its camera (``feed`` None) or watches a server-side feed."""
         assert self.pipeline is not None and self.channels is not None
         ice = [RTCIceServer(urls=u) for u in self.options.ice_servers]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
         peer_id = uuid.uuid4().hex[:8]
         source = None if feed else PushSource(f"peer:{peer_id}")
-        peer = Peer(peer_id, pc, source, feed)
+        peer = Peer(peer_id, pc, source, feed, remote=remote)
         self.peers[peer_id] = peer
         channels = self.channels
         if feed:
@@ -324,6 +327,9 @@ class Server:
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
+            if pc.connectionState == "connected" and not peer.connected:
+                peer.connected = True
+                log.info("peer %s connected (%d active)", peer_id, sum(p.connected for p in self.peers.values()))
             if pc.connectionState in ("failed", "closed", "disconnected"):
                 await self.close_peer(peer_id)
 
@@ -336,8 +342,16 @@ class Server:
             raise ValueError(str(exc) or type(exc).__name__) from None
         if source is not None:
             self.pipeline.add_source(source)
-        log.info("peer %s connected (%d active)", peer_id, len(self.peers))
+        log.info("peer %s answered; waiting for it to connect", peer_id)
+        peer.tasks.append(asyncio.ensure_future(self._drop_if_pending(peer_id)))
         return pc.localDescription, peer_id
+
+    async def _drop_if_pending(self, peer_id: str) -> None:
+        await asyncio.sleep(PENDING_TIMEOUT_S)
+        peer = self.peers.get(peer_id)
+        if peer is not None and not peer.connected:
+            log.info("peer %s never connected within %.0f s; closed", peer_id, PENDING_TIMEOUT_S)
+            await self.close_peer(peer_id)
 
     async def _read_video(self, peer: Peer, track: Any) -> None:
         assert peer.source is not None
@@ -377,6 +391,8 @@ def _offer_problem(body: object, feeds: Sequence[str]) -> str | None:
         return "field 'sdp' must be an SDP offer (starting with 'v=0')"
     if "m=video" not in sdp:
         return "the offer has no video (m=video)"
+    if "a=fingerprint:" not in sdp:
+        return "the offer has no DTLS fingerprint (a=fingerprint)"
     feed = body.get("feed")
     if feed is not None and feed not in feeds:
         return f"unknown feed {feed!r}; this server has {list(feeds) or 'none'}"
@@ -405,4 +421,5 @@ def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: i
     web.run_app(server.app(), host=options.host, port=options.port, print=None, access_log_class=PathOnlyAccessLogger)
 
 
-__all__ = ["MAX_OFFER_BYTES", "TOKEN_ENV", "ServeOptions", "Server", "check_bind", "is_loopback", "serve"]
+__all__ = ["MAX_OFFER_BYTES", "PENDING_TIMEOUT_S", "TOKEN_ENV", "ServeOptions", "Server", "check_bind", "is_loopback",
+           "serve"]

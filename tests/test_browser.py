@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from tests.rtsp import free_port
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PAGE_TOKEN = "browser-page-token-0123456789"
 
 
 def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
@@ -50,6 +52,16 @@ HEAT_SHARE_JS = """() => {
 }"""
 
 
+def wait_until(page: Any, expression: str, timeout_s: float) -> None:
+    """Poll ``expression`` from here: Playwright's wait_for_function evaluates strings with eval inside
+    the page, which the server's content security policy (rightly) forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true after {timeout_s} s: {expression}")
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def served(stream_models: Path, tmp_path: Path) -> Iterator[str]:
     from tests.test_import_detectors import tiny_classifier
@@ -61,13 +73,15 @@ def served(stream_models: Path, tmp_path: Path) -> Iterator[str]:
                                str(tmp_path / "imported")], capture_output=True, text=True, timeout=300)
     assert imported.returncode == 0, imported.stderr
     port = free_port()
+    # with a token, given the way that keeps it out of `ps`: the page must still load its own script
     proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", "--models", str(stream_models),
                              "--models", str(tmp_path / "imported"), "--port", str(port), "--device", "cpu",
-                             "--explain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--explain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "DFSTREAM_TOKEN": PAGE_TOKEN})
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as res:
+            with urllib.request.urlopen(f"{base}/healthz?token={PAGE_TOKEN}", timeout=1) as res:
                 if res.status == 200:
                     break
         except OSError:
@@ -96,18 +110,17 @@ def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
         )
         try:
             page = browser.new_page(viewport={"width": 900, "height": 900})
-            page.goto(served)
+            page.goto(f"{served}/?token={PAGE_TOKEN}")
             page.click("#start")
-            page.wait_for_function("Number(document.getElementById('count').textContent) >= 15", timeout=90_000)
+            wait_until(page, "Number(document.getElementById('count').textContent) >= 15", 90.0)
             rows = page.locator("#faces tbody tr")
             assert rows.count() >= 1
             label = rows.first.locator("td").nth(1).inner_text()
             score = float(rows.first.locator("td.score").inner_text())
-            page.wait_for_function("latest.length > 0 && latest[0].models && latest[0].models.tiny !== null",
-                                   timeout=30_000)
+            wait_until(page, "latest.length > 0 && latest[0].models && latest[0].models.tiny !== null", 30.0)
             imported = rows.first.locator("td.imported").inner_text()
             status = page.inner_text("#status")
-            page.wait_for_function("latest.length > 0 && latest[0].attention !== undefined", timeout=30_000)
+            wait_until(page, "latest.length > 0 && latest[0].attention !== undefined", 30.0)
             grid_side = page.evaluate("latest[0].attention.grid.length")
             heat_share = page.evaluate(HEAT_SHARE_JS)
             page.screenshot(path=str(ARTIFACTS / "browser.png"))

@@ -167,12 +167,18 @@ def test_bad_offers_get_a_reason(models: ModelSet) -> None:
         out = []
         try:
             async with ClientSession() as session:
+                video = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
                 for body in (b"not json", json.dumps({"type": "answer", "sdp": "v=0"}).encode(),
                              json.dumps({"type": "offer", "sdp": "hello"}).encode(),
-                             json.dumps({"type": "offer", "sdp": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"}).encode(),
-                             b"x" * (MAX_OFFER_BYTES + 10)):
-                    async with session.post(f"{srv.base}/offer", data=body) as res:
+                             json.dumps({"type": "offer", "sdp": video + "a=fingerprint:sha-256 AB:CD\r\n"}).encode(),
+                             b"x" * (MAX_OFFER_BYTES + 10),
+                             json.dumps({"type": "offer", "sdp": video}).encode()):
+                    async with session.post(f"{srv.base}/offer", data=body,
+                                            headers={"Content-Type": "application/json"}) as res:
                         out.append((res.status, (await res.json())["error"]))
+                # a form post from another page (text/plain needs no CORS preflight) is not an offer
+                async with session.post(f"{srv.base}/offer", data=b"{}", headers={"Content-Type": "text/plain"}) as res:
+                    out.append((res.status, (await res.json())["error"]))
         finally:
             await runner.cleanup()
         return out
@@ -183,20 +189,24 @@ def test_bad_offers_get_a_reason(models: ModelSet) -> None:
     assert results[2][0] == 400 and "must be an SDP offer" in results[2][1]
     assert results[3][0] == 400 and results[3][1].startswith("SDP offer rejected")
     assert results[4][0] == 413 and "larger than" in results[4][1]
+    assert results[5] == (400, "the offer has no DTLS fingerprint (a=fingerprint)")
+    assert results[6][0] == 415
 
 
 def test_token_and_peer_cap(models: ModelSet) -> None:
     async def main() -> tuple[int, int, dict[str, Any]]:
-        runner, srv = await _start(models, token="s3cret", max_peers=1)
+        runner, srv = await _start(models, token="s3cret-0123456789abcdef", max_peers=1)
         first, second = Client(), Client()
         try:
             async with ClientSession() as session:
                 async with session.get(f"{srv.base}/") as res:
                     denied = res.status
-                async with session.get(f"{srv.base}/?token=s3cret") as res:
+                async with session.get(f"{srv.base}/?token=s3cret-0123456789abcdef") as res:
                     allowed = res.status
-                await first.connect(srv.base, session, "?token=s3cret")
-                refused = await second.connect(srv.base, session, "?token=s3cret")
+                await first.connect(srv.base, session, "?token=s3cret-0123456789abcdef")
+                # a peer takes a slot once connected, not when its offer is answered
+                assert await _until(lambda: any(p.connected for p in srv.server.peers.values()), 30.0)
+                refused = await second.connect(srv.base, session, "?token=s3cret-0123456789abcdef")
         finally:
             await first.close()
             await second.close()
@@ -275,12 +285,13 @@ def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(model
     outputs = event_outputs(EventsConfig(dir=tmp_path / "ev", pre_roll_s=0.5, post_roll_s=0.5), (), None, [feed])
 
     async def main() -> dict[str, Any]:
-        runner, srv = await _start(models, feeds=[feed], outputs=outputs, token="s3cret", threshold=0.05)
+        runner, srv = await _start(models, feeds=[feed], outputs=outputs, token="s3cret-0123456789abcdef",
+                                   threshold=0.05)
         got: dict[str, Any] = {}
         try:
             async with ClientSession() as session:
                 async def listed() -> list[dict[str, Any]]:
-                    async with session.get(f"{srv.base}/events?token=s3cret") as res:
+                    async with session.get(f"{srv.base}/events?token=s3cret-0123456789abcdef") as res:
                         return list((await res.json())["events"])
 
                 deadline = time.monotonic() + 60
@@ -290,12 +301,12 @@ def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(model
                 snapshot = events[0]["snapshot"]
                 async with session.get(f"{srv.base}/events/{snapshot}") as res:
                     got["no_token"] = res.status
-                async with session.get(f"{srv.base}/events/{snapshot}?token=s3cret") as res:
+                async with session.get(f"{srv.base}/events/{snapshot}?token=s3cret-0123456789abcdef") as res:
                     got["snapshot"] = (res.status, res.headers["Content-Type"], (await res.read())[:2])
                 for name in ("unlisted.jpg", "..%2Fevents.jsonl", "events.jsonl"):
-                    async with session.get(f"{srv.base}/events/{name}?token=s3cret") as res:
+                    async with session.get(f"{srv.base}/events/{name}?token=s3cret-0123456789abcdef") as res:
                         got[name] = res.status
-                async with session.get(f"{srv.base}/metrics?token=s3cret") as res:
+                async with session.get(f"{srv.base}/metrics?token=s3cret-0123456789abcdef") as res:
                     got["metrics"] = await res.text()
         finally:
             await runner.cleanup()
