@@ -18,9 +18,9 @@ def check_cmd(file: Annotated[Path, typer.Argument(help="The YAML file to valida
     """Validate a cameras file: one line per source and output (passwords masked), or the first error."""
 
     def body() -> None:
-        from dfstream.config_file import describe, load_config
+        from dfstream.config_file import describe, interpolated_fields, load_config
 
-        for line in describe(load_config(file)):
+        for line in describe(load_config(file), interpolated_fields(file)):
             typer.echo(line)
         typer.echo(f"{file}: ok")
 

@@ -260,6 +260,8 @@ class EventsConfig(_Strict):
     clips: bool = Field(True, description="write an MP4 clip per event (snapshots are always written)")
     retention_days: float = Field(7.0, gt=0, description="events older than this are removed, oldest first")
     retention_gb: float = Field(5.0, gt=0, description="the folder is kept under this size, oldest removed first")
+    private: bool = Field(True, description="snapshots, clips and the index readable by this user only (files "
+                          "0600, folder 0700); false leaves them to the umask")
 
 
 class SourceConfig(_Strict):

@@ -94,12 +94,58 @@ def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
     return 1
 
 
+def _refuse_aliases(text: str, path: Path) -> None:
+    """YAML aliases (``*name``) can expand a few hundred bytes into gigabytes ("billion laughs"); a
+    cameras file has no use for them, so the first one is an error, found before anything is built."""
+    try:
+        for event in yaml.parse(text):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise ConfigError(f"{path}:{line}: YAML aliases (*{event.anchor}) are not accepted in a cameras file")
+    except yaml.YAMLError:
+        return  # the full parse below reports it with its line
+
+
+INTERPOLATED = (("sources", "*", "url"), ("outputs", "mqtt", "url"))
+"""The fields ``${VAR}`` may fill: where credentials live (camera URLs, the broker's). Anywhere else
+(a webhook URL, a path) a variable could carry a secret to a place that publishes or sends it."""
+
+
+def _interpolable(loc: tuple[Any, ...]) -> bool:
+    return any(len(loc) == len(p) and all(a == "*" or a == b for a, b in zip(p, loc, strict=True))
+               for p in INTERPOLATED)
+
+
+def interpolated_fields(path: Path) -> dict[tuple[Any, ...], str]:
+    """Where ``path`` reads the environment, with the text as written (``${VAR}`` unexpanded): what
+    ``config check`` shows for those fields, so no expanded secret is ever printed."""
+    found: dict[tuple[Any, ...], str] = {}
+
+    def walk(value: Any, loc: tuple[Any, ...]) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*loc, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*loc, i))
+        elif isinstance(value, str) and ENV_REF.search(value):
+            found[loc] = value
+
+    walk(yaml.safe_load(path.read_text(encoding="utf-8")), ())
+    return found
+
+
 def _expand(value: Any, loc: tuple[Any, ...], where: str, lines: dict[tuple[Any, ...], int]) -> Any:
     if isinstance(value, dict):
         return {k: _expand(v, (*loc, k), where, lines) for k, v in value.items()}
     if isinstance(value, list):
         return [_expand(v, (*loc, i), where, lines) for i, v in enumerate(value)]
     if isinstance(value, str):
+        if ENV_REF.search(value) and not _interpolable(loc):
+            field = ".".join(str(p) for p in loc)
+            raise ConfigError(f"{where}:{_line_of(loc, lines)}: {field}: ${{VAR}} is read only into source URLs "
+                              "and outputs.mqtt.url")
+
         def sub(m: re.Match[str]) -> str:
             if m.group(1) not in os.environ:
                 field = ".".join(str(p) for p in loc)
@@ -115,7 +161,11 @@ def load_config(path: Path) -> CamerasFile:
     """Read, expand and validate ``path``; any problem is one ConfigError naming file, line and field."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}:1: not a text file (UTF-8 YAML expected)") from None
+    _refuse_aliases(text, path)
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -243,13 +293,18 @@ def serve_fields(cfg: CamerasFile, bundled_models: Path) -> dict[str, Any]:
     return {**fields, "host": server.host, "port": server.port, "token": token, "max_peers": server.max_peers}
 
 
-def describe(cfg: CamerasFile) -> list[str]:
-    """What ``config check`` prints: a line per source and output, passwords masked."""
+def describe(cfg: CamerasFile, written: dict[tuple[Any, ...], str] | None = None) -> list[str]:
+    """What ``config check`` prints: a line per source and output, passwords masked; fields read from the
+    environment are shown as written (``written``, from :func:`interpolated_fields`), never expanded."""
+    from dfstream.stream.outputs.webhook import webhook_label
     from dfstream.stream.sources import redact
 
-    lines = [f"source {s.name}: {redact(s.url)}" + "".join(
+    def shown(loc: tuple[Any, ...], url: str) -> str:
+        return redact((written or {}).get(loc, url))
+
+    lines = [f"source {s.name}: {shown(('sources', i, 'url'), s.url)}" + "".join(
         f", {k} {v}" for k, v in (("max_faces", s.max_faces), ("stride", s.stride), ("threshold", s.threshold))
-        if v is not None) for s in cfg.sources]
+        if v is not None) for i, s in enumerate(cfg.sources)]
     out = cfg.outputs
     if out.jsonl:
         lines.append(f"records: {out.jsonl}")
@@ -257,9 +312,9 @@ def describe(cfg: CamerasFile) -> list[str]:
         e = out.events
         lines.append(f"events: {e.dir} (pre-roll {e.pre_roll_s:g} s, post-roll {e.post_roll_s:g} s, "
                      f"{e.retention_days:g} days / {e.retention_gb:g} GB)")
-    lines += [f"webhook: {redact(w.url)}" + (" (signed)" if w.secret_env else "") for w in out.webhooks]
+    lines += [f"{webhook_label(w.url, i)}" + (" (signed)" if w.secret_env else "") for i, w in enumerate(out.webhooks)]
     if out.mqtt:
-        lines.append(f"mqtt: {redact(out.mqtt.url)} prefix {out.mqtt.prefix}"
+        lines.append(f"mqtt: {shown(('outputs', 'mqtt', 'url'), out.mqtt.url)} prefix {out.mqtt.prefix}"
                      + (f", discovery under {out.mqtt.discovery_prefix}/" if out.mqtt.discovery else ""))
     lines.append(f"server: {cfg.server.host}:{cfg.server.port}" + (" with a token" if cfg.server.token_env else ""))
     return lines

@@ -42,10 +42,17 @@ QUEUE_FRAMES = 256
 """Frames waiting for the event thread; more are dropped (counted) rather than delaying scoring."""
 
 
-def check_events_folder(folder: Path) -> None:
+PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
+"""Snapshots and clips show people's faces: only the user running dfstream reads them, unless
+``events.private`` is false."""
+
+
+def check_events_folder(folder: Path, private: bool = True) -> None:
     """Refuse, before any model loads, an events folder that cannot be made or written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        if private:
+            folder.chmod(PRIVATE_FOLDER)
         probe = folder / ".dfstream-write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -67,8 +74,9 @@ class EventSink:
         nothing is written."""
         self.config = config
         self.folder = None if config is None else config.dir
+        self._private = config is None or config.private
         if self.folder is not None:
-            check_events_folder(self.folder)
+            check_events_folder(self.folder, self._private)
         self._fps_of = fps_of
         self._emit = emit
         self._queue: queue.Queue[tuple[Frame, Sequence[ScoreRecord]] | None] = queue.Queue(QUEUE_FRAMES)
@@ -156,6 +164,7 @@ class EventSink:
         try:
             if not cv2.imwrite(str(folder / name), annotate(frame.image, mine)):
                 raise OSError("the JPEG could not be written")
+            self._restrict(folder / name)
             event.snapshot = name
         except OSError as exc:
             log.error("event %s: snapshot not written: %s", event.id, first_line(exc))
@@ -163,6 +172,7 @@ class EventSink:
     def _start_clip(self, event: DeepfakeEvent, folder: Path) -> None:
         name = f"{event.id}.mp4"
         clip = _Clip(event, Mp4Writer(folder / name, self._fps_of(event.source)))
+        self._restrict(folder / name)
         event.clip, event.clip_status = name, "recording"
         self._clips[event.id] = clip
         ring = self._rings[event.source]
@@ -191,6 +201,7 @@ class EventSink:
         self._clips.pop(clip.event.id, None)
         try:
             clip.writer.close()
+            self._restrict(clip.writer.path)
             if clip.event.clip_status == "recording":
                 clip.event.clip_status = "done"
         except OSError as exc:
@@ -230,11 +241,16 @@ class EventSink:
             try:
                 with (self.folder / INDEX).open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(data, separators=(",", ":")) + "\n")
+                self._restrict(self.folder / INDEX)
             except OSError as exc:
                 self._stop_clips(f"event clips stopped: {first_line(exc)}")
         self._send(data)
         if state == "end":
             self._prune()
+
+    def _restrict(self, path: Path) -> None:
+        if self._private and path.exists():
+            path.chmod(PRIVATE_FILE)
 
     def _prune(self) -> None:
         if self.config is not None:
@@ -304,4 +320,5 @@ def _rewrite_index(folder: Path, removed: set[str]) -> None:
             kept.append(line)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.chmod(path.stat().st_mode & 0o777)  # the index keeps its mode
     shutil.move(str(tmp), str(path))

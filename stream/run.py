@@ -73,7 +73,7 @@ def event_outputs(
     if events is not None or webhooks or mqtt is not None:
         fps = {s.name: s.fps or 30.0 for s in sources}
         out.append(EventSink(events, lambda name: fps.get(name, 30.0)))
-    out += [WebhookSink(w) for w in webhooks]
+    out += [WebhookSink(w, i) for i, w in enumerate(webhooks)]
     if mqtt is not None:
         from dfstream.stream.outputs.mqtt import MqttSink
 

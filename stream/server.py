@@ -283,6 +283,8 @@ class Server:
             return web.json_response({"error": f"offer larger than {MAX_OFFER_BYTES} bytes"}, status=413)
         except (ValueError, UnicodeDecodeError):
             return web.json_response({"error": "body is not JSON"}, status=400)
+        except RecursionError:  # deeply nested arrays within the size limit
+            return web.json_response({"error": "body is nested too deeply"}, status=400)
         problem = _offer_problem(body, list(self.feeds))
         if problem:
             return web.json_response({"error": problem}, status=400)

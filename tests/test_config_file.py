@@ -12,7 +12,7 @@ import pytest
 from dfstream.config_file import EXAMPLE, ConfigError, load_config
 from dfstream.paths import SAMPLE_CLIP
 
-SECRET = "s3cr3t-pw"
+SECRET = "s3cr3t-pw-0123456789"
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -35,8 +35,26 @@ def test_the_example_checks_and_never_prints_a_password(tmp_path: Path) -> None:
     result = _cli("config", "check", str(path), env={"FRONT_DOOR_PASSWORD": SECRET, "MQTT_PASSWORD": SECRET})
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout + result.stderr
-    assert "source front-door: rtsp://viewer:***@192.168.1.20:554/stream1" in result.stdout
+    assert "source front-door: rtsp://***@192.168.1.20:554/stream1" in result.stdout
     assert result.stdout.rstrip().endswith(f"{path}: ok")
+    # a variable that fills more than a password is shown as written, never expanded
+    whole = _write(tmp_path, "sources:\n  - name: a\n    url: ${CAMERA_URL}\n")
+    result = _cli("config", "check", str(whole), env={"CAMERA_URL": f"rtsp://cam.example/{SECRET}"})
+    assert result.returncode == 0 and SECRET not in result.stdout and "source a: ${CAMERA_URL}" in result.stdout
+
+
+def test_an_alias_bomb_is_one_line_at_once(tmp_path: Path) -> None:
+    import time
+
+    from dfstream.config_file import ConfigError, load_config
+
+    levels = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    path = _write(tmp_path, "\n".join(levels) + "\nsources: *a8\n")  # 9^9 strings once expanded
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"cameras.yaml:2: YAML aliases \(\*a0\) are not accepted"):
+        load_config(path)
+    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize(
@@ -54,6 +72,10 @@ def test_the_example_checks_and_never_prints_a_password(tmp_path: Path) -> None:
         ("models:\n  precision: bf16\nsources:\n  - name: a\n    url: x.mp4\n",
          ":2: models.precision: Input should be 'auto', 'fp32', 'fp16' or 'int8'"),
         ("sources:\n  - name: a\n   url: x\n", ":3: not valid YAML"),
+        # a variable may fill a camera's or the broker's URL, not a place that sends or publishes it
+        ("sources:\n  - name: a\n    url: x.mp4\noutputs:\n  webhooks:\n    - url: http://h/?t=${DFSTREAM_TOKEN}\n",
+         ":6: outputs.webhooks.0.url: ${VAR} is read only into source URLs and outputs.mqtt.url"),
+        ("a: &a [x, x]\nb: &b [*a, *a]\nsources: *b\n", ":2: YAML aliases (*a) are not accepted"),
     ],
 )
 def test_each_error_names_the_file_line_and_field(tmp_path: Path, body: str, expected: str) -> None:

@@ -66,6 +66,14 @@ def test_a_low_threshold_run_writes_events_with_snapshot_and_clip(event_run: tup
         assert e["scores"]["frame_model"] is not None
 
 
+def test_faces_on_disk_are_readable_by_this_user_only(event_run: tuple[Path, Path]) -> None:
+    _, folder = event_run
+    assert folder.stat().st_mode & 0o777 == 0o700
+    files = [p for p in folder.iterdir() if p.is_file()]
+    assert {p.suffix for p in files} >= {".jpg", ".mp4", ".jsonl"}
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: 0o600 for p in files}
+
+
 def test_the_clip_plays_holds_the_pre_roll_and_its_length_matches(event_run: tuple[Path, Path]) -> None:
     _, folder = event_run
     event = read_index(folder)[-1]  # the first event

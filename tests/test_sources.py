@@ -158,6 +158,10 @@ def test_rtsp_url_that_refuses_gives_up_after_its_budget() -> None:
         _drain(source, consumer_delay=0.0, timeout=20.0)
 
 
-def test_redact_hides_passwords_only() -> None:
-    assert redact("rtsp://admin:pw@10.0.0.2:554/s") == "rtsp://admin:***@10.0.0.2:554/s"
+def test_redact_hides_userinfo_and_query_whatever_they_hold() -> None:
+    assert redact("rtsp://admin:pw@10.0.0.2:554/s") == "rtsp://***@10.0.0.2:554/s"
     assert redact("rtsp://10.0.0.2/s") == "rtsp://10.0.0.2/s"
+    assert redact("rtsp://admin:p@ss/w?rd@10.0.0.2:554/s") == "rtsp://***@10.0.0.2:554/s"  # unescaped / ? @
+    assert redact("rtsp://10.0.0.2/s?user=admin&password=pw#x") == "rtsp://10.0.0.2/s"
+    assert redact("mqtts://u:pw@broker:8883") == "mqtts://***@broker:8883"
+    assert redact("/srv/video/lobby.mp4") == "/srv/video/lobby.mp4" and redact("0") == "0"

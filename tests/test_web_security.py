@@ -4,6 +4,8 @@ Host and Origin rules, security headers, half-open offers, short tokens."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -137,9 +139,43 @@ def test_half_open_offers_are_capped_and_closed_and_the_server_stays_usable(
     assert held == 2 and scored >= 3
 
 
+def test_a_deeply_nested_offer_is_a_400_not_a_traceback(models: ModelSet, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[int, str]:
+        runner, srv = await _start(models)
+        try:
+            async with ClientSession() as session:
+                body = b"[" * 30_000 + b"]" * 30_000  # 60 KB, under the size limit
+                async with session.post(f"{srv.base}/offer", data=body,
+                                        headers={"Content-Type": "application/json"}) as res:
+                    return res.status, (await res.json())["error"]
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(main()) == (400, "body is nested too deeply")
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
 def test_a_short_token_refuses_to_start() -> None:
     done = subprocess.run([sys.executable, "-m", "dfstream.cli", "serve", "--port", str(free_port())],
                           capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "DFSTREAM_TOKEN": "short"})
     assert done.returncode == 2 and "at least 16 characters" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_no_webhook_secret_reaches_logs_records_or_the_summary(stream_models: Path, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """Slack- and Discord-style webhook URLs are their own secret (in the path and the query)."""
+    from dfstream.config import RunConfig, WebhookConfig
+    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.run import run_stream
+
+    secret = "T0SECRET/B0SECRET/xoxSECRETPATH"
+    hook = WebhookConfig(url=f"http://127.0.0.1:9/services/{secret}?token=QUERYSECRET", retries=0, timeout_s=0.2)
+    out = tmp_path / "s.jsonl"
+    with caplog.at_level(logging.DEBUG):
+        summary, _ = run_stream(RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=stream_models, out=str(out),
+                                          window=False, threshold=0.05, webhooks=(hook,)))
+    assert summary.outputs["webhook 0 127.0.0.1"]["dropped"] >= 1  # events were posted (and refused)
+    for text in (caplog.text, out.read_text(), json.dumps(summary.to_dict()), json.dumps(summary.outputs)):
+        assert "SECRET" not in text

@@ -4,6 +4,7 @@ Scores keep flowing while they misbehave; retries and drops are counted; the sig
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import threading
@@ -15,11 +16,18 @@ from aiohttp import web
 
 from dfstream.config import RunConfig, WebhookConfig
 from dfstream.paths import SAMPLE_CLIP
-from dfstream.stream.outputs.webhook import SIGNATURE_HEADER, signature
+from dfstream.stream.outputs.webhook import SIGNATURE_HEADER
 from dfstream.stream.run import run_stream
 from tests.rtsp import free_port
 
 SECRET = "webhook-test-secret"
+
+
+def verify(header: str, body: bytes, secret: str, now: float, tolerance_s: float = 300.0) -> bool:
+    """The receiver's check as the README gives it, written here from that text, not from dfstream's code."""
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    expected = hmac.new(secret.encode(), fields["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, fields["v1"]) and abs(now - int(fields["t"])) <= tolerance_s
 
 
 class Receivers:
@@ -29,7 +37,8 @@ class Receivers:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.failing_calls = 0
         self.hanging_calls = 0
-        self.ports = {name: free_port() for name in ("good", "failing", "hanging")}
+        self.redirect_calls = 0
+        self.ports = {name: free_port() for name in ("good", "failing", "hanging", "redirect")}
         self._loop = asyncio.new_event_loop()
         self._runners: list[web.AppRunner] = []
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -50,8 +59,13 @@ class Receivers:
         await asyncio.sleep(30)
         return web.Response(status=200)
 
+    async def _redirect(self, request: web.Request) -> web.Response:
+        self.redirect_calls += 1
+        return web.Response(status=307, headers={"Location": "ftp://127.0.0.1/elsewhere"})
+
     async def _start(self) -> None:
-        for name, handler in (("good", self._good), ("failing", self._failing), ("hanging", self._hanging)):
+        for name, handler in (("good", self._good), ("failing", self._failing), ("hanging", self._hanging),
+                              ("redirect", self._redirect)):
             app = web.Application()
             app.router.add_post("/hook", handler)
             runner = web.AppRunner(app, shutdown_timeout=0.1)
@@ -92,6 +106,7 @@ def test_events_reach_the_good_receiver_signed_while_the_bad_ones_are_retried_an
         WebhookConfig(url=receivers.url("good"), secret_env="DFSTREAM_TEST_WEBHOOK_SECRET"),
         WebhookConfig(url=receivers.url("failing"), retries=2, timeout_s=1.0),
         WebhookConfig(url=receivers.url("hanging"), retries=1, timeout_s=0.5),
+        WebhookConfig(url=receivers.url("redirect"), retries=2, timeout_s=1.0),
     )
     out = tmp_path / "s.jsonl"
     cfg = RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=stream_models, out=str(out), window=False,
@@ -106,15 +121,22 @@ def test_events_reach_the_good_receiver_signed_while_the_bad_ones_are_retried_an
     bodies = [json.loads(body) for _, body in receivers.received]
     assert [(b["id"], b["state"]) for b in bodies] == [(e["id"], e["state"]) for e in events]
     for headers, body in receivers.received:
-        assert hmac.compare_digest(headers[SIGNATURE_HEADER], signature(SECRET.encode(), body))
+        stamp = int(headers[SIGNATURE_HEADER].split(",")[0].removeprefix("t="))
+        assert verify(headers[SIGNATURE_HEADER], body, SECRET, now=stamp + 5)
+        assert not verify(headers[SIGNATURE_HEADER], body, SECRET, now=stamp + 301)  # a replay, 5 min later
+        assert not verify(headers[SIGNATURE_HEADER], body + b" ", SECRET, now=stamp)
         assert headers["X-Dfstream-Event"] in ("start", "end") and headers["Content-Type"] == "application/json"
     stats = summary.outputs
-    good, failing, hanging = (stats[f"webhook {receivers.url(n)}"] for n in ("good", "failing", "hanging"))
+    assert not any(receivers.url(n) in name for name in stats for n in receivers.ports)  # labels: index and host
+    good, failing, hanging, redirect = (stats[f"webhook {i} 127.0.0.1"] for i in range(4))
     assert good == {"sent": len(events), "retried": 0, "dropped": 0, "queued": 0}
     assert failing["sent"] == 0 and failing["dropped"] == len(events) and failing["retried"] == 2 * len(events)
     assert receivers.failing_calls == 3 * len(events)
     assert hanging["sent"] == 0 and hanging["dropped"] == len(events) and hanging["retried"] >= 1
     assert receivers.hanging_calls >= 1
+    # a redirect is a failed delivery, not retried and not followed (to ftp:// or anywhere)
+    assert redirect["sent"] == 0 and redirect["dropped"] == len(events) and redirect["retried"] == 0
+    assert receivers.redirect_calls == len(events)
 
 
 def test_a_missing_secret_is_refused_at_start(stream_models: Path) -> None:

@@ -48,7 +48,7 @@ def driver_sinks(config: RunConfig, cameras: list[Camera]) -> SinkSet:
     """Records and events of every camera: the JSON lines, webhooks and MQTT (pixels stay on the workers)."""
     from dfstream.stream.outputs.webhook import WebhookSink
 
-    sinks: list[Sink] = [WebhookSink(w) for w in config.webhooks]
+    sinks: list[Sink] = [WebhookSink(w, i) for i, w in enumerate(config.webhooks)]
     if config.mqtt is not None:
         from dfstream.stream.outputs.mqtt import MqttSink
 

@@ -9,7 +9,9 @@ import logging
 import os
 import queue
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -18,26 +20,43 @@ from dfstream import __version__
 from dfstream.config import WebhookConfig
 from dfstream.exceptions import InputPathError
 from dfstream.stream.records import ScoreRecord
-from dfstream.stream.sources import redact
 from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Dfstream-Signature"
-"""``sha256=<hex HMAC-SHA256 of the raw body>`` with the configured secret (as GitHub's webhooks)."""
+"""``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` with the configured secret (as Stripe's
+webhooks): the timestamp is signed with the body, so a receiver can refuse a replayed old request."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def signature(secret: bytes, body: bytes, timestamp: int) -> str:
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: following it would turn the POST into a body-less GET
+    (to wherever it points, ftp:// included) and count that as sent."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def webhook_label(url: str, index: int) -> str:
+    """How logs and metrics name a webhook: its index and host only (the URL's path is often its secret)."""
+    return f"webhook {index} {urllib.parse.urlsplit(url).hostname or '?'}"
 
 
 class WebhookSink:
     """A sink that sends ``event`` records; scores are not sent (that is what MQTT state is for)."""
 
-    def __init__(self, cfg: WebhookConfig) -> None:
+    def __init__(self, cfg: WebhookConfig, index: int = 0) -> None:
         self.cfg = cfg
-        self.name = f"webhook {redact(cfg.url)}"
+        self.name = webhook_label(cfg.url, index)
         self._secret: bytes | None = None
         if cfg.secret_env is not None:
             value = os.environ.get(cfg.secret_env)
@@ -86,19 +105,26 @@ class WebhookSink:
     def _deliver(self, state: str, body: bytes) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": f"dfstream/{__version__}",
                    "X-Dfstream-Event": state}
-        if self._secret is not None:
-            headers[SIGNATURE_HEADER] = signature(self._secret, body)
         for attempt in range(self.cfg.retries + 1):
+            if self._secret is not None:  # signed at each attempt: its timestamp is when it was sent
+                headers[SIGNATURE_HEADER] = signature(self._secret, body, int(time.time()))
             if attempt:
                 self.retried += 1
                 if self._stop.wait(BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]):
                     break
             try:
                 request = urllib.request.Request(self.cfg.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.cfg.timeout_s) as response:
+                with _OPENER.open(request, timeout=self.cfg.timeout_s) as response:
                     if 200 <= response.status < 300:
                         self.sent += 1
                         return
+            except urllib.error.HTTPError as exc:
+                if 300 <= exc.code < 400:
+                    self.dropped += 1
+                    log.warning("%s: answered %d (a redirect); redirects are not followed, event dropped",
+                                self.name, exc.code)
+                    return
+                log.debug("%s: attempt %d failed: %s", self.name, attempt + 1, exc)
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 log.debug("%s: attempt %d failed: %s", self.name, attempt + 1, exc)
         self.dropped += 1

@@ -51,8 +51,16 @@ class SourceOptions:
 
 
 def redact(url: str) -> str:
-    """An RTSP URL without its password, for logs and records."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+    """A URL fit for logs, metrics, records and pages: its userinfo (whatever characters the password
+    holds) becomes ``***`` and its query and fragment are dropped; anything without ``://`` (a file, a
+    webcam index) is returned as it is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    at = rest.rfind("@")
+    if at >= 0:  # cut at the last '@': an unescaped '/', '?' or '@' in a password must not leak either
+        rest = "***@" + rest[at + 1:]
+    return scheme + sep + rest.split("?", 1)[0].split("#", 1)[0]
 
 
 def source_name(spec: str) -> str:
