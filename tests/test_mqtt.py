@@ -3,21 +3,32 @@ broker that goes away mid-run and comes back."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dfstream.config import MqttConfig, RunConfig
+from dfstream.exceptions import InputPathError
 from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.outputs.mqtt import MqttSink
+from dfstream.stream.records import ScoreRecord
 from dfstream.stream.run import run_stream
+from dfstream.stream.types import Frame
 from tests.mqtt_broker import Broker, Subscriber
 from tests.rtsp import free_port
 
 pytestmark = pytest.mark.mqtt
+
+
+def _record(label: str) -> ScoreRecord:
+    return ScoreRecord(ts=time.time(), source="cam", frame_id=0, track_id=1, bbox=(0, 0, 4, 4), score_frame=0.5,
+                       score_clip=None, score=0.9 if label == "fake" else 0.1, label=label,  # type: ignore[arg-type]
+                       latency_ms={})
 
 
 def test_discovery_state_and_events_survive_a_broker_restart(stream_models: Path, tmp_path: Path) -> None:
@@ -32,8 +43,10 @@ def test_discovery_state_and_events_survive_a_broker_restart(stream_models: Path
     run.start()
     try:
         binary = sub.wait_for("homeassistant/binary_sensor/dfstream_desk/deepfake/config")[0]
-        assert binary["state_topic"] == "dfstream/desk/state" and binary["availability_topic"] == "dfstream/status"
+        assert binary["state_topic"] == "dfstream/desk/state"
+        assert binary["availability"] == [{"topic": "dfstream/status"}, {"topic": "dfstream/desk/availability"}]
         assert binary["payload_on"] == "ON" and binary["unique_id"] == "dfstream_desk_deepfake"
+        assert "online" in sub.wait_for("dfstream/desk/availability")
         score = sub.wait_for("homeassistant/sensor/dfstream_desk/score/config")[0]
         assert score["value_template"] == "{{ value_json.score }}"
         assert "online" in sub.wait_for("dfstream/status")
@@ -60,15 +73,69 @@ def test_discovery_state_and_events_survive_a_broker_restart(stream_models: Path
     ends = [p for _, topic, p, _ in sub_messages if topic == "dfstream/events" and p["state"] == "end"]
     assert ends and ends[0]["id"] == start["id"]  # the event that started before the outage ended after it
     stats = result["summary"].outputs[f"mqtt {broker.url}"]
-    assert stats["connects"] >= 2 and stats["dropped"] == 0
+    assert stats["connects"] >= 2 and stats["dropped"] == 0 and stats["queued"] == 0
     assert [p for _, topic, p, _ in sub_messages if topic == "dfstream/status"][-1] == "offline"
 
 
-def test_without_a_broker_messages_queue_to_the_bound_then_are_dropped_and_counted() -> None:
-    sink = MqttSink(MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}", queue=5, discovery=False))
+def test_a_broker_that_never_answers_is_a_warning_and_nothing_counts_as_published(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        sink = MqttSink(MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}", queue=5, discovery=False))
+        try:
+            for i in range(20):
+                sink.event({"type": "event", "state": "start", "id": str(i)})
+            assert sink.stats() == {"published": 0, "dropped": 15, "queued": 5, "connects": 0}
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and "broker unreachable" not in caplog.text:
+                time.sleep(0.05)
+        finally:
+            sink.close(wait_s=0.1)
+    assert sink.stats() == {"published": 0, "dropped": 20, "queued": 0, "connects": 0}
+    assert "broker unreachable" in caplog.text and "5 message(s) never reached the broker" in caplog.text
+
+
+def test_states_never_crowd_events_out_while_the_broker_is_away(tmp_path: Path) -> None:
+    """The broker comes up 4 s into the run: every event queued meanwhile arrives; states kept only
+    their latest value."""
+    port = free_port()
+    sink = MqttSink(MqttConfig(url=f"mqtt://127.0.0.1:{port}", queue=10, discovery=False),
+                    ["cam"])
+    frame = Frame("cam", 0, time.time(), time.perf_counter_ns(), np.zeros((4, 4, 3), np.uint8))
+    broker = Broker(tmp_path, port=port)
     try:
-        for i in range(20):
-            sink.event({"type": "event", "state": "start", "id": str(i)})
-        assert sink.stats()["published"] == 5 and sink.stats()["dropped"] == 15
+        for i in range(200):  # label changes on every frame: 200 states while nobody listens
+            sink.write(frame, [_record("fake" if i % 2 else "real")], "")
+            if i % 40 == 0:
+                sink.event({"type": "event", "state": "start", "id": f"e{i}"})
+        assert sink.stats() == {"published": 0, "dropped": 0, "queued": 5, "connects": 0}  # states took no place
+        time.sleep(4.0)
+        broker.start()
+        deadline = time.monotonic() + 60  # paho's reconnect backoff has grown while the broker was away
+        while time.monotonic() < deadline and sink.stats()["published"] < 6:
+            time.sleep(0.1)
+        # the broker acknowledged the 5 events and the one state kept (the latest), nothing else
+        assert sink.stats() == {"published": 6, "dropped": 0, "queued": 0, "connects": 1}
+        sub = Subscriber(broker.port)
+        state = sub.wait_for("dfstream/cam/state", timeout=30)  # retained: whoever subscribes gets it
+        assert len(state) == 1 and state[0]["label"] == "fake"  # frame 199's label
+        sub.close()
     finally:
-        sink.close(wait_s=0.1)
+        sink.close(wait_s=5.0)
+        broker.stop()
+
+
+def test_discovery_follows_home_assistant_today_and_calls_share_one_device() -> None:
+    from dfstream.stream.outputs.mqtt import check_topic_names, discovery_messages
+
+    cfg = MqttConfig(url="mqtt://h:1883")
+    for topic, payload in discovery_messages(cfg, "front.door"):
+        assert "object_id" not in payload  # removed in Home Assistant 2026.4
+        component = topic.split("/")[1]
+        assert payload["default_entity_id"] == f"{component}.{payload['unique_id']}"
+        assert payload["origin"]["name"] == "dfstream" and payload["availability_mode"] == "all"
+        assert payload["device"]["identifiers"] == ["dfstream_front_door"]
+    first, second = discovery_messages(cfg, "peer:1a2b"), discovery_messages(cfg, "peer:9f8e")
+    assert first == second  # one device for every browser call, not one left behind per call
+    assert first[0][1]["device"]["identifiers"] == ["dfstream_webrtc"]
+    with pytest.raises(InputPathError, match=r"sources 'front\.door' and 'front_door' both publish as 'front_door'"):
+        check_topic_names(["front.door", "front_door"])
