@@ -13,6 +13,7 @@ import collections
 import json
 import logging
 import math
+import os
 import queue
 import shutil
 import threading
@@ -75,8 +76,12 @@ class EventSink:
         self.config = config
         self.folder = None if config is None else config.dir
         self._private = config is None or config.private
+        self.interrupted: list[dict[str, Any]] = []
+        """Events an earlier, killed run left open, closed at start."""
         if self.folder is not None:
             check_events_folder(self.folder, self._private)
+            self.interrupted = repair_index(self.folder)
+            remove_orphans(self.folder)
         self._fps_of = fps_of
         self._emit = emit
         self._queue: queue.Queue[tuple[Frame, Sequence[ScoreRecord]] | None] = queue.Queue(QUEUE_FRAMES)
@@ -86,6 +91,8 @@ class EventSink:
         self._last: dict[str, Frame] = {}
         self.dropped = 0
         self.events = 0
+        self.index_lost = 0
+        """Index lines not written (disk full): counted; the index stays whole lines."""
         self.clips_stopped: str | None = None
         self._prune()
         self._thread = threading.Thread(target=self._main, name="events", daemon=True)
@@ -96,7 +103,7 @@ class EventSink:
         return f"events {self.folder or '(not stored)'}"
 
     def stats(self) -> dict[str, int]:
-        return {"events": self.events, "dropped frames": self.dropped}
+        return {"events": self.events, "dropped frames": self.dropped, "index lines lost": self.index_lost}
 
     def attach(self, emit: Emit) -> None:
         self._emit = emit
@@ -139,15 +146,16 @@ class EventSink:
         event = t.event
         if t.state == "start":
             self.events += 1
+            # the alert goes out (and its index line is written) before any picture is encoded
+            self._publish(event, "start")
             if self.config is None:
-                self._publish(event, "start")
                 return
             self._snapshot(event, self.config.dir, frame, records)
             if self.config.clips and self.clips_stopped is None:
                 self._start_clip(event, self.config.dir)
             else:
                 event.clip_status = self.clips_stopped or "none"
-            self._publish(event, "start")
+            self._publish(event, "update")
             return
         clip = self._clips.get(event.id)
         if clip is None:
@@ -237,14 +245,13 @@ class EventSink:
 
     def _publish(self, event: DeepfakeEvent, state: EventState) -> None:
         data = event.to_dict(state)
+        self._send(data)  # outputs first: a full disk must not delay or lose the alert
         if self.folder is not None:
-            try:
-                with (self.folder / INDEX).open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(data, separators=(",", ":")) + "\n")
+            if append_line(self.folder / INDEX, json.dumps(data, separators=(",", ":"))):
                 self._restrict(self.folder / INDEX)
-            except OSError as exc:
-                self._stop_clips(f"event clips stopped: {first_line(exc)}")
-        self._send(data)
+            else:
+                self.index_lost += 1
+                self._stop_clips("event clips stopped: the events index could not be written (disk full?)")
         if state == "end":
             self._prune()
 
@@ -259,6 +266,82 @@ class EventSink:
     def _send(self, data: dict[str, Any]) -> None:
         if self._emit is not None:
             self._emit(data)
+
+
+def append_line(path: Path, line: str) -> bool:
+    """Append ``line`` whole or not at all: one write of the encoded line; a short or failed write is
+    cut back to where the file ended, so the index is always whole lines."""
+    data = (line + "\n").encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:
+        return False
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            written = os.write(fd, data)
+        except OSError:
+            written = -1
+        if written != len(data):
+            os.ftruncate(fd, start)
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def repair_index(folder: Path) -> list[dict[str, Any]]:
+    """At start: drop a last line cut by a crash (it would glue the next one to it), and close events a
+    killed run left open (``end_reason: interrupted``); returns the events closed."""
+    path = folder / INDEX
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        with path.open("r+b") as fh:
+            fh.truncate(cut)
+        log.warning("events: %s ended in a cut line (a crash?); removed it", path)
+    closed = []
+    for e in read_index(folder):
+        if e.get("state") != "end":
+            e.update(state="end", end_reason="interrupted", end_ts=e.get("end_ts") or e.get("start_ts"))
+            if e.get("clip_status") == "recording":
+                e["clip_status"] = "interrupted"
+            append_line(path, json.dumps(e, separators=(",", ":")))
+            closed.append(e)
+    if closed:
+        log.warning("events: %d event(s) left open by an earlier run closed as interrupted", len(closed))
+    return closed
+
+
+def remove_orphans(folder: Path) -> list[str]:
+    """Snapshots and clips that no index line names (a run killed between writing a file and its
+    line, or a pruned index): removed, so retention's size sum holds."""
+    named = {e.get(k) for e in _all_lines(folder) for k in ("snapshot", "clip")}
+    removed = []
+    for p in folder.iterdir():
+        if p.is_file() and p.suffix in (".jpg", ".mp4") and p.name not in named:
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    if removed:
+        log.info("events: removed %d file(s) no event names", len(removed))
+    return removed
+
+
+def _all_lines(folder: Path) -> list[dict[str, Any]]:
+    path = folder / INDEX
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
 
 
 def read_index(folder: Path) -> list[dict[str, Any]]:

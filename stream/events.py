@@ -16,7 +16,8 @@ from typing import Any, Literal
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sources.base import display_name
 
-EventState = Literal["start", "end"]
+EventState = Literal["start", "update", "end"]
+"""start goes out first, before any file is written; update follows once the snapshot and clip exist."""
 
 MISSING_FRAMES_TO_END = 5
 """Frames of its source without a record of the track after which an open event ends (the tracker
@@ -62,6 +63,8 @@ class DeepfakeEvent:
     """File name of the MP4, relative to the events folder (set once the post-roll is written)."""
     clip_status: str = "none"
     """none (no clips), recording, done, or the reason clips stopped (e.g. disk full)."""
+    end_reason: str | None = None
+    """Why an event ended other than its label leaving fake (``interrupted``: the run was killed)."""
 
     def add(self, record: ScoreRecord) -> None:
         self.frames += 1
@@ -90,6 +93,7 @@ class DeepfakeEvent:
             "snapshot": self.snapshot,
             "clip": self.clip,
             "clip_status": self.clip_status,
+            **({} if self.end_reason is None else {"end_reason": self.end_reason}),
         }
 
 

@@ -65,14 +65,13 @@ def event_outputs(
 ) -> list[Sink]:
     """The event store (first, so its last events reach the others at close), webhooks and MQTT.
 
-    Events are detected whenever something consumes them; without an events folder they are
-    published but not stored. Each output works off the scoring thread, bounded and counted."""
+    Events are a stage of every run: detected whether or not an output is configured (the page and
+    the records file list them); without an events folder they are published but not stored. Each
+    output works off the scoring thread, bounded and counted."""
     from dfstream.stream.outputs.webhook import WebhookSink
 
-    out: list[Sink] = []
-    if events is not None or webhooks or mqtt is not None:
-        fps = {s.name: s.fps or 30.0 for s in sources}
-        out.append(EventSink(events, lambda name: fps.get(name, 30.0)))
+    fps = {s.name: s.fps or 30.0 for s in sources}
+    out: list[Sink] = [EventSink(events, lambda name: fps.get(name, 30.0))]
     out += [WebhookSink(w, i) for i, w in enumerate(webhooks)]
     if mqtt is not None:
         from dfstream.stream.outputs.mqtt import MqttSink

@@ -58,7 +58,10 @@ def test_a_low_threshold_run_writes_events_with_snapshot_and_clip(event_run: tup
     assert events, "threshold 0.05 must flag the sample clip"
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
     published = [x for x in lines if x["type"] == "event"]
-    assert {(x["id"], x["state"]) for x in published} == {(e["id"], s) for e in events for s in ("start", "end")}
+    for e in events:  # the alert first, with no file yet; the files follow as an update; then the end
+        mine = [x for x in published if x["id"] == e["id"]]
+        assert [x["state"] for x in mine] == ["start", "update", "end"]
+        assert mine[0]["snapshot"] is None and mine[1]["snapshot"] == e["snapshot"]
     for e in events:
         assert e["state"] == "end" and e["clip_status"] == "done" and e["frames"] >= 1
         assert e["end_frame"] >= e["start_frame"] and 0 <= e["mean_score"] <= e["peak_score"] <= 1
@@ -139,3 +142,63 @@ def test_an_unwritable_events_folder_is_refused_before_models_load(tmp_path: Pat
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"dfstream: error: events folder {tmp_path / 'file' / 'ev'}: cannot write")
     assert "model frame_cnn" not in result.stderr
+
+
+def test_the_index_stays_whole_lines_when_the_disk_fills(tmp_path: Path) -> None:
+    """Writes past a file-size limit fail with EFBIG as on a full disk; a line either lands whole or not."""
+    index = tmp_path / INDEX
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from dfstream.stream.event_store import append_line\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+        "ok = [append_line(Path(sys.argv[1]), '{\"type\":\"event\",\"id\":\"e%03d\",\"pad\":\"%s\"}' % (i, 'x' * 60))"
+        " for i in range(40)]\n"
+        "print(sum(ok), ok.index(False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(index)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    written, first_failure = map(int, done.stdout.split())
+    assert 0 < written == first_failure < 40  # every line up to the limit, none after
+    raw = index.read_bytes()
+    assert raw.endswith(b"\n") and len(raw) <= 1000
+    assert [json.loads(line)["id"] for line in raw.decode().splitlines()] == [f"e{i:03d}" for i in range(written)]
+
+
+def test_a_killed_run_leaves_no_open_event_and_no_unnamed_file(stream_models: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ev"
+    run = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "run", "--no-window", "--models", str(stream_models),
+                            "--events-dir", str(folder), "--threshold", "0.05", "--realtime", "--loop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(e.get("snapshot") for e in read_index(folder)):
+            time.sleep(0.1)  # an event has started and its snapshot is written
+        assert any(e["state"] != "end" for e in read_index(folder)), "no open event to interrupt"
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    with (folder / INDEX).open("a") as fh:
+        fh.write('{"type":"event","state":"upd')  # as if killed mid-line
+    (folder / "unnamed.jpg").write_bytes(b"x")  # as if killed between a file and its line
+    again = _cli("--models", str(stream_models), "--events-dir", str(folder), "--duration", "1")
+    assert again.returncode == 0, again.stderr
+    lines = (folder / INDEX).read_text().splitlines()
+    assert all(json.loads(line) for line in lines)  # the cut line is gone, nothing glued to it
+    events = read_index(folder)
+    assert all(e["state"] == "end" for e in events)
+    interrupted = [e for e in events if e.get("end_reason") == "interrupted"]
+    assert interrupted and all(e["clip_status"] in ("interrupted", "done", "none") for e in interrupted)
+    named = {e.get(k) for e in events for k in ("snapshot", "clip")}
+    assert {p.name for p in folder.iterdir() if p.suffix in (".jpg", ".mp4")} <= named
+
+
+def test_events_are_detected_with_no_output_configured(stream_models: Path, tmp_path: Path) -> None:
+    """Events are a stage of every run: the records file (and the page) list them with no folder,
+    webhook or broker set."""
+    out = tmp_path / "s.jsonl"
+    result = _cli("--models", str(stream_models), "--threshold", "0.05", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(x) for x in out.read_text().splitlines() if '"type":"event"' in x]
+    assert {e["state"] for e in events} == {"start", "end"} and all(e["snapshot"] is None for e in events)
