@@ -43,6 +43,14 @@ def test_the_example_checks_and_never_prints_a_password(tmp_path: Path) -> None:
     assert result.returncode == 0 and SECRET not in result.stdout and "source a: ${CAMERA_URL}" in result.stdout
 
 
+def test_a_binary_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
+    result = _cli("config", "check", str(path))
+    assert result.returncode == 2 and "not a text file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_an_alias_bomb_is_one_line_at_once(tmp_path: Path) -> None:
     import time
 
@@ -76,6 +84,7 @@ def test_an_alias_bomb_is_one_line_at_once(tmp_path: Path) -> None:
         ("sources:\n  - name: a\n    url: x.mp4\noutputs:\n  webhooks:\n    - url: http://h/?t=${DFSTREAM_TOKEN}\n",
          ":6: outputs.webhooks.0.url: ${VAR} is read only into source URLs and outputs.mqtt.url"),
         ("a: &a [x, x]\nb: &b [*a, *a]\nsources: *b\n", ":2: YAML aliases (*a) are not accepted"),
+        ("sources:\n  - name: a\n    url: x.mp4\n    url: y.mp4\n", ":4: not valid YAML (key 'url' is given twice"),
     ],
 )
 def test_each_error_names_the_file_line_and_field(tmp_path: Path, body: str, expected: str) -> None:

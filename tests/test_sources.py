@@ -165,3 +165,10 @@ def test_redact_hides_userinfo_and_query_whatever_they_hold() -> None:
     assert redact("rtsp://10.0.0.2/s?user=admin&password=pw#x") == "rtsp://10.0.0.2/s"
     assert redact("mqtts://u:pw@broker:8883") == "mqtts://***@broker:8883"
     assert redact("/srv/video/lobby.mp4") == "/srv/video/lobby.mp4" and redact("0") == "0"
+
+
+def test_a_negative_webcam_index_is_one_line_not_a_missing_file() -> None:
+    from dfstream.exceptions import InputPathError
+
+    with pytest.raises(InputPathError, match=r"source '-1': a webcam index is 0 or more"):
+        open_source("-1")

@@ -115,6 +115,8 @@ def _open_source(spec: str, options: SourceOptions, wake: threading.Event | None
         if not source.probe():
             raise SourceError(f"source webcam:{index}: webcam {index} did not open")
         return source
+    if re.fullmatch(r"-\d+", text) and not Path(text).exists():
+        raise InputPathError(f"source {text!r}: a webcam index is 0 or more (a file of that name does not exist)")
     if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
         raise InputPathError(f"source {redact(spec)!r}: unknown kind; expected {KINDS}")
     if not text:
