@@ -183,16 +183,24 @@ def test_grey_rgba_and_16_bit_frames_become_bgr_uint8(image: np.ndarray, shape: 
 
 def test_window_is_on_by_default_only_when_a_display_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from dfstream.config import RunConfig
+    from dfstream.stream.event_store import EventSink
     from dfstream.stream.run import build_sinks
     from dfstream.stream.sinks import WindowSink
+
+    def kinds(config: RunConfig) -> list[type]:
+        """The sinks besides the event stage, which every run has."""
+        sinks = build_sinks(config, [])
+        sinks.close()
+        assert isinstance(sinks.sinks[0], EventSink)
+        return [type(s) for s in sinks.sinks[1:]]
 
     cfg = RunConfig(sources=("x.mp4",), models_dir=tmp_path)
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert build_sinks(cfg, []).sinks == []
+    assert kinds(cfg) == []
     monkeypatch.setenv("DISPLAY", ":99")
-    assert [type(s) for s in build_sinks(cfg, []).sinks] == [WindowSink]
-    assert build_sinks(cfg.model_copy(update={"window": False}), []).sinks == []
+    assert kinds(cfg) == [WindowSink]
+    assert kinds(cfg.model_copy(update={"window": False})) == []
 
 
 def test_a_failing_sink_is_switched_off_and_the_others_go_on() -> None:
