@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +146,43 @@ def test_a_missing_secret_is_refused_at_start(stream_models: Path) -> None:
 
     with pytest.raises(InputPathError, match=r"environment variable DFSTREAM_UNSET_SECRET .* is not set"):
         WebhookSink(WebhookConfig(url="http://127.0.0.1:9/x", secret_env="DFSTREAM_UNSET_SECRET"))
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_at_the_timeout() -> None:
+    """A socket timeout bounds each read; this receiver sends a byte every 0.2 s for ever, so only a
+    deadline on the whole request ends the delivery."""
+    import socket
+
+    from dfstream.stream.outputs.webhook import WebhookSink
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" * 100:
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{port}/hook", retries=0, timeout_s=1.0))
+    started = time.monotonic()
+    try:
+        sink.event({"type": "event", "state": "start", "id": "e1"})
+        while time.monotonic() - started < 20 and sink.stats()["dropped"] == 0:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        sink.close()
+        server.close()
+    assert sink.stats()["dropped"] == 1 and sink.stats()["sent"] == 0
+    assert elapsed < 3.0  # about the 1 s timeout, not the 40 s the drip would take

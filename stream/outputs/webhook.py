@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import os
 import queue
+import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,15 +36,30 @@ def signature(secret: bytes, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a delivery: following it would turn the POST into a body-less GET
-    (to wherever it points, ftp:// included) and count that as sent."""
+def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """POST ``body`` and return the status, within ``timeout_s`` for the whole request: a socket
+    timeout bounds each read only, so a receiver that drips its answer a byte at a time would hold
+    the delivery thread for as long as it likes; a timer closes the socket at the deadline instead.
+    Redirects are answers like any other (http.client never follows them)."""
+    parts = urllib.parse.urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.hostname or "", parts.port, timeout=timeout_s)
+    watchdog = threading.Timer(timeout_s, _abort, (conn,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", target, body=body, headers=headers)
+        return conn.getresponse().status
+    finally:
+        watchdog.cancel()
+        conn.close()
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def _abort(conn: http.client.HTTPConnection) -> None:
+    if conn.sock is not None:
+        with contextlib.suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_RDWR)
 
 
 def webhook_label(url: str, index: int) -> str:
@@ -106,26 +122,25 @@ class WebhookSink:
         headers = {"Content-Type": "application/json", "User-Agent": f"dfstream/{__version__}",
                    "X-Dfstream-Event": state}
         for attempt in range(self.cfg.retries + 1):
-            if self._secret is not None:  # signed at each attempt: its timestamp is when it was sent
-                headers[SIGNATURE_HEADER] = signature(self._secret, body, int(time.time()))
             if attempt:
                 self.retried += 1
                 if self._stop.wait(BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]):
                     break
+            if self._secret is not None:  # signed at each attempt: its timestamp is when it was sent
+                headers[SIGNATURE_HEADER] = signature(self._secret, body, int(time.time()))
             try:
-                request = urllib.request.Request(self.cfg.url, data=body, headers=headers, method="POST")
-                with _OPENER.open(request, timeout=self.cfg.timeout_s) as response:
-                    if 200 <= response.status < 300:
-                        self.sent += 1
-                        return
-            except urllib.error.HTTPError as exc:
-                if 300 <= exc.code < 400:
-                    self.dropped += 1
-                    log.warning("%s: answered %d (a redirect); redirects are not followed, event dropped",
-                                self.name, exc.code)
-                    return
+                status = post(self.cfg.url, body, headers, self.cfg.timeout_s)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
                 log.debug("%s: attempt %d failed: %s", self.name, attempt + 1, exc)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                log.debug("%s: attempt %d failed: %s", self.name, attempt + 1, exc)
+                continue
+            if 200 <= status < 300:
+                self.sent += 1
+                return
+            if 300 <= status < 400:
+                self.dropped += 1
+                log.warning("%s: answered %d (a redirect); redirects are not followed, event dropped",
+                            self.name, status)
+                return
+            log.debug("%s: attempt %d answered %d", self.name, attempt + 1, status)
         self.dropped += 1
         log.warning("%s: event dropped after %d attempts", self.name, self.cfg.retries + 1)
