@@ -70,9 +70,10 @@ class _Clip:
 
 
 class EventSink:
-    def __init__(self, config: EventsConfig | None, fps_of: Callable[[str], float], emit: Emit | None = None) -> None:
+    def __init__(self, config: EventsConfig | None, fps_of: Callable[[str], float], emit: Emit | None = None,
+                 interrupted_reason: str = "interrupted") -> None:
         """``config`` None: events are detected and published (records, webhooks, MQTT, the page) but
-        nothing is written."""
+        nothing is written. Events an earlier run left open in the folder end with ``interrupted_reason``."""
         self.config = config
         self.folder = None if config is None else config.dir
         self._private = config is None or config.private
@@ -80,7 +81,7 @@ class EventSink:
         """Events an earlier, killed run left open, closed at start."""
         if self.folder is not None:
             check_events_folder(self.folder, self._private)
-            self.interrupted = repair_index(self.folder)
+            self.interrupted = repair_index(self.folder, interrupted_reason)
             remove_orphans(self.folder)
         self._fps_of = fps_of
         self._emit = emit
@@ -290,9 +291,9 @@ def append_line(path: Path, line: str) -> bool:
         os.close(fd)
 
 
-def repair_index(folder: Path) -> list[dict[str, Any]]:
+def repair_index(folder: Path, reason: str = "interrupted") -> list[dict[str, Any]]:
     """At start: drop a last line cut by a crash (it would glue the next one to it), and close events a
-    killed run left open (``end_reason: interrupted``); returns the events closed."""
+    killed run left open (``end_reason``: ``reason``); returns the events closed."""
     path = folder / INDEX
     if not path.is_file():
         return []
@@ -305,13 +306,13 @@ def repair_index(folder: Path) -> list[dict[str, Any]]:
     closed = []
     for e in read_index(folder):
         if e.get("state") != "end":
-            e.update(state="end", end_reason="interrupted", end_ts=e.get("end_ts") or e.get("start_ts"))
+            e.update(state="end", end_reason=reason, end_ts=e.get("end_ts") or e.get("start_ts"))
             if e.get("clip_status") == "recording":
                 e["clip_status"] = "interrupted"
             append_line(path, json.dumps(e, separators=(",", ":")))
             closed.append(e)
     if closed:
-        log.warning("events: %d event(s) left open by an earlier run closed as interrupted", len(closed))
+        log.warning("events: %d event(s) left open by an earlier run closed (%s)", len(closed), reason)
     return closed
 
 

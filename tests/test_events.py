@@ -202,3 +202,19 @@ def test_events_are_detected_with_no_output_configured(stream_models: Path, tmp_
     assert result.returncode == 0, result.stderr
     events = [json.loads(x) for x in out.read_text().splitlines() if '"type":"event"' in x]
     assert {e["state"] for e in events} == {"start", "end"} and all(e["snapshot"] is None for e in events)
+
+
+def test_a_restarted_worker_ends_its_predecessors_open_events_with_the_reason(tmp_path: Path) -> None:
+    """The Ray camera worker passes 'worker restarted' when Ray rebuilt it (``stream/cluster/worker.py``)."""
+    from dfstream.stream.event_store import EventSink
+
+    folder = tmp_path / "ev"
+    folder.mkdir()
+    (folder / "e1.jpg").write_bytes(b"x")
+    (folder / INDEX).write_text(json.dumps({"type": "event", "state": "update", "id": "e1", "start_ts": 1.0,
+                                            "snapshot": "e1.jpg", "clip": None, "clip_status": "none"}) + "\n")
+    sink = EventSink(EventsConfig(dir=folder), lambda _: 30.0, interrupted_reason="worker restarted")
+    sink.close()
+    [event] = read_index(folder)
+    assert event["state"] == "end" and event["end_reason"] == "worker restarted" and event["end_ts"] == 1.0
+    assert (folder / "e1.jpg").exists()  # named by its event: kept

@@ -40,7 +40,7 @@ def worker_settings(config: RunConfig) -> WorkerSettings:
         max_faces=config.max_faces, stride=config.stride, explain=config.explain, threshold=config.threshold,
         overlap=config.overlap, realtime=config.realtime, loop=config.loop, rtsp_transport=config.rtsp_transport,
         retry=config.retry,
-        events=config.events, detect_events=bool(config.webhooks or config.mqtt),
+        events=config.events, detect_events=True,  # events are a stage of every run
     )
 
 

@@ -149,7 +149,9 @@ class CameraWorker:
                                 retry=RetryPolicy(attempts=settings.retry))
         sinks: list[Sink] = []
         if settings.events is not None or settings.detect_events:
-            sinks.append(EventSink(settings.events, lambda _: fps))
+            # a restarted worker finds its predecessor's open events in the folder and ends them
+            reason = "worker restarted" if context.was_current_actor_reconstructed else "interrupted"
+            sinks.append(EventSink(settings.events, lambda _: fps, interrupted_reason=reason))
         sinks.append(self.collector)
         sink_set = SinkSet(sinks)
         connect_events(sink_set)
