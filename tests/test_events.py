@@ -211,10 +211,11 @@ def test_a_restarted_worker_ends_its_predecessors_open_events_with_the_reason(tm
     folder = tmp_path / "ev"
     folder.mkdir()
     (folder / "e1.jpg").write_bytes(b"x")
-    (folder / INDEX).write_text(json.dumps({"type": "event", "state": "update", "id": "e1", "start_ts": 1.0,
+    now = time.time()
+    (folder / INDEX).write_text(json.dumps({"type": "event", "state": "update", "id": "e1", "start_ts": now,
                                             "snapshot": "e1.jpg", "clip": None, "clip_status": "none"}) + "\n")
     sink = EventSink(EventsConfig(dir=folder), lambda _: 30.0, interrupted_reason="worker restarted")
     sink.close()
     [event] = read_index(folder)
-    assert event["state"] == "end" and event["end_reason"] == "worker restarted" and event["end_ts"] == 1.0
+    assert event["state"] == "end" and event["end_reason"] == "worker restarted" and event["end_ts"] == now
     assert (folder / "e1.jpg").exists()  # named by its event: kept
