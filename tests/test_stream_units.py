@@ -181,6 +181,16 @@ def test_grey_rgba_and_16_bit_frames_become_bgr_uint8(image: np.ndarray, shape: 
         assert int(out.max()) == 255
 
 
+def test_16_bit_frames_keep_their_brightness_and_channel_order() -> None:
+    """Each 16-bit value maps to its top byte (a converter that truncates to the low byte, or rescales
+    per frame, or swaps channels gives other numbers)."""
+    levels = np.array([0, 256, 1000, 32768, 65535], np.uint16)
+    image = np.stack([levels, levels // 2, levels // 4], axis=-1)[None]  # one row of 5 pixels, B > G > R
+    out = to_bgr(image)
+    assert out[0, :, 0].tolist() == [0, 1, 3, 128, 255]
+    assert out[0, :, 1].tolist() == [0, 0, 1, 64, 127] and out[0, :, 2].tolist() == [0, 0, 0, 32, 63]
+
+
 def test_window_is_on_by_default_only_when_a_display_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from dfstream.config import RunConfig
     from dfstream.stream.event_store import EventSink
