@@ -36,12 +36,27 @@ def test_quantize_writes_checked_int8_graphs_with_metadata(int8_models: tuple[Pa
     assert models.head.metadata.precision == "fp32", "the head stays fp32"
 
 
-def test_stream_runs_on_int8_graphs(int8_models: tuple[Path, str], tmp_path: Path) -> None:
+def test_stream_runs_on_int8_graphs(int8_models: tuple[Path, str], tmp_path: Path,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    """The int8 graphs are the ones that run (not fp32 loaded in their place): the loader names them, and
+    model A's scores differ from the fp32 graph's on the same frames."""
+    import json
+    import logging
+
     folder, _ = int8_models
-    cfg = RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=folder, precision="int8", out=str(tmp_path / "s.jsonl"),
-                    duration_s=3)
-    summary, errors = run_stream(cfg)
-    assert not errors and summary.to_dict()["frames"] > 0
+    scores = {}
+    for precision in ("int8", "fp32"):
+        out = tmp_path / f"{precision}.jsonl"
+        cfg = RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=folder, precision=precision, out=str(out),
+                        duration_s=3, window=False)
+        with caplog.at_level(logging.INFO):
+            summary, errors = run_stream(cfg)
+        assert not errors and summary.to_dict()["frames"] > 0
+        scores[precision] = {r["frame_id"]: r["score_frame"] for r in map(json.loads, out.read_text().splitlines())
+                             if r["type"] == "score"}
+    assert "frame_cnn.int8.onnx (int8" in caplog.text and "clip_encoder.int8.onnx (int8" in caplog.text
+    common = sorted(set(scores["int8"]) & set(scores["fp32"]))[:20]
+    assert common and any(scores["int8"][i] != scores["fp32"][i] for i in common)
 
 
 def test_missing_precision_variant_is_named_and_a_partial_set_mixes_precisions(
