@@ -114,6 +114,18 @@ def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:
     )
     assert (run / "mediapipe_model.pth").is_file() and (run / "last_model.pth").is_file()
     assert [r["epoch"] for r in csv.DictReader((run / "history.csv").open())] == ["1", "2"]
+    # the optimizer stepped: the head's weights moved from the seeded start (no running statistics in
+    # them, so a forward pass alone cannot change them)
+    import torch
+
+    from dfstream.config import TrainClipConfig
+    from dfstream.models import clip_lstm
+
+    torch.manual_seed(TrainClipConfig.model_fields["seed"].default)
+    start = clip_lstm.ClipDetector().state_dict()
+    trained = clip_lstm.load_state(run / "last_model.pth").state_dict()
+    moved = [k for k in start if k.startswith(("lstm.", "fc.")) and not torch.equal(start[k], trained[k])]
+    assert any(k.startswith("lstm.") for k in moved) and any(k.startswith("fc.") for k in moved)
 
     report_dir = tmp_path / "eval"
     out = _ok(
