@@ -27,10 +27,10 @@ def test_every_change_is_scored_and_none_is_the_plain_score(clip_dataset: Path, 
     assert sum(line.startswith("|") for line in result.output.splitlines()) == 2 + len(CHANGES)
 
     models = ModelSet.load(stream_models, device="cpu", precision="auto")
-    _, y, p = clip_scores(models, clip_dataset)
-    plain = body["changes"][0]
-    assert plain["genuine_mean"] == pytest.approx(float(p[y == 0].mean()), abs=1e-6)
-    assert plain["fake_flagged"] == pytest.approx(float((p[y == 1] >= body["threshold"]).mean()))
+    for row, change in zip(body["changes"], CHANGES.values(), strict=True):  # every row, each its own change
+        _, y, p = clip_scores(models, clip_dataset, change)
+        assert row["genuine_mean"] == pytest.approx(float(p[y == 0].mean()), abs=1e-6), row["change"]
+        assert row["fake_flagged"] == pytest.approx(float((p[y == 1] >= body["threshold"]).mean())), row["change"]
     assert np.isfinite([body["detail"]["genuine"], body["detail"]["fake"]]).all()
     assert f"genuine {body['detail']['genuine']:.2f}" in result.output
 
