@@ -75,6 +75,20 @@ def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
     assert pool.images.shape == (40, 32, 32, 3) and set(pool.hard.tolist()) == {0.0, 1.0}
     assert ((pool.soft > 0) & (pool.soft < 1)).all()
     assert np.allclose(pool.targets(1.0), pool.hard) and np.allclose(pool.targets(0.0), pool.soft)
+    # the soft targets are the teacher's P(fake) of these very pictures, at the teacher's crop size
+    import cv2
+
+    from dfstream.models.distill import teacher_size
+    from dfstream.models.train_clip import read_probe
+    from dfstream.models.train_onthefly import to_tensor
+
+    model, probe, side = load_state(teacher / "last_model.pth").eval(), read_probe(teacher / "last_model.pth"), \
+        teacher_size(teacher)
+    small = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in pool.images])
+    with torch.no_grad():
+        expected = torch.sigmoid(probe(model.encode(to_tensor(small)))).squeeze(1).numpy()
+    assert np.allclose(pool.soft, expected, atol=1e-5)
+    assert not np.allclose(pool.soft, expected[::-1], atol=1e-3)  # each target is its own picture's
     from dfstream.models.train_cnn import train_cnn
 
     cfg = TrainCnnConfig(
