@@ -92,7 +92,7 @@ def merge_flags(
 
 
 ENGINE_HELP = ("local: everything in this process. ray: a camera worker per source and shared batched scorers "
-               "on a Ray cluster (pip install 'dfstream[ray]'); records and events come back here.")
+               "on a Ray cluster (pip install 'dfstream\\[ray]'); records and events come back here.")
 RAY_ADDRESS_HELP = ("With --engine ray: 'auto', 'host:port' or 'ray://host:port' of a running cluster. Default: "
                     "start a local Ray instance.")
 

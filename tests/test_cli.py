@@ -247,3 +247,12 @@ def test_run_on_the_sample_prints_the_summary_and_writes_outputs(stream_models: 
     assert sum('"type":"score"' in line for line in lines) == 240
     assert (tmp_path / "s.mp4").stat().st_size > 10_000
     assert '"frames": 240' in (tmp_path / "summary.json").read_text()
+
+
+def test_help_texts_keep_their_square_brackets() -> None:
+    """typer's rich formatting takes '[ray]' for markup and drops it unless it is escaped."""
+    result = runner.invoke(app, ["run", "--help"], terminal_width=200)
+    import re
+
+    text = re.sub(r"[\s│]+", " ", result.output)  # the help's box borders and wrapping
+    assert result.exit_code == 0 and "pip install 'dfstream[ray]'" in text
