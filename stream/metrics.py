@@ -2,7 +2,7 @@
 
 Each pipeline has its own registry (several servers may share a process, as in the tests):
 
-- observed as they happen: ``dfstream_stage_latency_ms`` (histogram per stage),
+- observed as they happen: ``dfstream_stage_latency_seconds`` (histogram per stage),
   ``dfstream_events_total{source,state}`` and ``dfstream_source_label{source,dfstream_source_label}``
   (an enum: the most alarming face's label on the source's latest frame, ``none`` without a face);
 - read at scrape time from what the pipeline already counts (a collector): frames, drops and fps per
@@ -24,7 +24,8 @@ from dfstream.exceptions import DfstreamError
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.types import Frame
 
-BUCKETS_MS: tuple[float, ...] = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500)
+BUCKETS_S: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+"""Stage latency buckets in seconds: Prometheus' base unit (the records keep milliseconds)."""
 LABEL_STATES = ["none", "real", "uncertain", "fake"]
 _RANK = {state: i for i, state in enumerate(LABEL_STATES)}
 
@@ -95,8 +96,9 @@ class PipelineMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.stage_latency = Histogram("dfstream_stage_latency_ms", "Per-frame latency of each pipeline stage (ms).",
-                                       ["stage"], buckets=BUCKETS_MS, registry=self.registry)
+        self.stage_latency = Histogram("dfstream_stage_latency_seconds",
+                                       "Per-frame latency of each pipeline stage (seconds).",
+                                       ["stage"], buckets=BUCKETS_S, registry=self.registry)
         self.events = Counter("dfstream_events", "Deepfake events per source and state (start, end).",
                               ["source", "state"], registry=self.registry)
         self.frame_model_every = Gauge("dfstream_frame_model_every",
@@ -111,7 +113,7 @@ class PipelineMetrics:
         self.registry.register(_LiveCollector(read))
 
     def observe(self, stage: str, ms: float) -> None:
-        self.stage_latency.labels(stage).observe(ms)
+        self.stage_latency.labels(stage).observe(ms / 1000.0)
 
     def text(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -34,7 +34,7 @@ def test_metrics_are_served_while_the_run_scores(tmp_path: Path) -> None:
             found = re.search(r'dfstream_frames_total\{source="[^"]*sample_face.mp4"\} (\d+)', text)
             frames = int(found.group(1)) if found else 0
         assert frames >= 10
-        assert "dfstream_stage_latency_ms_bucket" in text
+        assert "dfstream_stage_latency_seconds_bucket" in text
     finally:
         proc.terminate()
         proc.wait(30)

@@ -131,9 +131,17 @@ def test_peer_receives_schema_valid_scores(models: ModelSet) -> None:
         assert not [p for m in client.scores() for p in check_record(m)]
         assert {m["source"] for m in client.scores()} == {f"peer:{answer['peer']}"}
         families = {f.name: f for f in text_string_to_metric_families(text)}
-        assert {"dfstream_frames", "dfstream_dropped_frames", "dfstream_fps", "dfstream_stage_latency_ms",
+        assert {"dfstream_frames", "dfstream_dropped_frames", "dfstream_fps", "dfstream_stage_latency_seconds",
                 "dfstream_active_peers", "dfstream_model_info"} <= set(families)
-        buckets = [s for s in families["dfstream_stage_latency_ms"].samples if s.name.endswith("_count")]
+        # Prometheus' base units: no milliseconds in a name, every histogram in seconds, and in seconds' range
+        assert not [n for n in families if n.endswith(("_ms", "_milliseconds", "_kb", "_mb"))]
+        assert all(n.endswith("_seconds") for n, f in families.items() if f.type == "histogram")
+        sums = {s.labels["stage"]: s.value for s in families["dfstream_stage_latency_seconds"].samples
+                if s.name.endswith("_sum")}
+        counts = {s.labels["stage"]: s.value for s in families["dfstream_stage_latency_seconds"].samples
+                  if s.name.endswith("_count")}
+        assert 0 < sums["total"] / counts["total"] < 5.0  # a mean capture→score in seconds, not milliseconds
+        buckets = [s for s in families["dfstream_stage_latency_seconds"].samples if s.name.endswith("_count")]
         assert {s.labels["stage"] for s in buckets} >= {"faces", "frame_cnn", "clip_encoder", "total"}
 
     asyncio.run(main())
