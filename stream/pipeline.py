@@ -243,10 +243,11 @@ class Pipeline:
         for w, emb in zip(work, crops.embeddings, strict=True):
             w.state.buffer.push(emb, w.face.lmk5)
         a_ms, enc_ms = (lane_ms if lane is not None else crops.frame_ms), crops.encoder_ms
-        if self.face_models:
+        if self.face_models:  # on their lanes whenever a source has a deadline, even with --no-frame-lane
+            live = self._budget(batch) is not None
             jobs = [FaceJob(w.state.models, w.frame.image, w.face, w.frame.t_capture_ns) for w in work
-                    if lane is not None or w.run_frame_model]
-            self.face_models.tick(jobs, live=lane is not None)
+                    if live or w.run_frame_model]
+            self.face_models.tick(jobs, live=live)
 
         t = time.perf_counter()
         ready = [w for w in work if w.state.buffer.full]

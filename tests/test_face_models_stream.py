@@ -179,3 +179,41 @@ def test_calibrate_refits_an_imported_detector_on_real_and_fake_videos(imported:
     done = subprocess.run([sys.executable, "-m", "dfstream.cli", "calibrate", str(imported), "--videos",
                            str(tmp_path / "clips")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "fake: no videos" in done.stderr
+
+
+class _Records:
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def write(self, frame: Any, records: Any, header: str) -> None:
+        self.records += list(records)
+
+    def event(self, data: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_paced_source_never_waits_for_a_blocked_model_even_without_model_as_lane() -> None:
+    """--no-frame-lane puts model A back in the tick; the imported models stay on their lanes."""
+    from dfstream.stream.engine import ModelSet
+    from dfstream.stream.pipeline import Pipeline
+    from dfstream.stream.sinks import SinkSet
+    from dfstream.stream.sources import SourceOptions, open_source
+
+    model = _BlockedModel()
+    stage = FaceModelStage([model])  # type: ignore[list-item]
+    sink = _Records()
+    source = open_source(str(SAMPLE_CLIP), SourceOptions(realtime=True))
+    pipeline = Pipeline(ModelSet.load(BUNDLED_MODELS, "cpu"), [source], SinkSet([sink]), frame_lane=False,
+                        face_models=stage)
+    unblock = threading.Timer(3.5, model.release.set)  # after the run's 3 s: the lane's close then returns
+    unblock.start()
+    try:
+        pipeline.run(duration_s=3.0)
+    finally:
+        unblock.cancel()
+        model.release.set()
+    assert model.calls == 1  # its one run was still in flight when the run ended
+    assert len(sink.records) >= 30 and all(r.models[0]["slow"] is None for r in sink.records)
