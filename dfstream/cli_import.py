@@ -42,6 +42,17 @@ def _report(written: list[ExportedFile], checked: bool = True) -> None:
     typer.echo(f"run it with: dfstream run --models {written[0].path.parent}")
 
 
+def _import(kind: str, checkpoint: Path, out_dir: Path, name: str | None, fp16: bool) -> None:
+    """One published checkpoint through ``export/published.py`` (torch is imported only here)."""
+
+    def body() -> None:
+        from dfstream.export.published import import_detector
+
+        _report(import_detector(kind, checkpoint, out_dir, name, fp16=fp16))
+
+    guard(body)
+
+
 @import_app.command("sbi")
 def import_sbi(
     checkpoint: Annotated[Path, typer.Argument(help="SBI's released or self-trained checkpoint (.tar/.pth).")],
@@ -51,12 +62,7 @@ def import_sbi(
 ) -> None:
     """Self-Blended Images (Shiohara & Yamasaki, CVPR 2022): EfficientNet-B4 at 380 px, its own crop."""
 
-    def body() -> None:
-        from dfstream.export.published import import_detector
-
-        _report(import_detector("sbi", checkpoint, out_dir, name, fp16=fp16))
-
-    guard(body)
+    _import("sbi", checkpoint, out_dir, name, fp16)
 
 
 @import_app.command("deepfakebench")
@@ -69,13 +75,7 @@ def import_deepfakebench(
 ) -> None:
     """DeepfakeBench (NeurIPS 2023) zoo checkpoints: 256 px, mean = std = 0.5, five-point aligned crops."""
 
-    def body() -> None:
-        from dfstream.export.published import import_detector
-
-        kind = "sbi_dfb" if detector is DfbDetector.sbi else detector.value
-        _report(import_detector(kind, checkpoint, out_dir, name, fp16=fp16))
-
-    guard(body)
+    _import("sbi_dfb" if detector is DfbDetector.sbi else detector.value, checkpoint, out_dir, name, fp16)
 
 
 @import_app.command("onnx")

@@ -97,16 +97,16 @@ def _dfb_efficientnetb4(classes: int = 2) -> torch.nn.Module:
             out: torch.Tensor = self.last_layer(x)
             return out
 
-    return _WithBackbone(Backbone())
+    return _with_backbone(Backbone())
 
 
 def _dfb_xception(classes: int = 2) -> torch.nn.Module:
     from dfstream.models.xception import Xception
 
-    return _WithBackbone(Xception(classes))
+    return _with_backbone(Xception(classes))
 
 
-def _WithBackbone(backbone: torch.nn.Module) -> torch.nn.Module:
+def _with_backbone(backbone: torch.nn.Module) -> torch.nn.Module:
     """DeepfakeBench's detectors hold their network as ``backbone`` (the loss has no weights)."""
     from torch import nn
 
@@ -186,23 +186,20 @@ def load_network(path: Path, detector: Detector) -> torch.nn.Module:
     return net.eval()
 
 
-class ProbabilityOfFake:
-    """Wraps 2-class logits into P(fake) = softmax[:, fake_index] (built lazily: torch is optional)."""
+def probability_of_fake(net: torch.nn.Module, fake_index: int) -> torch.nn.Module:
+    """``net``'s logits as P(fake) = softmax[:, fake_index] (the module is built here: torch is optional)."""
+    from torch import nn
 
-    @staticmethod
-    def of(net: torch.nn.Module, fake_index: int) -> torch.nn.Module:
-        from torch import nn
+    class _P(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
 
-        class _P(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.net = net
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.net(x).softmax(dim=1)[:, fake_index]
+            return out
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                out: torch.Tensor = self.net(x).softmax(dim=1)[:, fake_index]
-                return out
-
-        return _P().eval()
+    return _P().eval()
 
 
 def probe_faces(size: int, count: int = 3, seed: int = 0) -> np.ndarray:
@@ -226,7 +223,7 @@ def import_detector(kind: str, checkpoint: Path, out_dir: Path, name: str | None
     from dfstream.export.torch_onnx import trace_to_onnx
 
     detector = DETECTORS[kind]
-    net = ProbabilityOfFake.of(load_network(checkpoint, detector), detector.fake_index)
+    net = probability_of_fake(load_network(checkpoint, detector), detector.fake_index)
     if probes is None:
         unit = probe_faces(detector.input_size)
         probes = ((unit - np.asarray(detector.mean, np.float32)[:, None, None])

@@ -331,6 +331,7 @@ def remove_orphans(folder: Path) -> list[str]:
 
 
 def _all_lines(folder: Path) -> list[dict[str, Any]]:
+    """Every object line of the index, in order (a line cut by a crash is skipped)."""
     path = folder / INDEX
     if not path.is_file():
         return []
@@ -347,17 +348,7 @@ def _all_lines(folder: Path) -> list[dict[str, Any]]:
 
 def read_index(folder: Path) -> list[dict[str, Any]]:
     """The latest line per event id, newest first (what the web page lists)."""
-    path = folder / INDEX
-    if not path.is_file():
-        return []
-    latest: dict[str, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        if isinstance(data, dict) and isinstance(data.get("id"), str):
-            latest[data["id"]] = data
+    latest = {d["id"]: d for d in _all_lines(folder) if isinstance(d.get("id"), str)}
     return sorted(latest.values(), key=lambda d: d.get("start_ts") or 0.0, reverse=True)
 
 

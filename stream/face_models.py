@@ -25,7 +25,7 @@ from dfstream.export.crop_policy import CropPolicy
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, crop_for, to_model_input
 from dfstream.stream.engine import STREAM_ROLES
-from dfstream.stream.runtime import DEFAULT_ORT, OrtModel, OrtSettings, load_model, read_metadata
+from dfstream.stream.runtime import DEFAULT_ORT, OrtModel, OrtSettings, load_model
 from dfstream.stream.types import FaceObs
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,9 @@ class FaceModel:
 
 
 def face_model_files(paths: Sequence[Path]) -> list[Path]:
-    """The face-model graphs among ``paths`` (a file, or every fp32 ``*.onnx`` of role face_model in a
-    folder); a path with none is an error that names it."""
+    """The face-model graphs among ``paths`` (a file, or every fp32 ``*.onnx`` of a folder that
+    ``dfstream import`` wrote); a path with none is an error that names it. Their role is checked when
+    they load, so each graph is opened once."""
     files: list[Path] = []
     for path in paths:
         if path.is_file():
@@ -75,8 +76,7 @@ def face_model_files(paths: Sequence[Path]) -> list[Path]:
             continue
         if not path.is_dir():
             raise InputPathError(f"models not found: {path}")
-        found = [p for p in sorted(path.glob("*.onnx")) if p.suffixes == [".onnx"]
-                 and read_metadata(p).role == "face_model"]
+        found = [p for p in sorted(path.glob("*.onnx")) if p.suffixes == [".onnx"]]
         if not found:
             missing = [FILE_NAME_OF_ROLE[r] for r in STREAM_ROLES if not (path / FILE_NAME_OF_ROLE[r]).is_file()]
             raise InputPathError(f"{path}: missing {', '.join(missing)} (write them with 'dfstream export'), and no "
