@@ -19,9 +19,10 @@ from dfstream.cli_common import (
 )
 from dfstream.cli_eval_compare import eval_compare_cmd
 from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_sensitivity_cmd, eval_streams_cmd
-from dfstream.config import EvalBundledConfig, EvalClipConfig, EvalCnnConfig, EvalKindsConfig
+from dfstream.config import EvalBundledConfig, EvalClipConfig, EvalCnnConfig, EvalCrossConfig, EvalKindsConfig
 from dfstream.exceptions import InputPathError
 from dfstream.models.card_tables import TABLES
+from dfstream.models.data.splits import SPLITS
 from dfstream.paths import BUNDLED_MODELS
 
 eval_app = typer.Typer(help="Evaluate a trained model and write metrics, plots and reports.", no_args_is_help=True)
@@ -186,6 +187,36 @@ def eval_bundled_cmd(
         if r.clip_within_face_auc is not None:
             typer.echo(f"model B, test clips, AUC within each face (mean): {r.clip_within_face_auc:.4f}")
         typer.echo(f"reports in {out}; the card's tables: dfstream eval card {out} [--table fusion]")
+
+    guard(body)
+
+
+SplitChoice = StrEnum("SplitChoice", {s: s for s in SPLITS})  # type: ignore[misc]  # members from SPLITS
+DEFAULT_CROSS_SPLIT = SplitChoice(default_of(EvalCrossConfig, "split"))
+
+
+@eval_app.command("cross")
+def eval_cross_cmd(
+    models: Annotated[Path, option_of(EvalCrossConfig, "models")],
+    data: Annotated[Path, option_of(EvalCrossConfig, "data_dir")],
+    out: Annotated[Path, option_of(EvalCrossConfig, "out_dir")],
+    split: Annotated[SplitChoice, option_of(EvalCrossConfig, "split")] = DEFAULT_CROSS_SPLIT,
+    precision: Annotated[
+        Precision, option_of(EvalCrossConfig, "precision")
+    ] = default_of(EvalCrossConfig, "precision"),
+    device: Annotated[Device, option_of(EvalCrossConfig, "device")] = default_of(EvalCrossConfig, "device"),
+) -> None:
+    """Exported graphs on another data set's import: frame- (clip-) and video-level AUC per method, with the
+    interval from resampling people; train on one data set, test on another."""
+
+    def body() -> None:
+        from dfstream.models.eval_cross import evaluate_cross, table
+
+        cfg = EvalCrossConfig(models=models, data_dir=data, out_dir=out, split=split.value,
+                              precision=precision.value, device=device.value)
+        for line in table(evaluate_cross(cfg)):
+            typer.echo(line)
+        typer.echo(f"written: {out}/cross.json, {out}/cross.md, per-sample scores in {out}")
 
     guard(body)
 

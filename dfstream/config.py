@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from dfstream.models.data.footage_layouts import FootageKind
+from dfstream.models.data.splits import Split
 from dfstream.models.metrics import INTERVAL_ROUNDS
 from dfstream.stream.runtime import Device, OrtSettings, PrecisionChoice
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
@@ -62,6 +64,35 @@ class BuildConfig(_Strict):
     def _one_fake_per_face(self) -> BuildConfig:
         if self.sbi_per_face + self.swap_per_face < 1:
             raise ValueError("need at least one manipulated clip per face (self-blended or swap)")
+        return self
+
+
+class ImportConfig(_Strict):
+    """What ``dfstream data import`` reads (a data set's own layout) and writes (both notebooks' layouts)."""
+
+    kind: FootageKind = Field(description="The data set's layout.")
+    root: Path = Field(description="The data set's folder, as its publishers lay it out.")
+    out: Path = Field(description="Where frames/ (model A) and clips/ (model B) go; an interrupted import goes on.")
+    frames_per_video: int = Field(8, ge=0, description="Model A frames per video, evenly spread.")
+    clips_per_video: int = Field(2, ge=0, description="Model B clips (16 frames in a row) per video, evenly spread.")
+    max_faces: int = Field(1, ge=1, le=16, description="1: the largest face; more: each face with its own id.")
+    min_face: int = Field(64, ge=16, description="Faces whose box is narrower (pixels) are skipped as too small.")
+    workers: int = Field(1, ge=1, description="Processes importing videos side by side.")
+    seed: int = Field(0, description="Seed of the split of groups the data set itself does not split.")
+    compression: Literal["raw", "c23", "c40"] = Field("c23", description="FaceForensics++: which quality.")
+    methods: tuple[str, ...] = Field((), description="FaceForensics++: methods to import (default: all found).")
+    splits: Path | None = Field(
+        None, description="FaceForensics++: folder of the official train/val/test.json (default: looked for in ROOT).")
+    class_map: tuple[str, ...] = Field(
+        (), description="folders: FOLDER=real or FOLDER=fake, repeated (default: real/ and fake/).")
+    group_by: Literal["video", "folder"] = Field(
+        "video", description="folders: keep each video apart, or each folder (one person or camera) in one split.")
+    limit: int | None = Field(None, ge=1, description="Import only the first N videos of the plan (a trial run).")
+
+    @model_validator(mode="after")
+    def _something(self) -> ImportConfig:
+        if self.frames_per_video == 0 and self.clips_per_video == 0:
+            raise ValueError("--frames-per-video and --clips-per-video are both 0: nothing to import")
         return self
 
 
@@ -215,6 +246,15 @@ class EvalBundledConfig(_Strict):
     models: Path = Field(description="Folder with the three ONNX graphs (the bundled ones by default).")
     data_dir: Path = Field(description="A data build (dfstream data build --out DIR): its val and test splits.")
     out_dir: Path = Field(description="Reports in make models' layout: model-a/eval, model-b/{val,test}.")
+    precision: PrecisionChoice = Field("auto", description="Graph variants, as 'run' picks them.")
+    device: Device = Field("cpu", description="ONNX Runtime device.")
+
+
+class EvalCrossConfig(_Strict):
+    models: Path = Field(description="Folder with the three exported ONNX graphs (e.g. runs/onnx).")
+    data_dir: Path = Field(description="Another data set's import (dfstream data import … -o DIR).")
+    out_dir: Path = Field(description="Where cross.json, cross.md and the per-sample scores go.")
+    split: Split = Field("test", description="Which split of the import is scored.")
     precision: PrecisionChoice = Field("auto", description="Graph variants, as 'run' picks them.")
     device: Device = Field("cpu", description="ONNX Runtime device.")
 

@@ -90,9 +90,10 @@ def binary_report(
     )
 
 
-VIDEO_NAME = re.compile(r"^(?P<face>(?P<person>.+)-f\d{3})-")
-"""A data build's video is named ``{person}-f{face:03d}-{kind}-{k:02d}`` (its frame files add
-``{kind}__`` before and ``_{i}`` after): whose face, and which of their faces, it was filmed from."""
+VIDEO_NAME = re.compile(r"^(?P<face>(?P<person>.+?)-f\d{3})-")
+"""A data build's video is named ``{person}-f{face:03d}-{kind}-{k:02d}``, an imported one
+``{group}-f{face:03d}-{video}`` (frame files add ``{kind}__`` before and ``_{i}`` after): whose face,
+and which of their faces, it was filmed from. The first ``-fNNN-`` counts: a video's own name may hold one."""
 
 MIN_PEOPLE = 3
 INTERVAL_ROUNDS = 2000

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 BEST_NAME = "mediapipe_model.pth"
 """Notebook B's file name for the best-F1 state dict, kept so its users find it where they expect."""
+RESUME_NAME = "resume.pt"
+"""An unfinished run's state after its last finished epoch; the same command with the same --out goes on
+from there, and the file goes when the run ends."""
 PROBE_NAME = "probe.pth"
 """Beside an on-the-fly run's checkpoint: the encoder's linear probe, model A's frame-level teacher."""
 
@@ -163,8 +166,19 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     best_path = cfg.out_dir / BEST_NAME
     best_f1 = -1.0
-    history = []
-    for epoch in range(1, cfg.epochs + 1):
+    history: list[dict[str, float]] = []
+    first = 1
+    resume = cfg.out_dir / RESUME_NAME
+    if resume.is_file():
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        if state["config"] != cfg.model_dump(mode="json"):
+            raise ModelLoadError(f"{resume}: left by a run with other options; use another --out or delete it")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        first, best_f1, history = state["epoch"] + 1, state["best_f1"], state["history"]
+        log.info("going on from epoch %d of an interrupted run (%s)", first, resume)
+    for epoch in range(first, cfg.epochs + 1):
         model.train()
         total = 0.0
         for frames, lmks, y in train_loader:
@@ -183,12 +197,23 @@ def train_clip(cfg: TrainClipConfig) -> Path:
             best_f1 = f1
             clip_lstm.save_state(model, best_path)
             log.info("saved %s (val F1 %.4f)", best_path, f1)
+        _save_resume(resume, model, optimizer, cfg, epoch, best_f1, history)
     clip_lstm.save_state(model, cfg.out_dir / "last_model.pth")
+    resume.unlink(missing_ok=True)
     with (cfg.out_dir / "history.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))
         w.writeheader()
         w.writerows(history)
     return best_path
+
+
+def _save_resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainClipConfig,
+                 epoch: int, best_f1: float, history: list[dict[str, float]]) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+             "epoch": epoch, "best_f1": best_f1, "history": history, "config": cfg.model_dump(mode="json")}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # never a half-written state to go on from
 
 
 def evaluate_clip(cfg: EvalClipConfig) -> BinaryReport:

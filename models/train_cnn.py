@@ -87,6 +87,10 @@ def pool_dataset(pool: DistillPool, targets: np.ndarray, batch: int, seed: int) 
     return PoolBatches()
 
 
+RESUME_DIR = "resume"
+"""Keras' backup of an unfinished run (weights, optimizer, epoch); removed when the run ends."""
+
+
 def train_cnn(cfg: TrainCnnConfig) -> Path:
     """Fit with Adam + BCE; best (val AUC) and last checkpoints; returns the best model's path.
 
@@ -124,7 +128,9 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
         keras.callbacks.ModelCheckpoint(best, monitor="val_auc", mode="max", save_best_only=True, verbose=1),
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=5, restore_best_weights=True, verbose=1),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, verbose=1),
-        keras.callbacks.CSVLogger(str(cfg.out_dir / "history.csv")),
+        keras.callbacks.CSVLogger(str(cfg.out_dir / "history.csv"), append=(cfg.out_dir / RESUME_DIR).is_dir()),
+        # an interrupted run, started again with the same --out, goes on from its last finished epoch
+        keras.callbacks.BackupAndRestore(str(cfg.out_dir / RESUME_DIR)),
     ]
     if pool is not None:
         training = pool_dataset(pool, pool.targets(cfg.hard_weight), cfg.batch_size, cfg.seed)

@@ -29,6 +29,7 @@ from dfstream.models.data.bank import write_bank
 from dfstream.models.data.manipulate import BlendParams, self_blend
 from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_faces, read_photo
 from dfstream.models.data.sources import FetchReport, fetch_all
+from dfstream.models.data.splits import SPLITS, Split, assign_splits
 from dfstream.models.data.swap import face_swap
 from dfstream.models.metrics import KIND_SEPARATOR
 from dfstream.stream.landmarks import lmk5
@@ -36,8 +37,6 @@ from dfstream.stream.landmarks import lmk5
 log = logging.getLogger(__name__)
 
 Kind = Literal["original", "sbi", "swap"]
-Split = Literal["train", "val", "test"]
-SPLITS: tuple[Split, ...] = ("train", "val", "test")
 THUMBNAILS_BANK = "thumbnails.npz"
 """Thumbnail faces for training fakes only (``train --faces faces/train.npz --faces faces/thumbnails.npz``);
 a file of its own, so that ``faces/train.npz`` and what is trained on it stay as they were."""
@@ -79,33 +78,6 @@ class BuildSummary:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
-
-
-def assign_splits(
-    group_sizes: dict[str, int],
-    seed: int,
-    fractions: tuple[float, float, float],
-    test_only: frozenset[str] = frozenset(),
-) -> dict[str, Split]:
-    """Whole groups to splits, largest first, each to the split furthest below its share;
-    ``test_only`` groups go to test before anything else is placed."""
-    rng = np.random.default_rng(seed)
-    names = sorted(g for g in group_sizes if g not in test_only)
-    order = [names[i] for i in rng.permutation(len(names))]
-    order.sort(key=lambda g: -group_sizes[g])  # stable: ties keep the seeded order
-    total = sum(group_sizes.values())
-    filled = dict.fromkeys(SPLITS, 0)
-    out: dict[str, Split] = {}
-    for g in sorted(test_only & group_sizes.keys()):
-        out[g] = "test"
-        filled["test"] += group_sizes[g]
-    for g in order:
-        deficit = {s: fractions[i] * total - filled[s] for i, s in enumerate(SPLITS)}
-        # a split that has nothing yet goes first, so val and test are never empty
-        pick = max(SPLITS, key=lambda s: (filled[s] == 0 and fractions[SPLITS.index(s)] > 0, deficit[s]))
-        out[g] = pick
-        filled[pick] += group_sizes[g]
-    return out
 
 
 def plan_clips(faces: Sequence[SourceFace], cfg: BuildConfig) -> tuple[list[ClipPlan], int]:
