@@ -176,6 +176,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        train_loader.generator.set_state(state["order_rng"])  # the next epoch's order, not the first's again
         first, best_f1, history = state["epoch"] + 1, state["best_f1"], state["history"]
         log.info("going on from epoch %d of an interrupted run (%s)", first, resume)
     for epoch in range(first, cfg.epochs + 1):
@@ -197,7 +198,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
             best_f1 = f1
             clip_lstm.save_state(model, best_path)
             log.info("saved %s (val F1 %.4f)", best_path, f1)
-        _save_resume(resume, model, optimizer, cfg, epoch, best_f1, history)
+        _save_resume(resume, model, optimizer, train_loader, cfg, epoch, best_f1, history)
     clip_lstm.save_state(model, cfg.out_dir / "last_model.pth")
     resume.unlink(missing_ok=True)
     with (cfg.out_dir / "history.csv").open("w", newline="") as f:
@@ -207,10 +208,11 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     return best_path
 
 
-def _save_resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainClipConfig,
-                 epoch: int, best_f1: float, history: list[dict[str, float]]) -> None:
+def _save_resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,  # type: ignore[type-arg]
+                 cfg: TrainClipConfig, epoch: int, best_f1: float, history: list[dict[str, float]]) -> None:
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-             "epoch": epoch, "best_f1": best_f1, "history": history, "config": cfg.model_dump(mode="json")}
+             "order_rng": loader.generator.get_state(), "epoch": epoch, "best_f1": best_f1, "history": history,
+             "config": cfg.model_dump(mode="json")}
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # never a half-written state to go on from
