@@ -6,7 +6,7 @@ ORT_BUILD ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(ORT_BUILD)
 
-.PHONY: test lint typecheck check demo models ablation kinds distill blendmap soup clean-venv
+.PHONY: test lint typecheck check demo models footage-models ablation kinds distill blendmap soup clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,41 @@ CLIP_WORKERS ?= 1
 CLIP_RECIPE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val $(CLIP_FACES) \
 	$(LITE0) --activation relu6 --img-size $(CLIP_SIZE) --steps $(CLIP_STEPS) --frame-batch 32 --eval-every 50 \
 	--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers $(CLIP_WORKERS) --fixed-share $(FIXED_SHARE)
+
+# Models from real footage: import a data set first (README, "Train on real footage"), e.g.
+#   dfstream data import faceforensics /data/FaceForensics++ -o cache/ff --workers 8
+# then `make footage-models FOOTAGE=cache/ff CROSS=cache/celebdf`: model B on the import's clips, model A
+# on its frames, each calibrated on its validation split and tested on its test split, exported, then
+# scored by `eval cross` on the import's own test split and, with CROSS, on another import's. Training
+# goes on after an interruption when run again. On one GPU: FOOTAGE_BATCH=16 CLIP_WORKERS=15.
+FOOTAGE ?= cache/footage
+FOOTAGE_RUNS ?= runs-footage
+FOOTAGE_EPOCHS ?= 10
+FOOTAGE_BATCH ?= 4
+FOOTAGE_CNN_EPOCHS ?= 10
+FOOTAGE_DEVICE ?= auto
+CROSS ?=
+FOOTAGE_INIT := $(if $(wildcard $(DATA)/weights/efficientnet_b0_from_lite0.pth),$(LITE0) --activation relu6)
+FR := $(FOOTAGE_RUNS)
+
+footage-models: $(STAMP)
+	$(DF) train clip --data $(FOOTAGE)/clips/train --val-data $(FOOTAGE)/clips/val --out $(FR)/model-b \
+		--img-size $(CLIP_SIZE) --epochs $(FOOTAGE_EPOCHS) --batch-size $(FOOTAGE_BATCH) --workers $(CLIP_WORKERS) \
+		--device $(FOOTAGE_DEVICE) $(FOOTAGE_INIT)
+	$(DF) eval clip --model $(FR)/model-b/last_model.pth --data $(FOOTAGE)/clips/val --split all \
+		--img-size $(CLIP_SIZE) --max-fpr $(MAX_FPR) --device $(FOOTAGE_DEVICE) --out $(FR)/model-b/val
+	$(DF) eval clip --model $(FR)/model-b/last_model.pth --data $(FOOTAGE)/clips/test --split all \
+		--img-size $(CLIP_SIZE) --threshold-from $(FR)/model-b/val/threshold.json --device $(FOOTAGE_DEVICE) \
+		--out $(FR)/model-b/test
+	$(DF) train cnn --data $(FOOTAGE)/frames --out $(FR)/model-a --epochs $(FOOTAGE_CNN_EPOCHS) --batch-size 32 \
+		--lr 3e-4 --seed 42
+	$(DF) eval cnn --model $(FR)/model-a/best_model.keras --data $(FOOTAGE)/frames --out $(FR)/model-a/eval \
+		--max-fpr $(MAX_FPR)
+	$(DF) export $(FR)/model-a/best_model.keras -o $(FR)/onnx --threshold-from $(FR)/model-a/eval/threshold.json
+	$(DF) export $(FR)/model-b/last_model.pth -o $(FR)/onnx --img-size $(CLIP_SIZE) \
+		--threshold-from $(FR)/model-b/val/threshold.json
+	$(DF) eval cross --models $(FR)/onnx --data $(FOOTAGE) --out $(FR)/cross/$(notdir $(FOOTAGE))
+	$(if $(CROSS),$(DF) eval cross --models $(FR)/onnx --data $(CROSS) --out $(FR)/cross/$(notdir $(CROSS)))
 
 models: $(STAMP)
 	$(DF) data build --out $(DATA) --seed 0 --softer-pastes-only
