@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dfstream.benchmarks.cpu_budget import CpuBudget
 from dfstream.benchmarks.timing import Stats
 from dfstream.config import RunConfig
 from dfstream.stream.run import run_stream
@@ -39,6 +40,8 @@ class PipelineRow:
     """Per-stage latency samples (ms) for the plots."""
     slowest_stream_fps: float = 0.0
     """Frames scored per second by the stream that got the fewest: whether one starves."""
+    cpu: dict[str, Any] | None = None
+    """The run's CPU budget (``CpuBudget.to_dict``): cores used in all, and per thread group."""
 
     def to_dict(self, with_samples: bool = False) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k != "samples"}
@@ -52,7 +55,7 @@ def _pcts(values: Sequence[float]) -> dict[str, float]:
     return {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms}
 
 
-def row_from_summary(mode: str, streams: int, summary: RunSummary) -> PipelineRow:
+def row_from_summary(mode: str, streams: int, summary: RunSummary, cpu: dict[str, Any] | None = None) -> PipelineRow:
     d = summary.to_dict()
     samples = {k: list(summary.latency[k]) for k in SUMMARY_STAGES if summary.latency.get(k)}
     return PipelineRow(
@@ -66,6 +69,7 @@ def row_from_summary(mode: str, streams: int, summary: RunSummary) -> PipelineRo
         capture_to_score=_pcts(samples.get("total", [])),
         stages={k: _pcts(v) for k, v in samples.items() if k != "total"},
         samples=samples,
+        cpu=cpu,
     )
 
 
@@ -109,10 +113,11 @@ def bench_pipeline(
                     overlap=overlap,
                     frame_lane=frame_lane,
                 )
-                summary, errors = run_stream(cfg)
+                with CpuBudget() as budget:
+                    summary, errors = run_stream(cfg)
                 if errors:
                     log.warning("pipeline %s × %d: %s", mode, n, "; ".join(errors))
-                row = row_from_summary(mode, n, summary)
+                row = row_from_summary(mode, n, summary, budget.to_dict())
                 log.info("pipeline %s × %d: %.1f fps, p99 %.1f ms, %d dropped", mode, n, row.fps,
                          row.capture_to_score["p99"], row.dropped)
                 rows.append(row)

@@ -58,6 +58,17 @@ def pipeline_markdown(rows: Sequence[PipelineRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cpu_budget_markdown(rows: Sequence[PipelineRow], top: int = 6) -> str:
+    """Cores each thread group used per row (CPU seconds per second of the run), largest first."""
+    lines = ["| mode | streams | cores used | by thread group (cores) |", "| --- | ---: | ---: | --- |"]
+    for r in rows:
+        if r.cpu is None:
+            continue
+        groups = ", ".join(f"{name} {_f(v, 2)}" for name, v in list(r.cpu["cores"].items())[:top])
+        lines.append(f"| {r.mode} | {r.streams} | {_f(r.cpu['total_cores'], 2)} | {groups} |")
+    return "\n".join(lines) + "\n"
+
+
 def soak_markdown(result: dict[str, Any]) -> str:
     lines = ["| interval | frames | RSS MB | p50 ms | p99 ms |", "| ---: | ---: | ---: | ---: | ---: |"]
     for row in result["intervals"]:

@@ -13,6 +13,7 @@ from dfstream.benchmarks.machine import cpu_times, file_hashes, machine_info, st
 from dfstream.benchmarks.models_bench import bench_face_models, bench_models, clip_scoring_rows, ratios
 from dfstream.benchmarks.pipeline_bench import bench_pipeline
 from dfstream.benchmarks.report import (
+    cpu_budget_markdown,
     models_markdown,
     pipeline_markdown,
     pipeline_plots,
@@ -99,7 +100,7 @@ def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, strea
     started = cpu_times()
     rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride, explain, overlap,
                           frame_lane)
-    md = pipeline_markdown(rows)
+    md = pipeline_markdown(rows) + "\nCPU budget (CPU seconds per second of each run):\n\n" + cpu_budget_markdown(rows)
     extra = {"clip": str(clip), "duration_s": duration_s, "precision": precision, "stride": stride,
              "explain": explain, "overlap": overlap, "frame_lane": frame_lane,
              "rows": [r.to_dict(with_samples=True) for r in rows]}

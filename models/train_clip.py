@@ -170,7 +170,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     first = 1
     resume = cfg.out_dir / RESUME_NAME
     if resume.is_file():
-        state = torch.load(resume, map_location="cpu", weights_only=False)
+        state = torch.load(resume, map_location="cpu", weights_only=True)
         if state["config"] != cfg.model_dump(mode="json"):
             raise ModelLoadError(f"{resume}: left by a run with other options; use another --out or delete it")
         model.load_state_dict(state["model"])

@@ -153,7 +153,8 @@ class Pipeline:
         for s in sources:
             s.set_wake(self.wake)
         workers = 4 if serve else min(4, len(self.streams))
-        self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dfstream-faces-pool") if (
+            workers > 1) else None
         self._fps: dict[str, tuple[float, float]] = {}
         self._peers = 0
         self.sinks.add(self.summary.metrics)  # label state per source and event counts

@@ -115,3 +115,36 @@ def test_ratios_compare_each_provider_with_the_native_framework_on_the_same_prov
             row("onnxruntime", "cuda", "fp16", 0.5), row("torch", "cuda", "fp32", 2.0)]
     assert ratios(rows) == {"clip_encoder_b1_ort_fp32_over_torch": 0.25,
                             "clip_encoder_b1_ort_fp16_over_torch_cuda": 0.25}
+
+
+def test_cpu_budget_puts_a_threads_cpu_time_on_its_name() -> None:
+    """A named thread that burns 0.3 s of CPU is found under its name (pool workers under their prefix)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dfstream.benchmarks.cpu_budget import CpuBudget
+
+    done = threading.Event()
+    burnt: list[float] = []
+
+    def burn() -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.3:
+            pass
+        burnt.append(time.thread_time() - start)
+        done.wait()
+
+    budget = CpuBudget(interval_s=0.05)
+    worker = threading.Thread(target=burn, name="burner")
+    with ThreadPoolExecutor(2, thread_name_prefix="burner-pool") as pool:
+        with budget:  # both threads are still alive at its last sample, so none of their time is lost
+            worker.start()
+            pool.submit(burn)
+            while len(burnt) < 2:
+                time.sleep(0.01)
+        done.set()
+    worker.join()
+    assert budget.seconds["burner"] >= 0.29
+    assert budget.seconds["burner-pool"] >= 0.29
+    assert budget.total_cores > 0 and budget.cores["burner"] > 0

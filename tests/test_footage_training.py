@@ -105,7 +105,7 @@ def test_clip_training_goes_on_after_an_interruption(tmp_path: Path, imported: P
     stopped = runner.invoke(app, [*args, "--out", str(tmp_path / "cut")])
     assert stopped.exit_code == 130  # Ctrl-C, as the shell reports it
     monkeypatch.undo()
-    assert torch.load(tmp_path / "cut" / train_clip.RESUME_NAME, weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "cut" / train_clip.RESUME_NAME, weights_only=True)["epoch"] == 1
     other = runner.invoke(app, [*args[:-1], "2", "--out", str(tmp_path / "cut")])  # another batch size
     assert other.exit_code == 2 and "other options" in other.output
     _ok([*args, "--out", str(tmp_path / "cut")])
