@@ -39,9 +39,13 @@ def thread_times() -> dict[int, tuple[str, float]]:
     return out
 
 
+NATIVE_NUMBER = re.compile(r"[/_-]?\d+$")
+"""MediaPipe names its workers ``mediapipe/<n>``: one group."""
+
+
 def group_of(python_name: str | None, comm: str) -> str:
     if python_name is None:
-        return f"native:{comm}"
+        return f"native:{NATIVE_NUMBER.sub('', comm)}"
     match = POOL_NAME.match(python_name)
     return match.group(1) if match else python_name
 

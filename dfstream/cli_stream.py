@@ -303,7 +303,7 @@ def serve_cmd(
         options = ServeOptions(host=cfg.host, port=cfg.port, token=cfg.token, max_peers=cfg.max_peers,
                                ice_servers=cfg.ice_servers, explain=cfg.explain, threshold=cfg.threshold,
                                frame_lane=cfg.frame_lane, model_weights=cfg.model_weights)
-        loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision, cfg.ort)
+        loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision, cfg.ort, frame_on_lane=cfg.frame_lane)
         serve(loaded, options, max_faces=cfg.max_faces, stride=cfg.stride, feeds=feeds, outputs=outputs,
               settings=source_settings(cfg), face_models=load_detectors(cfg))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.runtime import (
     DEFAULT_ORT,
+    LANE_INTRA_THREADS,
     PRECISIONS,
     OrtModel,
     OrtSettings,
@@ -138,8 +139,10 @@ class ModelSet:
 
     @classmethod
     def load(
-        cls, folder: Path, device: str = "auto", precision: str = "fp32", settings: OrtSettings = DEFAULT_ORT
+        cls, folder: Path, device: str = "auto", precision: str = "fp32", settings: OrtSettings = DEFAULT_ORT,
+        frame_on_lane: bool = False,
     ) -> ModelSet:
+        """``frame_on_lane``: model A will run on its frame lane (live sources), so on one intra-op thread."""
         fp32 = model_files(folder)  # every graph there, or one error naming each missing one
         # The precision follows where the sessions really run: the head (always fp32) is opened first,
         # so a CUDA build that lands on the CPU takes the CPU's variants, not fp16 graphs on the CPU.
@@ -147,7 +150,8 @@ class ModelSet:
         files = model_files(folder, precision, gpu=on_gpu(head))
         if files["clip_head"] != fp32["clip_head"]:
             head = load_model(files["clip_head"], "clip_head", device, settings=settings)
-        frame = load_model(files["frame_cnn"], "frame_cnn", device, settings=settings)
+        lane = replace(settings, intra_threads=LANE_INTRA_THREADS) if frame_on_lane else settings
+        frame = load_model(files["frame_cnn"], "frame_cnn", device, settings=lane)
         encoder = load_model(files["clip_encoder"], "clip_encoder", device, settings=settings)
         if encoder.metadata.source_sha256 != head.metadata.source_sha256:
             raise MetadataError(

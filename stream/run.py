@@ -22,6 +22,7 @@ from dfstream.stream.metrics import MetricsServer
 from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
+from dfstream.stream.sources.base import Policy
 from dfstream.stream.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,11 @@ def load_detectors(config: RunConfig | ServeConfig) -> FaceModelStage:
     return stage
 
 
+def frame_model_on_lane(config: RunConfig, sources: Sequence[ThreadedSource]) -> bool:
+    """Whether model A will run on its frame lane: the lane serves sources with a deadline (live, paced)."""
+    return config.frame_lane and any(s.policy is Policy.DROP_OLDEST for s in sources)
+
+
 def run_stream(
     config: RunConfig,
     stop: threading.Event | None = None,
@@ -129,7 +135,8 @@ def run_stream(
     metrics = None
     try:
         metrics = None if config.metrics_port is None else MetricsServer(config.metrics_port)
-        models = ModelSet.load(config.models_dir, config.device, config.precision, config.ort)
+        models = ModelSet.load(config.models_dir, config.device, config.precision, config.ort,
+                               frame_on_lane=frame_model_on_lane(config, sources))
         face_models = load_detectors(config)
     except BaseException:
         sinks.close()

@@ -178,3 +178,28 @@ def test_overlapped_faces_lane_gives_the_same_records_in_the_same_order(stream_m
     for a, b in zip(outs[False], outs[True], strict=True):
         assert (a.get("score_frame"), a.get("score_clip"), a.get("score")) == (
             b.get("score_frame"), b.get("score_clip"), b.get("score"))
+
+
+def test_model_a_lane_yields_the_cores_to_the_frames() -> None:
+    """The lane's thread runs model A at a lower priority than the thread that submits to it."""
+    import os
+    import threading
+
+    from dfstream.stream.engine import CropScores
+    from dfstream.stream.frame_lane import LANE_NICE, FrameLane
+
+    seen: list[int] = []
+
+    def score(frame_crops: object, clip_crops: object, explain: bool) -> CropScores:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return CropScores(np.zeros(1, np.float32), None, np.zeros((0, 1), np.float32), 0.0, 0.0)
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    lane = FrameLane(score)
+    try:
+        assert lane.submit([], [np.zeros((4, 4, 3), np.uint8)], False)
+        lane._job.future.result(timeout=10)  # type: ignore[union-attr]
+    finally:
+        lane.close()
+    assert seen == [min(19, mine + LANE_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine

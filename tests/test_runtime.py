@@ -40,3 +40,36 @@ def test_runtime_imports_neither_torch_nor_tensorflow() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_model_a_on_its_lane_runs_on_one_intra_op_thread(stream_models: object) -> None:
+    """Live and paced sources put model A on its own lane, whose session then uses one thread; a file
+    read as fast as scored keeps it in the tick with ONNX Runtime's default (a thread per core)."""
+    from pathlib import Path
+
+    from dfstream.config import RunConfig
+    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.engine import ModelSet
+    from dfstream.stream.run import frame_model_on_lane, open_sources
+    from dfstream.stream.runtime import LANE_INTRA_THREADS
+
+    folder = Path(str(stream_models))
+    on_lane = ModelSet.load(folder, "cpu", frame_on_lane=True)
+    in_tick = ModelSet.load(folder, "cpu")
+    assert on_lane.frame.session.get_session_options().intra_op_num_threads == LANE_INTRA_THREADS == 1
+    assert in_tick.frame.session.get_session_options().intra_op_num_threads == 0
+    assert on_lane.encoder.session.get_session_options().intra_op_num_threads == 0  # the tick's own models
+
+    def decided(**options: object) -> bool:
+        config = RunConfig.model_validate({"sources": (str(SAMPLE_CLIP),), "window": False, "models_dir": folder}
+                                          | options)
+        sources = open_sources(config)
+        try:
+            return frame_model_on_lane(config, sources)
+        finally:
+            for s in sources:
+                s.close()
+
+    assert decided(realtime=True)
+    assert not decided(realtime=False)
+    assert not decided(realtime=True, frame_lane=False)
