@@ -46,6 +46,8 @@ NATIVE_NUMBER = re.compile(r"[/_-]?\d+$")
 def group_of(python_name: str | None, comm: str) -> str:
     if python_name is None:
         return f"native:{NATIVE_NUMBER.sub('', comm)}"
+    if python_name.startswith("source:"):  # one reader thread per camera
+        return "sources"
     match = POOL_NAME.match(python_name)
     return match.group(1) if match else python_name
 

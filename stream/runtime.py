@@ -116,7 +116,7 @@ LANE_INTRA_THREADS = 1
 """Intra-op threads of a model that runs on a lane of its own beside the frames (model A's frame lane).
 A lane is one core's worth of work: with ONNX Runtime's default (a thread per core) its workers fight
 the faces and the clip encoder for the cores. One thread took four paced cameras on 2 cores from
-94 to 112–118 fps scored and their p99 from 89–94 ms to 68–75 ms (benchmarks/RESULTS.md §5)."""
+94 to 112–118 fps scored and their p99 from 89–94 ms to 68–78 ms (benchmarks/RESULTS.md §5)."""
 
 
 @dataclass(frozen=True)
