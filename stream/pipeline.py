@@ -426,6 +426,13 @@ class Pipeline:
         name = display_name(frame.source)
         return f"{name}  {fps:.0f} fps" if fps else name
 
+    def decision_points(self) -> dict[str, object]:
+        """Where each score turns: the fused score's label threshold (``--threshold``) and each model's
+        own threshold on its P(fake), as the page shows them."""
+        models = {"frame_model": self.scoring.frame_threshold, "clip_model": self.scoring.clip_threshold}
+        models |= {name: threshold for name, threshold, _ in self._votes}
+        return {"threshold": self.scoring.decision, "models": models}
+
     def metrics_text(self, peers: int) -> bytes:
         """Prometheus exposition for ``GET /metrics`` (``peers``: WebRTC peers connected now)."""
         self._peers = peers

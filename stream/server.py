@@ -35,7 +35,8 @@ from dfstream.stream.pipeline import Pipeline, SourceSettings
 from dfstream.stream.records import ScoreRecord, to_json
 from dfstream.stream.run import connect_events
 from dfstream.stream.sinks import Sink, SinkSet
-from dfstream.stream.sources.base import ThreadedSource
+from dfstream.stream.sources import redact
+from dfstream.stream.sources.base import ThreadedSource, display_name
 from dfstream.stream.sources.peer import PushSource
 from dfstream.stream.types import Frame
 from dfstream.stream.web_events import EventsView, RecentEvents
@@ -210,6 +211,8 @@ class Server:
         self.events = EventsView(store.folder if store else None, self.recent)
         self.feeds = {f.name: f for f in feeds}
         """Server-side sources (RTSP cameras, files) a page can watch annotated."""
+        self.feed_labels = feed_labels(list(self.feeds))
+        """What the page lists and offers name (a file's name, a camera's redacted URL) → the source."""
         self.pictures = LatestAnnotated(list(self.feeds))
         self.options = options
         self.max_faces = max_faces
@@ -249,6 +252,7 @@ class Server:
         app.router.add_post("/offer", self.offer)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/feeds", self.list_feeds)
+        app.router.add_get("/settings", self.page_settings)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/events", self.events.list)
         app.router.add_get("/events/{name}", self.events.file)
@@ -267,7 +271,12 @@ class Server:
                                   "provider": self.models.provider}, status=200 if alive else 503)
 
     async def list_feeds(self, request: web.Request) -> web.Response:
-        return web.json_response({"feeds": list(self.feeds)})
+        return web.json_response({"feeds": list(self.feed_labels)})
+
+    async def page_settings(self, request: web.Request) -> web.Response:
+        """What the page needs to show every score against its own decision point."""
+        assert self.pipeline is not None
+        return web.json_response(self.pipeline.decision_points())
 
     async def metrics(self, request: web.Request) -> web.Response:
         assert self.pipeline is not None
@@ -285,7 +294,7 @@ class Server:
             return web.json_response({"error": "body is not JSON"}, status=400)
         except RecursionError:  # deeply nested arrays within the size limit
             return web.json_response({"error": "body is nested too deeply"}, status=400)
-        problem = _offer_problem(body, list(self.feeds))
+        problem = _offer_problem(body, list(self.feed_labels))
         if problem:
             return web.json_response({"error": problem}, status=400)
         if sum(p.connected for p in self.peers.values()) >= self.options.max_peers:
@@ -295,7 +304,8 @@ class Server:
         if sum(p.remote == remote for p in pending) >= PENDING_PER_CLIENT or len(pending) >= self.options.max_peers:
             return web.json_response({"error": "too many offers still connecting; try again shortly"}, status=429)
         try:
-            answer, peer_id = await self._connect(body["sdp"], body.get("feed"), remote)
+            feed = body.get("feed")
+            answer, peer_id = await self._connect(body["sdp"], self.feed_labels[feed] if feed else None, remote)
         except ValueError as exc:
             return web.json_response({"error": f"SDP offer rejected: {exc}"}, status=400)
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer": peer_id})
@@ -381,6 +391,18 @@ class Server:
                 task.cancel()
         await peer.pc.close()
         log.info("peer %s left (%d active)", peer_id, len(self.peers))
+
+
+def feed_labels(names: Sequence[str]) -> dict[str, str]:
+    """Each feed's label for people (no server path, no password), made unique: label → source name."""
+    out: dict[str, str] = {}
+    for name in names:
+        base = redact(display_name(name))
+        label, k = base, 2
+        while label in out:
+            label, k = f"{base} ({k})", k + 1
+        out[label] = name
+    return out
 
 
 def _offer_problem(body: object, feeds: Sequence[str]) -> str | None:

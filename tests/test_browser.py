@@ -76,8 +76,8 @@ def served(stream_models: Path, tmp_path: Path) -> Iterator[str]:
     # with a token, given the way that keeps it out of `ps`: the page must still load its own script
     proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", "--models", str(stream_models),
                              "--models", str(tmp_path / "imported"), "--port", str(port), "--device", "cpu",
-                             "--explain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "DFSTREAM_TOKEN": PAGE_TOKEN})
+                             "--explain", "--threshold", "0.45"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "DFSTREAM_TOKEN": PAGE_TOKEN})
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -132,3 +132,60 @@ def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
     assert status == "connected"
     assert grid_side == 14
     assert heat_share > 0.3  # the --explain heatmap fills the crop square, not only the box's outline
+
+
+OVERLAY_PAINTED_JS = """() => {
+  const c = document.getElementById("overlay");
+  if (!c.width || !c.height) return 0;
+  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let painted = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
+  return painted;
+}"""
+FAKE_ZONE_JS = """() => {
+  const px = document.getElementById("chart").getContext("2d").getImageData(60, 12, 1, 1).data;
+  return [px[0], px[1], px[2], px[3]];
+}"""
+ROWS = "document.querySelectorAll('#faces tbody tr').length"
+
+
+def test_chromium_page_shows_thresholds_and_clears_what_is_gone(served: str, tmp_path: Path) -> None:
+    """A face that leaves the camera leaves the page; Stop clears it; the threshold given to the server
+    is the page's; each model's column says its own threshold; nothing the page asks for is missing."""
+    from playwright.sync_api import sync_playwright
+
+    frames = read_frames(SAMPLE_CLIP, 60)
+    blank = np.full_like(frames[0], 40)
+    y4m = write_y4m(frames + [blank] * 60, tmp_path / "comes-and-goes.y4m")  # loops: 2 s a face, 2 s none
+    missing: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-video-capture={y4m}", "--disable-features=WebRtcHideLocalIpsWithMdns"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 900})
+            page.on("response", lambda r: r.status >= 400 and missing.append(f"{r.status} {r.url}"))
+            page.goto(f"{served}/?token={PAGE_TOKEN}")
+            wait_until(page, "document.getElementById('threshold').textContent === '0.45'", 20.0)
+            frame_header = page.inner_text("#th-frame")
+            imported_header = page.inner_text("#th-imported")
+            fake_zone = page.evaluate(FAKE_ZONE_JS)
+            page.click("#start")
+            wait_until(page, "count >= 5", 90.0)
+            # the face goes: its row and box go within a second or so, and fps says nothing is scored
+            wait_until(page, f"{ROWS} === 0 && document.getElementById('fps').textContent === 'no scores'", 30.0)
+            gone_painted = page.evaluate(OVERLAY_PAINTED_JS)
+            wait_until(page, f"{ROWS} >= 1", 30.0)  # and comes back with the next loop
+            page.click("#stop")
+            stopped = (page.evaluate(ROWS), page.evaluate(OVERLAY_PAINTED_JS), page.inner_text("#fps"),
+                       page.inner_text("#latency"), page.inner_text("#status"))
+        finally:
+            browser.close()
+    assert frame_header.startswith("model A (fake ≥ 0.") and frame_header != "model A"
+    assert "tiny ≥ 0." in imported_header
+    assert fake_zone[3] > 0 and fake_zone[0] > fake_zone[1]  # the chart shades the fake zone, reddish
+    assert gone_painted == 0
+    assert stopped == (0, 0, "–", "–", "stopped")
+    assert missing == []  # no favicon.ico 404, nothing else missing

@@ -261,12 +261,12 @@ def test_page_can_watch_a_server_side_feed_annotated(models: ModelSet) -> None:
                     pulls.append(asyncio.ensure_future(pull()))
 
                 await pc.setLocalDescription(await pc.createOffer())
-                offer = {"sdp": pc.localDescription.sdp, "type": "offer", "feed": str(SAMPLE_CLIP)}
+                offer = {"sdp": pc.localDescription.sdp, "type": "offer", "feed": listed[0]}
                 async with session.post(f"{base}/offer", json=offer) as res:
                     answer = await res.json()
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
                 await _until(lambda: len(frames) >= 10 and len(messages) >= 10, 60.0)
-                bad = {**offer, "feed": "/etc/passwd"}
+                bad = {**offer, "feed": str(SAMPLE_CLIP)}  # a path is not a feed's name
                 async with session.post(f"{base}/offer", json=bad) as res:
                     refused = {"status": res.status, **(await res.json())}
         finally:
@@ -276,11 +276,21 @@ def test_page_can_watch_a_server_side_feed_annotated(models: ModelSet) -> None:
         return len(frames), messages, size, refused, listed
 
     n_frames, messages, size, refused, listed = asyncio.run(main())
-    assert listed == [str(SAMPLE_CLIP)]
+    assert listed == [SAMPLE_CLIP.name]  # the file's name for people, never the server's path
     assert n_frames >= 10 and size == (640, 480), "the annotated feed arrives as video"
     scores = [m for m in messages if m["type"] == "score"]
     assert len(scores) >= 10 and {m["source"] for m in scores} == {str(SAMPLE_CLIP)}
-    assert refused["status"] == 400 and refused["error"].startswith("unknown feed '/etc/passwd'")
+    assert refused["status"] == 400 and refused["error"] == (
+        f"unknown feed '{SAMPLE_CLIP}'; this server has ['{SAMPLE_CLIP.name}']")
+
+
+def test_feeds_are_listed_by_names_for_people() -> None:
+    from dfstream.stream.server import feed_labels
+
+    labels = feed_labels(["/srv/a/door.mp4", "/srv/b/door.mp4", "rtsp://admin:hunter2@10.0.0.5/stream1", "lobby"])
+    assert list(labels) == ["door.mp4", "door.mp4 (2)", "rtsp://***@10.0.0.5/stream1", "lobby"]
+    assert labels["door.mp4 (2)"] == "/srv/b/door.mp4"
+    assert "hunter2" not in " ".join(labels)
 
 
 def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(models: ModelSet, tmp_path: Path) -> None:

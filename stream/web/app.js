@@ -3,9 +3,14 @@
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
 const COLOURS = { real: "#5c5", fake: "#e44", uncertain: "#fb0" };
-const HISTORY = 150;
+const WINDOW_MS = 10000;  // the chart's time span
+const STALE_MS = 1000;    // a face not scored for this long has left: it fades, then goes
+const FADE_MS = 300;
+const TRACK_COLOURS = ["#4af", "#f84", "#c6f", "#6d6"];
 let pc = null;
-let tracks = new Map();  // track_id -> {last record, history of scores}
+let settings = { threshold: 0.5, models: {} };  // from /settings: where each score turns
+let tracks = new Map();  // track_id -> {last record, seen (ms), history of {t, s, label}}
+let lastRecordAt = 0;
 let latest = [];         // records of the newest frame
 let latestFrame = -1;
 let count = 0;
@@ -14,6 +19,22 @@ let stamps = [];
 function withToken(url) { return token ? `${url}?token=${encodeURIComponent(token)}` : url; }
 
 let watching = "";  // "" = this browser's camera, else a server-side feed (already annotated)
+
+async function loadSettings() {
+  const res = await fetch(withToken("/settings"));
+  if (!res.ok) return;
+  settings = await res.json();
+  $("threshold").textContent = settings.threshold.toFixed(2);
+  const beside = (id, name, key) => {
+    const t = settings.models[key];
+    $(id).textContent = t === undefined ? name : `${name} (fake ≥ ${t.toFixed(3)})`;
+  };
+  beside("th-frame", "model A", "frame_model");
+  beside("th-clip", "model B", "clip_model");
+  const imported = Object.entries(settings.models).filter(([k]) => k !== "frame_model" && k !== "clip_model");
+  if (imported.length) $("th-imported").textContent = "imported (" + imported.map(([k, t]) => `${k} ≥ ${t.toFixed(3)}`).join(", ") + ")";
+  drawChart();
+}
 
 async function loadFeeds() {
   const res = await fetch(withToken("/feeds"));
@@ -26,7 +47,7 @@ async function loadFeeds() {
 async function start() {
   $("start").disabled = true;
   watching = $("feed").value;
-  tracks = new Map(); latest = []; count = 0;
+  clearView(); count = 0;
   pc = new RTCPeerConnection({ iceServers: [] });
   if (watching) {
     pc.addTransceiver("video", { direction: "recvonly" });
@@ -59,7 +80,29 @@ async function start() {
 
 function stop() {
   if (pc) { pc.getSenders().forEach((s) => s.track && s.track.stop()); pc.close(); pc = null; }
+  $("video").srcObject = null;
+  clearView();
   $("status").textContent = "stopped"; $("start").disabled = false; $("stop").disabled = true;
+}
+
+// Nothing of a stopped session stays on screen: no boxes, no rows, no frozen fps or latency.
+function clearView() {
+  tracks = new Map(); latest = []; latestFrame = -1; stamps = []; lastRecordAt = 0;
+  $("fps").textContent = "–"; $("latency").textContent = "–";
+  renderTable(); drawOverlay(); drawChart();
+}
+
+// Faces that are no longer scored fade and go; fps and latency say so when no score arrives.
+function expire() {
+  const now = performance.now();
+  let changed = false;
+  for (const [id, t] of tracks) if (now - t.seen > STALE_MS) { tracks.delete(id); changed = true; }
+  if (lastRecordAt && now - lastRecordAt > STALE_MS) {
+    if (latest.length) { latest = []; changed = true; }
+    $("fps").textContent = "no scores"; $("latency").textContent = "–";
+  }
+  if (changed) { renderTable(); drawOverlay(); }
+  drawChart();
 }
 
 function onRecord(r) {
@@ -72,9 +115,12 @@ function onRecord(r) {
     $("fps").textContent = (stamps.length / 2).toFixed(1);
   }
   latest.push(r);
+  const now = performance.now();
+  lastRecordAt = now;
   $("latency").textContent = r.latency_ms.total.toFixed(0);
   const t = tracks.get(r.track_id) || { history: [] };
-  t.last = r; t.history.push(r.score); if (t.history.length > HISTORY) t.history.shift();
+  t.last = r; t.seen = now; t.history.push({ t: now, s: r.score, label: r.label });
+  while (t.history.length && now - t.history[0].t > WINDOW_MS) t.history.shift();
   tracks.set(r.track_id, t);
   renderTable(); drawOverlay(); drawChart();
 }
@@ -93,10 +139,12 @@ function imported(r) {
 function renderTable() {
   const body = $("faces").querySelector("tbody");
   body.innerHTML = "";
+  const now = performance.now();
   for (const [id, t] of [...tracks].slice(-8)) {
     const r = t.last;
     const row = document.createElement("tr");
     row.dataset.track = id;
+    if (now - t.seen > FADE_MS) row.className = "fading";
     row.innerHTML = `<td>#${id}</td><td class="${r.label}">${r.label}</td><td class="score">${fmt(r.score)}</td>` +
       `<td>${fmt(r.score_frame)}</td><td>${fmt(r.score_clip)}</td><td class="imported">${imported(r)}</td>`;
     body.appendChild(row);
@@ -116,7 +164,11 @@ function drawOverlay() {
     const [x, y, w, h] = r.bbox;
     ctx.strokeStyle = ctx.fillStyle = COLOURS[r.label];
     ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
-    ctx.fillText(`#${r.track_id} ${r.label} ${r.score.toFixed(2)}`, x * sx, Math.max(14, y * sy - 6));
+    const text = `#${r.track_id} ${r.label} ${r.score.toFixed(2)}`, ty = Math.max(18, y * sy - 6);
+    ctx.fillStyle = "rgba(0, 0, 0, 0.65)";  // readable on a bright face
+    ctx.fillRect(x * sx - 1, ty - 15, ctx.measureText(text).width + 8, 19);
+    ctx.fillStyle = COLOURS[r.label];
+    ctx.fillText(text, x * sx + 3, ty);
     ctx.fillRect(x * sx, (y + h) * sy + 4, w * sx * r.score, 5);
   }
 }
@@ -144,25 +196,45 @@ function drawAttention(ctx, att, sx, sy) {
   ctx.drawImage(small, x * sx, y * sy, side * sx, side * sy);
 }
 
+// Each face's score over the last 10 s: time on x, score on y, the fake zone above the threshold
+// shaded, the stretches a face was labelled fake shaded in its colour, a legend of faces.
 function drawChart() {
   const c = $("chart"), ctx = c.getContext("2d");
+  const left = 34, right = c.width - 8, top = 8, bottom = c.height - 22, now = performance.now();
+  const X = (t) => left + (1 - (now - t) / WINDOW_MS) * (right - left);
+  const Y = (s) => bottom - s * (bottom - top);
   ctx.clearRect(0, 0, c.width, c.height);
-  ctx.strokeStyle = "#555"; ctx.beginPath(); ctx.moveTo(0, c.height / 2); ctx.lineTo(c.width, c.height / 2); ctx.stroke();
-  let i = 0;
-  for (const [, t] of tracks) {
-    ctx.strokeStyle = ["#4af", "#f84", "#c6f", "#6d6"][i++ % 4];
-    ctx.beginPath();
-    t.history.forEach((s, k) => {
-      const x = (k / (HISTORY - 1)) * c.width, y = c.height * (1 - s);
-      k ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+  ctx.font = "11px system-ui"; ctx.fillStyle = "rgba(238, 68, 68, 0.12)";
+  ctx.fillRect(left, top, right - left, Y(settings.threshold) - top);
+  ctx.strokeStyle = "#555"; ctx.fillStyle = "#999"; ctx.lineWidth = 1;
+  for (const [v, name] of [[0, "0"], [settings.threshold, settings.threshold.toFixed(2)], [1, "1"]]) {
+    ctx.beginPath(); ctx.moveTo(left, Y(v)); ctx.lineTo(right, Y(v)); ctx.stroke();
+    ctx.fillText(name, 4, Y(v) + 4);
+  }
+  for (const sec of [10, 5, 0]) {
+    const x = X(now - sec * 1000);
+    ctx.fillText(sec ? `−${sec} s` : "now", Math.min(x - 10, right - 24), c.height - 6);
+  }
+  let i = 0, legend = left + 4;
+  for (const [id, t] of tracks) {
+    const colour = TRACK_COLOURS[i++ % TRACK_COLOURS.length];
+    ctx.fillStyle = colour + "33";
+    t.history.forEach((p, k) => {
+      const next = t.history[k + 1];
+      if (p.label === "fake" && next) ctx.fillRect(X(p.t), top, X(next.t) - X(p.t), bottom - top);
     });
+    ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.beginPath();
+    t.history.forEach((p, k) => (k ? ctx.lineTo(X(p.t), Y(p.s)) : ctx.moveTo(X(p.t), Y(p.s))));
     ctx.stroke();
+    ctx.fillStyle = colour; ctx.fillText(`#${id}`, legend, top + 12); legend += 34;
   }
 }
 
 $("start").onclick = () => start().catch((e) => { $("status").textContent = `error: ${e.message}`; $("start").disabled = false; });
 $("stop").onclick = stop;
+loadSettings();
 loadFeeds();
+setInterval(expire, 250);
 
 // Events: the server's list (its events folder when it has one), refreshed every few seconds.
 function fileUrl(name) { return withToken(`/events/${encodeURIComponent(name)}`); }
@@ -178,8 +250,9 @@ function eventRow(e) {
   if (e.snapshot) { const img = document.createElement("img"); img.src = fileUrl(e.snapshot); img.alt = e.id; shot.appendChild(img); }
   const clip = document.createElement("td");
   if (e.clip && e.clip_status === "done") {
-    const a = document.createElement("a"); a.href = fileUrl(e.clip); a.textContent = "play"; a.target = "_blank";
-    clip.appendChild(a);
+    const video = document.createElement("video");
+    video.src = fileUrl(e.clip); video.controls = true; video.preload = "none"; video.muted = true;
+    clip.appendChild(video);
   } else { clip.textContent = e.clip_status === "none" ? "–" : e.clip_status; }
   row.append(shot, clip);
   return row;
