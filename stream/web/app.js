@@ -6,7 +6,7 @@ const COLOURS = { real: "#5c5", fake: "#e44", uncertain: "#fb0" };
 const WINDOW_MS = 10000;  // the chart's time span
 const STALE_MS = 1000;    // a face not scored for this long has left: it fades, then goes
 const FADE_MS = 300;
-const TRACK_COLOURS = ["#4af", "#f84", "#c6f", "#6d6"];
+const TRACK_COLOURS = ["#44aaff", "#ff8844", "#cc66ff", "#66dd66"];  // six digits: a band adds alpha "33"
 let pc = null;
 let settings = { threshold: 0.5, models: {} };  // from /settings: where each score turns
 let tracks = new Map();  // track_id -> {last record, seen (ms), history of {t, s, label}}
@@ -219,9 +219,14 @@ function drawChart() {
   for (const [id, t] of tracks) {
     const colour = TRACK_COLOURS[i++ % TRACK_COLOURS.length];
     ctx.fillStyle = colour + "33";
+    let from = null;  // one band per stretch labelled fake
     t.history.forEach((p, k) => {
-      const next = t.history[k + 1];
-      if (p.label === "fake" && next) ctx.fillRect(X(p.t), top, X(next.t) - X(p.t), bottom - top);
+      if (p.label === "fake" && from === null) from = p.t;
+      const end = k === t.history.length - 1;
+      if (from !== null && (p.label !== "fake" || end)) {
+        ctx.fillRect(X(from), top, X(p.t) - X(from), bottom - top);
+        from = null;
+      }
     });
     ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.beginPath();
     t.history.forEach((p, k) => (k ? ctx.lineTo(X(p.t), Y(p.s)) : ctx.moveTo(X(p.t), Y(p.s))));
