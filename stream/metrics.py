@@ -40,7 +40,6 @@ class LiveStats:
 
     frames: dict[str, int]
     dropped: dict[str, int]
-    fps: dict[str, float]
     peers: int
     provider: str
     outputs: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -55,15 +54,11 @@ class _LiveCollector(Collector):  # type: ignore[misc]
         frames = CounterMetricFamily("dfstream_frames", "Frames processed per source.", labels=["source"])
         dropped = CounterMetricFamily("dfstream_dropped_frames",
                                       "Frames a live source dropped because the pipeline was busy.", labels=["source"])
-        fps = GaugeMetricFamily("dfstream_fps", "Processed frames per second per source (smoothed).",
-                                labels=["source"])
         for source, n in sorted(live.frames.items()):
             frames.add_metric([source], n)
         for source, n in sorted(live.dropped.items()):
             dropped.add_metric([source], n)
-        for source, v in sorted(live.fps.items()):
-            fps.add_metric([source], v)
-        yield from (frames, dropped, fps)
+        yield from (frames, dropped)  # no smoothed fps gauge: rate(dfstream_frames_total[1m]) is the fps
         yield GaugeMetricFamily("dfstream_active_peers", "WebRTC peers connected now.", value=live.peers)
         info = GaugeMetricFamily("dfstream_model_info", "The ONNX Runtime provider the models run on.",
                                  labels=["provider"])
@@ -107,6 +102,7 @@ class PipelineMetrics:
         self.frame_model_every.set(1)
         self.label = Enum("dfstream_source_label", "Label of the most alarming face on a source's latest frame.",
                           ["source"], states=LABEL_STATES, registry=self.registry)
+        self._event_labels: set[tuple[str, str]] = set()
 
     def bind(self, read: Callable[[], LiveStats]) -> None:
         """Export the pipeline's own counters, read at scrape time."""
@@ -125,7 +121,19 @@ class PipelineMetrics:
 
     def event(self, data: dict[str, Any]) -> None:
         if data.get("type") == "event":
-            self.events.labels(str(data.get("source")), str(data.get("state"))).inc()
+            labels = (str(data.get("source")), str(data.get("state")))
+            self.events.labels(*labels).inc()
+            self._event_labels.add(labels)
+
+    def forget(self, source: str) -> None:
+        """Remove a source's series (a browser peer that left a server): per-peer series must not pile up."""
+        try:
+            self.label.remove(source)
+        except KeyError:
+            pass
+        for labels in [lb for lb in self._event_labels if lb[0] == source]:
+            self.events.remove(*labels)
+            self._event_labels.discard(labels)
 
     def close(self) -> None:
         return None

@@ -194,6 +194,9 @@ class Pipeline:
         self._drain_statuses(st)
         st.faces.close()
         st.tracks.clear()
+        if self.serve:  # a peer that left a server takes its counts and series with it: they must not pile up
+            self.summary.forget(st.source.name)
+            self._fps.pop(st.source.name, None)
 
     # -- one tick -------------------------------------------------------------------------------
     def process(self, batch: Sequence[tuple[StreamState, Frame]]) -> list[tuple[Frame, list[ScoreRecord]]]:
@@ -439,14 +442,14 @@ class Pipeline:
         return self.summary.metrics.text()
 
     def _live_stats(self) -> LiveStats:
-        sources = self.summary.sources
-        dropped = {name: st.dropped for name, st in list(sources.items())}
+        sources = dict(list(self.summary.sources.items()))
+        dropped = {name: st.dropped for name, st in sources.items()}
         for stream in list(self.streams):
-            dropped[stream.source.name] = stream.source.dropped
+            if stream.active:
+                dropped[stream.source.name] = stream.source.dropped
         return LiveStats(
-            frames={name: st.frames for name, st in list(sources.items())},
+            frames={name: st.frames for name, st in sources.items()},
             dropped=dropped,
-            fps={name: v for name, (_, v) in list(self._fps.items())},
             peers=self._peers,
             provider=self.models.provider,
             outputs={**self.sinks.stats(), self.dispatch.name: self.dispatch.stats()},

@@ -135,6 +135,8 @@ def run_stream(
     metrics = None
     try:
         metrics = None if config.metrics_port is None else MetricsServer(config.metrics_port)
+        if config.metrics_port is not None:
+            log.info("metrics: http://127.0.0.1:%d/metrics", config.metrics_port)
         models = ModelSet.load(config.models_dir, config.device, config.precision, config.ort,
                                frame_on_lane=frame_model_on_lane(config, sources))
         face_models = load_detectors(config)

@@ -49,6 +49,13 @@ class RunSummary:
     outputs: dict[str, dict[str, int]] = field(default_factory=dict)
     """Counters of the event store, webhooks and MQTT (sent, retried, dropped…), by output name."""
 
+    def forget(self, source: str) -> None:
+        """Drop a source that left a server (a browser peer): its counts, tracks and metric series."""
+        self.sources.pop(source, None)
+        for key in [k for k in self.tracks if k[0] == source]:
+            del self.tracks[key]
+        self.metrics.forget(source)
+
     def add_frame(self, source: str, records: list[ScoreRecord]) -> None:
         stats = self.sources[source]
         stats.frames += 1

@@ -38,6 +38,7 @@ def test_metrics_are_served_while_the_run_scores(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+    assert f"metrics: http://127.0.0.1:{port}/metrics" in (proc.stderr.read() if proc.stderr else "")
 
 
 def test_a_taken_port_is_one_line_and_exit_2() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,8 +132,9 @@ def test_peer_receives_schema_valid_scores(models: ModelSet) -> None:
         assert not [p for m in client.scores() for p in check_record(m)]
         assert {m["source"] for m in client.scores()} == {f"peer:{answer['peer']}"}
         families = {f.name: f for f in text_string_to_metric_families(text)}
-        assert {"dfstream_frames", "dfstream_dropped_frames", "dfstream_fps", "dfstream_stage_latency_seconds",
+        assert {"dfstream_frames", "dfstream_dropped_frames", "dfstream_stage_latency_seconds",
                 "dfstream_active_peers", "dfstream_model_info"} <= set(families)
+        assert "dfstream_fps" not in families  # rates come from the counters, not a smoothed gauge
         # Prometheus' base units: no milliseconds in a name, every histogram in seconds, and in seconds' range
         assert not [n for n in families if n.endswith(("_ms", "_milliseconds", "_kb", "_mb"))]
         assert all(n.endswith("_seconds") for n, f in families.items() if f.type == "histogram")
@@ -398,10 +400,13 @@ def test_twenty_peers_churn_while_one_stays(models: ModelSet) -> None:
                 await _until(lambda: peer_threads() - base_threads <= 1, 30.0)  # slow on a loaded machine
                 live = {k: v - base_live[k] for k, v in live_objects().items()}
                 new = sorted(t.name for t in threading.enumerate() if t.name not in base_names)
+                async with session.get(f"{srv.base}/metrics") as res:
+                    series = sorted(set(re.findall(r'source="(peer:[0-9a-f]+)"', await res.text())))
+                summed = sorted({source for source, _ in srv.server.pipeline.summary.tracks})
                 pool = sum(t.name.startswith("asyncio_") for t in threading.enumerate())
                 return {"threads": peer_threads() - base_threads, "executor_pool": pool,
                         "rss_growth_mb": rss_mb() - base_rss,
-                        "new_threads": new, **live}
+                        "new_threads": new, "peer_series": series, "peer_tracks": summed, **live}
         finally:
             await stay.close()
             await runner.cleanup()
@@ -414,3 +419,5 @@ def test_twenty_peers_churn_while_one_stays(models: ModelSet) -> None:
     # asserted; what a leak would keep alive is counted instead: connections, sources and face graphs
     # alive now minus alive before the 20 visits (each visit adds two connections, a source, a graph).
     assert (result["RTCPeerConnection"], result["PushSource"], result["FaceStage"]) == (0, 0, 0), result
+    # the visitors' metric series and track tallies went with them: only the peer that stays is left
+    assert len(result["peer_series"]) == 1 and result["peer_tracks"] == result["peer_series"], result

@@ -212,7 +212,6 @@ class ClusterRun:
         return LiveStats(
             frames={name: st.frames for name, st in list(sources.items())},
             dropped={name: st.dropped for name, st in list(sources.items())},
-            fps={name: v for name, (_, v) in list(self._fps.items())},
             peers=0,
             provider=self.provider,
             outputs=self.sinks.stats(),
