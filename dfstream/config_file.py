@@ -241,7 +241,7 @@ models:
   detectors: []               # imported detectors, e.g. [models/sbi] after 'dfstream import sbi FILE -o models/sbi'
   weights: {}                 # fusion weights, e.g. {bundled: 1.0, sbi: 2.0}; 1.0 where unset
   device: auto                # auto | cpu | cuda
-  precision: fp32             # fp32 | fp16 | int8
+  precision: auto             # auto (int8 graphs that passed their check on a CPU, fp16 on a GPU) | fp32 | fp16 | int8
 
 outputs:
   jsonl: out/scores.jsonl     # one JSON line per scored face and frame

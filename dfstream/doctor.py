@@ -21,10 +21,12 @@ from pathlib import Path
 
 from dfstream.exceptions import DfstreamError, first_line
 from dfstream.export.file_names import sha256_of
+from dfstream.export.metadata import IMAGE_ROLES
 
 VERSIONED = (
     "dfstream", "onnxruntime", "onnxruntime-gpu", "mediapipe", "opencv-python", "opencv-python-headless",
-    "opencv-contrib-python", "aiortc", "numpy", "pydantic", "typer",
+    "opencv-contrib-python", "aiortc", "aiohttp", "av", "paho-mqtt", "prometheus-client", "ray", "numpy",
+    "pydantic", "typer",
 )
 """Distributions whose versions a report lists (those installed)."""
 
@@ -105,7 +107,8 @@ def model_lines(folder: Path, device: str) -> tuple[list[str], Check]:
         used = {m.path.name for m in (models.frame, models.encoder, models.head)}
         for m in (models.frame, models.encoder, models.head):
             meta = m.metadata
-            size = "" if meta.input_size is None else f", input {meta.input_size} {meta.color_order} {meta.input_scale}"
+            size = (f", input {meta.input_size} {meta.color_order} {meta.input_scale}"
+                    if meta.role in IMAGE_ROLES and meta.input_size is not None else "")
             lines.append(
                 f"{m.path.name}: {meta.role} {meta.precision}{size}, threshold {meta.threshold:.3f}, "
                 f"calibration {meta.calibration[0]:.3f},{meta.calibration[1]:.3f}, {m.provider}, "
@@ -160,6 +163,26 @@ def gpu_check() -> Check:
     return Check("gpu", None, f"{seen}; {provider}; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}")
 
 
+def memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def machine_check() -> Check:
+    """Cores this process may use, memory, and the cameras the kernel lists: what a run's speed depends on."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory = memory_gib()
+    cameras = sorted(str(p) for p in Path("/dev").glob("video*"))
+    return Check("machine", None, f"{usable} of {os.cpu_count()} CPU cores usable; "
+                 f"{'unknown' if memory is None else f'{memory:.1f} GiB'} memory; "
+                 f"webcams: {', '.join(cameras) or 'none (/dev/video*)'}")
+
+
 def test_parts_checks() -> list[Check]:
     """The Debian parts only the tests need: reported, with the command that installs them."""
     checks: list[Check] = []
@@ -183,6 +206,7 @@ def diagnose(models: Path, out: Path, device: str, video: Path) -> Report:
         _guarded("video and faces", lambda: face_check(video)),
         _guarded("output folder", lambda: writable(out)),
         _guarded("temporary folder", lambda: writable(Path(tempfile.gettempdir()))),
+        machine_check(),
         gpu_check(),
         *test_parts_checks(),
     ]

@@ -114,14 +114,16 @@ class RunSummary:
     def text(self) -> str:
         d = self.to_dict()
         lat = d["latency_ms"]
+        latency = (f"  capture→score latency p50 {lat['capture_to_score_p50']} ms, p95 {lat['capture_to_score_p95']} "
+                   f"ms, p99 {lat['capture_to_score_p99']} ms") if lat["capture_to_score_p50"] is not None else (
+            "  capture→score latency: no frame was scored")
         lines = [
             f"dfstream summary: {d['frames']} frames in {d['elapsed_s']:.1f} s ({d['fps'] or 0:.1f} fps) "
             f"on {d['provider']}; stopped by {d['stopped_by']}",
-            f"  capture→score latency p50 {lat['capture_to_score_p50']} ms, p95 {lat['capture_to_score_p95']} ms, "
-            f"p99 {lat['capture_to_score_p99']} ms",
+            latency,
         ]
         for name, s in d["sources"].items():
-            err = f", error: {s['error']}" if s["error"] else ""
+            err = ", failed" if s["error"] else ""  # its error is logged when it happens and ends the run
             lines.append(
                 f"  source {name}: {s['frames']} frames, {s['frames_without_face']} without a face, "
                 f"{s['dropped']} dropped, {s['outages']} outages{err}"

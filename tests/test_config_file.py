@@ -165,3 +165,13 @@ server:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert SECRET not in err and "?token=<the token>" in err
+
+
+def test_the_example_names_every_precision_and_the_default() -> None:
+    from dfstream.config import RunConfig
+    from dfstream.stream.runtime import PRECISIONS
+
+    line = next(x for x in EXAMPLE.splitlines() if x.strip().startswith("precision:"))
+    value, _, comment = line.partition("#")
+    assert value.split(":")[1].strip() == RunConfig.model_fields["precision"].default
+    assert all(p in comment for p in PRECISIONS)

@@ -19,8 +19,12 @@ def test_report_lists_versions_models_and_their_sha256(tmp_path: Path) -> None:
     result = _doctor("--out", str(tmp_path / "out"), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for name in ("python", "onnxruntime", "mediapipe", "aiortc", "onnxruntime providers", "opencv video I/O"):
+    for name in ("python", "onnxruntime", "mediapipe", "aiortc", "aiohttp", "av", "paho-mqtt", "onnxruntime providers",
+                 "opencv video I/O"):
         assert f"\n  {name} " in text
+    assert "info  machine: " in text and "CPU cores usable" in text and "GiB memory" in text and "webcams: " in text
+    head_line = next(line for line in text.splitlines() if line.strip().startswith("clip_head.onnx: clip_head"))
+    assert "input" not in head_line  # the head takes embeddings and landmarks, not pictures
     for graph in sorted(p.name for p in BUNDLED_MODELS.glob("*.onnx")):
         digest = hashlib.sha256((BUNDLED_MODELS / graph).read_bytes()).hexdigest()
         assert f"{graph}: " in text and digest in text

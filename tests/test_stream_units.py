@@ -237,3 +237,14 @@ def test_a_failing_sink_is_switched_off_and_the_others_go_on() -> None:
     for _ in range(3):
         sinks.write(frame, [], "")
     assert good.writes == 3 and sinks.failed == ["Broken: disk full"] and len(sinks.sinks) == 1
+
+
+def test_summary_of_a_source_that_never_opened_says_so_once() -> None:
+    from dfstream.stream.summary import RunSummary
+
+    summary = RunSummary(provider="CPUExecutionProvider")
+    error = "source rtsp://cam/x: RTSP stream did not open; gave up after 8 attempts"
+    summary.sources["rtsp://cam/x"].error = error
+    text = summary.text()
+    assert "None" not in text and "no frame was scored" in text
+    assert "did not open" not in text and "rtsp://cam/x: 0 frames" in text and ", failed" in text
