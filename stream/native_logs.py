@@ -28,6 +28,8 @@ CHATTER = re.compile(
 )
 """Native lines that say nothing a user can act on. Native errors (E…, F…) are never hidden."""
 
+OPENCV_SILENT = 0
+"""OpenCV's log levels: 0 silent … 6 verbose (``cv2.setLogLevel``)."""
 _lock = threading.Lock()
 _depth = 0
 _saved_fd: int | None = None
@@ -132,3 +134,20 @@ class QuietHold:
         if self._timer is not None:
             self._timer.cancel()
         _leave()
+
+
+@contextlib.contextmanager
+def opencv_quiet() -> Iterator[None]:
+    """Silence OpenCV's own log lines for the block (a webcam probe's "can't open camera by index"):
+    the one-line error that follows says what failed; ``--debug`` shows them."""
+    if _show_all:
+        yield
+        return
+    import cv2
+
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(OPENCV_SILENT)
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(level)

@@ -172,3 +172,15 @@ def test_a_negative_webcam_index_is_one_line_not_a_missing_file() -> None:
 
     with pytest.raises(InputPathError, match=r"source '-1': a webcam index is 0 or more"):
         open_source("-1")
+
+
+def test_a_missing_real_webcam_is_one_line_on_stderr() -> None:
+    """OpenCV's own "can't open camera by index" lines stay off the screen; --debug shows them."""
+    import subprocess
+    import sys
+
+    index = "37"  # no machine running the tests has 38 cameras
+    quiet = subprocess.run([sys.executable, "-m", "dfstream.cli", "run", "--source", index, "--no-window"],
+                           capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == [f"dfstream: error: source webcam:{index}: webcam {index} did not open"]

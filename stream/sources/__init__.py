@@ -12,6 +12,7 @@ from typing import Literal
 import cv2
 
 from dfstream.exceptions import InputPathError
+from dfstream.stream.native_logs import opencv_quiet
 from dfstream.stream.sources.base import Capture, CaptureFactory, Policy, SourceError, SourceStatus, ThreadedSource
 from dfstream.stream.sources.file import FileSource
 from dfstream.stream.sources.live import LiveSource, RetryPolicy
@@ -112,7 +113,9 @@ def _open_source(spec: str, options: SourceOptions, wake: threading.Event | None
         index = int(text)
         factory = options.webcam_factory or (lambda: cv2.VideoCapture(index))
         source = LiveSource(source_name(text), factory, options.retry, f"webcam {index}", wake)
-        if not source.probe():
+        with opencv_quiet():
+            opened = source.probe()
+        if not opened:
             raise SourceError(f"source webcam:{index}: webcam {index} did not open")
         return source
     if re.fullmatch(r"-\d+", text) and not Path(text).exists():
