@@ -98,21 +98,24 @@ CLIP_RECIPE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/cli
 # then `make footage-models FOOTAGE=cache/ff CROSS=cache/celebdf`: model B on the import's clips, model A
 # on its frames, each calibrated on its validation split and tested on its test split, exported, then
 # scored by `eval cross` on the import's own test split and, with CROSS, on another import's. Training
-# goes on after an interruption when run again. On one GPU: FOOTAGE_BATCH=16 CLIP_WORKERS=15.
+# goes on after an interruption when run again. On one GPU: FOOTAGE_BATCH=16 FOOTAGE_AMP=--amp (frames are read
+# by the cores less one unless FOOTAGE_WORKERS says otherwise).
 FOOTAGE ?= cache/footage
 FOOTAGE_RUNS ?= runs-footage
 FOOTAGE_EPOCHS ?= 10
 FOOTAGE_BATCH ?= 4
 FOOTAGE_CNN_EPOCHS ?= 10
 FOOTAGE_DEVICE ?= auto
+FOOTAGE_WORKERS ?=
+FOOTAGE_AMP ?=
 CROSS ?=
 FOOTAGE_INIT := $(if $(wildcard $(DATA)/weights/efficientnet_b0_from_lite0.pth),$(LITE0) --activation relu6)
 FR := $(FOOTAGE_RUNS)
 
 footage-models: $(STAMP)
 	$(DF) train clip --data $(FOOTAGE)/clips/train --val-data $(FOOTAGE)/clips/val --out $(FR)/model-b \
-		--img-size $(CLIP_SIZE) --epochs $(FOOTAGE_EPOCHS) --batch-size $(FOOTAGE_BATCH) --workers $(CLIP_WORKERS) \
-		--device $(FOOTAGE_DEVICE) $(FOOTAGE_INIT)
+		--img-size $(CLIP_SIZE) --epochs $(FOOTAGE_EPOCHS) --batch-size $(FOOTAGE_BATCH) \
+		$(if $(FOOTAGE_WORKERS),--workers $(FOOTAGE_WORKERS)) --device $(FOOTAGE_DEVICE) $(FOOTAGE_AMP) $(FOOTAGE_INIT)
 	$(DF) eval clip --model $(FR)/model-b/last_model.pth --data $(FOOTAGE)/clips/val --split all \
 		--img-size $(CLIP_SIZE) --max-fpr $(MAX_FPR) --device $(FOOTAGE_DEVICE) --out $(FR)/model-b/val
 	$(DF) eval clip --model $(FR)/model-b/last_model.pth --data $(FOOTAGE)/clips/test --split all \

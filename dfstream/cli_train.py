@@ -90,7 +90,7 @@ def train_clip_cmd(
     imagenet_weights: Annotated[
         Path | None, option_of(TrainClipConfig, "imagenet_weights")
     ] = None,
-    workers: Annotated[int, option_of(TrainClipConfig, "workers")] = default_of(TrainClipConfig, "workers"),
+    workers: Annotated[int | None, option_of(TrainClipConfig, "workers")] = default_of(TrainClipConfig, "workers"),
     pretrain_epochs: Annotated[
         int, option_of(TrainClipConfig, "pretrain_epochs")
     ] = default_of(TrainClipConfig, "pretrain_epochs"),
@@ -151,6 +151,7 @@ def train_clip_cmd(
     device: Annotated[
         str, option_of(TrainClipConfig, "device")
     ] = default_of(TrainClipConfig, "device"),
+    amp: Annotated[bool, option_of(TrainClipConfig, "amp", "--amp/--no-amp")] = default_of(TrainClipConfig, "amp"),
 ) -> None:
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
@@ -188,6 +189,7 @@ def train_clip_cmd(
             colour_share=colour_share,
             encoder_soup=tuple(encoder_soup or ()),
             device=device,
+            amp=amp,
         )
         typer.echo(f"best model: {train_clip(cfg)}")
 

@@ -140,7 +140,11 @@ class TrainClipConfig(_Strict):
     imagenet_weights: Path | None = Field(
         None, description="Local torchvision EfficientNet-B0 state dict; none: random init."
     )
-    workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    workers: int | None = Field(
+        None, ge=0, description="Worker processes reading frames and making fakes (default: the cores less one on "
+        "CUDA, none on the CPU).")
+    amp: bool = Field(False, description="Mixed precision on CUDA (fp16 autocast, gradient scaling); fp32 without "
+                      "TF32 otherwise.")
     pretrain_epochs: int = Field(
         0, ge=0, description="Frame-level encoder epochs first (one label per frame, not per 16: far cheaper)."
     )

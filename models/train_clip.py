@@ -17,7 +17,7 @@ from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
-from dfstream.models.device import model_device, place
+from dfstream.models.device import MixedPrecision, model_device, place, train_device, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
@@ -138,6 +138,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     With a face bank (``cfg.faces``) every training fake is made on the fly instead."""
     from sklearn.metrics import f1_score
 
+    cfg = cfg.model_copy(update={"workers": workers_for(cfg.workers, train_device(cfg.device))})
     if cfg.faces:
         from dfstream.models.train_onthefly import train_clip_onthefly
 
@@ -157,6 +158,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
     model = clip_lstm.ClipDetector(cfg.activation)
     load_imagenet_weights(model.cnn, cfg.imagenet_weights)
     device = place(model, cfg.device)
+    amp = MixedPrecision(device, cfg.amp)
     if cfg.pretrain_epochs:
         pretrain_encoder(model, train_refs, val_refs, cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -183,10 +185,10 @@ def train_clip(cfg: TrainClipConfig) -> Path:
         model.train()
         total = 0.0
         for frames, lmks, y in train_loader:
-            loss = criterion(model(frames.to(device), lmks.to(device)), y.to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            with amp.autocast():
+                out = model(frames.to(device), lmks.to(device))
+            loss = criterion(out.float(), y.to(device))
+            amp.step(loss, optimizer)
             total += float(loss.item())
         y_true, p = predict(model, val_loader)
         f1 = float(f1_score(y_true, (p > 0.5).astype(int), zero_division=0))

@@ -31,7 +31,7 @@ from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.data.texture import colour_change, denoise, global_augment
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
-from dfstream.models.device import model_device, place
+from dfstream.models.device import MixedPrecision, model_device, place, workers_for
 from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
 from dfstream.models.encoder_soup import soup_encoder
 from dfstream.models.train_clip import BEST_NAME, PROBE_NAME
@@ -229,12 +229,13 @@ def finetune_encoder(
         average.update_parameters(pair)  # the average starts from the start weights, not the first step's
     base = [g["lr"] for g in optimizer.param_groups]
     criterion = torch.nn.BCEWithLogitsLoss()
+    amp = MixedPrecision(device, cfg.amp)
     vx, vy = val_frames(val, cfg.img_size)
     loader = DataLoader(
         FrameStream(maker, cfg.img_size, cfg.frame_batch, cfg.seed, cfg.steps, fixed, cfg.fixed_share,
                     cfg.paired, blend_map is not None),
         batch_size=None,
-        num_workers=cfg.workers,
+        num_workers=workers_for(cfg.workers, device),
         pin_memory=device.type == "cuda",
     )
     best, best_state, history = -1.0, None, []
@@ -247,12 +248,11 @@ def finetune_encoder(
         model.cnn.train()
         for block in frozen:
             block.eval()
-        loss = criterion(probe(model.cnn(x)).squeeze(1), y)
-        if blend_map is not None:
-            loss = loss + cfg.boundary_weight * blend_map.loss(maps, known)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        with amp.autocast():  # logits: BCEWithLogitsLoss is safe under autocast
+            loss = criterion(probe(model.cnn(x)).squeeze(1), y)
+            if blend_map is not None:
+                loss = loss + cfg.boundary_weight * blend_map.loss(maps, known)
+        amp.step(loss, optimizer)
         if average is not None:
             average.update_parameters(pair)
         total += float(loss.item())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +278,19 @@ def test_model_b_trains_on_cuda_and_its_checkpoint_loads_on_the_cpu(
         scores[device] = read_per_sample(tmp_path / device / "per_sample.csv")
     assert scores["cuda"][0] == scores["cpu"][0]
     assert np.abs(scores["cuda"][2] - scores["cpu"][2]).max() < 1e-3
+
+
+def test_amp_is_refused_off_cuda_and_workers_follow_the_device(tmp_path: Path, clip_dataset: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dfstream.cli import app
+    from dfstream.models.device import workers_for
+
+    result = CliRunner().invoke(app, ["train", "clip", "--data", str(clip_dataset), "--out", str(tmp_path / "o"),
+                                      "--img-size", "32", "--epochs", "1", "--device", "cpu", "--amp"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == "dfstream: error: --amp: mixed precision is for CUDA; model B " \
+        "trains on cpu here"
+    assert workers_for(None, torch.device("cpu")) == 0
+    assert workers_for(None, torch.device("cuda")) == max(1, (os.cpu_count() or 2) - 1)
+    assert workers_for(3, torch.device("cuda")) == 3
