@@ -164,6 +164,10 @@ def _native_makers(cpu: dict[str, OrtModel], cuda: bool) -> tuple[dict[str, list
         gpus = ["cuda"] if cuda and torch.cuda.is_available() else []
         if cuda and not gpus:
             notes.append("torch CUDA rows skipped: torch sees no GPU")
+        if gpus:  # fp32 rows are fp32 on both sides: TF32 would make torch's look faster than they are
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            notes.append("torch CUDA rows in fp32 with TF32 off, like ONNX Runtime's fp32 rows")
         for device in ["cpu", *gpus]:
             enc, head = _torch_runners(cpu["clip_encoder"], device)
             makers.setdefault("clip_encoder", []).append(("torch", device, enc))
