@@ -12,6 +12,7 @@ Each pipeline has its own registry (several servers may share a process, as in t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,10 @@ class PipelineMetrics:
         self.label = Enum("dfstream_source_label", "Label of the most alarming face on a source's latest frame.",
                           ["source"], states=LABEL_STATES, registry=self.registry)
         self._event_labels: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()  # forget (the pipeline's thread) against write and event (the sinks')
+        self._gone: set[str] = set()
+        """Sources forgotten: the sinks' thread may still bring their last records and events (a few
+        bytes per peer that ever left; peer names are never reused)."""
 
     def bind(self, read: Callable[[], LiveStats]) -> None:
         """Export the pipeline's own counters, read at scrape time."""
@@ -117,23 +122,30 @@ class PipelineMetrics:
     # -- the sink interface ---------------------------------------------------------------------------
     def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
         worst = max((r.label for r in records), key=_RANK.__getitem__, default="none")
-        self.label.labels(frame.source).state(worst)
+        with self._lock:
+            if frame.source not in self._gone:
+                self.label.labels(frame.source).state(worst)
 
     def event(self, data: dict[str, Any]) -> None:
-        if data.get("type") == "event":
-            labels = (str(data.get("source")), str(data.get("state")))
-            self.events.labels(*labels).inc()
-            self._event_labels.add(labels)
+        if data.get("type") != "event":
+            return
+        labels = (str(data.get("source")), str(data.get("state")))
+        with self._lock:
+            if labels[0] not in self._gone:
+                self.events.labels(*labels).inc()
+                self._event_labels.add(labels)
 
     def forget(self, source: str) -> None:
         """Remove a source's series (a browser peer that left a server): per-peer series must not pile up."""
-        try:
-            self.label.remove(source)
-        except KeyError:
-            pass
-        for labels in [lb for lb in self._event_labels if lb[0] == source]:
-            self.events.remove(*labels)
-            self._event_labels.discard(labels)
+        with self._lock:
+            self._gone.add(source)
+            try:
+                self.label.remove(source)
+            except KeyError:
+                pass
+            for labels in [lb for lb in self._event_labels if lb[0] == source]:
+                self.events.remove(*labels)
+                self._event_labels.discard(labels)
 
     def close(self) -> None:
         return None

@@ -248,3 +248,22 @@ def test_summary_of_a_source_that_never_opened_says_so_once() -> None:
     text = summary.text()
     assert "None" not in text and "no frame was scored" in text
     assert "did not open" not in text and "rtsp://cam/x: 0 frames" in text and ", failed" in text
+
+
+def test_a_forgotten_peer_leaves_no_series_even_when_its_last_records_come_late() -> None:
+    """The sinks' thread may deliver a peer's last records and events after the pipeline forgot it."""
+    from dfstream.stream.metrics import PipelineMetrics
+    from dfstream.stream.types import Frame
+
+    metrics = PipelineMetrics()
+    frame = Frame("peer:abc", 0, 0.0, 0, np.zeros((2, 2, 3), np.uint8))
+    metrics.write(frame, [], "")
+    metrics.event({"type": "event", "source": "peer:abc", "state": "start"})
+    assert b"peer:abc" in metrics.text()
+    metrics.forget("peer:abc")
+    assert b"peer:abc" not in metrics.text()
+    metrics.write(frame, [], "")  # late
+    metrics.event({"type": "event", "source": "peer:abc", "state": "end"})
+    assert b"peer:abc" not in metrics.text()
+    metrics.write(Frame("peer:def", 0, 0.0, 0, np.zeros((2, 2, 3), np.uint8)), [], "")
+    assert b"peer:def" in metrics.text()  # the others are still counted
