@@ -167,7 +167,7 @@ def _native_makers(cpu: dict[str, OrtModel], cuda: bool) -> tuple[dict[str, list
         if gpus:  # fp32 rows are fp32 on both sides: TF32 would make torch's look faster than they are
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
-            notes.append("torch CUDA rows in fp32 with TF32 off, like ONNX Runtime's fp32 rows")
+            notes.append("torch CUDA rows in fp32 with TF32 off (ONNX Runtime's CUDA provider sets its own)")
         for device in ["cpu", *gpus]:
             enc, head = _torch_runners(cpu["clip_encoder"], device)
             makers.setdefault("clip_encoder", []).append(("torch", device, enc))

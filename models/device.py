@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def train_device(choice: str) -> torch.device:
     """``auto``: the first CUDA device when torch sees one, else the CPU."""
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device (a CPU-only build, or no driver)")
+        raise DfstreamError("--device cuda: torch sees no CUDA device (a CPU-only build, or no driver)")
     device = torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once

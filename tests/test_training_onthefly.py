@@ -228,6 +228,7 @@ def test_a_soup_refuses_mixed_activations_a_missing_probe_and_a_single_member(tm
 
 
 def test_the_training_device_follows_the_choice_and_names_a_missing_gpu() -> None:
+    from dfstream.exceptions import DfstreamError
     from dfstream.models.device import train_device
 
     assert train_device("cpu").type == "cpu"
@@ -235,8 +236,8 @@ def test_the_training_device_follows_the_choice_and_names_a_missing_gpu() -> Non
     if torch.cuda.is_available():
         assert train_device("cuda").type == "cuda"
     else:
-        with pytest.raises(ValueError, match="--device cuda: torch sees no CUDA device"):
-            train_device("cuda")
+        with pytest.raises(DfstreamError, match="--device cuda: torch sees no CUDA device"):
+            train_device("cuda")  # a user's error: the CLI prints it as one line, exit 2
 
 
 def test_train_clip_with_an_unknown_device_is_a_one_line_error(tmp_path: Path) -> None:
