@@ -305,7 +305,7 @@ def serve_cmd(
                                frame_lane=cfg.frame_lane, model_weights=cfg.model_weights)
         loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision, cfg.ort, frame_on_lane=cfg.frame_lane)
         serve(loaded, options, max_faces=cfg.max_faces, stride=cfg.stride, feeds=feeds, outputs=outputs,
-              settings=source_settings(cfg), face_models=load_detectors(cfg))
+              settings=source_settings(cfg), face_models=load_detectors(cfg, on_lanes=True))
 
     guard(body)
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,8 @@ from dfstream.export.crop_policy import CropPolicy
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, crop_for, to_model_input
 from dfstream.stream.engine import STREAM_ROLES
-from dfstream.stream.runtime import DEFAULT_ORT, OrtModel, OrtSettings, load_model
+from dfstream.stream.frame_lane import lower_own_priority
+from dfstream.stream.runtime import DEFAULT_ORT, LANE_INTRA_THREADS, OrtModel, OrtSettings, load_model
 from dfstream.stream.types import FaceObs
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,11 @@ def is_stream_folder(path: Path) -> bool:
 
 
 def load_face_models(files: Sequence[Path], device: str = "auto",
-                     settings: OrtSettings = DEFAULT_ORT) -> list[FaceModel]:
+                     settings: OrtSettings = DEFAULT_ORT, on_lanes: bool = False) -> list[FaceModel]:
+    """``on_lanes``: the models will run on their lanes (a source has a deadline), so each session on one
+    intra-op thread, as model A's on its lane."""
+    if on_lanes:
+        settings = replace(settings, intra_threads=LANE_INTRA_THREADS)
     models = [FaceModel.load(p, device, settings) for p in files]
     names = [m.name for m in models]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -143,7 +148,8 @@ class _Lane:
 
     def __init__(self, model: FaceModel) -> None:
         self.model = model
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dfstream-{model.name}")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dfstream-{model.name}",
+                                        initializer=lower_own_priority)
         self._job: tuple[list[FaceJob], Future[np.ndarray]] | None = None
 
     def collect(self) -> None:

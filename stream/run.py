@@ -108,10 +108,10 @@ def build_sinks(config: RunConfig, sources: list[ThreadedSource]) -> SinkSet:
     return sink_set
 
 
-def load_detectors(config: RunConfig | ServeConfig) -> FaceModelStage:
+def load_detectors(config: RunConfig | ServeConfig, on_lanes: bool) -> FaceModelStage:
     """The imported detectors of a run or server, loaded and warmed up (none: an empty stage)."""
     files = face_model_files(config.detectors)
-    stage = FaceModelStage(load_face_models(files, config.device, config.ort))
+    stage = FaceModelStage(load_face_models(files, config.device, config.ort, on_lanes))
     unknown = sorted(set(config.model_weights) - {"bundled", *stage.names})
     if unknown:
         raise DfstreamError(f"models.weights names {unknown[0]!r}, which is neither 'bundled' nor a loaded "
@@ -119,9 +119,15 @@ def load_detectors(config: RunConfig | ServeConfig) -> FaceModelStage:
     return stage
 
 
+def have_deadline(sources: Sequence[ThreadedSource]) -> bool:
+    """Whether a source is live or paced: lanes serve those (imported detectors always, model A unless
+    ``--no-frame-lane``)."""
+    return any(s.policy is Policy.DROP_OLDEST for s in sources)
+
+
 def frame_model_on_lane(config: RunConfig, sources: Sequence[ThreadedSource]) -> bool:
-    """Whether model A will run on its frame lane: the lane serves sources with a deadline (live, paced)."""
-    return config.frame_lane and any(s.policy is Policy.DROP_OLDEST for s in sources)
+    """Whether model A will run on its frame lane."""
+    return config.frame_lane and have_deadline(sources)
 
 
 def run_stream(
@@ -139,7 +145,7 @@ def run_stream(
             log.info("metrics: http://127.0.0.1:%d/metrics", config.metrics_port)
         models = ModelSet.load(config.models_dir, config.device, config.precision, config.ort,
                                frame_on_lane=frame_model_on_lane(config, sources))
-        face_models = load_detectors(config)
+        face_models = load_detectors(config, on_lanes=have_deadline(sources))
     except BaseException:
         sinks.close()
         if metrics is not None:

@@ -217,3 +217,24 @@ def test_a_paced_source_never_waits_for_a_blocked_model_even_without_model_as_la
         model.release.set()
     assert model.calls == 1  # its one run was still in flight when the run ended
     assert len(sink.records) >= 30 and all(r.models[0]["slow"] is None for r in sink.records)
+
+
+def test_imported_detectors_on_lanes_take_one_thread_below_the_frames(imported: Path) -> None:
+    """Like model A on its lane: one intra-op thread per session, and the lane's thread yields the cores."""
+    import os
+
+    from dfstream.stream.face_models import _Lane, face_model_files, load_face_models
+    from dfstream.stream.frame_lane import LANE_NICE
+    from dfstream.stream.runtime import LANE_INTRA_THREADS
+
+    files = face_model_files((imported,))
+    on_lanes = load_face_models(files, "cpu", on_lanes=True)[0]
+    in_tick = load_face_models(files, "cpu")[0]
+    assert on_lanes.model.session.get_session_options().intra_op_num_threads == LANE_INTRA_THREADS
+    assert in_tick.model.session.get_session_options().intra_op_num_threads == 0
+    lane = _Lane(on_lanes)
+    try:
+        seen = lane._pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(10)
+    finally:
+        lane.close()
+    assert seen == min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + LANE_NICE)
