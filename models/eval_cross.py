@@ -18,7 +18,15 @@ from dfstream.exceptions import DatasetError
 from dfstream.models.data.footage_video import video_of_clip
 from dfstream.models.datasets import scan_image_split
 from dfstream.models.eval_bundled import clip_scores, frame_scores
-from dfstream.models.metrics import BinaryReport, binary_report, per_clip, person_of, reports_by_kind, write_per_sample
+from dfstream.models.metrics import (
+    BinaryReport,
+    binary_report,
+    mean_per,
+    per_clip,
+    person_of,
+    reports_by_kind,
+    write_per_sample,
+)
 from dfstream.stream.engine import ModelSet
 
 ALL_METHODS = "all"
@@ -44,12 +52,7 @@ def _rows(model: str, level: str, names: Sequence[str], y: np.ndarray, p: np.nda
 
 def per_video(names: Sequence[str], y: np.ndarray, p: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Clip scores averaged over each video's clips (``{video}.cNN`` → ``{video}``)."""
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        groups.setdefault(video_of_clip(name), []).append(i)
-    videos = sorted(groups)
-    return (videos, np.array([int(y[groups[v][0]]) for v in videos]),
-            np.array([float(np.mean(p[groups[v]])) for v in videos]))
+    return mean_per(video_of_clip, names, y, p)
 
 
 def evaluate_cross(cfg: EvalCrossConfig) -> list[CrossRow]:

@@ -215,17 +215,28 @@ def reports_by_kind(
     return out
 
 
+def mean_per(key: Callable[[str], str], names: Sequence[str], y_true: np.ndarray,
+             p_fake: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Scores averaged over the samples whose names share ``key(name)``: the keys (sorted), their labels
+    and mean P(fake)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(key(name), []).append(i)
+    keys = sorted(groups)
+    y = np.array([int(y_true[groups[k][0]]) for k in keys])
+    p = np.array([float(np.mean(p_fake[groups[k]])) for k in keys])
+    return keys, y, p
+
+
+def _clip_of_frame(name: str) -> str:
+    path = Path(name)
+    return str(path.with_name(path.stem.rsplit("_", 1)[0]))
+
+
 def per_clip(names: Sequence[str], y_true: np.ndarray, p_fake: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Frame scores averaged per clip (frames named ``{video}_{i}``): how a frame model does on
     whole clips. Returns clip names (kind prefix kept), labels and mean P(fake)."""
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        path = Path(name)
-        groups.setdefault(str(path.with_name(path.stem.rsplit("_", 1)[0])), []).append(i)
-    clips = sorted(groups)
-    y = np.array([int(y_true[groups[c][0]]) for c in clips])
-    p = np.array([float(np.mean(p_fake[groups[c]])) for c in clips])
-    return clips, y, p
+    return mean_per(_clip_of_frame, names, y_true, p_fake)
 
 
 def write_per_sample(

@@ -291,17 +291,24 @@ def append_line(path: Path, line: str) -> bool:
         os.close(fd)
 
 
+def drop_cut_line(path: Path) -> bool:
+    """Truncate a last line a crash left without its newline (the next append would glue onto it);
+    whether there was one. Lines are written whole by :func:`append_line`, so only the last can be cut."""
+    raw = path.read_bytes()
+    if not raw or raw.endswith(b"\n"):
+        return False
+    with path.open("r+b") as fh:
+        fh.truncate(raw.rfind(b"\n") + 1)
+    return True
+
+
 def repair_index(folder: Path, reason: str = "interrupted") -> list[dict[str, Any]]:
     """At start: drop a last line cut by a crash (it would glue the next one to it), and close events a
     killed run left open (``end_reason``: ``reason``); returns the events closed."""
     path = folder / INDEX
     if not path.is_file():
         return []
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        with path.open("r+b") as fh:
-            fh.truncate(cut)
+    if drop_cut_line(path):
         log.warning("events: %s ended in a cut line (a crash?); removed it", path)
     closed = []
     for e in read_index(folder):

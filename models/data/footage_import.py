@@ -28,7 +28,7 @@ from dfstream.models.data import footage_layouts as layouts
 from dfstream.models.data.footage_layouts import Discovery, Video
 from dfstream.models.data.footage_video import STAGING, VideoResult, VideoTask, import_video
 from dfstream.models.data.splits import SPLITS, Split, assign_splits
-from dfstream.stream.event_store import append_line
+from dfstream.stream.event_store import append_line, drop_cut_line
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,16 @@ def plan_splits(found: Discovery, seed: int) -> Plan:
     return Plan(tuple(out[i] for i in order), found.split_by, dict(skipped), shared)
 
 
+def _plan_options(cfg: ImportConfig) -> dict[str, Any]:
+    """The options the files depend on, as the plan file stores them (tuples as lists)."""
+    options: dict[str, Any] = json.loads(json.dumps({k: getattr(cfg, k) for k in PLAN_OPTIONS}))
+    return options
+
+
 def _plan_json(cfg: ImportConfig, plan: Plan) -> dict[str, Any]:
     return {
         "root": str(cfg.root.resolve()),
-        "options": {k: getattr(cfg, k) for k in PLAN_OPTIONS},
+        "options": _plan_options(cfg),
         "split_by": plan.split_by,
         "skipped": plan.skipped,
         "shared_with_test": plan.shared_with_test,
@@ -118,7 +124,7 @@ def _plan_from_json(data: dict[str, Any]) -> Plan:
 
 def load_or_make_plan(cfg: ImportConfig) -> Plan:
     path = cfg.out / PLAN_FILE
-    options = json.loads(json.dumps({k: getattr(cfg, k) for k in PLAN_OPTIONS}, default=str))
+    options = _plan_options(cfg)
     if path.is_file():
         data = json.loads(path.read_text())
         before = data["options"]
@@ -133,7 +139,7 @@ def load_or_make_plan(cfg: ImportConfig) -> Plan:
         raise DatasetError(f"{cfg.root}: the {cfg.kind} layout holds no video to import")
     cfg.out.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_plan_json(cfg, plan), indent=1, default=str) + "\n")
+    tmp.write_text(json.dumps(_plan_json(cfg, plan), indent=1) + "\n")
     tmp.replace(path)
     return plan
 
@@ -143,12 +149,9 @@ def read_log(out: Path) -> dict[str, VideoResult]:
     path = out / LOG_FILE
     if not path.is_file():
         return {}
-    text = path.read_text()
-    whole, _, cut = text.rpartition("\n")
-    if cut:
-        path.write_text(whole + "\n" if whole else "")
+    drop_cut_line(path)
     done: dict[str, VideoResult] = {}
-    for line in whole.splitlines():
+    for line in path.read_text().splitlines():
         if line.strip():
             r = VideoResult(**json.loads(line))
             done[r.key] = r
