@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dfstream.config import RunConfig
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord
@@ -77,10 +78,12 @@ class SoakResult:
 
 def soak(models_dir: Path, clip: Path, minutes: float, device: str = "auto", interval_s: float = 60.0,
          precision: str = "fp32") -> SoakResult:
-    models = ModelSet.load(models_dir, device, precision)
+    config = RunConfig(sources=(str(clip),), models_dir=models_dir, device=device, precision=precision,
+                       realtime=True, loop=True)  # as `dfstream run --realtime --loop` resolves it
+    models = ModelSet.load(models_dir, device, precision, frame_on_lane=config.frame_lane)
     source = FileSource(clip, realtime=True, loop=True)
     probe = IntervalProbe(interval_s)
-    pipeline = Pipeline(models, [source], SinkSet([probe]), frame_lane=True)  # as `dfstream run` does
+    pipeline = Pipeline(models, [source], SinkSet([probe]), config.pipeline_options())
     pipeline.run(duration_s=minutes * 60.0, stop=threading.Event())
     rows = probe.rows
     if len(rows) < 2:

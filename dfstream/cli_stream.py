@@ -267,7 +267,7 @@ def serve_cmd(
         from dfstream.paths import BUNDLED_MODELS
         from dfstream.stream.engine import ModelSet
         from dfstream.stream.face_models import split_models
-        from dfstream.stream.run import event_outputs, load_detectors, open_sources, source_settings
+        from dfstream.stream.run import event_outputs, load_detectors, open_sources
         from dfstream.stream.server import ServeOptions, check_bind, serve
         from dfstream.stream.sinks import JsonlSink, Sink
         from dfstream.stream.sources import RetryPolicy, SourceOptions
@@ -301,11 +301,10 @@ def serve_cmd(
         if cfg.out is not None:
             outputs.append(JsonlSink(cfg.out))
         options = ServeOptions(host=cfg.host, port=cfg.port, token=cfg.token, max_peers=cfg.max_peers,
-                               ice_servers=cfg.ice_servers, explain=cfg.explain, threshold=cfg.threshold,
-                               frame_lane=cfg.frame_lane, model_weights=cfg.model_weights)
+                               ice_servers=cfg.ice_servers)
         loaded = ModelSet.load(cfg.models_dir, cfg.device, cfg.precision, cfg.ort, frame_on_lane=cfg.frame_lane)
-        serve(loaded, options, max_faces=cfg.max_faces, stride=cfg.stride, feeds=feeds, outputs=outputs,
-              settings=source_settings(cfg), face_models=load_detectors(cfg, on_lanes=True))
+        serve(loaded, options, cfg.pipeline_options(), feeds=feeds, outputs=outputs,
+              face_models=load_detectors(cfg, on_lanes=True))
 
     guard(body)
 

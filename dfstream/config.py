@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -11,6 +11,7 @@ from dfstream.models.data.footage_layouts import FootageKind
 from dfstream.models.data.splits import Split
 from dfstream.models.metrics import INTERVAL_ROUNDS
 from dfstream.stream.runtime import Device, OrtSettings, PrecisionChoice
+from dfstream.stream.settings import CameraSettings, PipelineOptions
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
 
@@ -369,6 +370,8 @@ class _StreamConfig(_Strict):
     frame_lane: bool = Field(True, description="for live and paced sources, run model A beside the frames on its own "
                              "thread: its score then lags a few frames, and its time never delays one")
 
+    serves: ClassVar[bool] = False
+    """Whether the pipeline keeps running with no sources (the server's)."""
 
     @field_validator("model_weights")
     @classmethod
@@ -377,6 +380,21 @@ class _StreamConfig(_Strict):
         if bad:
             raise ValueError(f"fusion weights must lie between 0 and 100: {bad}")
         return weights
+
+    def pipeline_options(self) -> PipelineOptions:
+        """The settings every engine runs with: each camera of the file with the run's settings under its own."""
+        defaults = CameraSettings(max_faces=self.max_faces, stride=self.stride, threshold=self.threshold)
+        cameras = tuple(
+            (s.name, CameraSettings(
+                max_faces=defaults.max_faces if s.max_faces is None else s.max_faces,
+                stride=defaults.stride if s.stride is None else s.stride,
+                threshold=defaults.threshold if s.threshold is None else s.threshold,
+            ))
+            for s in self.per_source
+        )
+        return PipelineOptions(defaults=defaults, cameras=cameras, explain=self.explain, overlap=self.overlap,
+                               frame_lane=self.frame_lane, model_weights=tuple(sorted(self.model_weights.items())),
+                               serve=self.serves)
 
 
 class RunConfig(_StreamConfig):
@@ -401,6 +419,8 @@ class RunConfig(_StreamConfig):
 
 class ServeConfig(_StreamConfig):
     """``dfstream serve``: the page, its server-side feeds, models and outputs."""
+
+    serves: ClassVar[bool] = True
 
     sources: tuple[str, ...] = Field((), description="server-side feeds the page can watch (files loop in real time)")
     host: str = "127.0.0.1"

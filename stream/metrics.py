@@ -5,9 +5,9 @@ Each pipeline has its own registry (several servers may share a process, as in t
 - observed as they happen: ``dfstream_stage_latency_seconds`` (histogram per stage),
   ``dfstream_events_total{source,state}`` and ``dfstream_source_label{source,dfstream_source_label}``
   (an enum: the most alarming face's label on the source's latest frame, ``none`` without a face);
-- read at scrape time from what the pipeline already counts (a collector): frames, drops and fps per
-  source, active peers, the provider, and per output (event store, webhooks, MQTT) what it sent,
-  retried, dropped and holds queued.
+- read at scrape time from what the pipeline already counts (a collector): frames and drops per
+  source, the provider, and per output (event store, webhooks, MQTT) what it sent, retried, dropped
+  and holds queued; whoever owns another number registers its own reading (the server: peers).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ class LiveStats:
 
     frames: dict[str, int]
     dropped: dict[str, int]
-    peers: int
     provider: str
     outputs: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -60,7 +59,6 @@ class _LiveCollector(Collector):  # type: ignore[misc]
         for source, n in sorted(live.dropped.items()):
             dropped.add_metric([source], n)
         yield from (frames, dropped)  # no smoothed fps gauge: rate(dfstream_frames_total[1m]) is the fps
-        yield GaugeMetricFamily("dfstream_active_peers", "WebRTC peers connected now.", value=live.peers)
         info = GaugeMetricFamily("dfstream_model_info", "The ONNX Runtime provider the models run on.",
                                  labels=["provider"])
         info.add_metric([live.provider], 1)
@@ -149,6 +147,17 @@ class PipelineMetrics:
 
     def close(self) -> None:
         return None
+
+
+class Reading(Collector):  # type: ignore[misc]
+    """A gauge read at scrape time from whoever owns the number (the server's connected peers)."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self._family = (name, documentation)
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(*self._family, value=self._read())
 
 
 class MetricsServer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -29,10 +29,12 @@ from dfstream.stream.metrics import LiveStats
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scheduler import DeadlineScheduler, runs_frame_model
 from dfstream.stream.scoring import ScoringConfig, TrackScorer, Vote
+from dfstream.stream.settings import CameraSettings, PipelineOptions
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceError, ThreadedSource
 from dfstream.stream.sources.base import Policy, display_name
-from dfstream.stream.summary import RunSummary
+from dfstream.stream.stage_timer import TickTimer
+from dfstream.stream.summary import FrameRates, RunSummary, stop_reason
 from dfstream.stream.tracking import Tracker
 from dfstream.stream.types import FaceObs, Frame
 
@@ -54,25 +56,15 @@ class TrackState:
     """The imported models' latest scores of this track."""
 
 
-@dataclass(frozen=True)
-class SourceSettings:
-    """Per-source overrides of the pipeline's defaults (a camera in the config file)."""
-
-    max_faces: int | None = None
-    stride: int | None = None
-    threshold: float | None = None
-    """The fused label's decision point on the centred scale (0.5: the models' thresholds)."""
-
-
 class StreamState:
     """What one source needs across frames: its face graph, tracker, settings and per-track state."""
 
-    def __init__(self, source: ThreadedSource, max_faces: int, stride: int | None, scoring: ScoringConfig) -> None:
+    def __init__(self, source: ThreadedSource, settings: CameraSettings, scoring: ScoringConfig) -> None:
         self.source = source
-        self.stride = stride
+        self.stride = settings.stride
         """A fixed model-A stride for this source, or None: the deadline scheduler's."""
         self.scoring = scoring
-        self.faces = FaceStage(max_faces=max_faces, video=True)
+        self.faces = FaceStage(max_faces=settings.max_faces, video=True)
         self.tracker = Tracker()
         self.tracks: dict[int, TrackState] = {}
         self.active = True
@@ -109,68 +101,55 @@ class Pipeline:
         models: StreamModels,
         sources: Sequence[ThreadedSource],
         sinks: SinkSet,
-        max_faces: int = 4,
-        stride: int | None = None,
-        scoring: ScoringConfig | None = None,
-        serve: bool = False,
-        explain: bool = False,
-        settings: Mapping[str, SourceSettings] | None = None,
-        threshold: float | None = None,
-        overlap: bool = False,
-        frame_lane: bool = False,
+        options: PipelineOptions,
         face_models: FaceModelStage | None = None,
-        model_weights: Mapping[str, float] | None = None,
     ) -> None:
         self.models = models
+        self.options = options
         self.face_models = face_models or FaceModelStage(())
         """Imported models scored beside the bundled ones (``dfstream import``; see stream/face_models.py)."""
-        weights = dict(model_weights or {})
+        weights = options.weights
         self._votes = [(m.name, m.threshold, weights.get(m.name, 1.0)) for m in self.face_models.models]
-        if explain and not models.explains:
+        if options.explain and not models.explains:
             log.warning("--explain: model A has no attention output (export it again with this version); "
                         "nothing to draw")
-        self.explain = explain and models.explains
+        self.explain = options.explain and models.explains
         """Records carry model A's attention grid and the views draw it."""
-        self.max_faces = max_faces
-        self.serve = serve
-        """Server mode: keep running with no sources; sources come and go (``add_source``)."""
         self._pending: list[ThreadedSource] = []
         self._pending_lock = threading.Lock()
         self.sinks = sinks
-        self.stride = stride
-        self.scheduler = DeadlineScheduler(fixed=stride)
+        self.scheduler = DeadlineScheduler(fixed=options.defaults.stride)
         """Model A's stride for sources without their own: fixed by ``--stride`` or kept within the frame budget."""
         frame_threshold, clip_threshold = models.thresholds
-        self.scoring = scoring or ScoringConfig(frame_threshold=frame_threshold, clip_threshold=clip_threshold)
-        if threshold is not None:
-            self.scoring = replace(self.scoring, decision=threshold)
-        if "bundled" in weights:
-            self.scoring = replace(self.scoring, bundled_weight=weights["bundled"])
-        self.settings = dict(settings or {})
+        self.scoring = ScoringConfig(frame_threshold=frame_threshold, clip_threshold=clip_threshold,
+                                     bundled_weight=weights.get("bundled", 1.0))
+        """Sources without settings of their own score with this; each camera's threshold replaces its decision."""
+        if options.defaults.threshold is not None:
+            self.scoring = replace(self.scoring, decision=options.defaults.threshold)
         self.streams = [self._stream_state(s) for s in sources]
         self.summary = RunSummary(provider=models.provider)
         self.wake = threading.Event()
         for s in sources:
             s.set_wake(self.wake)
-        workers = 4 if serve else min(4, len(self.streams))
+        workers = 4 if options.serve else min(4, len(self.streams))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dfstream-faces-pool") if (
             workers > 1) else None
-        self._fps: dict[str, tuple[float, float]] = {}
-        self._peers = 0
+        self._headers = FrameRates()
         self.sinks.add(self.summary.metrics)  # label state per source and event counts
         self.dispatch = SinkDispatcher(sinks, self.summary)
         """Sinks run on their own thread; scoring only queues (see stream/dispatch.py)."""
         self.summary.metrics.bind(self._live_stats)
-        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-faces") if overlap else None
+        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfstream-faces") if (
+            options.overlap) else None
         """Finds the faces of frame N+1 while the models score frame N (``overlap``)."""
         self._prepared: _Prepared | None = None
-        self._a_lane = FrameLane(models.score_crops) if frame_lane else None
+        self._a_lane = FrameLane(models.score_crops) if options.frame_lane else None
         """Runs model A beside the tick for live sources, so its time never delays a frame (``frame_lane``)."""
 
     def _stream_state(self, source: ThreadedSource) -> StreamState:
-        own = self.settings.get(source.name, SourceSettings())
+        own = self.options.camera(source.name)
         scoring = self.scoring if own.threshold is None else replace(self.scoring, decision=own.threshold)
-        return StreamState(source, own.max_faces or self.max_faces, own.stride or self.stride, scoring)
+        return StreamState(source, own, scoring)
 
     def add_source(self, source: ThreadedSource) -> None:
         """Join a running pipeline (thread-safe); the loop starts the source at its next tick."""
@@ -194,9 +173,9 @@ class Pipeline:
         self._drain_statuses(st)
         st.faces.close()
         st.tracks.clear()
-        if self.serve:  # a peer that left a server takes its counts and series with it: they must not pile up
+        if self.options.serve:  # a peer that left a server takes its counts and series with it: they must not pile up
             self.summary.forget(st.source.name)
-            self._fps.pop(st.source.name, None)
+            self._headers.forget(st.source.name)
 
     # -- one tick -------------------------------------------------------------------------------
     def process(self, batch: Sequence[tuple[StreamState, Frame]]) -> list[tuple[Frame, list[ScoreRecord]]]:
@@ -234,6 +213,8 @@ class Pipeline:
         """Models, clip head, scoring and records of a prepared tick."""
         batch, work, t_pick, face_ms, crop_ms = (prepared.batch, prepared.work, prepared.t_pick, prepared.face_ms,
                                                   prepared.crop_ms)
+        timer = TickTimer()
+        timer.set("crop", crop_ms)
         a_work = [w for w in work if w.crop_frame is not None]
         lane = self._a_lane if self._a_lane is not None and self._budget(batch) is not None else None
         lane_ms = 0.0
@@ -246,37 +227,26 @@ class Pipeline:
         apply_frame_scores([w.state for w in a_work], crops)
         for w, emb in zip(work, crops.embeddings, strict=True):
             w.state.buffer.push(emb, w.face.lmk5)
-        a_ms, enc_ms = (lane_ms if lane is not None else crops.frame_ms), crops.encoder_ms
+        timer.set("frame_cnn", lane_ms if lane is not None else crops.frame_ms)
+        timer.set("clip_encoder", crops.encoder_ms)
         if self.face_models:  # on their lanes whenever a source has a deadline, even with --no-frame-lane
             live = self._budget(batch) is not None
             jobs = [FaceJob(w.state.models, w.frame.image, w.face, w.frame.t_capture_ns) for w in work
                     if live or w.run_frame_model]
             self.face_models.tick(jobs, live=live)
 
-        t = time.perf_counter()
-        ready = [w for w in work if w.state.buffer.full]
-        for w, p in zip(ready, self.models.clip_scores([w.state.buffer.clip() for w in ready]), strict=True):
-            w.state.p_clip = float(p)
-        head_ms = elapsed_ms(t)
-
-        t = time.perf_counter()
-        scores = [w.state.scorer.update(w.state.p_frame, w.state.p_clip, self._votes_of(w.state)) for w in work]
-        scoring_ms = elapsed_ms(t)
+        with timer.stage("clip_head"):
+            ready = [w for w in work if w.state.buffer.full]
+            for w, p in zip(ready, self.models.clip_scores([w.state.buffer.clip() for w in ready]), strict=True):
+                w.state.p_clip = float(p)
+        with timer.stage("scoring"):
+            scores = [w.state.scorer.update(w.state.p_frame, w.state.p_clip, self._votes_of(w.state)) for w in work]
         now = time.perf_counter_ns()
         out: dict[int, list[ScoreRecord]] = {id(f): [] for _, f in batch}
         for w, s in zip(work, scores, strict=True):
             x, y, bw, bh = w.face.bbox
-            stage = {
-                "decode": w.frame.decode_ms,
-                "queue": (t_pick - w.frame.t_capture_ns) / 1e6,
-                "faces": face_ms[id(w.frame)],
-                "crop": crop_ms,
-                "frame_cnn": a_ms,
-                "clip_encoder": enc_ms,
-                "clip_head": head_ms,
-                "scoring": scoring_ms,
-                "total": (now - w.frame.t_capture_ns) / 1e6,
-            }
+            stage = timer.record(decode=w.frame.decode_ms, queue=(t_pick - w.frame.t_capture_ns) / 1e6,
+                                 faces=face_ms[id(w.frame)], total=(now - w.frame.t_capture_ns) / 1e6)
             out[id(w.frame)].append(
                 ScoreRecord(
                     ts=w.frame.ts,
@@ -351,11 +321,9 @@ class Pipeline:
         """With the faces lane, the faces of the next ready frames are found while the models score
         the previous ones; a frame is never held back waiting for the next one to arrive."""
         while True:
-            if stop.is_set():
-                self.summary.stopped_by = "signal"
-                return
-            if duration_s is not None and time.perf_counter() - start >= duration_s:
-                self.summary.stopped_by = "duration"
+            reason = stop_reason(stop, start, duration_s)
+            if reason is not None:
+                self.summary.stopped_by = reason
                 return
             if self.sinks.quit_requested:
                 self.summary.stopped_by = "window closed"
@@ -363,7 +331,7 @@ class Pipeline:
             self.wake.clear()
             self._admit_pending()
             batch = self._ready_frames()
-            if self.serve:
+            if self.options.serve:
                 self.streams = [st for st in self.streams if st.active]
             elif not any(st.active for st in self.streams) and self._prepared is None:
                 return
@@ -421,11 +389,7 @@ class Pipeline:
             self.dispatch.event(status_dict(status))
 
     def _header(self, frame: Frame) -> str:
-        now = time.perf_counter()
-        last, fps = self._fps.get(frame.source, (now, 0.0))
-        if now > last:
-            fps = 0.9 * fps + 0.1 / (now - last) if fps else 1.0 / (now - last)
-        self._fps[frame.source] = (now, fps)
+        fps = self._headers.tick(frame.source)
         name = display_name(frame.source)
         return f"{name}  {fps:.0f} fps" if fps else name
 
@@ -436,11 +400,6 @@ class Pipeline:
         models |= {name: threshold for name, threshold, _ in self._votes}
         return {"threshold": self.scoring.decision, "models": models}
 
-    def metrics_text(self, peers: int) -> bytes:
-        """Prometheus exposition for ``GET /metrics`` (``peers``: WebRTC peers connected now)."""
-        self._peers = peers
-        return self.summary.metrics.text()
-
     def _live_stats(self) -> LiveStats:
         sources = dict(list(self.summary.sources.items()))
         dropped = {name: st.dropped for name, st in sources.items()}
@@ -450,7 +409,6 @@ class Pipeline:
         return LiveStats(
             frames={name: st.frames for name, st in sources.items()},
             dropped=dropped,
-            peers=self._peers,
             provider=self.models.provider,
             outputs={**self.sinks.stats(), self.dispatch.name: self.dispatch.stats()},
         )

@@ -19,7 +19,7 @@ from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage, face_model_files, load_face_models
 from dfstream.stream.metrics import MetricsServer
-from dfstream.stream.pipeline import Pipeline, SourceSettings
+from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
 from dfstream.stream.sources.base import Policy
@@ -51,11 +51,6 @@ def open_sources(config: RunConfig | ServeConfig, options: SourceOptions | None 
         names.add(source.name)
         sources.append(source)
     return sources
-
-
-def source_settings(config: RunConfig | ServeConfig) -> dict[str, SourceSettings]:
-    """Per-source max faces, stride and threshold from a config file's sources."""
-    return {s.name: SourceSettings(s.max_faces, s.stride, s.threshold) for s in config.per_source}
 
 
 def event_outputs(
@@ -153,10 +148,7 @@ def run_stream(
         raise
     for source in sources:
         log.info("source %s", source.describe())
-    pipeline = Pipeline(models, sources, sinks, max_faces=config.max_faces, stride=config.stride,
-                        explain=config.explain, threshold=config.threshold, settings=source_settings(config),
-                        overlap=config.overlap, frame_lane=config.frame_lane, face_models=face_models,
-                        model_weights=config.model_weights)
+    pipeline = Pipeline(models, sources, sinks, config.pipeline_options(), face_models)
     if metrics is not None:
         metrics.show(pipeline.summary.metrics.registry)
     try:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -30,10 +30,12 @@ from dfstream.exceptions import DfstreamError
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage
+from dfstream.stream.metrics import Reading
 from dfstream.stream.overlay import annotate
-from dfstream.stream.pipeline import Pipeline, SourceSettings
+from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord, to_json
 from dfstream.stream.run import connect_events
+from dfstream.stream.settings import PipelineOptions
 from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import redact
 from dfstream.stream.sources.base import ThreadedSource, display_name
@@ -77,14 +79,6 @@ class ServeOptions:
     max_peers: int = 4
     ice_servers: tuple[str, ...] = ()
     """STUN/TURN URLs; none by default, so nothing outside is ever contacted."""
-    explain: bool = False
-    """Records carry model A's attention grid; the page and the feeds draw it as a heatmap."""
-    threshold: float | None = None
-    """Where the fused label turns, for sources without their own (``--threshold``)."""
-    frame_lane: bool = True
-    """Model A beside the frames of live feeds (config ``frame_lane``)."""
-    model_weights: Mapping[str, float] = field(default_factory=dict)
-    """Fusion weights of imported models and of the bundled score (config ``models.weights``)."""
 
 
 class ChannelSink:
@@ -196,16 +190,16 @@ class Peer:
 
 
 class Server:
-    def __init__(self, models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int | None = None,
+    def __init__(self, models: ModelSet, options: ServeOptions, pipeline: PipelineOptions,
                  feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
-                 settings: Mapping[str, SourceSettings] | None = None,
                  face_models: FaceModelStage | None = None) -> None:
         self.models = models
         self.face_models = face_models
         """Imported detectors scored beside the bundled models, each on its own lane."""
         self.outputs = list(outputs)
         """Event store, webhooks, MQTT, records file: fed like the page, closed with the server."""
-        self.settings = settings
+        self.pipeline_options = pipeline
+        """Every feed's and peer's settings, resolved once from the config (``serve`` mode on)."""
         self.recent = RecentEvents()
         store = next((o for o in self.outputs if isinstance(o, EventSink)), None)
         self.events = EventsView(store.folder if store else None, self.recent)
@@ -215,8 +209,6 @@ class Server:
         """What the page lists and offers name (a file's name, a camera's redacted URL) → the source."""
         self.pictures = LatestAnnotated(list(self.feeds))
         self.options = options
-        self.max_faces = max_faces
-        self.stride = stride
         self.peers: dict[str, Peer] = {}
         self.pipeline: Pipeline | None = None
         self.channels: ChannelSink | None = None
@@ -230,10 +222,11 @@ class Server:
         self.channels = ChannelSink(asyncio.get_running_loop())
         sinks = SinkSet([*self.outputs, self.channels, self.pictures, self.recent])
         connect_events(sinks)
-        self.pipeline = Pipeline(self.models, list(self.feeds.values()), sinks, self.max_faces, self.stride,
-                                 serve=True, explain=self.options.explain, settings=self.settings,
-                                 threshold=self.options.threshold, frame_lane=self.options.frame_lane,
-                                 face_models=self.face_models, model_weights=self.options.model_weights)
+        self.pipeline = Pipeline(self.models, list(self.feeds.values()), sinks, self.pipeline_options,
+                                 face_models=self.face_models)
+        self.pipeline.summary.metrics.registry.register(Reading(
+            "dfstream_active_peers", "WebRTC peers connected now.",
+            lambda: sum(p.connected for p in list(self.peers.values()))))
         self._thread = threading.Thread(target=self.pipeline.run, kwargs={"stop": self._stop}, daemon=True,
                                         name="pipeline")
         self._thread.start()
@@ -280,7 +273,7 @@ class Server:
 
     async def metrics(self, request: web.Request) -> web.Response:
         assert self.pipeline is not None
-        body = self.pipeline.metrics_text(len(self.peers))
+        body = self.pipeline.summary.metrics.text()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def offer(self, request: web.Request) -> web.Response:
@@ -434,11 +427,11 @@ class PathOnlyAccessLogger(AbstractAccessLogger):  # type: ignore[misc]
                          time * 1000.0)
 
 
-def serve(models: ModelSet, options: ServeOptions, max_faces: int = 4, stride: int | None = None,
+def serve(models: ModelSet, options: ServeOptions, pipeline: PipelineOptions,
           feeds: Sequence[ThreadedSource] = (), outputs: Sequence[Sink] = (),
-          settings: Mapping[str, SourceSettings] | None = None, face_models: FaceModelStage | None = None) -> None:
+          face_models: FaceModelStage | None = None) -> None:
     check_bind(options.host, options.token)
-    server = Server(models, options, max_faces, stride, feeds, outputs, settings, face_models)
+    server = Server(models, options, pipeline, feeds, outputs, face_models)
     for feed in feeds:
         log.info("source %s", feed.describe())
     log.info("open http://%s:%d/%s", options.host, options.port, "?token=<the token>" if options.token else "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,33 @@ LATENCY_WINDOW = 20_000
 """Latency samples kept per stage (the most recent), so a run of weeks holds bounded memory."""
 
 SUMMARY_STAGES = (*STAGES, "sink")
+
+
+def stop_reason(stop: threading.Event, start: float, duration_s: float | None) -> str | None:
+    """Why a loop that began at ``start`` (``time.perf_counter()``) should stop now, or None."""
+    if stop.is_set():
+        return "signal"
+    if duration_s is not None and time.perf_counter() - start >= duration_s:
+        return "duration"
+    return None
+
+
+class FrameRates:
+    """Each source's frame rate as scored, smoothed over recent frames (the views' header)."""
+
+    def __init__(self) -> None:
+        self._rates: dict[str, tuple[float, float]] = {}
+
+    def tick(self, source: str) -> float:
+        now = time.perf_counter()
+        last, fps = self._rates.get(source, (now, 0.0))
+        if now > last:
+            fps = 0.9 * fps + 0.1 / (now - last) if fps else 1.0 / (now - last)
+        self._rates[source] = (now, fps)
+        return fps
+
+    def forget(self, source: str) -> None:
+        self._rates.pop(source, None)
 
 
 @dataclass

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import aiortc  # noqa: F401  - first: loading pylibsrtp (aiortc) after TensorFlow segfaults the process
 import cv2
 import numpy as np
 import pytest
+
+from dfstream.stream.settings import PipelineOptions
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -86,6 +89,16 @@ def data_build(tmp_path_factory: pytest.TempPathFactory, clip_dataset: Path) -> 
             for jpg in kind.glob("*_[048].jpg"):
                 (folder / f"{kind.name}{KIND_SEPARATOR}{jpg.name}").symlink_to(jpg)
     return root
+
+
+def pipeline_options(**fields: Any) -> PipelineOptions:
+    """What ``dfstream run`` resolves from these fields (``serve=True``: what ``dfstream serve`` does)."""
+    from dfstream.config import RunConfig, ServeConfig
+    from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+
+    if fields.pop("serve", False):
+        return ServeConfig(models_dir=BUNDLED_MODELS, **fields).pipeline_options()
+    return RunConfig(sources=(str(SAMPLE_CLIP),), models_dir=BUNDLED_MODELS, **fields).pipeline_options()
 
 
 def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:

@@ -23,7 +23,7 @@ from dfstream.stream.runtime import load_model
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import open_source
 from dfstream.stream.types import ATTENTION_GRID, Frame
-from tests.conftest import read_frames
+from tests.conftest import pipeline_options, read_frames
 from tests.test_pipeline import _Recording
 
 FRAMES = 6
@@ -46,7 +46,7 @@ def _strip_attention(src: Path, dst: Path) -> Path:
 def _score(models_dir: Path, explain: bool) -> tuple[list[ScoreRecord], list[np.ndarray], _Recording]:
     models = ModelSet.load(models_dir, "cpu")
     source = open_source(str(SAMPLE_CLIP))
-    pipeline = Pipeline(models, [source], SinkSet([]), explain=explain)
+    pipeline = Pipeline(models, [source], SinkSet([]), pipeline_options(explain=explain))
     stream = pipeline.streams[0]
     recorder = stream.faces = _Recording(stream.faces)  # type: ignore[assignment]
     records, faces = [], []

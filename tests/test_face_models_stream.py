@@ -20,6 +20,7 @@ from dfstream.stream.records import check_record
 from dfstream.stream.run import run_stream
 from dfstream.stream.scoring import ScoringConfig, TrackScorer, Vote, centred
 from dfstream.stream.types import FaceObs
+from tests.conftest import pipeline_options
 from tests.test_import_detectors import tiny_classifier
 
 
@@ -206,8 +207,8 @@ def test_a_paced_source_never_waits_for_a_blocked_model_even_without_model_as_la
     stage = FaceModelStage([model])  # type: ignore[list-item]
     sink = _Records()
     source = open_source(str(SAMPLE_CLIP), SourceOptions(realtime=True))
-    pipeline = Pipeline(ModelSet.load(BUNDLED_MODELS, "cpu"), [source], SinkSet([sink]), frame_lane=False,
-                        face_models=stage)
+    pipeline = Pipeline(ModelSet.load(BUNDLED_MODELS, "cpu"), [source], SinkSet([sink]),
+                        pipeline_options(frame_lane=False), face_models=stage)
     unblock = threading.Timer(3.5, model.release.set)  # after the run's 3 s: the lane's close then returns
     unblock.start()
     try:

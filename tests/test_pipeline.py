@@ -24,7 +24,7 @@ from dfstream.stream.run import run_stream
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import open_source
 from dfstream.stream.types import CLIP_LEN, FaceObs, Frame
-from tests.conftest import read_frames, write_video
+from tests.conftest import pipeline_options, read_frames, write_video
 
 
 def _records(path: Path, kind: str = "score") -> list[dict]:
@@ -64,7 +64,7 @@ def test_incremental_clip_score_equals_the_full_clip_model(stream_models: Path) 
     """Cached encoder rows + head on the 17th frame == clip_full on the same 16 crops and lmk5 values."""
     models = ModelSet.load(stream_models, "cpu")
     source = open_source(str(SAMPLE_CLIP))
-    pipeline = Pipeline(models, [source], SinkSet([]))
+    pipeline = Pipeline(models, [source], SinkSet([]), pipeline_options())
     stream = pipeline.streams[0]
     frames = read_frames(SAMPLE_CLIP, CLIP_LEN + 1)
     recorder = stream.faces = _Recording(stream.faces)  # type: ignore[assignment]

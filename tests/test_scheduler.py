@@ -23,7 +23,7 @@ from dfstream.stream.scheduler import MAX_EVERY, DeadlineScheduler, runs_frame_m
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import FileSource
 from dfstream.stream.types import Frame
-from tests.conftest import read_frames, write_video
+from tests.conftest import pipeline_options, read_frames, write_video
 
 BUDGET = 1 / 30
 
@@ -100,7 +100,8 @@ def _paced_records(models: _SlowFrameModel, frame_lane: bool, seconds: float) ->
             return None
 
     source = FileSource(SAMPLE_CLIP, realtime=True)
-    Pipeline(models, [source], SinkSet([Collect()]), stride=1, frame_lane=frame_lane).run(duration_s=seconds)
+    options = pipeline_options(stride=1, frame_lane=frame_lane)
+    Pipeline(models, [source], SinkSet([Collect()]), options).run(duration_s=seconds)
     return records
 
 

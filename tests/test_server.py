@@ -24,7 +24,7 @@ from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.records import check_record
 from dfstream.stream.server import MAX_OFFER_BYTES, ServeOptions, Server
-from tests.conftest import read_frames
+from tests.conftest import pipeline_options, read_frames
 from tests.rtsp import free_port
 
 
@@ -45,10 +45,16 @@ class Running:
         self.base = base
 
 
+SERVE_OPTIONS = {"host", "token", "max_peers", "ice_servers"}
+"""The server's own options; the rest are the pipeline's, resolved as ``dfstream serve`` resolves them."""
+
+
 async def _start(models: ModelSet, feeds: Sequence[Any] = (), outputs: Sequence[Any] = (),
                  **opts: Any) -> tuple[web.AppRunner, Running]:
     port = free_port()
-    server = Server(models, ServeOptions(port=port, **opts), feeds=feeds, outputs=outputs)
+    serving = {k: v for k, v in opts.items() if k in SERVE_OPTIONS}
+    options = pipeline_options(serve=True, **{k: v for k, v in opts.items() if k not in SERVE_OPTIONS})
+    server = Server(models, ServeOptions(port=port, **serving), options, feeds=feeds, outputs=outputs)
     runner = web.AppRunner(server.app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -23,7 +23,7 @@ from dfstream.stream.metrics import LiveStats, MetricsServer
 from dfstream.stream.records import status_dict
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceStatus
-from dfstream.stream.summary import RunSummary
+from dfstream.stream.summary import RunSummary, stop_reason
 from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,6 @@ class ClusterRun:
         self.summary = RunSummary(provider=self.provider)
         self.sinks.add(self.summary.metrics)
         registry = self.summary.metrics.registry
-        self._fps: dict[str, tuple[float, float]] = {}
         self.summary.metrics.bind(self._live_stats)
         self._fallback_gauge = Gauge("dfstream_camera_scorer_fallback", "1 while a camera scores on its worker's "
                                      "CPU because its scorer is unreachable.", ["source"], registry=registry)
@@ -107,11 +106,9 @@ class ClusterRun:
             while True:
                 self._apply_changes()
                 self._drain_all(ray)
-                if stop.is_set():
-                    self.summary.stopped_by = "signal"
-                    break
-                if duration_s is not None and time.perf_counter() - start >= duration_s:
-                    self.summary.stopped_by = "duration"
+                reason = stop_reason(stop, start, duration_s)
+                if reason is not None:
+                    self.summary.stopped_by = reason
                     break
                 if not keep_running and all(c.done for c in self.cameras.values()):
                     break
@@ -159,12 +156,6 @@ class ClusterRun:
                 self._node_gauge.remove(name, state.node[:12])
             self._node_gauge.labels(name, batch.node[:12]).set(1)
         self._fallback_gauge.labels(name).set(1 if batch.on_fallback else 0)
-        now = time.perf_counter()
-        last, fps = self._fps.get(name, (now, 0.0))
-        if now > last:
-            rate = len(batch.frames) / (now - last)
-            fps = rate if not fps else 0.8 * fps + 0.2 * rate
-        self._fps[name] = (now, fps)
         state.node = batch.node
         for result in batch.frames:
             records = list(result.records)
@@ -212,7 +203,6 @@ class ClusterRun:
         return LiveStats(
             frames={name: st.frames for name, st in list(sources.items())},
             dropped={name: st.dropped for name, st in list(sources.items())},
-            peers=0,
             provider=self.provider,
             outputs=self.sinks.stats(),
         )

@@ -4,6 +4,7 @@ head here, and this worker's own CPU when the scorer is unreachable (until it an
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -35,6 +36,8 @@ class RemoteModels:
         import ray
 
         self._ray = ray
+        self._state = threading.Lock()
+        """Model A's lane and the frames' thread both call: one of them at a time falls back or comes back."""
         self._make_fallback = fallback
         self._fallback: ModelSet | None = None
         self._on_status = on_status
@@ -84,7 +87,9 @@ class RemoteModels:
 
     def score_crops(self, frame_crops: Sequence[np.ndarray], clip_crops: Sequence[np.ndarray],
                     explain: bool = False) -> CropScores:
-        if self._down_at is not None and not self._scorer_back():
+        with self._state:
+            local = self._down_at is not None and not self._scorer_back()
+        if local:
             return self._local(frame_crops, clip_crops, explain)
         assert self.scorer is not None  # _scorer_back is False without one
         ref = self.scorer.score.remote(_stack(frame_crops, self.frame_input.size),
@@ -92,7 +97,9 @@ class RemoteModels:
         try:
             result: CropScores = self._ray.get(ref, timeout=self.call_timeout_s)
         except self._ray.exceptions.RayError as exc:  # dead, restarting, timed out or failed
-            self._fall_back(exc)
+            with self._state:
+                if self._down_at is None:  # the other thread may have fallen back already
+                    self._fall_back(exc)
             return self._local(frame_crops, clip_crops, explain)
         return result
 

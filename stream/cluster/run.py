@@ -12,8 +12,6 @@ from dfstream.stream.cluster.driver import ClusterRun
 from dfstream.stream.cluster.placement import ClusterOptions
 from dfstream.stream.cluster.worker import Camera, WorkerSettings
 from dfstream.stream.metrics import MetricsServer
-from dfstream.stream.pipeline import SourceSettings
-from dfstream.stream.run import source_settings
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet
 from dfstream.stream.sources import source_name
 from dfstream.stream.summary import RunSummary
@@ -23,23 +21,22 @@ log = logging.getLogger(__name__)
 
 def cameras_of(config: RunConfig) -> list[Camera]:
     """One camera per source, named as the in-process run would name it (records match)."""
-    own = source_settings(config)
+    options = config.pipeline_options()
     cameras: list[Camera] = []
     for i, spec in enumerate(config.sources):
         given = config.names[i] if i < len(config.names) else None
         name = given or source_name(spec)
         if any(c.name == name for c in cameras):
             raise DfstreamError(f"source {name} is given twice")
-        cameras.append(Camera(name, spec, own.get(name, SourceSettings())))
+        cameras.append(Camera(name, spec, options.camera(name)))
     return cameras
 
 
 def worker_settings(config: RunConfig) -> WorkerSettings:
     return WorkerSettings(
         models_dir=str(config.models_dir.resolve()), precision=config.precision, ort=config.ort,
-        max_faces=config.max_faces, stride=config.stride, explain=config.explain, threshold=config.threshold,
-        overlap=config.overlap, realtime=config.realtime, loop=config.loop, rtsp_transport=config.rtsp_transport,
-        retry=config.retry,
+        pipeline=config.pipeline_options(), realtime=config.realtime, loop=config.loop,
+        rtsp_transport=config.rtsp_transport, retry=config.retry,
         events=config.events, detect_events=True,  # events are a stage of every run
     )
 

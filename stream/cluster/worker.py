@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,11 @@ from dfstream.stream.cluster import NAMESPACE
 from dfstream.stream.cluster.remote_models import RemoteModels
 from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
-from dfstream.stream.pipeline import Pipeline, SourceSettings
+from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord, status_dict
 from dfstream.stream.run import connect_events
-from dfstream.stream.runtime import DEFAULT_ORT, OrtSettings, load_model
+from dfstream.stream.runtime import OrtSettings, load_model
+from dfstream.stream.settings import CameraSettings, PipelineOptions
 from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import RetryPolicy, SourceOptions, SourceStatus, open_source
 from dfstream.stream.types import Frame
@@ -35,8 +36,8 @@ class Camera:
 
     name: str
     spec: str
-    settings: SourceSettings = field(default_factory=SourceSettings)
-    """Its own max faces, stride and threshold (a config file's camera), as in one process."""
+    settings: CameraSettings
+    """Its resolved max faces, stride and threshold (a reloaded file's new camera brings its own)."""
 
 
 @dataclass(frozen=True)
@@ -44,23 +45,25 @@ class WorkerSettings:
     """What every camera worker shares (the run's options, minus what only the driver does)."""
 
     models_dir: str
-    precision: str = "auto"
-    ort: OrtSettings = DEFAULT_ORT
-    max_faces: int = 4
-    stride: int | None = None
-    explain: bool = False
-    threshold: float | None = None
-    overlap: bool = False
-    realtime: bool = False
-    loop: bool = False
-    rtsp_transport: str = "tcp"
-    retry: int | None = 8
-    events: EventsConfig | None = None
+    precision: str
+    ort: OrtSettings
+    pipeline: PipelineOptions
+    """The run's resolved settings, as the in-process pipeline takes them (each camera brings its own)."""
+    realtime: bool
+    loop: bool
+    rtsp_transport: str
+    retry: int | None
+    events: EventsConfig | None
     """The event store runs on the worker (it needs the frames); its folder is on the worker's node."""
-    detect_events: bool = False
+    detect_events: bool
     """Detect deepfake events even without a folder (webhooks or MQTT on the driver want them)."""
     queue: int = 20_000
     """Frames' results held between drains; beyond it the oldest are dropped and counted."""
+
+
+def camera_options(settings: WorkerSettings, camera: Camera) -> PipelineOptions:
+    """The run's options with this camera's own settings (a reloaded file's new camera brings them)."""
+    return replace(settings.pipeline, cameras=((camera.name, camera.settings),))
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ class CameraWorker:
             fallback=lambda: ModelSet.load(models_dir, "cpu", settings.precision, settings.ort),
             on_status=self._status,
         )
-        options = SourceOptions(realtime=settings.realtime, loop=settings.loop,
+        source_options = SourceOptions(realtime=settings.realtime, loop=settings.loop,
                                 rtsp_transport=settings.rtsp_transport,  # type: ignore[arg-type]
                                 retry=RetryPolicy(attempts=settings.retry))
         sinks: list[Sink] = []
@@ -156,17 +159,14 @@ class CameraWorker:
         sink_set = SinkSet(sinks)
         connect_events(sink_set)
         try:
-            source = open_source(camera.spec, options, name=camera.name)
+            source = open_source(camera.spec, source_options, name=camera.name)
         except Exception as exc:
             self.error = f"source {camera.name}: {exc}"
             self._done.set()
             self.pipeline: Pipeline | None = None
             return
         fps = source.fps or 30.0
-        self.pipeline = Pipeline(self.models, [source], sink_set, max_faces=settings.max_faces,
-                                 stride=settings.stride, explain=settings.explain,
-                                 threshold=settings.threshold, settings={camera.name: camera.settings},
-                                 overlap=settings.overlap)
+        self.pipeline = Pipeline(self.models, [source], sink_set, camera_options(settings, camera))
         self._thread = threading.Thread(target=self._run, name=f"dfstream-camera-{camera.name}", daemon=True)
         self._thread.start()
 
