@@ -59,8 +59,8 @@ def _row(engine: str, cameras: int, out: Path, dropped: int) -> ClusterRow:
 def bench_cluster(models_dir: Path, clip: Path, cameras: Sequence[int], duration_s: float,
                   precision: str = "auto") -> tuple[list[ClusterRow], dict[str, Any]]:
     from dfstream.stream.cluster.placement import ClusterOptions, connect
-    from dfstream.stream.cluster.run import run_cluster
-    from dfstream.stream.run import run_stream
+    from dfstream.stream.cluster.ray_run import run_cluster
+    from dfstream.stream.local_run import run_stream
 
     rows: list[ClusterRow] = []
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
@@ -89,7 +89,7 @@ def bench_hop(models_dir: Path, precision: str, repeats: int = 60) -> dict[str, 
 
     from dfstream.stream.cluster import NAMESPACE
     from dfstream.stream.cluster.scorer import BatchingScorer
-    from dfstream.stream.engine import ModelSet
+    from dfstream.stream.model_set import ModelSet
 
     models = ModelSet.load(models_dir, "cpu", precision)
     remote: Any = ray.remote(BatchingScorer).options(namespace=NAMESPACE, max_concurrency=1000).remote(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from dfstream.benchmarks.timing import Stats, measure_interleaved
 from dfstream.stream.crops import crop_face, to_model_input
-from dfstream.stream.engine import ModelSet
 from dfstream.stream.explain import attention_of
 from dfstream.stream.faces import first_face
+from dfstream.stream.model_set import ModelSet
 from dfstream.stream.overlay import annotate
 from dfstream.stream.records import ScoreRecord, to_json
 

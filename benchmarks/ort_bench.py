@@ -13,9 +13,9 @@ import numpy as np
 
 from dfstream.benchmarks.timing import Stats, measure_interleaved
 from dfstream.config import RunConfig
-from dfstream.stream.engine import ModelSet
-from dfstream.stream.run import run_stream
-from dfstream.stream.runtime import DEFAULT_ORT, OrtSettings
+from dfstream.stream.local_run import run_stream
+from dfstream.stream.model_set import ModelSet
+from dfstream.stream.ort_sessions import DEFAULT_ORT, OrtSettings
 
 log = logging.getLogger(__name__)
 

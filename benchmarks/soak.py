@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dfstream.config import RunConfig
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.model_set import ModelSet
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sinks import SinkSet

@@ -22,10 +22,10 @@ from dfstream.benchmarks.report import (
 )
 from dfstream.benchmarks.soak import soak
 from dfstream.exceptions import InputPathError
-from dfstream.stream.engine import model_files
 from dfstream.stream.face_models import face_model_files, is_stream_folder
 from dfstream.stream.gpu_options import CUDA
-from dfstream.stream.runtime import select_providers
+from dfstream.stream.model_set import model_files
+from dfstream.stream.ort_sessions import select_providers
 
 log = logging.getLogger(__name__)
 

@@ -159,7 +159,7 @@ def inspect_cmd(
     """Print a model's dfstream metadata and the provider it runs on."""
 
     def body() -> None:
-        from dfstream.stream.runtime import load_model, read_metadata
+        from dfstream.stream.ort_sessions import load_model, read_metadata
 
         meta = read_metadata(model)
         loaded = load_model(model, meta.role, device.value)

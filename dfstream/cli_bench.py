@@ -224,7 +224,7 @@ def bench_gpu_check_cmd(
     def body() -> None:
         from dfstream.benchmarks.gpu_check import gpu_check, markdown
         from dfstream.paths import BUNDLED_MODELS
-        from dfstream.stream.runtime import select_providers
+        from dfstream.stream.ort_sessions import select_providers
 
         select_providers("cuda")  # refuse before making a report folder
         target = _out(out, "gpu-check")

@@ -174,7 +174,7 @@ def run_cmd(
 
         from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
         from dfstream.stream.face_models import split_models
-        from dfstream.stream.run import run_stream
+        from dfstream.stream.local_run import run_stream
 
         models_dir, detectors = split_models(models or [], BUNDLED_MODELS)
         flags = {
@@ -265,9 +265,9 @@ def serve_cmd(
 
     def body() -> None:
         from dfstream.paths import BUNDLED_MODELS
-        from dfstream.stream.engine import ModelSet
         from dfstream.stream.face_models import split_models
-        from dfstream.stream.run import event_outputs, load_detectors, open_sources
+        from dfstream.stream.local_run import event_outputs, load_detectors, open_sources
+        from dfstream.stream.model_set import ModelSet
         from dfstream.stream.server import ServeOptions, check_bind, serve
         from dfstream.stream.sinks import JsonlSink, Sink
         from dfstream.stream.sources import RetryPolicy, SourceOptions
@@ -318,7 +318,7 @@ def _run_on_ray(ctx: typer.Context, cfg: RunConfig, config: Path | None, flags: 
     from dfstream.stream.cluster import import_ray
 
     import_ray()  # one line naming the extra when Ray is missing, before anything starts
-    from dfstream.stream.cluster.run import run_cluster
+    from dfstream.stream.cluster.ray_run import run_cluster
 
     if config is None:
         return run_cluster(cfg, stop)

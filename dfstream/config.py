@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from dfstream.models.data.footage_layouts import FootageKind
 from dfstream.models.data.splits import Split
 from dfstream.models.metrics import INTERVAL_ROUNDS
-from dfstream.stream.runtime import Device, OrtSettings, PrecisionChoice
+from dfstream.stream.ort_sessions import Device, OrtSettings, PrecisionChoice
 from dfstream.stream.settings import CameraSettings, PipelineOptions
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dfstream.config import EventsConfig, MqttConfig, SourceConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
-from dfstream.stream.runtime import Device, PrecisionChoice
+from dfstream.stream.ort_sessions import Device, PrecisionChoice
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

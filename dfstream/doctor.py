@@ -98,7 +98,7 @@ def _guarded(name: str, fn: Callable[[], str]) -> Check:
 
 def model_lines(folder: Path, device: str) -> tuple[list[str], Check]:
     """One line per graph (metadata, provider, size, sha256) and the check that all three load."""
-    from dfstream.stream.engine import ModelSet
+    from dfstream.stream.model_set import ModelSet
 
     lines: list[str] = []
 

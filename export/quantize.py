@@ -238,7 +238,7 @@ def quantize_folder(folder: Path, crops: list[np.ndarray], held_out: Path | None
     import onnxruntime as ort
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from dfstream.stream.runtime import read_metadata
+    from dfstream.stream.ort_sessions import read_metadata
 
     calib, check = crops[::2], crops[1::2]
     written: list[QuantizedFile] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.exceptions import InputPathError
-from dfstream.stream.runtime import calibrated, logit
+from dfstream.stream.ort_sessions import calibrated, logit
 
 
 @dataclass(frozen=True)

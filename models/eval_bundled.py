@@ -29,7 +29,7 @@ from dfstream.models.metrics import (
     write_per_sample,
     write_reports,
 )
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.model_set import ModelSet
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from dfstream.models.metrics import (
     reports_by_kind,
     write_per_sample,
 )
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.model_set import ModelSet
 
 ALL_METHODS = "all"
 

@@ -20,7 +20,7 @@ import numpy as np
 from dfstream.models.data.texture import nl_means, saturation
 from dfstream.models.datasets import scan_clip_folders
 from dfstream.models.eval_bundled import clip_scores, encoder_crops
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.model_set import ModelSet
 
 
 def _blur(crop: np.ndarray) -> np.ndarray:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from dfstream.config import RunConfig
 from dfstream.exceptions import DatasetError
-from dfstream.stream.engine import model_files
-from dfstream.stream.run import run_stream
-from dfstream.stream.runtime import read_metadata
+from dfstream.stream.local_run import run_stream
+from dfstream.stream.model_set import model_files
+from dfstream.stream.ort_sessions import read_metadata
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dfstream.models.metrics import (
     read_per_sample,
     reports_by_kind,
 )
-from dfstream.stream.runtime import calibrated
+from dfstream.stream.ort_sessions import calibrated
 from dfstream.stream.scoring import CLIP_WEIGHT, DECISION, centred
 
 WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))

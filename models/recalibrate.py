@@ -25,8 +25,8 @@ from dfstream.models.calibration import fit_platt
 from dfstream.models.datasets import scan_image_split
 from dfstream.models.eval_bundled import clip_scores, frame_scores
 from dfstream.models.metrics import f1_optimal_threshold, rank_auc
-from dfstream.stream.engine import ModelSet, model_files
-from dfstream.stream.runtime import calibrated, read_metadata
+from dfstream.stream.model_set import ModelSet, model_files
+from dfstream.stream.ort_sessions import calibrated, read_metadata
 
 
 @dataclass(frozen=True)

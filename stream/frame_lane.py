@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dfstream.stream.engine import CropScores
+from dfstream.stream.model_set import CropScores
 
 log = logging.getLogger(__name__)
 

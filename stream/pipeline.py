@@ -20,12 +20,12 @@ import numpy as np
 from dfstream.stream.buffer import ClipBuffer
 from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
-from dfstream.stream.engine import StreamModels, elapsed_ms
 from dfstream.stream.explain import attention_of
 from dfstream.stream.face_models import FaceJob, FaceModelScores, FaceModelStage
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.frame_lane import FrameLane, apply_frame_scores
-from dfstream.stream.metrics import LiveStats
+from dfstream.stream.model_set import StreamModels, elapsed_ms
+from dfstream.stream.prometheus import LiveStats
 from dfstream.stream.records import LabelEvent, ScoreRecord, status_dict
 from dfstream.stream.scheduler import DeadlineScheduler, runs_frame_model
 from dfstream.stream.scoring import ScoringConfig, TrackScorer, Vote

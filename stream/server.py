@@ -27,14 +27,14 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from dfstream.exceptions import DfstreamError
-from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage
-from dfstream.stream.metrics import Reading
+from dfstream.stream.local_run import connect_events
+from dfstream.stream.model_set import ModelSet
 from dfstream.stream.overlay import annotate
 from dfstream.stream.pipeline import Pipeline
+from dfstream.stream.prometheus import Reading
 from dfstream.stream.records import ScoreRecord, to_json
-from dfstream.stream.run import connect_events
 from dfstream.stream.settings import PipelineOptions
 from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import redact

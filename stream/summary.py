@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dfstream.stream.metrics import PipelineMetrics
+from dfstream.stream.prometheus import PipelineMetrics
 from dfstream.stream.records import STAGES, ScoreRecord
 from dfstream.stream.sources.base import display_name
 

@@ -90,7 +90,7 @@ def test_explain_bench_times_each_step_with_and_without_the_map(stream_models: P
 
 def test_ort_bench_compares_settings_and_the_runtime_applies_them(stream_models: Path, tmp_path: Path) -> None:
     from dfstream.benchmarks.suite import run_ort
-    from dfstream.stream.runtime import OrtSettings, load_model
+    from dfstream.stream.ort_sessions import OrtSettings, load_model
 
     written = run_ort(stream_models, SAMPLE_CLIP, tmp_path, seconds=0.2, pipeline_s=2.0,
                       variants=["default", "1 thread"])

@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from dfstream.stream import runtime
+from dfstream.stream import ort_sessions
 from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError, bucket_for, check_buckets
 from dfstream.stream.gpu_options import CPU, CUDA, TENSORRT
-from dfstream.stream.runtime import load_model
+from dfstream.stream.ort_sessions import load_model
 
 
 def test_a_batch_goes_to_the_smallest_bucket_that_holds_it() -> None:
@@ -66,9 +66,9 @@ def test_a_graph_with_a_fixed_batch_axis_is_refused_at_start_up(tmp_path: Path) 
 
 
 def test_the_gpu_path_asks_for_tensorrt_only_when_its_libraries_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
-    monkeypatch.setattr(runtime, "tensorrt_loads", lambda: True)
-    assert runtime.select_providers("cuda") == [TENSORRT, CUDA, CPU]
-    monkeypatch.setattr(runtime, "tensorrt_loads", lambda: False)  # the provider is in the wheel, TensorRT is not
-    assert runtime.select_providers("auto") == [CUDA, CPU]
-    assert runtime.select_providers("cpu") == [CPU]
+    monkeypatch.setattr(ort_sessions.ort, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
+    monkeypatch.setattr(ort_sessions, "tensorrt_loads", lambda: True)
+    assert ort_sessions.select_providers("cuda") == [TENSORRT, CUDA, CPU]
+    monkeypatch.setattr(ort_sessions, "tensorrt_loads", lambda: False)  # the provider is in the wheel, TensorRT is not
+    assert ort_sessions.select_providers("auto") == [CUDA, CPU]
+    assert ort_sessions.select_providers("cpu") == [CPU]

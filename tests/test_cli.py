@@ -29,7 +29,7 @@ from dfstream.config import (
     TrainClipConfig,
     TrainCnnConfig,
 )
-from dfstream.stream.runtime import DEVICES, PRECISIONS
+from dfstream.stream.ort_sessions import DEVICES, PRECISIONS
 
 runner = CliRunner()
 

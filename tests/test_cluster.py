@@ -46,8 +46,8 @@ def _start(config: RunConfig, metrics_port: int | None = None) -> tuple[Any, thr
     """A cluster run on its own thread (the test acts on the cluster meanwhile)."""
     from dfstream.stream.cluster.driver import ClusterRun
     from dfstream.stream.cluster.placement import ClusterOptions
-    from dfstream.stream.cluster.run import cameras_of, driver_sinks, worker_settings
-    from dfstream.stream.metrics import MetricsServer
+    from dfstream.stream.cluster.ray_run import cameras_of, driver_sinks, worker_settings
+    from dfstream.stream.prometheus import MetricsServer
 
     cameras = cameras_of(config)
     run = ClusterRun(worker_settings(config), ClusterOptions(), driver_sinks(config, cameras))
@@ -71,8 +71,8 @@ def _wait_for(check: Any, timeout_s: float, what: str) -> None:
 
 
 def test_scores_equal_the_in_process_pipeline(ray_cluster: LocalCluster, tmp_path: Path) -> None:
-    from dfstream.stream.cluster.run import run_cluster
-    from dfstream.stream.run import run_stream
+    from dfstream.stream.cluster.ray_run import run_cluster
+    from dfstream.stream.local_run import run_stream
 
     local = _config(tmp_path, out=str(tmp_path / "local.jsonl"), engine="local")
     run_stream(local)

@@ -169,7 +169,7 @@ server:
 
 def test_the_example_names_every_precision_and_the_default() -> None:
     from dfstream.config import RunConfig
-    from dfstream.stream.runtime import PRECISIONS
+    from dfstream.stream.ort_sessions import PRECISIONS
 
     line = next(x for x in EXAMPLE.splitlines() if x.strip().startswith("precision:"))
     value, _, comment = line.partition("#")

@@ -17,8 +17,8 @@ from dfstream.models.data import build as data_build
 from dfstream.models.data.bank import read_bank, read_banks
 from dfstream.models.data.clips import FRAME_H, FRAME_W, draw_camera, film
 from dfstream.models.data.manipulate import hull_mask, self_blend
+from dfstream.models.data.packages import Archives, FetchedFile, FetchReport, PackageSource, fetch_all
 from dfstream.models.data.photos import SourceFace, person_key, sheet_faces
-from dfstream.models.data.sources import Archives, FetchedFile, FetchReport, PackageSource, fetch_all
 from dfstream.models.data.swap import face_swap
 from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import sample_kind

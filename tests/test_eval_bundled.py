@@ -21,7 +21,7 @@ def _rows(path: Path) -> dict[str, float]:
 def test_scores_are_the_stream_runtimes_and_the_card_reads_them(
     data_build: Path, stream_models: Path, tmp_path: Path
 ) -> None:
-    from dfstream.stream.engine import ModelSet
+    from dfstream.stream.model_set import ModelSet
 
     out = tmp_path / "bundled"
     args = ["eval", "bundled", "--data", str(data_build), "--out", str(out), "--models", str(stream_models),

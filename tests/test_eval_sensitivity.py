@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from dfstream.cli import app
 from dfstream.models.eval_bundled import clip_scores
 from dfstream.models.eval_sensitivity import CHANGES, crop_detail
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.model_set import ModelSet
 
 
 def test_every_change_is_scored_and_none_is_the_plain_score(clip_dataset: Path, stream_models: Path,

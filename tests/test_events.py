@@ -19,8 +19,8 @@ from dfstream.config import EventsConfig, RunConfig
 from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.event_store import INDEX, prune, read_index
 from dfstream.stream.events import MISSING_FRAMES_TO_END, EventDetector
+from dfstream.stream.local_run import run_stream
 from dfstream.stream.records import ScoreRecord
-from dfstream.stream.run import run_stream
 from tests.conftest import read_frames
 
 PRE_ROLL_S, POST_ROLL_S = 1.0, 0.5

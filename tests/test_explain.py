@@ -14,12 +14,12 @@ from dfstream.exceptions import MetadataError
 from dfstream.export.attention import ATTENTION_OUTPUT
 from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.crops import crop_face, square_around, to_model_input
-from dfstream.stream.engine import ModelSet
 from dfstream.stream.explain import Attention
+from dfstream.stream.model_set import ModelSet
+from dfstream.stream.ort_sessions import load_model
 from dfstream.stream.overlay import annotate
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord, check_record
-from dfstream.stream.runtime import load_model
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import open_source
 from dfstream.stream.types import ATTENTION_GRID, Frame

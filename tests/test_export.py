@@ -21,7 +21,7 @@ from dfstream.models import cnn_cbam
 from dfstream.models.clip_lstm import ClipDetector, randomize_batchnorm
 from dfstream.models.input_scale import probe_faces
 from dfstream.stream.crops import InputSpec, to_model_input
-from dfstream.stream.runtime import load_model, read_metadata
+from dfstream.stream.ort_sessions import load_model, read_metadata
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -16,8 +16,8 @@ import pytest
 from dfstream.config import RunConfig
 from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
 from dfstream.stream.face_models import FaceJob, FaceModelScores, FaceModelStage
+from dfstream.stream.local_run import run_stream
 from dfstream.stream.records import check_record
-from dfstream.stream.run import run_stream
 from dfstream.stream.scoring import ScoringConfig, TrackScorer, Vote, centred
 from dfstream.stream.types import FaceObs
 from tests.conftest import pipeline_options
@@ -153,7 +153,7 @@ def test_unknown_weight_names_and_two_model_sets_are_refused(imported: Path, tmp
 def test_calibrate_refits_an_imported_detector_on_real_and_fake_videos(imported: Path, tmp_path: Path) -> None:
     import cv2
 
-    from dfstream.stream.runtime import read_metadata
+    from dfstream.stream.ort_sessions import read_metadata
     from tests.conftest import read_frames, write_video
 
     frames = read_frames(SAMPLE_CLIP, limit=90)
@@ -198,7 +198,7 @@ class _Records:
 
 def test_a_paced_source_never_waits_for_a_blocked_model_even_without_model_as_lane() -> None:
     """--no-frame-lane puts model A back in the tick; the imported models stay on their lanes."""
-    from dfstream.stream.engine import ModelSet
+    from dfstream.stream.model_set import ModelSet
     from dfstream.stream.pipeline import Pipeline
     from dfstream.stream.sinks import SinkSet
     from dfstream.stream.sources import SourceOptions, open_source
@@ -226,7 +226,7 @@ def test_imported_detectors_on_lanes_take_one_thread_below_the_frames(imported: 
 
     from dfstream.stream.face_models import _Lane, face_model_files, load_face_models
     from dfstream.stream.frame_lane import LANE_NICE
-    from dfstream.stream.runtime import LANE_INTRA_THREADS
+    from dfstream.stream.ort_sessions import LANE_INTRA_THREADS
 
     files = face_model_files((imported,))
     on_lanes = load_face_models(files, "cpu", on_lanes=True)[0]

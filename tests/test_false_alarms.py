@@ -48,7 +48,7 @@ def test_thresholds_are_those_of_the_graphs_the_stream_runs(tmp_path: Path, stre
 
     from dfstream.export.onnx_files import write_with_metadata
     from dfstream.models.false_alarms import model_thresholds
-    from dfstream.stream.runtime import read_metadata
+    from dfstream.stream.ort_sessions import read_metadata
 
     models = tmp_path / "models"
     shutil.copytree(stream_models, models)

@@ -18,10 +18,10 @@ import pytest
 
 from dfstream.exceptions import ModelLoadError, ProviderError
 from dfstream.paths import BUNDLED_MODELS
-from dfstream.stream import gpu_options, runtime
+from dfstream.stream import gpu_options, ort_sessions
 from dfstream.stream.bound import BoundRunner
-from dfstream.stream.engine import ModelSet
 from dfstream.stream.gpu_options import CPU, CUDA, TENSORRT, GraphInputs, provider_entries, tensorrt_options
+from dfstream.stream.model_set import ModelSet
 
 HEAD = BUNDLED_MODELS / "clip_head.onnx"
 
@@ -29,21 +29,21 @@ HEAD = BUNDLED_MODELS / "clip_head.onnx"
 @pytest.fixture
 def cuda_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     """onnxruntime lists CUDA, and no GPU serves it."""
-    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [CUDA, CPU])
-    monkeypatch.setattr(runtime, "_preload_cuda_libraries", lambda: None)
+    monkeypatch.setattr(ort_sessions.ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(ort_sessions, "_preload_cuda_libraries", lambda: None)
 
 
 @pytest.mark.filterwarnings("ignore:Specified provider")
 def test_device_cuda_refuses_when_the_session_lands_on_the_cpu(cuda_listed: None) -> None:
     with pytest.raises(ProviderError, match=r"clip_head.onnx: --device cuda, but ONNX Runtime runs it on "
                                             r"CPUExecutionProvider"):
-        runtime.load_model(HEAD, "clip_head", "cuda")
+        ort_sessions.load_model(HEAD, "clip_head", "cuda")
 
 
 @pytest.mark.filterwarnings("ignore:Specified provider")
 def test_auto_falls_back_in_one_line_and_takes_the_cpus_precision(cuda_listed: None,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
-    runtime._warn_cpu_fallback.cache_clear()
+    ort_sessions._warn_cpu_fallback.cache_clear()
     with caplog.at_level(logging.WARNING):
         models = ModelSet.load(BUNDLED_MODELS, "auto", "auto")
     assert models.provider == CPU
@@ -116,19 +116,19 @@ def test_bucket_graphs_count_from_one_probes_say_minus_one_and_capture_on_the_se
 def test_a_session_that_fails_with_cuda_graphs_is_opened_again_without(cuda_listed: None,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
-    real_open = runtime._open
+    real_open = ort_sessions._open
     asked: list[bool] = []
 
-    def open_once(path: Path, providers: list[str], settings: object = runtime.DEFAULT_ORT,
+    def open_once(path: Path, providers: list[str], settings: object = ort_sessions.DEFAULT_ORT,
                   cuda_graphs: bool = False) -> ort.InferenceSession:
         asked.append(cuda_graphs)
         if cuda_graphs:
             raise ModelLoadError(f"{path}: not a loadable ONNX model (a Memcpy node cannot be captured)")
         return real_open(path, providers, settings, cuda_graphs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runtime, "_open", open_once)
+    monkeypatch.setattr(ort_sessions, "_open", open_once)
     with caplog.at_level(logging.WARNING):
-        model = runtime.load_model(HEAD, "clip_head", "auto")
+        model = ort_sessions.load_model(HEAD, "clip_head", "auto")
     assert asked == [True, False] and not model.cuda_graphs
     assert any("cannot be opened with CUDA graphs" in r.getMessage() for r in caplog.records)
 

@@ -12,7 +12,7 @@ import pytest
 from dfstream.export.quantize import INT8_PROB_TOL, face_crops
 from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
 from dfstream.stream.crops import InputSpec, to_model_input
-from dfstream.stream.runtime import load_model
+from dfstream.stream.ort_sessions import load_model
 
 
 def _degraded(crop: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:

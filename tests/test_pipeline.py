@@ -16,11 +16,11 @@ import pytest
 from dfstream.config import RunConfig
 from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.crops import InputSpec, crop_face, to_model_input
-from dfstream.stream.engine import ModelSet
 from dfstream.stream.faces import FaceStage
+from dfstream.stream.local_run import run_stream
+from dfstream.stream.model_set import ModelSet
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import check_record
-from dfstream.stream.run import run_stream
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import open_source
 from dfstream.stream.types import CLIP_LEN, FaceObs, Frame
@@ -153,7 +153,7 @@ def test_streaming_run_never_imports_torch_or_tensorflow(stream_models: Path, tm
     code = (
         "import sys\n"
         "from dfstream.config import RunConfig\n"
-        "from dfstream.stream.run import run_stream\n"
+        "from dfstream.stream.local_run import run_stream\n"
         f"cfg = RunConfig(sources=({str(SAMPLE_CLIP)!r},), models_dir={str(stream_models)!r}, duration_s=3)\n"
         "summary, errors = run_stream(cfg)\n"
         "assert summary.to_dict()['frames'] > 0 and not errors\n"
@@ -185,8 +185,8 @@ def test_model_a_lane_yields_the_cores_to_the_frames() -> None:
     import os
     import threading
 
-    from dfstream.stream.engine import CropScores
     from dfstream.stream.frame_lane import LANE_NICE, FrameLane
+    from dfstream.stream.model_set import CropScores
 
     seen: list[int] = []
 

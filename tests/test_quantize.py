@@ -13,8 +13,8 @@ from dfstream.config import RunConfig
 from dfstream.exceptions import InputPathError
 from dfstream.export.quantize import calibration_crops, face_crops
 from dfstream.paths import SAMPLE_CLIP
-from dfstream.stream.engine import ModelSet, model_files
-from dfstream.stream.run import run_stream
+from dfstream.stream.local_run import run_stream
+from dfstream.stream.model_set import ModelSet, model_files
 
 
 @pytest.fixture(scope="module")

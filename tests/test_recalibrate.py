@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dfstream.cli import app
 from dfstream.models.recalibrate import refit
-from dfstream.stream.runtime import calibrated, read_metadata
+from dfstream.stream.ort_sessions import calibrated, read_metadata
 
 
 def _graph_bytes(path: Path) -> bytes:
@@ -35,7 +35,7 @@ def test_calibrate_rewrites_metadata_only_and_the_runtime_keeps_the_cap(
     data_build: Path, stream_models: Path, tmp_path: Path
 ) -> None:
     from dfstream.models.eval_bundled import clip_scores
-    from dfstream.stream.engine import ModelSet
+    from dfstream.stream.model_set import ModelSet
 
     out = tmp_path / "refitted"
     args = ["calibrate", str(stream_models), "--data", str(data_build), "--out", str(out), "--max-fpr", "0.25"]

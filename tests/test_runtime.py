@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from dfstream.exceptions import ProviderError
-from dfstream.stream.runtime import select_providers
+from dfstream.stream.ort_sessions import select_providers
 
 
 def test_cpu_and_auto_providers() -> None:
@@ -34,7 +34,7 @@ def test_cuda_request_without_cuda_build_is_a_clear_error() -> None:
 
 def test_runtime_imports_neither_torch_nor_tensorflow() -> None:
     code = (
-        "import sys; import dfstream.stream.runtime, dfstream.export.metadata, dfstream.stream.types;"
+        "import sys; import dfstream.stream.ort_sessions, dfstream.export.metadata, dfstream.stream.types;"
         "bad = [m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx', 'onnx') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -49,9 +49,9 @@ def test_model_a_on_its_lane_runs_on_one_intra_op_thread(stream_models: object) 
 
     from dfstream.config import RunConfig
     from dfstream.paths import SAMPLE_CLIP
-    from dfstream.stream.engine import ModelSet
-    from dfstream.stream.run import frame_model_on_lane, open_sources
-    from dfstream.stream.runtime import LANE_INTRA_THREADS
+    from dfstream.stream.local_run import frame_model_on_lane, open_sources
+    from dfstream.stream.model_set import ModelSet
+    from dfstream.stream.ort_sessions import LANE_INTRA_THREADS
 
     folder = Path(str(stream_models))
     on_lane = ModelSet.load(folder, "cpu", frame_on_lane=True)

@@ -21,7 +21,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, V
 from prometheus_client.parser import text_string_to_metric_families
 
 from dfstream.paths import SAMPLE_CLIP
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.model_set import ModelSet
 from dfstream.stream.records import check_record
 from dfstream.stream.server import MAX_OFFER_BYTES, ServeOptions, Server
 from tests.conftest import pipeline_options, read_frames
@@ -304,7 +304,7 @@ def test_feeds_are_listed_by_names_for_people() -> None:
 def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(models: ModelSet, tmp_path: Path) -> None:
     from dfstream.config import EventsConfig
     from dfstream.stream.event_store import read_index
-    from dfstream.stream.run import event_outputs
+    from dfstream.stream.local_run import event_outputs
     from dfstream.stream.sources import FileSource
 
     feed = FileSource(SAMPLE_CLIP, realtime=True, loop=True)

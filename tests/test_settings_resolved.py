@@ -44,7 +44,7 @@ def _local(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> PipelineOptions:
 
 def _ray(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> dict[str, PipelineOptions]:
     """What each Ray camera worker builds its pipeline with (no cluster is started)."""
-    import dfstream.stream.cluster.run as cluster_run
+    import dfstream.stream.cluster.ray_run as cluster_run
     from dfstream.stream.cluster.worker import camera_options
 
     seen: dict[str, PipelineOptions] = {}

@@ -119,7 +119,7 @@ def test_a_steady_genuine_face_leaves_uncertain_within_a_second() -> None:
 
 
 def test_calibration_maps_even_odds_and_keeps_order() -> None:
-    from dfstream.stream.runtime import calibrated
+    from dfstream.stream.ort_sessions import calibrated
 
     p = np.array([0.01, 0.2, 0.5, 0.9], np.float32)
     assert np.array_equal(calibrated(p, (1.0, 0.0)), p)
@@ -194,7 +194,7 @@ def test_16_bit_frames_keep_their_brightness_and_channel_order() -> None:
 def test_window_is_on_by_default_only_when_a_display_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from dfstream.config import RunConfig
     from dfstream.stream.event_store import EventSink
-    from dfstream.stream.run import build_sinks
+    from dfstream.stream.local_run import build_sinks
     from dfstream.stream.sinks import WindowSink
 
     def kinds(config: RunConfig) -> list[type]:
@@ -252,7 +252,7 @@ def test_summary_of_a_source_that_never_opened_says_so_once() -> None:
 
 def test_a_forgotten_peer_leaves_no_series_even_when_its_last_records_come_late() -> None:
     """The sinks' thread may deliver a peer's last records and events after the pipeline forgot it."""
-    from dfstream.stream.metrics import PipelineMetrics
+    from dfstream.stream.prometheus import PipelineMetrics
     from dfstream.stream.types import Frame
 
     metrics = PipelineMetrics()

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.stream.runtime import calibrated, load_model
+from dfstream.stream.ort_sessions import calibrated, load_model
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

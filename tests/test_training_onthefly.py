@@ -55,13 +55,13 @@ def test_onthefly_run_writes_a_relu6_checkpoint_probe_and_history(teacher: Path)
 
 def test_onthefly_checkpoint_exports_and_runs_in_onnx_runtime(teacher: Path, tmp_path: Path) -> None:
     from dfstream.export.torch_onnx import export_clip_model
-    from dfstream.stream.runtime import read_metadata
+    from dfstream.stream.ort_sessions import read_metadata
 
     files = export_clip_model(teacher / "last_model.pth", tmp_path, 0.4, 64, calibration=(2.0, -0.5))
     assert {f.role for f in files} == {"clip_encoder", "clip_head", "clip_full"}
     assert all(f.max_abs_diff < 1e-3 for f in files)
     assert read_metadata(tmp_path / "clip_head.onnx").calibration == (2.0, -0.5)
-    from dfstream.stream.runtime import calibrated, load_model
+    from dfstream.stream.ort_sessions import calibrated, load_model
 
     head = load_model(tmp_path / "clip_head.onnx", "clip_head", "cpu")
     feats = np.random.default_rng(0).normal(0, 3, (4, 16, 1285)).astype(np.float32)

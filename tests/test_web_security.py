@@ -16,7 +16,7 @@ from aiohttp import ClientSession, CookieJar
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from dfstream.stream import server as server_module
-from dfstream.stream.engine import ModelSet
+from dfstream.stream.model_set import ModelSet
 from dfstream.stream.web_security import SECURITY_HEADERS, TOKEN_COOKIE
 from tests.rtsp import free_port
 from tests.test_server import Client, LoopCamera, _start, _until, loopback_candidates  # noqa: F401
@@ -168,7 +168,7 @@ def test_no_webhook_secret_reaches_logs_records_or_the_summary(stream_models: Pa
     """Slack- and Discord-style webhook URLs are their own secret (in the path and the query)."""
     from dfstream.config import RunConfig, WebhookConfig
     from dfstream.paths import SAMPLE_CLIP
-    from dfstream.stream.run import run_stream
+    from dfstream.stream.local_run import run_stream
 
     secret = "T0SECRET/B0SECRET/xoxSECRETPATH"
     hook = WebhookConfig(url=f"http://127.0.0.1:9/services/{secret}?token=QUERYSECRET", retries=0, timeout_s=0.2)

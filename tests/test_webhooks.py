@@ -17,8 +17,8 @@ from aiohttp import web
 
 from dfstream.config import RunConfig, WebhookConfig
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.local_run import run_stream
 from dfstream.stream.outputs.webhook import SIGNATURE_HEADER
-from dfstream.stream.run import run_stream
 from tests.rtsp import free_port
 
 SECRET = "webhook-test-secret"

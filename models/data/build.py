@@ -27,8 +27,8 @@ from dfstream.exceptions import DatasetError
 from dfstream.models.data import clips
 from dfstream.models.data.bank import write_bank
 from dfstream.models.data.manipulate import BlendParams, self_blend
+from dfstream.models.data.packages import FetchReport, fetch_all
 from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_faces, read_photo
-from dfstream.models.data.sources import FetchReport, fetch_all
 from dfstream.models.data.splits import SPLITS, Split, assign_splits
 from dfstream.models.data.swap import face_swap
 from dfstream.models.metrics import KIND_SEPARATOR

@@ -17,7 +17,7 @@ from dfstream.exceptions import DfstreamError, first_line
 from dfstream.stream.cluster import NAMESPACE, import_ray
 from dfstream.stream.cluster.scorer import BatchingScorer
 from dfstream.stream.cluster.worker import Camera, CameraWorker, WorkerSettings
-from dfstream.stream.runtime import OrtSettings
+from dfstream.stream.ort_sessions import OrtSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import numpy as np
 from dfstream.exceptions import MetadataError
 from dfstream.stream.cluster.scorer import ScorerInfo
 from dfstream.stream.crops import InputSpec
-from dfstream.stream.engine import CropScores, ModelSet, head_scores
-from dfstream.stream.runtime import OrtModel
+from dfstream.stream.model_set import CropScores, ModelSet, head_scores
+from dfstream.stream.ort_sessions import OrtModel
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def _stack(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
 
 
 class RemoteModels:
-    """Implements ``StreamModels`` (stream/engine.py) over a Ray scorer handle."""
+    """Implements ``StreamModels`` (stream/model_set.py) over a Ray scorer handle."""
 
     def __init__(self, scorer: Any | None, head: OrtModel, fallback: Callable[[], ModelSet], on_status: StatusCallback,
                  call_timeout_s: float = 10.0, retry_s: float = 2.0, info_timeout_s: float = 30.0) -> None:

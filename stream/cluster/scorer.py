@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.stream.crops import InputSpec
-from dfstream.stream.engine import CropScores, ModelSet
-from dfstream.stream.runtime import DEFAULT_ORT, OrtSettings
+from dfstream.stream.model_set import CropScores, ModelSet
+from dfstream.stream.ort_sessions import DEFAULT_ORT, OrtSettings
 
 
 @dataclass(frozen=True)

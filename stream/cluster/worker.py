@@ -16,12 +16,12 @@ from dfstream.config import EventsConfig
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.cluster import NAMESPACE
 from dfstream.stream.cluster.remote_models import RemoteModels
-from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
+from dfstream.stream.local_run import connect_events
+from dfstream.stream.model_set import ModelSet
+from dfstream.stream.ort_sessions import OrtSettings, load_model
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord, status_dict
-from dfstream.stream.run import connect_events
-from dfstream.stream.runtime import OrtSettings, load_model
 from dfstream.stream.settings import CameraSettings, PipelineOptions
 from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import RetryPolicy, SourceOptions, SourceStatus, open_source

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
-from dfstream.stream.engine import ModelSet
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage, face_model_files, load_face_models
-from dfstream.stream.metrics import MetricsServer
+from dfstream.stream.model_set import ModelSet
 from dfstream.stream.pipeline import Pipeline
+from dfstream.stream.prometheus import MetricsServer
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
 from dfstream.stream.sources.base import Policy

@@ -19,7 +19,7 @@ from dfstream.exceptions import InputPathError, MetadataError
 from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
-from dfstream.stream.runtime import (
+from dfstream.stream.ort_sessions import (
     DEFAULT_ORT,
     LANE_INTRA_THREADS,
     PRECISIONS,

@@ -11,7 +11,7 @@ from dfstream.exceptions import DfstreamError
 from dfstream.stream.cluster.driver import ClusterRun
 from dfstream.stream.cluster.placement import ClusterOptions
 from dfstream.stream.cluster.worker import Camera, WorkerSettings
-from dfstream.stream.metrics import MetricsServer
+from dfstream.stream.prometheus import MetricsServer
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet
 from dfstream.stream.sources import source_name
 from dfstream.stream.summary import RunSummary
