@@ -31,10 +31,10 @@ from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage
 from dfstream.stream.local_run import connect_events
 from dfstream.stream.model_set import ModelSet
-from dfstream.stream.overlay import annotate
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.prometheus import Reading
 from dfstream.stream.records import ScoreRecord, to_json
+from dfstream.stream.scoring import DECISION
 from dfstream.stream.settings import PipelineOptions
 from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import redact
@@ -42,6 +42,7 @@ from dfstream.stream.sources.base import ThreadedSource, display_name
 from dfstream.stream.sources.peer import PushSource
 from dfstream.stream.types import Frame
 from dfstream.stream.web_events import EventsView, RecentEvents
+from dfstream.stream.web_grid import FeedGrid, LatestAnnotated
 from dfstream.stream.web_security import check_token, security_middleware
 
 log = logging.getLogger(__name__)
@@ -115,42 +116,6 @@ class ChannelSink:
         return None
 
 
-class LatestAnnotated:
-    """A sink keeping the newest frame and records of each server-side feed; the picture is drawn
-    only when a watching peer's video track asks for it (nothing is annotated that nobody sees)."""
-
-    def __init__(self, feeds: Sequence[str]) -> None:
-        self._feeds = set(feeds)
-        self._latest: dict[str, tuple[Frame, Sequence[ScoreRecord], str]] = {}
-        self._drawn: dict[str, tuple[Frame, np.ndarray]] = {}
-        self._lock = threading.Lock()
-
-    def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
-        if frame.source in self._feeds:
-            with self._lock:
-                self._latest[frame.source] = (frame, records, header)
-
-    def get(self, source: str) -> np.ndarray | None:
-        with self._lock:
-            latest = self._latest.get(source)
-            drawn = self._drawn.get(source)
-        if latest is None:
-            return None
-        frame, records, header = latest
-        if drawn is not None and drawn[0] is frame:
-            return drawn[1]  # several peers watching one feed share one drawing per frame
-        picture = annotate(frame.image, records, header)
-        with self._lock:
-            self._drawn[source] = (frame, picture)
-        return picture
-
-    def event(self, data: dict[str, Any]) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
 class FeedTrack(VideoStreamTrack):  # type: ignore[misc]
     """Sends a feed's newest annotated picture at 30 fps (a black frame until the first one)."""
 
@@ -208,6 +173,10 @@ class Server:
         self.feed_labels = feed_labels(list(self.feeds))
         """What the page lists and offers name (a file's name, a camera's redacted URL) → the source."""
         self.pictures = LatestAnnotated(list(self.feeds))
+        decision = {f: pipeline.camera(f).threshold for f in self.feeds}
+        self.grid = FeedGrid(self.feed_labels, self.pictures,
+                             {f: DECISION if t is None else t for f, t in decision.items()})
+        """The page's camera grid: each feed's newest picture and most alarming label."""
         self.options = options
         self.peers: dict[str, Peer] = {}
         self.pipeline: Pipeline | None = None
@@ -246,6 +215,8 @@ class Server:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/feeds", self.list_feeds)
         app.router.add_get("/settings", self.page_settings)
+        app.router.add_get("/grid", self.grid.list)
+        app.router.add_get("/grid/{index}.jpg", self.grid.picture)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/events", self.events.list)
         app.router.add_get("/events/{name}", self.events.file)

@@ -30,18 +30,22 @@ def stop_reason(stop: threading.Event, start: float, duration_s: float | None) -
 
 
 class FrameRates:
-    """Each source's frame rate as scored, smoothed over recent frames (the views' header)."""
+    """Each source's frame rate as scored, over recent frames (the views' header).
+
+    The intervals are smoothed, not their inverses: the mean of 1/interval overstates the rate when
+    frames arrive unevenly (a paced 30 fps file with drops read 34-40 fps)."""
 
     def __init__(self) -> None:
         self._rates: dict[str, tuple[float, float]] = {}
+        """source → (time of its last frame, smoothed interval in seconds; 0 before a second frame)."""
 
-    def tick(self, source: str) -> float:
-        now = time.perf_counter()
-        last, fps = self._rates.get(source, (now, 0.0))
+    def tick(self, source: str, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        last, interval = self._rates.get(source, (now, 0.0))
         if now > last:
-            fps = 0.9 * fps + 0.1 / (now - last) if fps else 1.0 / (now - last)
-        self._rates[source] = (now, fps)
-        return fps
+            interval = 0.9 * interval + 0.1 * (now - last) if interval else now - last
+        self._rates[source] = (now, interval)
+        return 1.0 / interval if interval else 0.0
 
     def forget(self, source: str) -> None:
         self._rates.pop(source, None)

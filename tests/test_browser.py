@@ -62,6 +62,24 @@ def wait_until(page: Any, expression: str, timeout_s: float) -> None:
         time.sleep(0.1)
 
 
+def _serve(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """``dfstream serve`` with the token given the way that keeps it out of ``ps``; returns once it answers."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", *args, "--port", str(port),
+                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "DFSTREAM_TOKEN": PAGE_TOKEN})
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"{base}/healthz?token={PAGE_TOKEN}", timeout=1) as res:
+                if res.status == 200:
+                    return proc, base
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not come up: {proc.stderr.read() if proc.stderr else ''}")
+
+
 @pytest.fixture
 def served(stream_models: Path, tmp_path: Path) -> Iterator[str]:
     from tests.test_import_detectors import tiny_classifier
@@ -72,26 +90,18 @@ def served(stream_models: Path, tmp_path: Path) -> Iterator[str]:
                                str(tiny_classifier(tmp_path / "raw.onnx", size=96)), "--spec", str(spec), "-o",
                                str(tmp_path / "imported")], capture_output=True, text=True, timeout=300)
     assert imported.returncode == 0, imported.stderr
-    port = free_port()
-    # with a token, given the way that keeps it out of `ps`: the page must still load its own script
-    proc = subprocess.Popen([sys.executable, "-m", "dfstream.cli", "serve", "--models", str(stream_models),
-                             "--models", str(tmp_path / "imported"), "--port", str(port), "--device", "cpu",
-                             "--explain", "--threshold", "0.45"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "DFSTREAM_TOKEN": PAGE_TOKEN})
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"{base}/healthz?token={PAGE_TOKEN}", timeout=1) as res:
-                if res.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError(f"server did not come up: {proc.stderr.read() if proc.stderr else ''}")
+    # the page must still load its own script with a token
+    proc, base = _serve(["--models", str(stream_models), "--models", str(tmp_path / "imported"), "--explain",
+                         "--threshold", "0.45"])
     yield base
     proc.terminate()
     proc.wait(timeout=30)
+
+
+ROW_AND_NEWEST_JS = """(() => {
+  const row = document.querySelector('#faces tbody tr');
+  return [row.querySelector('td.score').textContent, fmt(tracks.get(Number(row.dataset.track)).last.score)];
+})()"""
 
 
 def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
@@ -117,6 +127,10 @@ def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
             assert rows.count() >= 1
             label = rows.first.locator("td").nth(1).inner_text()
             score = float(rows.first.locator("td.score").inner_text())
+            # not a stale score: frames keep coming, and the row shows its track's newest record
+            first_frame = page.evaluate("latestFrame")
+            wait_until(page, f"latestFrame >= {first_frame} + 10", 30.0)
+            shown, newest = page.evaluate(ROW_AND_NEWEST_JS)
             wait_until(page, "latest.length > 0 && latest[0].models && latest[0].models.tiny !== null", 30.0)
             imported = rows.first.locator("td.imported").inner_text()
             status = page.inner_text("#status")
@@ -128,6 +142,7 @@ def test_chromium_page_shows_live_scores(served: str, tmp_path: Path) -> None:
             browser.close()
     assert label in ("real", "fake", "uncertain")
     assert 0.0 <= score <= 1.0
+    assert shown == newest
     assert imported.startswith("tiny ")  # the imported detector's score beside model A and B
     assert status == "connected"
     assert grid_side == 14
@@ -189,3 +204,56 @@ def test_chromium_page_shows_thresholds_and_clears_what_is_gone(served: str, tmp
     assert gone_painted == 0
     assert stopped == (0, 0, "–", "–", "stopped")
     assert missing == []  # no favicon.ico 404, nothing else missing
+
+
+CAMERAS = """
+sources:
+  - name: door
+    url: {clip}
+    threshold: 0.4
+  - name: desk
+    url: {clip}
+threshold: 0.45
+"""
+TILES_JS = """[...document.querySelectorAll('#grid .tile')].map((t) => [t.dataset.feed,
+  t.querySelector('.badge').textContent, t.querySelector('.score').textContent,
+  t.querySelector('img').naturalWidth])"""
+
+
+def test_chromium_page_shows_every_feed_in_a_grid(stream_models: Path, tmp_path: Path) -> None:
+    """Each server-side feed is a tile: its newest annotated picture, a large label badge and its own
+    threshold (a camera of the file has its own); a click on a tile watches that feed live."""
+    from playwright.sync_api import sync_playwright
+
+    config = tmp_path / "cameras.yaml"
+    config.write_text(CAMERAS.format(clip=SAMPLE_CLIP), encoding="utf-8")
+    proc, base = _serve(["--config", str(config), "--models", str(stream_models)])
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 900, "height": 1000})
+                page.goto(f"{base}/?token={PAGE_TOKEN}")
+                labelled = "['REAL', 'UNCERTAIN', 'FAKE'].includes"
+                wait_until(page, f"(() => {{ const t = {TILES_JS}; return t.length === 2 && "
+                                 f"t.every((x) => {labelled}(x[1]) && x[3] > 0); }})()", 60.0)
+                tiles = page.evaluate(TILES_JS)
+                page.screenshot(path=str(ARTIFACTS / "grid.png"))
+                page.click("#tile-0")
+                wait_until(page, "count >= 5 && document.getElementById('status').textContent === 'connected'", 60.0)
+                watched = (page.evaluate("watching"), page.evaluate("document.getElementById('tile-0').className"),
+                           page.inner_text("#badge"), page.evaluate("document.getElementById('badge').hidden"),
+                           page.inner_text("#threshold"))
+                page.screenshot(path=str(ARTIFACTS / "grid-watching.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert [t[0] for t in tiles] == ["door", "desk"]
+    assert tiles[0][2].endswith("fake ≥ 0.40") and tiles[1][2].endswith("fake ≥ 0.45")
+    assert all(t[3] == 480 for t in tiles)  # the annotated 640-wide frame, scaled for a tile
+    assert watched[0] == "door" and "watching" in watched[1]
+    assert watched[2] in ("REAL", "UNCERTAIN", "FAKE") and watched[3] is False
+    assert watched[4] == "0.40"  # the page's threshold is the watched camera's own

@@ -15,6 +15,8 @@ from typing import Any
 
 import aioice.ice
 import av
+import cv2
+import numpy as np
 import pytest
 from aiohttp import ClientSession, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
@@ -246,7 +248,8 @@ def test_page_can_watch_a_server_side_feed_annotated(models: ModelSet) -> None:
     from dfstream.stream.sources import FileSource
 
     async def main() -> tuple[int, list[dict[str, Any]], tuple[int, int], dict[str, Any], list[str]]:
-        runner, srv = await _start(models, feeds=[FileSource(SAMPLE_CLIP, realtime=True, loop=True)])
+        runner, srv = await _start(models, feeds=[FileSource(SAMPLE_CLIP, realtime=True, loop=True)],
+                                   threshold=0.4)
         base = srv.base
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         messages: list[dict[str, Any]] = []
@@ -277,13 +280,26 @@ def test_page_can_watch_a_server_side_feed_annotated(models: ModelSet) -> None:
                 bad = {**offer, "feed": str(SAMPLE_CLIP)}  # a path is not a feed's name
                 async with session.post(f"{base}/offer", json=bad) as res:
                     refused = {"status": res.status, **(await res.json())}
+                async with session.get(f"{base}/grid") as res:
+                    grid.update((await res.json())["feeds"][0])
+                async with session.get(f"{base}/grid/0.jpg") as res:
+                    grid["tile"] = (res.status, res.content_type, await res.read())
+                async with session.get(f"{base}/grid/1.jpg") as res:
+                    grid["no such tile"] = res.status
         finally:
             await pc.close()
             await runner.cleanup()
         size = (frames[-1].width, frames[-1].height) if frames else (0, 0)
         return len(frames), messages, size, refused, listed
 
+    grid: dict[str, Any] = {}
     n_frames, messages, size, refused, listed = asyncio.run(main())
+    tile = grid.pop("tile")
+    picture = cv2.imdecode(np.frombuffer(tile[2], np.uint8), cv2.IMREAD_COLOR)
+    assert tile[:2] == (200, "image/jpeg") and picture.shape == (360, 480, 3)  # the 640×480 feed, scaled
+    assert grid["feed"] == SAMPLE_CLIP.name and grid["threshold"] == 0.4 and grid["faces"] == 1
+    assert grid["label"] in ("real", "uncertain", "fake") and 0.0 <= grid["score"] <= 1.0
+    assert grid["no such tile"] == 404
     assert listed == [SAMPLE_CLIP.name]  # the file's name for people, never the server's path
     assert n_frames >= 10 and size == (640, 480), "the annotated feed arrives as video"
     scores = [m for m in messages if m["type"] == "score"]

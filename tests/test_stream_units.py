@@ -267,3 +267,16 @@ def test_a_forgotten_peer_leaves_no_series_even_when_its_last_records_come_late(
     assert b"peer:abc" not in metrics.text()
     metrics.write(Frame("peer:def", 0, 0.0, 0, np.zeros((2, 2, 3), np.uint8)), [], "")
     assert b"peer:def" in metrics.text()  # the others are still counted
+
+
+def test_the_header_rate_is_frames_over_time_even_when_frames_come_unevenly() -> None:
+    """30 fps on average, in bursts (two frames 1 ms apart, then a 65.7 ms gap): the header says ~30,
+    not the ~500 fps a smoothed mean of 1/interval tends to."""
+    from dfstream.stream.summary import FrameRates
+
+    rates, t, fps = FrameRates(), 0.0, 0.0
+    for i in range(300):
+        t += 0.001 if i % 2 else 2 / 30 - 0.001
+        fps = rates.tick("cam", t)
+    assert 27.0 < fps < 33.0
+    assert FrameRates().tick("new", 1.0) == 0.0  # one frame has no rate yet

@@ -9,6 +9,9 @@ const FADE_MS = 300;
 const TRACK_COLOURS = ["#44aaff", "#ff8844", "#cc66ff", "#66dd66"];  // six digits: a band adds alpha "33"
 let pc = null;
 let settings = { threshold: 0.5, models: {} };  // from /settings: where each score turns
+let feedThresholds = {};  // from /grid: a camera of the cameras file may have its own
+// Where the label turns for what is watched: the feed's own threshold, else the server's.
+function threshold() { return watching && feedThresholds[watching] !== undefined ? feedThresholds[watching] : settings.threshold; }
 let tracks = new Map();  // track_id -> {last record, seen (ms), history of {t, s, label}}
 let lastRecordAt = 0;
 let latest = [];         // records of the newest frame
@@ -24,7 +27,7 @@ async function loadSettings() {
   const res = await fetch(withToken("/settings"));
   if (!res.ok) return;
   settings = await res.json();
-  $("threshold").textContent = settings.threshold.toFixed(2);
+  $("threshold").textContent = threshold().toFixed(2);
   const beside = (id, name, key) => {
     const t = settings.models[key];
     $(id).textContent = t === undefined ? name : `${name} (fake ≥ ${t.toFixed(3)})`;
@@ -48,6 +51,7 @@ async function start() {
   $("start").disabled = true;
   watching = $("feed").value;
   clearView(); count = 0;
+  $("threshold").textContent = threshold().toFixed(2);
   pc = new RTCPeerConnection({ iceServers: [] });
   if (watching) {
     pc.addTransceiver("video", { direction: "recvonly" });
@@ -151,7 +155,18 @@ function renderTable() {
   }
 }
 
+// The stage's badge: the most alarming face of the newest frame, large enough to read from across a room.
+const RANK = { real: 0, uncertain: 1, fake: 2 };
+function drawBadge() {
+  const badge = $("badge");
+  const worst = latest.reduce((w, r) => (w && RANK[w.label] >= RANK[r.label] ? w : r), null);
+  badge.hidden = !pc;
+  badge.className = `badge ${worst ? worst.label : "none"}`;
+  badge.textContent = worst ? worst.label.toUpperCase() : (lastRecordAt ? "no face" : "waiting");
+}
+
 function drawOverlay() {
+  drawBadge();
   const video = $("video"), canvas = $("overlay");
   canvas.width = video.clientWidth; canvas.height = video.clientHeight;
   const sx = canvas.width / (video.videoWidth || canvas.width), sy = canvas.height / (video.videoHeight || canvas.height);
@@ -205,9 +220,9 @@ function drawChart() {
   const Y = (s) => bottom - s * (bottom - top);
   ctx.clearRect(0, 0, c.width, c.height);
   ctx.font = "11px system-ui"; ctx.fillStyle = "rgba(238, 68, 68, 0.12)";
-  ctx.fillRect(left, top, right - left, Y(settings.threshold) - top);
+  ctx.fillRect(left, top, right - left, Y(threshold()) - top);
   ctx.strokeStyle = "#555"; ctx.fillStyle = "#999"; ctx.lineWidth = 1;
-  for (const [v, name] of [[0, "0"], [settings.threshold, settings.threshold.toFixed(2)], [1, "1"]]) {
+  for (const [v, name] of [[0, "0"], [threshold(), threshold().toFixed(2)], [1, "1"]]) {
     ctx.beginPath(); ctx.moveTo(left, Y(v)); ctx.lineTo(right, Y(v)); ctx.stroke();
     ctx.fillText(name, 4, Y(v) + 4);
   }
@@ -275,3 +290,54 @@ async function loadEvents() {
 
 loadEvents();
 setInterval(loadEvents, 5000);
+
+// The camera grid: each server-side feed's newest picture and its most alarming label, twice a second.
+// A tile asks for its next picture only once the last one has arrived, so a slow link never piles up.
+const GRID_MS = 500;
+const NO_FRAMES_S = 2;
+function gridTile(name, i) {
+  const tile = document.createElement("figure");
+  tile.className = "tile"; tile.id = `tile-${i}`; tile.dataset.feed = name; tile.title = `watch ${name} live`;
+  const img = document.createElement("img"); img.alt = name;
+  img.onload = img.onerror = () => { delete img.dataset.busy; };
+  const caption = document.createElement("figcaption");
+  const badge = document.createElement("span"); badge.className = "badge none"; badge.textContent = "…";
+  const title = document.createElement("span"); title.className = "name"; title.textContent = name;
+  const score = document.createElement("span"); score.className = "score";
+  caption.append(badge, title, score); tile.append(img, caption);
+  tile.onclick = () => watchFeed(name).catch((e) => { $("status").textContent = `error: ${e.message}`; });
+  $("grid").appendChild(tile);
+  return tile;
+}
+
+async function refreshGrid() {
+  const res = await fetch(withToken("/grid"));
+  if (!res.ok) return;
+  const feeds = (await res.json()).feeds;
+  $("cameras").hidden = feeds.length === 0;
+  feeds.forEach((f, i) => {
+    feedThresholds[f.feed] = f.threshold;
+    const tile = $(`tile-${i}`) || gridTile(f.feed, i);
+    const stale = f.age_s === null || f.age_s > NO_FRAMES_S;
+    const badge = tile.querySelector(".badge");
+    badge.className = `badge ${stale ? "none" : f.label}`;
+    badge.textContent = stale ? "no frames" : (f.label === "none" ? "no face" : f.label.toUpperCase());
+    tile.querySelector(".score").textContent = stale || f.score === null ? `fake ≥ ${f.threshold.toFixed(2)}`
+      : `${f.score.toFixed(2)} · fake ≥ ${f.threshold.toFixed(2)}`;
+    tile.classList.toggle("watching", pc !== null && watching === f.feed);
+    const img = tile.querySelector("img");
+    if (!stale && !img.dataset.busy) {
+      img.dataset.busy = "1";
+      img.src = withToken(`/grid/${i}.jpg`) + (token ? "&" : "?") + `n=${Date.now()}`;
+    }
+  });
+}
+
+async function watchFeed(name) {
+  if (pc) stop();
+  $("feed").value = name;
+  await start();
+}
+
+refreshGrid();
+setInterval(refreshGrid, GRID_MS);
