@@ -66,7 +66,9 @@ demo: $(DEMO_STAMP)
 DATA ?= cache/dataset
 # The bundled files were trained on a build whose fixed self-blends all soften the pasted face
 # (--softer-pastes-only); the default build sharpens half of them. make models rebuilds the former
-# to reproduce the files and scores them on the latter too (MODEL_CARD.md, "Sharper pastes").
+# to reproduce the files and scores them on the latter too (MODEL_CARD.md, "Sharper pastes"). Both
+# keep to JPEG and H.264 as the bundled build did (--webrtc-share 0; new builds send a quarter of the
+# clips through VP8/VP9 as a browser call would).
 BOTH_WAYS_DATA ?= cache/dataset-both
 RUNS ?= runs
 WEIGHTS ?= models/weights
@@ -132,7 +134,7 @@ footage-models: $(STAMP)
 	$(if $(CROSS),$(DF) eval cross --models $(FR)/onnx --data $(CROSS) --out $(FR)/cross/$(notdir $(CROSS)))
 
 models: $(STAMP)
-	$(DF) data build --out $(DATA) --seed 0 --softer-pastes-only
+	$(DF) data build --out $(DATA) --seed 0 --softer-pastes-only --webrtc-share 0
 	$(CLIP_RECIPE) --out $(RUNS)/model-b --seed 42
 	$(DF) eval clip --model $(RUNS)/model-b/last_model.pth --data $(DATA)/clips/val --split all \
 		--img-size $(CLIP_SIZE) --max-fpr $(MAX_FPR) --out $(RUNS)/model-b/val
@@ -161,7 +163,7 @@ models: $(STAMP)
 	$(DF) eval streams --faces $(DATA)/faces/test.npz --models $(WEIGHTS) --out $(RUNS)/streams/test
 	$(DF) eval sensitivity --clips $(DATA)/clips/val --models $(WEIGHTS) --out $(RUNS)/sensitivity/val
 	$(DF) eval sensitivity --clips $(DATA)/clips/test --models $(WEIGHTS) --out $(RUNS)/sensitivity/test
-	$(DF) data build --out $(BOTH_WAYS_DATA) --seed 0
+	$(DF) data build --out $(BOTH_WAYS_DATA) --seed 0 --webrtc-share 0
 	$(DF) eval bundled --data $(BOTH_WAYS_DATA) --out $(RUNS)/bundled-both
 	$(DF) eval card $(RUNS)/bundled-both
 	$(DF) eval sensitivity --clips $(BOTH_WAYS_DATA)/clips/test --models $(WEIGHTS) --out $(RUNS)/sensitivity/test-both

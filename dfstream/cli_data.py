@@ -50,6 +50,7 @@ def build_cmd(
     softer_pastes_only: Annotated[
         bool, option_of(BuildConfig, "softer_pastes_only", "--softer-pastes-only")
     ] = default_of(BuildConfig, "softer_pastes_only"),
+    webrtc_share: Annotated[float, option_of(BuildConfig, "webrtc_share")] = default_of(BuildConfig, "webrtc_share"),
 ) -> None:
     """Fetch face photos (no dependencies installed), make genuine, self-blended and face-swap
     clips split by identity, and write them in both notebooks' layouts."""
@@ -66,6 +67,7 @@ def build_cmd(
             swap_per_face=swap,
             frame_every=frame_every,
             softer_pastes_only=softer_pastes_only,
+            webrtc_share=webrtc_share,
         )
         for line in summary_lines(build(cfg)):
             typer.echo(line)

@@ -3,14 +3,18 @@ runs them, on people never trained on."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
 from dfstream.cli_common import Device, ModelsDir, OrtDevice, guard
 from dfstream.exceptions import InputPathError
+from dfstream.models.data.webrtc_codec import CALL_BITRATE, WEBRTC_CODECS, WebrtcCodec
 from dfstream.paths import BUNDLED_MODELS
+
+Codec = StrEnum("Codec", {c: c for c in WEBRTC_CODECS})  # type: ignore[misc]
 
 
 def eval_false_alarms_cmd(
@@ -22,6 +26,14 @@ def eval_false_alarms_cmd(
         "runs/false-alarms"
     ),
     device: OrtDevice = Device.cpu,
+    through: Annotated[
+        Codec | None, typer.Option(help="First send every frame through this WebRTC codec and back, as a browser "
+                                   "call delivers it to 'dfstream serve'.")
+    ] = None,
+    bitrate: Annotated[
+        int, typer.Option(min=50_000, max=20_000_000, help="With --through: the call's bitrate in bits per second "
+                          "(aiortc starts at 500 kbps; browsers ramp from about 300 kbps).")
+    ] = CALL_BITRATE,
 ) -> None:
     """Share of frames the stream flags as fake on genuine footage, per model and for the label."""
 
@@ -30,7 +42,10 @@ def eval_false_alarms_cmd(
 
         if not source.is_file():
             raise InputPathError(f"video not found: {source}")
-        r = measure_false_alarms(source, models, out, device.value)
+        codec = None if through is None else cast(WebrtcCodec, through.value)
+        r = measure_false_alarms(source, models, out, device.value, codec, bitrate)
+        if through is not None:
+            typer.echo(f"through {through.value} at {bitrate // 1000} kbps and back")
         clip = "n/a" if r.clip_model_rate is None else f"{r.clip_model_rate:.1%} of {r.clip_frames}"
         typer.echo(
             f"{r.frames_scored} frames scored | model A flags {r.frame_model_rate:.1%} | model B flags {clip} | "

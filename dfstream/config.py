@@ -58,6 +58,9 @@ class BuildConfig(_Strict):
     size_b: int = Field(CLIP_CROP, ge=32)
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     softer_pastes_only: bool = Field(False, description="Blur every self-blend's pasted copy (the bundled build).")
+    webrtc_share: float = Field(
+        0.25, ge=0, le=1, description="Share of clips sent through a browser call's codec (VP8 or VP9 at 250-1500 "
+        "kbps) instead of JPEG or H.264; 0: the bundled models' build.")
     """Every fixed self-blend blurs its pasted copy, never sharpens it: the build the bundled models
     were trained and evaluated on, kept so that ``make models`` reproduces them."""
 

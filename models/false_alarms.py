@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from dfstream.config import RunConfig
 from dfstream.exceptions import DatasetError
+from dfstream.models.data.webrtc_codec import CALL_BITRATE, WebrtcCodec, round_trip_video
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import model_files
 from dfstream.stream.ort_sessions import read_metadata
@@ -38,6 +39,9 @@ class FalseAlarms:
     mean_score: float
     label_real_rate_after_1s: float | None = None
     """Share of each track's frames after its first ``SETTLE_FRAMES`` labelled ``real``."""
+    through: str | None = None
+    """The WebRTC codec the frames went through and back first (``--through``), as a browser call sends them."""
+    bitrate: int | None = None
 
 
 SETTLE_FRAMES = 30
@@ -102,10 +106,18 @@ def read_records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def measure_false_alarms(source: Path, models: Path, out: Path, device: str = "cpu") -> FalseAlarms:
-    """Every frame of ``source`` through the stream; records and the rates are written to ``out``."""
+def measure_false_alarms(source: Path, models: Path, out: Path, device: str = "cpu",
+                         through: WebrtcCodec | None = None, bitrate: int = CALL_BITRATE) -> FalseAlarms:
+    """Every frame of ``source`` through the stream (first through a WebRTC codec and back, with
+    ``through``); records and the rates are written to ``out``."""
     frame_t, clip_t = model_thresholds(models)
-    records = stream_records(source, models, out / "records.jsonl", device)
+    scored = source
+    if through is not None:
+        scored = out / f"{source.stem}.{through}-{bitrate // 1000}k.mkv"
+        round_trip_video(source, scored, through, bitrate)
+    records = stream_records(scored, models, out / "records.jsonl", device)
     result = rates(records, str(source), frame_t, clip_t)
+    if through is not None:
+        result = replace(result, through=through, bitrate=bitrate)
     (out / "false_alarms.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result

@@ -333,3 +333,36 @@ def test_sheet_faces_go_to_a_training_bank_and_kept_people_to_validation(
     both = read_banks([cfg.out / "faces" / "train.npz", cfg.out / "faces" / "thumbnails.npz"])
     assert len(both) == 5 and both.identities[1:] == thumbnails.identities
     assert np.array_equal(both.images[1:], thumbnails.images)
+
+
+def test_a_share_of_clips_goes_through_a_browser_calls_codec() -> None:
+    """--webrtc-share: VP8/VP9 at a call's bitrate for that share of the clips; at 0 nothing changes, so
+    the bundled build (make models: --webrtc-share 0) is still the build it was."""
+    from dfstream.models.data.clips import CALL_KBPS
+
+    plain = [draw_camera(np.random.default_rng(s), 200.0) for s in range(300)]
+    share = [draw_camera(np.random.default_rng(s), 200.0, webrtc_share=0.25) for s in range(300)]
+    assert {c.codec for c in plain} == {"jpeg", "h264"}
+    calls = [c for c in share if c.codec in ("vp8", "vp9")]
+    assert {c.codec for c in calls} == {"vp8", "vp9"} and 0.15 < len(calls) / 300 < 0.35
+    assert all(CALL_KBPS[0] <= c.quality <= CALL_KBPS[1] for c in calls)
+    for p, s in zip(plain, share, strict=True):  # the rest of each camera is the one drawn without them
+        assert (p.face_px, p.pan, p.gains, p.noise) == (s.face_px, s.pan, s.gains, s.noise)
+        if s.codec in ("jpeg", "h264"):
+            assert p == s
+
+
+def test_a_vp8_clip_carries_the_codecs_loss_frame_after_frame(photo_report: tuple[Path, FetchReport]) -> None:
+    cache, _ = photo_report
+    photo = cv2.imread(str(cache / "src0" / "face.png"))
+    stage = FaceStage(max_faces=1, video=False)
+    points = stage(photo)[0].points
+    stage.close()
+    cam = draw_camera(np.random.default_rng(5), 200.0)
+    lossless = type(cam)(**{**cam.__dict__, "codec": "jpeg", "quality": 100, "noise": 0.0})
+    call = type(cam)(**{**lossless.__dict__, "codec": "vp8", "quality": 250})
+    clean, _ = film(photo, points, lossless, 8, np.random.default_rng(1))
+    sent, _ = film(photo, points, call, 8, np.random.default_rng(1))
+    psnr = [cv2.PSNR(a, b) for a, b in zip(clean, sent, strict=True)]
+    assert all(f.shape == (FRAME_H, FRAME_W, 3) for f in sent)
+    assert all(22.0 < p < 45.0 for p in psnr), psnr  # changed by the codec, still the same picture

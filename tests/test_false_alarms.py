@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 from typer.testing import CliRunner
 
@@ -13,6 +14,7 @@ from dfstream.cli import app
 from dfstream.exceptions import DatasetError
 from dfstream.models.false_alarms import rates
 from dfstream.paths import SAMPLE_CLIP
+from tests.conftest import read_frames
 
 
 def _score(
@@ -85,6 +87,22 @@ def test_command_runs_the_stream_and_writes_the_rates(tmp_path: Path, stream_mod
     assert body["clip_frames"] == 240 - 15  # the clip score starts once 16 crops are buffered
     assert body["label_fake_rate"] == pytest.approx(sum(r["label"] == "fake" for r in scored) / 240)
     assert "frames scored" in result.output
+
+
+def test_through_a_call_codec_the_stream_scores_what_the_codec_returned(tmp_path: Path, stream_models: Path) -> None:
+    """--through vp8: every frame goes through VP8 at the call's bitrate and back before the stream."""
+    result = CliRunner().invoke(app, ["eval", "false-alarms", "--source", str(SAMPLE_CLIP), "--models",
+                                      str(stream_models), "--out", str(tmp_path), "--through", "vp8",
+                                      "--bitrate", "300000"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    body = json.loads((tmp_path / "false_alarms.json").read_text())
+    assert (body["through"], body["bitrate"], body["frames_scored"]) == ("vp8", 300_000, 240)
+    sent = read_frames(tmp_path / "sample_face.vp8-300k.mkv")
+    original = read_frames(SAMPLE_CLIP)
+    assert len(sent) == len(original) == 240
+    psnr = [cv2.PSNR(a, b) for a, b in zip(original[::40], sent[::40], strict=True)]
+    assert all(22.0 < p < 45.0 for p in psnr), psnr  # the codec's loss, on the same pictures
+    assert "through vp8 at 300 kbps and back" in result.output
 
 
 def test_command_refuses_a_missing_video(tmp_path: Path) -> None:

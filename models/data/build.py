@@ -74,6 +74,7 @@ class BuildSummary:
     bank_only_faces: int = 0
     """Thumbnail faces in the training face bank only (no fixed clips)."""
     softer_pastes_only: bool = False
+    webrtc_share: float = 0.0
 
 
 def slug(text: str) -> str:
@@ -175,7 +176,7 @@ def render(plan: ClipPlan, faces: Sequence[SourceFace], photos: PhotoCache, cfg:
             patch, points, d_patch, d_points, seamless=bool(rng.random() < 0.5), feather=float(rng.uniform(0.04, 0.12))
         )
     camera_rng = np.random.default_rng(plan.camera_seed)
-    cam = clips.draw_camera(camera_rng, face.size_px)
+    cam = clips.draw_camera(camera_rng, face.size_px, cfg.webrtc_share)
     frames, expected = clips.film(patch, points, cam, cfg.frames, camera_rng)
     return clips.landmark_and_crop(frames, expected, cfg.size_a, cfg.size_b)
 
@@ -255,6 +256,7 @@ def build(cfg: BuildConfig, report: FetchReport | None = None) -> BuildSummary:
         unseen=tuple(f.path for f in report.files if f.role == "unseen"),
         bank_only_faces=len(bank_only),
         softer_pastes_only=cfg.softer_pastes_only,
+        webrtc_share=cfg.webrtc_share,
     )
     (cfg.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
     (cfg.out / "splits.json").write_text(json.dumps(splits, indent=2) + "\n")
@@ -319,6 +321,8 @@ def summary_lines(s: BuildSummary) -> list[str]:
         lines.append(f"{split:5s}: {s.identities[split]} identities | clips: {kinds} | model-A frames: {frames}")
     if s.softer_pastes_only:
         lines.append("self-blends: every pasted copy blurred (--softer-pastes-only), none sharpened")
+    lines.append(f"codecs: {s.webrtc_share:.0%} of the clips through a browser call's VP8/VP9 (--webrtc-share), "
+                 "the rest JPEG or H.264")
     if s.bank_only_faces:
         lines.append(
             f"faces/{THUMBNAILS_BANK}: {s.bank_only_faces} face(s) of people in no split, for training fakes only"

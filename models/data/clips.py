@@ -2,7 +2,8 @@
 way the stream does.
 
 Real and manipulated clips go through the same camera (pan, zoom, roll, mirror), the same light
-and colour drift, sensor noise and a real codec (JPEG per frame or an H.264 round trip), so the
+and colour drift, sensor noise and a real codec (JPEG per frame, an H.264 round trip, or a WebRTC
+call's VP8/VP9 at its bitrate), so the
 only thing that tells them apart is the manipulation itself. A manipulation is made on the photo
 before the camera moves, so its region follows the face in every frame.
 """
@@ -10,7 +11,7 @@ before the camera moves, so its region follows the face in every frame.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import av
@@ -18,13 +19,16 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.manipulate import apply_affine, face_extent
+from dfstream.models.data.webrtc_codec import WEBRTC_CODECS, CodecRoundTrip
 from dfstream.stream.crops import crop_face
 from dfstream.stream.faces import FaceStage, face_from_points
 from dfstream.stream.types import FaceObs
 
 FRAME_W, FRAME_H = 640, 480
 FPS = 30
-Codec = Literal["jpeg", "h264"]
+Codec = Literal["jpeg", "h264", "vp8", "vp9"]
+CALL_KBPS = (250, 1500)
+"""Bitrates of the WebRTC round trips, kbps: aiortc's bounds for a call."""
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,19 @@ class Camera:
     noise: float
     codec: Codec
     quality: int
-    """JPEG quality (higher is better) or H.264 CRF (lower is better)."""
+    """JPEG quality (higher is better), H.264 CRF (lower is better) or a WebRTC call's kbps."""
 
 
-def draw_camera(rng: np.random.Generator, face_in_photo_px: float) -> Camera:
-    """Random camera for a face of the given size; upscaling is capped at 2.5× so faces stay sharp-ish."""
+def draw_camera(rng: np.random.Generator, face_in_photo_px: float, webrtc_share: float = 0.0) -> Camera:
+    """Random camera for a face of the given size; upscaling is capped at 2.5× so faces stay sharp-ish.
+
+    ``webrtc_share`` of the clips go through VP8 or VP9 as a browser call sends them; at 0 no number
+    is drawn for it, so a build without them is the build it was before they existed."""
     face_px = float(min(rng.uniform(130, 300), face_in_photo_px * 2.5))
     codec: Codec = "jpeg" if rng.random() < 0.5 else "h264"
     quality = int(rng.integers(35, 96)) if codec == "jpeg" else int(rng.integers(18, 36))
     gains = rng.uniform(0.85, 1.15, 3)
-    return Camera(
+    cam = Camera(
         face_px=face_px,
         pan=(float(rng.uniform(-30, 30)), float(rng.uniform(-20, 20))),
         zoom=float(rng.uniform(0.0, 0.08)),
@@ -71,6 +78,10 @@ def draw_camera(rng: np.random.Generator, face_in_photo_px: float) -> Camera:
         codec=codec,
         quality=quality,
     )
+    if webrtc_share > 0 and rng.random() < webrtc_share:  # drawn last: the rest of the camera is unchanged
+        call: Codec = WEBRTC_CODECS[int(rng.integers(len(WEBRTC_CODECS)))]
+        cam = replace(cam, codec=call, quality=int(rng.integers(CALL_KBPS[0], CALL_KBPS[1] + 1)))
+    return cam
 
 
 def face_patch(photo: np.ndarray, points: np.ndarray, margin: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +160,11 @@ def film(
         moved.append(apply_affine(points, m))
     if cam.codec == "jpeg":
         frames = [jpeg_round_trip(f, int(np.clip(cam.quality + rng.integers(-4, 5), 10, 100))) for f in frames]
-    else:
+    elif cam.codec == "h264":
         frames = h264_round_trip(frames, cam.quality)
+    else:
+        trip = CodecRoundTrip(cam.codec, cam.quality * 1000, FPS)
+        frames = [trip(f) for f in frames]
     return frames, moved
 
 
