@@ -26,6 +26,7 @@ def calibrate_cmd(
         list[str] | None, typer.Option(help="Refit only this graph (frame_cnn or clip_head); repeat for both.")
     ] = None,
     out: Annotated[Path | None, option_of(RecalibrateConfig, "out_dir")] = None,
+    through: Annotated[list[str] | None, option_of(RecalibrateConfig, "through")] = None,
 ) -> None:
     """Refit each model's calibration and threshold on validation (a data build, or real/ and fake/ videos for
     imported detectors), on top of its own; graphs unchanged."""
@@ -36,7 +37,7 @@ def calibrate_cmd(
         given = {"roles": tuple(only)} if only else {}  # default: every calibrated graph (RecalibrateConfig)
         cfg = RecalibrateConfig.model_validate(
             {"models": models, "data_dir": data, "videos": videos, "frames_per_video": frames_per_video,
-             "max_fpr": max_fpr, "out_dir": out} | given
+             "max_fpr": max_fpr, "out_dir": out, "through": tuple(through or ())} | given
         )
         if cfg.videos is not None:
             from dfstream.models.recalibrate_videos import recalibrate_detectors

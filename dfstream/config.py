@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from dfstream.models.data.footage_layouts import FootageKind
 from dfstream.models.data.splits import Split
+from dfstream.models.data.webrtc_codec import WebrtcCodec
 from dfstream.models.metrics import INTERVAL_ROUNDS
 from dfstream.stream.ort_sessions import Device, OrtSettings, PrecisionChoice
 from dfstream.stream.settings import CameraSettings, PipelineOptions
@@ -278,6 +279,9 @@ class RecalibrateConfig(_Strict):
         None, description="A folder with real/ and fake/ videos (your own cameras too): refits the imported "
         "detectors ('dfstream import') in MODELS on their largest faces.")
     frames_per_video: int = Field(16, ge=1, le=1000, description="Frames sampled evenly from each video (--videos).")
+    through: tuple[WebrtcCodec, ...] = Field(
+        (), description="--videos: each real/ video also joins the genuine set as a browser call delivers it, "
+        "through this codec at 500 kbps and back; repeat for vp8 and vp9.")
     max_fpr: float = Field(0.05, gt=0, lt=1, description="Cap on the genuine validation samples the threshold flags.")
     roles: tuple[Literal["frame_cnn", "clip_head"], ...] = Field(
         ("frame_cnn", "clip_head"), min_length=1, description="the graphs to refit"
@@ -289,6 +293,9 @@ class RecalibrateConfig(_Strict):
         if (self.data_dir is None) == (self.videos is None):
             raise ValueError("give --data (a data build, for the bundled kind of models) or --videos (real/ and "
                              "fake/ clips, for imported detectors), one of them")
+        if self.through and self.videos is None:
+            raise ValueError("--through sends --videos' genuine clips through a call's codec; a data build's "
+                             "clips already are (dfstream data build --webrtc-share)")
         return self
 
 

@@ -9,6 +9,7 @@ false-alarm cap). Only the metadata changes.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ import numpy as np
 
 from dfstream.config import RecalibrateConfig
 from dfstream.exceptions import DatasetError
+from dfstream.models.data.webrtc_codec import CALL_BITRATE, WebrtcCodec, round_trip_video
 from dfstream.models.recalibrate import Recalibrated, apply_refit
 from dfstream.stream.face_models import FaceModel, face_model_files
 from dfstream.stream.faces import FaceStage
@@ -82,13 +84,29 @@ def video_scores(models: list[FaceModel], videos: list[tuple[Path, int]],
     return y, {m.name: m.scores(crops[m.name]) for m in models}
 
 
+def through_calls(videos: list[tuple[Path, int]], codecs: tuple[WebrtcCodec, ...],
+                  folder: Path) -> list[tuple[Path, int]]:
+    """Each genuine video once more per codec, as a browser call would deliver it: the genuine set then
+    holds what the page's own path sends (fakes stay as they are: the cap is on false alarms)."""
+    sent: list[tuple[Path, int]] = []
+    for i, (video, label) in enumerate(videos):
+        for codec in codecs if label == 0 else ():
+            path = folder / f"{i}-{video.stem}.{codec}.mkv"
+            round_trip_video(video, path, codec, CALL_BITRATE)
+            sent.append((path, 0))
+    return sent
+
+
 def recalibrate_detectors(cfg: RecalibrateConfig) -> list[Recalibrated]:
     """Refit every imported detector in ``cfg.models`` on the clips in ``cfg.videos``."""
     if cfg.videos is None:
         raise DatasetError("imported detectors are calibrated on videos: pass --videos DIR with real/ and fake/")
     files = face_model_files([cfg.models])
     models = [FaceModel.load(f, "cpu") for f in files]
-    y, scores = video_scores(models, labelled_videos(cfg.videos), cfg.frames_per_video)
+    videos = labelled_videos(cfg.videos)
+    with tempfile.TemporaryDirectory(prefix="dfstream-calls-") as tmp:
+        videos += through_calls(videos, cfg.through, Path(tmp))
+        y, scores = video_scores(models, videos, cfg.frames_per_video)
     done: list[Recalibrated] = []
     for path, model in zip(files, models, strict=True):
         done += apply_refit([path], "face_model", y, scores[model.name], cfg)

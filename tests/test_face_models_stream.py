@@ -176,6 +176,14 @@ def test_calibrate_refits_an_imported_detector_on_real_and_fake_videos(imported:
     flagged = done.stdout.split("genuine flagged")[1].split("->")[1].split("%")[0]
     assert float(flagged) <= 20.0
 
+    # the genuine clips once more as a browser call delivers them (VP8), beside the files
+    done = subprocess.run([sys.executable, "-m", "dfstream.cli", "calibrate", str(imported), "--videos",
+                           str(tmp_path / "clips"), "--frames-per-video", "8", "--max-fpr", "0.2", "--through",
+                           "vp8", "--out", str(tmp_path / "out-vp8")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with_calls = int(done.stdout.split("tiny.onnx: ")[1].split(" validation samples")[0])
+    assert with_calls - samples == 16  # 8 more frames of each of the 2 real clips
+
     (tmp_path / "clips" / "fake" / "a.mp4").unlink()
     done = subprocess.run([sys.executable, "-m", "dfstream.cli", "calibrate", str(imported), "--videos",
                            str(tmp_path / "clips")], capture_output=True, text=True, timeout=300)
