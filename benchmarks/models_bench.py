@@ -167,7 +167,8 @@ def _native_makers(cpu: dict[str, OrtModel], cuda: bool) -> tuple[dict[str, list
         if gpus:  # fp32 rows are fp32 on both sides: TF32 would make torch's look faster than they are
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
-            notes.append("torch CUDA rows in fp32 with TF32 off (ONNX Runtime's CUDA provider sets its own)")
+            notes.append("CUDA fp32 rows are fp32 on both sides: TF32 off in torch and in ONNX Runtime's CUDA "
+                         "provider (use_tf32=0)")
         for device in ["cpu", *gpus]:
             enc, head = _torch_runners(cpu["clip_encoder"], device)
             makers.setdefault("clip_encoder", []).append(("torch", device, enc))
@@ -199,7 +200,8 @@ def _keras_runner(model_a: OrtModel) -> Maker:
 
 
 def _torch_runners(encoder: OrtModel, device: str = "cpu") -> tuple[Maker, Maker]:
-    """Each run returns host memory, as the ONNX Runtime rows do (on CUDA that waits for the GPU)."""
+    """Fed as the ONNX Runtime rows are: each run takes a host array, copies it to the device and
+    returns host memory (on CUDA that waits for the GPU), so neither side has its input in place."""
     import torch
 
     from dfstream.models.clip_lstm import ClipDetector
@@ -208,21 +210,23 @@ def _torch_runners(encoder: OrtModel, device: str = "cpu") -> tuple[Maker, Maker
     torch.manual_seed(0)
     model = ClipDetector().eval().to(device)
 
+    rng = np.random.default_rng(0)
+
     def make_encoder(batch: int) -> Callable[[], object]:
-        x = torch.rand(batch, 3, size, size, device=device)
+        host = rng.random((batch, 3, size, size), dtype=np.float32)
 
         def run() -> object:
             with torch.inference_mode():
-                return model.encode(x).cpu().numpy()
+                return model.encode(torch.from_numpy(host).to(device)).cpu().numpy()
 
         return run
 
     def make_head(batch: int) -> Callable[[], object]:
-        x = torch.rand(batch, CLIP_LEN, HEAD_FEATURES, device=device)
+        host = rng.random((batch, CLIP_LEN, HEAD_FEATURES), dtype=np.float32)
 
         def run() -> object:
             with torch.inference_mode():
-                return model.head(x).cpu().numpy()
+                return model.head(torch.from_numpy(host).to(device)).cpu().numpy()
 
         return run
 

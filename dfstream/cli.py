@@ -20,7 +20,7 @@ from dfstream.cli_import import import_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.cli_train import train_app
 from dfstream.config import INPUT_SCALE_HELP
-from dfstream.exceptions import InputPathError
+from dfstream.exceptions import DfstreamError, InputPathError
 from dfstream.paths import BUNDLED_MODELS
 
 log = logging.getLogger("dfstream")
@@ -135,10 +135,27 @@ def quantize_cmd(
         typer.Option(help="Folder of real/ and fake/ face images (e.g. cache/dataset/frames/test): model A's "
                      "int8 AUC there must stay within 0.01 of fp32's."),
     ] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Write fp16 variants (for CUDA) instead of int8: no calibration needed; "
+                           "each checked against fp32 on the CPU.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="With --fp16: write into this folder, beside copies of MODELS' graphs "
+                                  "(default: MODELS itself).")
+    ] = None,
 ) -> None:
-    """Write int8 variants of model A and the clip encoder (faster on CPU); each is checked against fp32."""
+    """Write int8 variants of model A and the clip encoder (faster on CPU), or fp16 ones (for CUDA); each is
+    checked against fp32."""
 
     def body() -> None:
+        if fp16:
+            from dfstream.export.fp16_variants import fp16_folder
+
+            for f in fp16_folder(models, out):
+                typer.echo(f"wrote {f.path} ({f.role}, fp16, max abs diff {f.max_abs_diff:.2e})")
+            return
+        if out is not None:
+            raise DfstreamError("--out goes with --fp16; int8 variants are written beside their fp32 graphs")
         from dfstream.export.quantize import QUANTIZED_ROLES, calibration_crops, quantize_folder
         from dfstream.paths import SAMPLE_CLIP
 

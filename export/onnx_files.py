@@ -41,14 +41,25 @@ def write_with_metadata(model: onnx.ModelProto, meta: ModelMetadata, path: Path)
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """fp16 weights and compute, fp32 inputs and outputs (callers keep feeding float32)."""
+    """fp16 weights and compute, fp32 inputs and outputs (callers keep feeding float32).
+
+    The converter warns once per weight it moves into fp16's range; those are counted into one line:
+    weights below 1e-7 become ±1e-7 (harmless), weights beyond 65504 are clipped (the graph's
+    answers may change: the parity check that follows says by how much)."""
     import warnings
 
     from onnxconverter_common import float16
 
-    with warnings.catch_warnings():  # one line per weight below fp16's smallest normal value
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
         converted: onnx.ModelProto = float16.convert_float_to_float16(model, keep_io_types=True)
+    moved = [str(w.message) for w in caught if "will be truncated to" in str(w.message)]
+    clipped = sum(abs(float(m.rsplit(" ", 1)[1])) > 1.0 for m in moved)
+    if clipped:
+        log.warning("fp16: %d weight(s) beyond fp16's range clipped to ±65504, %d tiny one(s) raised to ±1e-7",
+                    clipped, len(moved) - clipped)
+    elif moved:
+        log.info("fp16: %d tiny weight(s) raised to ±1e-7 (below fp16's range)", len(moved))
     return converted
 
 

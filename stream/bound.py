@@ -2,8 +2,9 @@
 
 A plain ``session.run`` allocates its output and copies input and output across the bus on every
 call. Here each bucket (1, 4, 16, 64 crops) owns an input and an output buffer on the device, bound
-once (ONNX Runtime's IO binding): a batch is padded to the smallest bucket that holds it and copied
-in once, and only the rows asked for are read back. ONNX Runtime replays a CUDA graph only when a
+once (ONNX Runtime's IO binding): a batch is padded to the smallest bucket that holds it and the
+bucket is copied in once; its output comes back whole (ONNX Runtime copies an OrtValue only whole;
+at most 64 rows of 1,280 floats, 328 KB) and is cut to the rows asked for. ONNX Runtime replays a CUDA graph only when a
 run sees the same shapes at the same addresses, which fixed buffers per bucket give, so each bucket
 also gets its own graph (``gpu_graph_id``). The same code runs on the CPU provider (without graphs),
 which is how it is tested on machines without a GPU.

@@ -1,5 +1,6 @@
 """What the GPU providers are asked for: CUDA graphs only where they can capture, TensorRT with its
-engine and timing caches, one optimisation profile covering the batch buckets, fp16 only for fp16 graphs.
+engine and timing caches, one optimisation profile covering the batch buckets, fp16 only for fp16 graphs,
+and no TF32 on the CUDA provider, so an fp32 row is fp32 (its default rounds matrix inputs to 10 bits).
 
 ONNX Runtime's rules ("CUDA Execution Provider", "TensorRT Execution Provider"): a CUDA graph needs
 every node on the CUDA provider, so never beside TensorRT; a run without ``gpu_graph_id`` uses graph
@@ -26,6 +27,10 @@ TENSORRT = "TensorrtExecutionProvider"
 GPU_PROVIDERS = (TENSORRT, CUDA)
 PROVIDER_LABEL = {CUDA: "cuda", TENSORRT: "tensorrt", CPU: "cpu"}
 """How reports and bench rows name the provider a session really runs on."""
+
+CUDA_FP32 = {"use_tf32": "0"}
+"""CUDA provider options every session gets: fp32 graphs compute in fp32 (ONNX Runtime's default lets
+Ampere and later GPUs use TF32), as the CPU they are checked against and torch with TF32 off do."""
 
 NO_GRAPH = "-1"
 """``gpu_graph_id`` of every run that must neither capture nor replay a CUDA graph."""
@@ -94,8 +99,9 @@ def provider_entries(path: Path, providers: Sequence[str],
     """The ``providers`` argument of the session for ``path``."""
     entries: list[str | tuple[str, dict[str, str]]] = []
     for p in providers:
-        if p == CUDA and cuda_graphs and graphs_allowed(providers):
-            entries.append((CUDA, {"enable_cuda_graph": "1"}))
+        if p == CUDA:
+            graphs = {"enable_cuda_graph": "1"} if cuda_graphs and graphs_allowed(providers) else {}
+            entries.append((CUDA, CUDA_FP32 | graphs))
         elif p == TENSORRT:
             options = tensorrt_options(read_graph_inputs(path))
             log.info("%s: TensorRT builds its engines on the first run (minutes; cached in %s)", path.name,

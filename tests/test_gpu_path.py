@@ -58,8 +58,10 @@ def test_cuda_graphs_are_never_asked_for_beside_tensorrt(tmp_path: Path, monkeyp
     monkeypatch.setattr(gpu_options, "tensorrt_options",
                         lambda graph: tensorrt_options(graph, cache=tmp_path / "a" / "b" / "trt"))
     with_trt = provider_entries(HEAD, [TENSORRT, CUDA, CPU], cuda_graphs=True)
-    assert with_trt[1] == CUDA and with_trt[2] == CPU  # no enable_cuda_graph beside TensorRT
-    assert provider_entries(HEAD, [CUDA, CPU], cuda_graphs=True)[0] == (CUDA, {"enable_cuda_graph": "1"})
+    assert with_trt[1] == (CUDA, {"use_tf32": "0"}) and with_trt[2] == CPU  # no enable_cuda_graph beside TensorRT
+    assert provider_entries(HEAD, [CUDA, CPU], cuda_graphs=True)[0] == (CUDA, {"enable_cuda_graph": "1",
+                                                                               "use_tf32": "0"})
+    assert provider_entries(HEAD, [CUDA, CPU], cuda_graphs=False)[0] == (CUDA, {"use_tf32": "0"})  # fp32 is fp32
     assert (tmp_path / "a" / "b" / "trt").is_dir()  # the cache folder is made with its parents
     assert not gpu_options.graphs_allowed([TENSORRT, CUDA, CPU]) and gpu_options.graphs_allowed([CUDA, CPU])
 
@@ -162,3 +164,32 @@ def test_gpu_check_compares_a_graph_with_the_cpu_from_two_threads(monkeypatch: p
     assert check.max_diff_vs_cpu == 0.0 and check.second_thread_equal
     assert set(check.p50_ms) == {1, 4, 16, 64}
     assert check.problems == ["runs on CPUExecutionProvider"]
+
+
+def test_fp16_variants_of_a_folder_are_what_cuda_runs_and_bench_times(tmp_path: Path) -> None:
+    """`dfstream quantize MODELS --fp16 --out DIR`: model A and the encoder in fp16 beside copies of the
+    graphs, each from the same checkpoint (so `model_files` takes them), and the bundled folder untouched."""
+    import subprocess
+    import sys
+
+    from dfstream.benchmarks.gpu_check import _targets
+    from dfstream.stream.model_set import model_files
+    from dfstream.stream.ort_sessions import read_metadata
+
+    before = sorted(p.name for p in BUNDLED_MODELS.iterdir())
+    done = subprocess.run([sys.executable, "-m", "dfstream.cli", "quantize", str(BUNDLED_MODELS), "--fp16", "--out",
+                           str(tmp_path / "fp16")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in BUNDLED_MODELS.iterdir()) == before
+    files = model_files(tmp_path / "fp16", "fp16")
+    assert files["frame_cnn"].name == "frame_cnn.fp16.onnx" and files["clip_encoder"].name == "clip_encoder.fp16.onnx"
+    assert files["clip_head"].name == "clip_head.onnx"  # the head stays fp32
+    for role in ("frame_cnn", "clip_encoder"):
+        half, full = read_metadata(files[role]), read_metadata(tmp_path / "fp16" / f"{role}.onnx")
+        assert half.precision == "fp16" and half.source_sha256 == full.source_sha256
+        assert half.threshold == full.threshold and half.calibration == full.calibration
+    checked = {path.name for _, path, _ in _targets(tmp_path / "fp16")}
+    assert {"frame_cnn.fp16.onnx", "clip_encoder.fp16.onnx"} <= checked  # gpu-check compares them with the CPU
+    refused = subprocess.run([sys.executable, "-m", "dfstream.cli", "quantize", str(BUNDLED_MODELS), "--out",
+                              str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--out goes with --fp16" in refused.stderr
