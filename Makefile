@@ -19,8 +19,21 @@ $(STAMP): pyproject.toml | $(PY)
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+# onnxruntime-gpu beside the test environment (everything else comes from $(VENV)): it lists the CUDA
+# and TensorRT providers on any machine, so the GPU path's refusals, fallbacks and session options are
+# tested without a GPU (tests/test_ort_gpu_build.py). The pin is the gpu extra's, read from pyproject.
+ORT_GPU_VENV ?= .venv-ort-gpu
+ORT_GPU_STAMP := $(ORT_GPU_VENV)/.installed
+$(ORT_GPU_STAMP): pyproject.toml $(STAMP)
+	rm -rf $(ORT_GPU_VENV) && $(PYTHON) -m venv $(ORT_GPU_VENV)
+	$(ORT_GPU_VENV)/bin/python -m pip install --quiet --no-deps "$$($(PY) -c 'import re, tomllib; \
+		print(re.sub(r"\[.*?\]", "", tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["gpu"][0]))')"
+	$(ORT_GPU_VENV)/bin/python -c 'import site, sysconfig, sys; open(sysconfig.get_paths()["purelib"] + "/zz_dfstream_test_env.pth", "w").write("import site; site.addsitedir(%r)\n" % sys.argv[1])' \
+		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+	@touch $(ORT_GPU_STAMP)
+
 # System packages first (GStreamer RTSP server, Chromium): idempotent, quiet, sudo when not root.
-test: $(STAMP)
+test: $(STAMP) $(ORT_GPU_STAMP)
 	@bash .ci/system-packages
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory typecheck

@@ -26,9 +26,10 @@ PrecisionOpt = Annotated[Precision, typer.Option(help="fp32, fp16 or int8 graph 
 ClipOpt = Annotated[Path | None, typer.Option(help="Face clip to stream. Default: the bundled sample clip.")]
 
 
-def _out(out: Path | None, kind: str) -> Path:
+def _out(out: Path | None, kind: str, make: bool = True) -> Path:
     folder = out or Path("benchmarks") / "results" / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True, exist_ok=True)
+    if make:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -227,7 +228,7 @@ def bench_gpu_check_cmd(
         from dfstream.stream.ort_sessions import select_providers
 
         select_providers("cuda")  # refuse before making a report folder
-        target = _out(out, "gpu-check")
+        target = _out(out, "gpu-check", make=False)  # made once the graphs ran on CUDA (gpu_check)
         checks = gpu_check(models or BUNDLED_MODELS, target, seconds)
         _report("gpu-check", markdown(checks), [target / "gpu_check.json", target / "gpu_check.md"])
 

@@ -50,6 +50,10 @@ def show_native_logs(show: bool) -> None:
     _show_all = show
 
 
+def showing_all() -> bool:
+    return _show_all
+
+
 def is_chatter(line: str) -> bool:
     return bool(CHATTER.match(line))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from dfstream.stream.gpu_options import (
     provider_entries,
     tensorrt_loads,
 )
+from dfstream.stream.native_logs import showing_all
 from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,8 @@ CPU, each passed its check in 'dfstream quantize'; fp16 ones on a GPU)."""
 PRECISIONS: tuple[str, ...] = get_args(PrecisionChoice)
 
 # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. onnxruntime-gpu without CUDA
-# libraries prints two error lines per session before falling back; we report the outcome ourselves.
+# libraries prints two error lines per session (its default logger) before falling back; we report
+# the outcome ourselves in one line, and --debug shows ONNX Runtime's own.
 _QUIET = 3
 _SILENT = 4
 
@@ -74,10 +78,14 @@ def _preload_cuda_libraries() -> None:
     preload = getattr(ort, "preload_dlls", None)
     if preload is None:
         return
+    printed = io.StringIO()  # it prints each library it cannot find: the fallback line says so once
     try:
-        preload(directory="")
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            preload(directory="")
     except Exception as exc:  # a system CUDA may still serve; the provider reports what it lacks
         log.debug("CUDA libraries not preloaded from pip packages: %s", first_line(exc))
+    if printed.getvalue().strip():
+        log.debug("preloading CUDA libraries: %s", printed.getvalue().strip())
 
 
 OPTIMIZATION = {
@@ -285,7 +293,7 @@ def _open(path: Path, providers: Sequence[str], settings: OrtSettings = DEFAULT_
     options = ort.SessionOptions()
     options.log_severity_level = _SILENT if CUDA in providers else _QUIET
     settings.apply(options)
-    ort.set_default_logger_severity(_QUIET)
+    ort.set_default_logger_severity(_SILENT if CUDA in providers and not showing_all() else _QUIET)
     try:
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=provider_entries(path, providers, cuda_graphs))
