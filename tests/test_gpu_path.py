@@ -196,3 +196,18 @@ def test_fp16_variants_of_a_folder_are_what_cuda_runs_and_bench_times(tmp_path: 
     refused = subprocess.run([sys.executable, "-m", "dfstream.cli", "quantize", str(BUNDLED_MODELS), "--out",
                               str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--out goes with --fp16" in refused.stderr
+
+
+def test_the_fp16_converters_weight_changes_are_counted_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """It warns once per weight it moves into fp16's range (61 in the bundled encoder); one line says how many."""
+    import warnings
+
+    import onnx
+
+    from dfstream.export.onnx_files import to_fp16
+
+    with caplog.at_level(logging.INFO, logger="dfstream.export.onnx_files"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of the converter's own warnings escapes
+        to_fp16(onnx.load(str(BUNDLED_MODELS / "clip_encoder.onnx")))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["fp16: 61 tiny weight(s) raised to ±1e-7 (below fp16's range)"]
