@@ -70,10 +70,10 @@ def make_pool(
     import torch
 
     from dfstream.models import clip_lstm
-    from dfstream.models.train_clip import read_probe
+    from dfstream.models.clip_checkpoints import LAST_NAME, read_probe
     from dfstream.models.train_onthefly import to_tensor
 
-    checkpoint = teacher_dir / "last_model.pth"
+    checkpoint = teacher_dir / LAST_NAME
     model = clip_lstm.load_state(checkpoint).eval()
     probe = read_probe(checkpoint)
     side = teacher_size(teacher_dir)

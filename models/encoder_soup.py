@@ -15,7 +15,7 @@ import torch
 
 from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
-from dfstream.models.train_clip import read_probe
+from dfstream.models.clip_checkpoints import read_probe
 from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from dfstream.config import EvalClipConfig, TrainClipConfig
 from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
+from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, RESUME_NAME
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
 from dfstream.models.device import MixedPrecision, model_device, place, train_device, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
@@ -23,25 +24,6 @@ from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_thre
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
-
-BEST_NAME = "mediapipe_model.pth"
-"""Notebook B's file name for the best-F1 state dict, kept so its users find it where they expect."""
-RESUME_NAME = "resume.pt"
-"""An unfinished run's state after its last finished epoch; the same command with the same --out goes on
-from there, and the file goes when the run ends."""
-PROBE_NAME = "probe.pth"
-"""Beside an on-the-fly run's checkpoint: the encoder's linear probe, model A's frame-level teacher."""
-
-
-def read_probe(checkpoint: Path) -> torch.nn.Linear:
-    """The linear probe saved beside a model B checkpoint of ``train clip --faces``."""
-    path = checkpoint.parent / PROBE_NAME
-    if not path.is_file():
-        raise ModelLoadError(f"{checkpoint}: no {PROBE_NAME} beside it (a checkpoint of 'train clip --faces' has one)")
-    probe = torch.nn.Linear(EMBED_DIM, 1)
-    probe.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return probe
-
 
 class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     def __init__(self, refs: list[ClipRef], size: int) -> None:
@@ -201,7 +183,7 @@ def train_clip(cfg: TrainClipConfig) -> Path:
             clip_lstm.save_state(model, best_path)
             log.info("saved %s (val F1 %.4f)", best_path, f1)
         _save_resume(resume, model, optimizer, train_loader, cfg, epoch, best_f1, history)
-    clip_lstm.save_state(model, cfg.out_dir / "last_model.pth")
+    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME)
     resume.unlink(missing_ok=True)
     with (cfg.out_dir / "history.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))

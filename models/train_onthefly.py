@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from dfstream.config import TrainClipConfig
 from dfstream.models import clip_lstm
+from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, PROBE_NAME
 from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.data.texture import colour_change, denoise, global_augment
@@ -34,7 +35,6 @@ from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_c
 from dfstream.models.device import MixedPrecision, model_device, place, workers_for
 from dfstream.models.efficientnet_b0 import STAGES, load_imagenet_weights
 from dfstream.models.encoder_soup import soup_encoder
-from dfstream.models.train_clip import BEST_NAME, PROBE_NAME
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
@@ -379,11 +379,11 @@ def train_clip_onthefly(cfg: TrainClipConfig) -> Path:
     probe.cpu()
     head_history = train_head(model, head_train, head_val, cfg)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    clip_lstm.save_state(model, cfg.out_dir / "last_model.pth")
+    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME)
     clip_lstm.save_state(model, cfg.out_dir / BEST_NAME)
     torch.save(probe.state_dict(), cfg.out_dir / PROBE_NAME)
     (cfg.out_dir / "history.json").write_text(
         json.dumps({"encoder": enc_history, "head": head_history, "config": json.loads(cfg.model_dump_json())},
                    indent=2) + "\n"
     )
-    return cfg.out_dir / "last_model.pth"
+    return cfg.out_dir / LAST_NAME

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from dfstream.cli import app
 from dfstream.config import ImportConfig
-from dfstream.models import clip_lstm, train_clip
+from dfstream.models import clip_checkpoints, clip_lstm, train_clip
 from dfstream.models.data.footage_import import run_import
 from dfstream.paths import SAMPLE_CLIP
 from tests.conftest import read_frames, write_video
@@ -105,11 +105,11 @@ def test_clip_training_goes_on_after_an_interruption(tmp_path: Path, imported: P
     stopped = runner.invoke(app, [*args, "--out", str(tmp_path / "cut")])
     assert stopped.exit_code == 130  # Ctrl-C, as the shell reports it
     monkeypatch.undo()
-    assert torch.load(tmp_path / "cut" / train_clip.RESUME_NAME, weights_only=True)["epoch"] == 1
+    assert torch.load(tmp_path / "cut" / clip_checkpoints.RESUME_NAME, weights_only=True)["epoch"] == 1
     other = runner.invoke(app, [*args[:-1], "2", "--out", str(tmp_path / "cut")])  # another batch size
     assert other.exit_code == 2 and "other options" in other.output
     _ok([*args, "--out", str(tmp_path / "cut")])
-    assert not (tmp_path / "cut" / train_clip.RESUME_NAME).exists()
+    assert not (tmp_path / "cut" / clip_checkpoints.RESUME_NAME).exists()
     history = list(csv.DictReader((tmp_path / "cut" / "history.csv").open()))
     assert [r["epoch"] for r in history] == ["1", "2", "3"]
     whole = clip_lstm.load_state(tmp_path / "whole" / "last_model.pth").state_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 from pathlib import Path
@@ -30,3 +31,48 @@ def test_every_module_is_listed_once() -> None:
     assert not modules - set(listed), f"modules missing from the README's Layout: {sorted(modules - set(listed))}"
     gone = sorted(set(listed) - modules)
     assert not gone, f"the README's Layout lists modules that do not exist: {gone}"
+
+
+PACKAGES = {"dfstream": "dfstream", "stream": "dfstream.stream", "export": "dfstream.export",
+            "models": "dfstream.models", "benchmarks": "dfstream.benchmarks"}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module → the project modules it imports, at the top or inside a function alike."""
+    modules: dict[str, Path] = {}
+    for folder, package in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            if "__pycache__" not in path.parts:
+                parts = [p for p in path.relative_to(ROOT / folder).with_suffix("").parts if p != "__init__"]
+                modules[".".join([package, *parts])] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_module_imports_itself_back_through_others() -> None:
+    """No import circle between the project's modules (the training modules once had one)."""
+    graph = _import_graph()
+    assert len(graph) > 100
+
+    def reaches(start: str, goal: str) -> list[str] | None:
+        seen, stack = {start}, [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == goal:
+                    return [*path, goal]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    circles = [c for c in (reaches(m, m) for m in sorted(graph)) if c]
+    assert not circles, f"import circle: {' → '.join(circles[0])}"

@@ -79,8 +79,8 @@ def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
     # the soft targets are the teacher's P(fake) of these very pictures, at the teacher's crop size
     import cv2
 
+    from dfstream.models.clip_checkpoints import read_probe
     from dfstream.models.distill import teacher_size
-    from dfstream.models.train_clip import read_probe
     from dfstream.models.train_onthefly import to_tensor
 
     model, probe, side = load_state(teacher / "last_model.pth").eval(), read_probe(teacher / "last_model.pth"), \
@@ -173,7 +173,7 @@ def test_the_blend_map_loss_shapes_the_encoder_and_leaves_no_trace_in_it(
 def _member(root: Path, activation: str, seed: int, probe: bool = True) -> Path:
     """A checkpoint as an on-the-fly run leaves it: last_model.pth and probe.pth in one folder."""
     from dfstream.models import clip_lstm
-    from dfstream.models.train_clip import PROBE_NAME
+    from dfstream.models.clip_checkpoints import PROBE_NAME
 
     torch.manual_seed(seed)
     root.mkdir(parents=True)
