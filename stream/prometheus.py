@@ -22,13 +22,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dfstream.exceptions import DfstreamError
-from dfstream.stream.records import ScoreRecord
+from dfstream.stream.records import ALARM_ORDER, ScoreRecord, most_alarming
 from dfstream.stream.types import Frame
 
 BUCKETS_S: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 """Stage latency buckets in seconds: Prometheus' base unit (the records keep milliseconds)."""
-LABEL_STATES = ["none", "real", "uncertain", "fake"]
-_RANK = {state: i for i, state in enumerate(LABEL_STATES)}
 
 COUNTED = {"sent": "sent", "retried": "retries", "dropped": "dropped", "published": "sent", "events": "events",
            "dropped frames": "dropped", "connects": "connects"}
@@ -100,7 +98,7 @@ class PipelineMetrics:
                                        registry=self.registry)
         self.frame_model_every.set(1)
         self.label = Enum("dfstream_source_label", "Label of the most alarming face on a source's latest frame.",
-                          ["source"], states=LABEL_STATES, registry=self.registry)
+                          ["source"], states=list(ALARM_ORDER), registry=self.registry)
         self._event_labels: set[tuple[str, str]] = set()
         self._lock = threading.Lock()  # forget (the pipeline's thread) against write and event (the sinks')
         self._gone: set[str] = set()
@@ -119,10 +117,10 @@ class PipelineMetrics:
 
     # -- the sink interface ---------------------------------------------------------------------------
     def write(self, frame: Frame, records: Sequence[ScoreRecord], header: str) -> None:
-        worst = max((r.label for r in records), key=_RANK.__getitem__, default="none")
+        worst = most_alarming(records)
         with self._lock:
             if frame.source not in self._gone:
-                self.label.labels(frame.source).state(worst)
+                self.label.labels(frame.source).state("none" if worst is None else worst.label)
 
     def event(self, data: dict[str, Any]) -> None:
         if data.get("type") != "event":

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,16 @@ class LabelEvent:
             "to": self.label,
             "score": _round(self.score),
         }
+
+
+ALARM_ORDER: tuple[str, ...] = ("none", "real", "uncertain", "fake")
+"""A frame's label states from least to most alarming ("none": no face)."""
+_ALARM_RANK = {state: i for i, state in enumerate(ALARM_ORDER)}
+
+
+def most_alarming(records: Sequence[ScoreRecord]) -> ScoreRecord | None:
+    """The face a frame is labelled by (its most alarming label, then its highest score); None without one."""
+    return max(records, key=lambda r: (_ALARM_RANK[r.label], r.score), default=None)
 
 
 def status_dict(status: SourceStatus) -> dict[str, Any]:

@@ -15,13 +15,12 @@ import numpy as np
 from aiohttp import web
 
 from dfstream.stream.overlay import annotate
-from dfstream.stream.records import ScoreRecord
+from dfstream.stream.records import ScoreRecord, most_alarming
 from dfstream.stream.types import Frame
 
 TILE_WIDTH = 480
 """A grid tile's JPEG is at most this wide: a wall of cameras stays light on the network."""
 TILE_QUALITY = 70
-_RANK = {"real": 0, "uncertain": 1, "fake": 2}
 
 
 class LatestAnnotated:
@@ -59,7 +58,7 @@ class LatestAnnotated:
         if latest is None:
             return {"label": "none", "score": None, "faces": 0, "age_s": None}
         _, records, _, at = latest
-        worst = max(records, key=lambda r: (_RANK[r.label], r.score), default=None)
+        worst = most_alarming(records)
         return {"label": worst.label if worst else "none", "score": None if worst is None else round(worst.score, 3),
                 "faces": len(records), "age_s": round(time.monotonic() - at, 2)}
 

@@ -5,6 +5,7 @@ sample clip's frames stand in for package photos, so nothing is fetched)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,7 @@ from dfstream.exceptions import DatasetError
 from dfstream.export.file_names import sha256_of
 from dfstream.models.data import build as data_build
 from dfstream.models.data.bank import read_bank, read_banks
-from dfstream.models.data.clips import FRAME_H, FRAME_W, draw_camera, film
+from dfstream.models.data.clips import FRAME_H, FRAME_W, Camera, draw_camera, film
 from dfstream.models.data.manipulate import hull_mask, self_blend
 from dfstream.models.data.packages import Archives, FetchedFile, FetchReport, PackageSource, fetch_all
 from dfstream.models.data.photos import SourceFace, person_key, sheet_faces
@@ -211,17 +212,22 @@ def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): sha256_of(p) for p in sorted(root.rglob("*")) if p.suffix in (".jpg", ".npy")}
 
 
-def test_sbi_region_follows_the_face_across_frames(photo_report: tuple[Path, FetchReport]) -> None:
-    """Genuine and self-blended clips filmed by the same camera differ where the face is, every frame."""
+def _filmed_face(photo_report: tuple[Path, FetchReport]) -> tuple[np.ndarray, np.ndarray, Camera]:
+    """The fetched test photo, its face's mesh points, and a camera that adds no noise and no loss."""
     cache, _ = photo_report
     photo = cv2.imread(str(cache / "src0" / "face.png"))
     stage = FaceStage(max_faces=1, video=False)
     points = stage(photo)[0].points
     stage.close()
+    cam = draw_camera(np.random.default_rng(5), 200.0)
+    return photo, points, replace(cam, codec="jpeg", quality=100, noise=0.0)
+
+
+def test_sbi_region_follows_the_face_across_frames(photo_report: tuple[Path, FetchReport]) -> None:
+    """Genuine and self-blended clips filmed by the same camera differ where the face is, every frame."""
     from dfstream.models.data.manipulate import self_blend
 
-    cam = draw_camera(np.random.default_rng(5), 200.0)
-    cam = type(cam)(**{**cam.__dict__, "codec": "jpeg", "quality": 100, "noise": 0.0})
+    photo, points, cam = _filmed_face(photo_report)
     real, moved = film(photo, points, cam, 8, np.random.default_rng(1))
     fake, _ = film(self_blend(photo, points), points, cam, 8, np.random.default_rng(1))
     for r, f, pts in zip(real, fake, moved, strict=True):
@@ -353,14 +359,8 @@ def test_a_share_of_clips_goes_through_a_browser_calls_codec() -> None:
 
 
 def test_a_vp8_clip_carries_the_codecs_loss_frame_after_frame(photo_report: tuple[Path, FetchReport]) -> None:
-    cache, _ = photo_report
-    photo = cv2.imread(str(cache / "src0" / "face.png"))
-    stage = FaceStage(max_faces=1, video=False)
-    points = stage(photo)[0].points
-    stage.close()
-    cam = draw_camera(np.random.default_rng(5), 200.0)
-    lossless = type(cam)(**{**cam.__dict__, "codec": "jpeg", "quality": 100, "noise": 0.0})
-    call = type(cam)(**{**lossless.__dict__, "codec": "vp8", "quality": 250})
+    photo, points, lossless = _filmed_face(photo_report)
+    call = replace(lossless, codec="vp8", quality=250)
     clean, _ = film(photo, points, lossless, 8, np.random.default_rng(1))
     sent, _ = film(photo, points, call, 8, np.random.default_rng(1))
     psnr = [cv2.PSNR(a, b) for a, b in zip(clean, sent, strict=True)]

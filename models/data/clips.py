@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.manipulate import apply_affine, face_extent
-from dfstream.models.data.webrtc_codec import WEBRTC_CODECS, CodecRoundTrip
+from dfstream.models.data.webrtc_codec import WEBRTC_CODECS, CodecRoundTrip, WebrtcCodec
 from dfstream.stream.crops import crop_face
 from dfstream.stream.faces import FaceStage, face_from_points
 from dfstream.stream.types import FaceObs
 
 FRAME_W, FRAME_H = 640, 480
 FPS = 30
-Codec = Literal["jpeg", "h264", "vp8", "vp9"]
+Codec = Literal["jpeg", "h264"] | WebrtcCodec
 CALL_KBPS = (250, 1500)
 """Bitrates of the WebRTC round trips, kbps: aiortc's bounds for a call."""
 
