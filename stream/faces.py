@@ -62,44 +62,148 @@ def face_from_points(points: np.ndarray) -> FaceObs:
     return FaceObs(bbox=box, points=np.asarray(points, dtype=np.float32), lmk5=lmk5(points))
 
 
-class FaceStage:
-    """BGR frame in, up to ``max_faces`` FaceObs out (largest first)."""
+DETECT_EVERY = 10
+"""Live and paced sources: frames between two looks for new faces while every face is tracked
+(~330 ms at 30 fps). A file read as fast as it is scored looks on every frame, as before."""
+SETTLE_FRAMES = 15
+"""Frames with fewer faces than the graph holds before it is swapped for a smaller one: a face that
+turns away for a moment keeps its graph (a graph with room detects by itself on every frame)."""
 
-    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, video: bool = True) -> None:
-        self.max_faces = max_faces
-        self._quiet_calls = QUIET_CALLS
+
+class _Graph:
+    """One Face Mesh graph sized for ``faces`` faces; quiet until it meets a face."""
+
+    def __init__(self, faces: int, min_confidence: float, video: bool = True) -> None:
+        self.faces = faces
         self._hold = QuietHold()  # until the first frame: the graph's threads log as they start
-        self._mesh = _face_mesh_module().FaceMesh(
+        self._quiet_calls = QUIET_CALLS
+        self.mesh = _face_mesh_module().FaceMesh(
             static_image_mode=not video,
-            max_num_faces=max_faces,
+            max_num_faces=faces,
             refine_landmarks=False,
             min_detection_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
         )
 
+    def restart(self) -> None:
+        """Forget the faces it tracked (they are stale once another graph has had the frames)."""
+        self._hold = QuietHold()
+        self._quiet_calls = QUIET_CALLS
+        self.mesh.reset()
+
+    def process(self, rgb: np.ndarray) -> Any:
+        if self._quiet_calls <= 0:
+            return self.mesh.process(rgb)
+        with native_quiet():
+            self._hold.release()
+            result = self.mesh.process(rgb)
+            if result.multi_face_landmarks:
+                time.sleep(SETTLE_S)  # the graph's threads log their first face just after process()
+        self._quiet_calls = 0 if result.multi_face_landmarks else self._quiet_calls - 1
+        return result
+
+    def close(self) -> None:
+        self._hold.release()
+        self.mesh.close()
+
+
+class FaceStage:
+    """BGR frame in, up to ``max_faces`` FaceObs out (largest first).
+
+    A Face Mesh graph runs its face detector on every frame on which it tracks fewer faces than it
+    holds, so a graph for four with one face in view detects on every frame: a third of the stage's
+    time (benchmarks/RESULTS.md §5). With ``detect_every`` > 1 the stage runs a graph sized for the
+    faces in view, which only tracks, and looks for new faces with the detector alone every
+    ``detect_every`` frames; a new face swaps in a larger graph. A tracked face's landmarks are the
+    same either way (the graph feeds its mesh the rectangle tracked from the last frame, with or
+    without a detection beside it), so model B's landmark inputs keep their meaning.
+    """
+
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, video: bool = True,
+                 detect_every: int = 1) -> None:
+        self.max_faces = max_faces
+        self.detect_every = detect_every if video else 1
+        self._min_confidence = min_confidence
+        self._graphs = {max_faces: _Graph(max_faces, min_confidence, video)}
+        self._current = max_faces
+        self._fewer = 0
+        self._since_look = 0
+        self._detector: Any = None
+
+    @property
+    def graph_faces(self) -> int:
+        """How many faces the graph in use holds (``max_faces`` unless ``detect_every`` > 1)."""
+        return self._current
+
     def __call__(self, image: np.ndarray) -> list[FaceObs]:
         h, w = image.shape[:2]
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         rgb.flags.writeable = False
-        if self._quiet_calls > 0:
-            with native_quiet():
-                self._hold.release()
-                result = self._mesh.process(rgb)
-                if result.multi_face_landmarks:
-                    time.sleep(SETTLE_S)  # the graph's threads log their first face just after process()
-            self._quiet_calls = 0 if result.multi_face_landmarks else self._quiet_calls - 1
-        else:
-            result = self._mesh.process(rgb)
+        result = self._graphs[self._current].process(rgb)
         faces: list[FaceObs] = []
         for landmarks in result.multi_face_landmarks or []:
             pts = np.array([(p.x * w, p.y * h) for p in landmarks.landmark[:MESH_POINTS]], dtype=np.float32)
             faces.append(face_from_points(pts))
         faces.sort(key=lambda f: f.bbox[2] * f.bbox[3], reverse=True)
+        if self.detect_every > 1:
+            self._resize(rgb, faces)
         return faces[: self.max_faces]
 
+    def _resize(self, rgb: np.ndarray, faces: list[FaceObs]) -> None:
+        """Choose the graph for the next frame from the faces of this one."""
+        found, held = len(faces), self._current
+        if found < held:  # the graph detects by itself; shrink it once the count has settled
+            self._since_look = 0
+            self._fewer += 1
+            if self._fewer >= SETTLE_FRAMES:
+                self._use(max(found, 1))
+            return
+        self._fewer = 0
+        self._since_look += 1
+        if held >= self.max_faces or self._since_look < self.detect_every:
+            return
+        self._since_look = 0
+        new = self._new_faces(rgb, faces)
+        if new:
+            self._use(min(self.max_faces, found + new))
+
+    def _new_faces(self, rgb: np.ndarray, faces: list[FaceObs]) -> int:
+        """Detections whose centre lies in no tracked face's box."""
+        if self._detector is None:
+            from mediapipe.python.solutions import face_detection
+
+            with native_quiet():  # its threads log on the first frame, just after process()
+                self._detector = face_detection.FaceDetection(model_selection=0,
+                                                              min_detection_confidence=self._min_confidence)
+                detections = self._detector.process(rgb).detections
+                time.sleep(SETTLE_S)
+        else:
+            detections = self._detector.process(rgb).detections
+        h, w = rgb.shape[:2]
+        new = 0
+        for detection in detections or []:
+            box = detection.location_data.relative_bounding_box
+            cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
+            if not any(x <= cx <= x + bw and y <= cy <= y + bh for x, y, bw, bh in (f.bbox for f in faces)):
+                new += 1
+        return new
+
+    def _use(self, faces: int) -> None:
+        self._fewer = 0
+        if faces == self._current:
+            return
+        graph = self._graphs.get(faces)
+        if graph is None:
+            self._graphs[faces] = _Graph(faces, self._min_confidence)
+        else:
+            graph.restart()
+        self._current = faces
+
     def close(self) -> None:
-        self._hold.release()
-        self._mesh.close()
+        for graph in self._graphs.values():
+            graph.close()
+        if self._detector is not None:
+            self._detector.close()
 
 
 def first_face(video: Path, within: int = 30) -> tuple[int, np.ndarray, FaceObs]:

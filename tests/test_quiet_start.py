@@ -14,8 +14,8 @@ from dfstream.stream.native_logs import QuietHold, is_chatter, native_quiet
 GLOG_LINE = "W0000 00:00:1795929179.745885    4003 inference_feedback_manager.cc:114] Feedback manager requires...\n"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "dfstream.cli", *args, "run", "--duration", "2", "--no-window"]
+def _run(*args: str, run_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "dfstream.cli", *args, "run", "--duration", "2", "--no-window", *run_args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
@@ -39,8 +39,10 @@ def test_a_hold_covers_other_threads_until_released(capfd: pytest.CaptureFixture
     assert capfd.readouterr().err == "kept\n"
 
 
-def test_first_screen_is_one_line_per_model_and_source() -> None:
-    result = _run()
+@pytest.mark.parametrize("run_args", [(), ("--realtime",)], ids=["file", "paced"])
+def test_first_screen_is_one_line_per_model_and_source(run_args: tuple[str, ...]) -> None:
+    """Paced, the face stage swaps in a graph for one face and starts its detector mid-run: quiet too."""
+    result = _run(run_args=run_args)
     assert result.returncode == 0, result.stderr
     start = result.stderr.splitlines()  # the summary goes to stdout
     assert result.stdout.startswith("dfstream summary")
