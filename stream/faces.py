@@ -65,6 +65,8 @@ def face_from_points(points: np.ndarray) -> FaceObs:
 DETECT_EVERY = 10
 """Live and paced sources: frames between two looks for new faces while every face is tracked
 (~330 ms at 30 fps). A file read as fast as it is scored looks on every frame, as before."""
+WARM_FRAME = np.zeros((480, 640, 3), dtype=np.uint8)
+WARM_FRAME.flags.writeable = False
 SETTLE_FRAMES = 15
 """Frames with fewer faces than the graph holds before it is swapped for a smaller one: a face that
 turns away for a moment keeps its graph (a graph with room detects by itself on every frame)."""
@@ -77,6 +79,8 @@ class _Graph:
         self.faces = faces
         self._hold = QuietHold()  # until the first frame: the graph's threads log as they start
         self._quiet_calls = QUIET_CALLS
+        self.tracked = False
+        """Whether it has seen a face since it was built or restarted (its state may be stale)."""
         self.mesh = _face_mesh_module().FaceMesh(
             static_image_mode=not video,
             max_num_faces=faces,
@@ -87,19 +91,29 @@ class _Graph:
 
     def restart(self) -> None:
         """Forget the faces it tracked (they are stale once another graph has had the frames)."""
+        if not self.tracked:
+            return
         self._hold = QuietHold()
         self._quiet_calls = QUIET_CALLS
+        self.tracked = False
         self.mesh.reset()
+
+    def warm(self) -> None:
+        """Build its models' interpreters now, on a blank frame, rather than on a live frame (~20 ms)."""
+        with native_quiet():
+            self.mesh.process(WARM_FRAME)
 
     def process(self, rgb: np.ndarray) -> Any:
         if self._quiet_calls <= 0:
-            return self.mesh.process(rgb)
-        with native_quiet():
-            self._hold.release()
             result = self.mesh.process(rgb)
-            if result.multi_face_landmarks:
-                time.sleep(SETTLE_S)  # the graph's threads log their first face just after process()
-        self._quiet_calls = 0 if result.multi_face_landmarks else self._quiet_calls - 1
+        else:
+            with native_quiet():
+                self._hold.release()
+                result = self.mesh.process(rgb)
+                if result.multi_face_landmarks:
+                    time.sleep(SETTLE_S)  # the graph's threads log their first face just after process()
+            self._quiet_calls = 0 if result.multi_face_landmarks else self._quiet_calls - 1
+        self.tracked = self.tracked or bool(result.multi_face_landmarks)
         return result
 
     def close(self) -> None:
@@ -129,6 +143,11 @@ class FaceStage:
         self._fewer = 0
         self._since_look = 0
         self._detector: Any = None
+        if self.detect_every > 1 and max_faces > 1:  # live: what a swap needs is built before frames come
+            self._graphs[1] = _Graph(1, min_confidence)
+            for graph in self._graphs.values():
+                graph.warm()
+            self._detect(WARM_FRAME)
 
     @property
     def graph_faces(self) -> int:
@@ -169,24 +188,27 @@ class FaceStage:
 
     def _new_faces(self, rgb: np.ndarray, faces: list[FaceObs]) -> int:
         """Detections whose centre lies in no tracked face's box."""
-        if self._detector is None:
-            from mediapipe.python.solutions import face_detection
-
-            with native_quiet():  # its threads log on the first frame, just after process()
-                self._detector = face_detection.FaceDetection(model_selection=0,
-                                                              min_detection_confidence=self._min_confidence)
-                detections = self._detector.process(rgb).detections
-                time.sleep(SETTLE_S)
-        else:
-            detections = self._detector.process(rgb).detections
         h, w = rgb.shape[:2]
         new = 0
-        for detection in detections or []:
+        for detection in self._detect(rgb):
             box = detection.location_data.relative_bounding_box
             cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
             if not any(x <= cx <= x + bw and y <= cy <= y + bh for x, y, bw, bh in (f.bbox for f in faces)):
                 new += 1
         return new
+
+    def _detect(self, rgb: np.ndarray) -> list[Any]:
+        """MediaPipe's short-range face detector (the one inside Face Mesh) on its own."""
+        if self._detector is not None:
+            return list(self._detector.process(rgb).detections or [])
+        from mediapipe.python.solutions import face_detection
+
+        with native_quiet():  # its threads log on the first frame, just after process()
+            self._detector = face_detection.FaceDetection(model_selection=0,
+                                                          min_detection_confidence=self._min_confidence)
+            detections = list(self._detector.process(rgb).detections or [])
+            time.sleep(SETTLE_S)
+        return detections
 
     def _use(self, faces: int) -> None:
         self._fewer = 0
