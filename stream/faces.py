@@ -8,6 +8,7 @@ meshing apart. One ``FaceStage`` per stream: the graph keeps per-stream tracking
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -27,7 +28,9 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatt
 QUIET_CALLS = 300
 """Calls kept quiet (``native_quiet``) until the graph has met its first face: its chatter comes then."""
 SETTLE_S = 0.03
-"""Wait inside the quiet block after the first face (once per graph)."""
+"""Wait inside the quiet block after the first face (once per graph, off the live path when warmed)."""
+LIVE_QUIET_S = 0.5
+"""How long fd 2 is held for a graph started or restarted on a live frame."""
 
 
 @contextlib.contextmanager
@@ -66,10 +69,26 @@ DETECT_EVERY = 10
 """Live and paced sources: frames between two looks for new faces while every face is tracked
 (~330 ms at 30 fps). A file read as fast as it is scored looks on every frame, as before."""
 WARM_FRAME = np.zeros((480, 640, 3), dtype=np.uint8)
+"""A blank RGB frame: what a warmed graph sees last, so it starts tracking nothing."""
 WARM_FRAME.flags.writeable = False
 SETTLE_FRAMES = 15
 """Frames with fewer faces than the graph holds before it is swapped for a smaller one: a face that
 turns away for a moment keeps its graph (a graph with room detects by itself on every frame)."""
+
+
+@functools.cache
+def _warm_face() -> np.ndarray:
+    """The sample clip's first frame (RGB), or a blank one if it cannot be read."""
+    from dfstream.paths import SAMPLE_CLIP
+
+    capture = cv2.VideoCapture(str(SAMPLE_CLIP), cv2.CAP_FFMPEG)
+    ok, image = capture.read()
+    capture.release()
+    if not ok:
+        return WARM_FRAME
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    rgb.flags.writeable = False
+    return rgb
 
 
 class _Graph:
@@ -93,15 +112,28 @@ class _Graph:
         """Forget the faces it tracked (they are stale once another graph has had the frames)."""
         if not self.tracked:
             return
-        self._hold = QuietHold()
-        self._quiet_calls = QUIET_CALLS
+        self.hold_quiet()
         self.tracked = False
         self.mesh.reset()
 
+    def hold_quiet(self) -> None:
+        """Keep its start-up chatter off the screen without waiting for it on a live frame: fd 2 is held
+        for ``LIVE_QUIET_S`` by a timer (nothing is lost, other lines only come late)."""
+        self._hold.release()
+        self._hold = QuietHold(max_s=LIVE_QUIET_S)
+        self._quiet_calls = 0
+
     def warm(self) -> None:
-        """Build its models' interpreters now, on a blank frame, rather than on a live frame (~20 ms)."""
+        """Build its detector's and mesh's interpreters now rather than on a live frame (20-40 ms each):
+        a face of the sample clip, then blank frames until the graph has let go of it."""
         with native_quiet():
-            self.mesh.process(WARM_FRAME)
+            self._hold.release()
+            self.mesh.process(_warm_face())
+            time.sleep(SETTLE_S)
+            for _ in range(3):
+                if not self.mesh.process(WARM_FRAME).multi_face_landmarks:
+                    break
+        self._quiet_calls = 0
 
     def process(self, rgb: np.ndarray) -> Any:
         if self._quiet_calls <= 0:
@@ -216,7 +248,8 @@ class FaceStage:
             return
         graph = self._graphs.get(faces)
         if graph is None:
-            self._graphs[faces] = _Graph(faces, self._min_confidence)
+            self._graphs[faces] = graph = _Graph(faces, self._min_confidence)
+            graph.hold_quiet()
         else:
             graph.restart()
         self._current = faces
