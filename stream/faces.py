@@ -73,7 +73,8 @@ WARM_FRAME = np.zeros((480, 640, 3), dtype=np.uint8)
 WARM_FRAME.flags.writeable = False
 SETTLE_FRAMES = 15
 """Frames with fewer faces than the graph holds before it is swapped for a smaller one: a face that
-turns away for a moment keeps its graph (a graph with room detects by itself on every frame)."""
+turns away for a moment keeps its graph (a graph with room detects by itself on every frame). The
+stream's first frame, seen by the graph for ``max_faces``, sizes the graph at once."""
 
 
 @functools.cache
@@ -172,7 +173,8 @@ class FaceStage:
         self._min_confidence = min_confidence
         self._graphs = {max_faces: _Graph(max_faces, min_confidence, video)}
         self._current = max_faces
-        self._fewer = 0
+        self._fewer = SETTLE_FRAMES - 1
+        """Frames in a row with fewer faces than the graph holds; the first frame's count settles at once."""
         self._since_look = 0
         self._detector: Any = None
         if self.detect_every > 1 and max_faces > 1:  # live: what a swap needs is built before frames come
