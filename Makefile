@@ -6,7 +6,7 @@ ORT_BUILD ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(ORT_BUILD)
 
-.PHONY: test lint typecheck check demo models footage-models ablation kinds distill blendmap soup clean-venv
+.PHONY: test lint typecheck check demo models footage-models ablation kinds distill clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -103,7 +103,7 @@ CNN_FACES ?= --faces $(DATA)/faces/train.npz
 # by CLIP_WORKERS CPU processes, so on a GPU machine raise it to the cores less one
 # (make models CLIP_WORKERS=15); CLIP_STEPS and CLIP_SIZE scale the run.
 CLIP_WORKERS ?= 1
-# Model B's bundled recipe, less its --out and --seed (make blendmap runs it too).
+# Model B's bundled recipe, less its --out and --seed.
 CLIP_RECIPE = $(DF) train clip --data $(DATA)/clips/train --val-data $(DATA)/clips/val $(CLIP_FACES) \
 	$(LITE0) --activation relu6 --img-size $(CLIP_SIZE) --steps $(CLIP_STEPS) --frame-batch 32 --eval-every 50 \
 	--head-clips $(HEAD_CLIPS) --epochs 30 --lr 2e-4 --workers $(CLIP_WORKERS) --fixed-share $(FIXED_SHARE)
@@ -234,45 +234,6 @@ kinds: $(STAMP)
 		$(DF) eval kinds --model $$run/last_model.pth --faces $(DATA)/faces/test.npz --img-size $(CLIP_SIZE) \
 			--out $$run/kinds || exit 1; done
 	$(DF) eval card $(RUNS) --table kinds
-
-# The model card's blend-map table: the bundled model B recipe (CLIP_STEPS encoder steps) with and
-# without the training-only loss that locates each fake's pasted region (--boundary-weight), two seeds
-# each; every run is scored on validation, the build's test clips and clips of every kind made from
-# the held-out people's faces. About 2 hours on 2 idle CPU cores.
-BLENDMAP_WEIGHT ?= 1.0
-
-blendmap: $(STAMP)
-	for seed in 42 7; do \
-		$(CLIP_RECIPE) --seed $$seed --out $(RUNS)/blendmap/plain-seed$$seed || exit 1; \
-		$(CLIP_RECIPE) --seed $$seed --boundary-weight $(BLENDMAP_WEIGHT) --out $(RUNS)/blendmap/blendmap-seed$$seed \
-			|| exit 1; done
-	for run in $(RUNS)/blendmap/*/; do \
-		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/val --split all --img-size $(CLIP_SIZE) \
-			--max-fpr $(MAX_FPR) --out $$run/val || exit 1; \
-		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/test --split all --img-size $(CLIP_SIZE) \
-			--threshold-from $$run/val/threshold.json --out $$run/test || exit 1; \
-		$(DF) eval kinds --model $$run/last_model.pth --faces $(DATA)/faces/test.npz --img-size $(CLIP_SIZE) \
-			--out $$run/kinds || exit 1; done
-	$(DF) eval card $(RUNS) --table blendmap
-
-# The model card's soup table: the bundled model B recipe once per seed in SOUP_SEEDS, then a model B whose
-# encoder is the average of theirs (--encoder-soup; the head trained as in the recipe), each scored on
-# validation, the build's test clips and the default build's (sharper and softer pastes). About an hour
-# on 2 idle CPU cores; needs BOTH_WAYS_DATA (make models builds it).
-SOUP_SEEDS ?= 42 7
-
-soup: $(STAMP)
-	for seed in $(SOUP_SEEDS); do \
-		$(CLIP_RECIPE) --seed $$seed --out $(RUNS)/soup/seed$$seed || exit 1; done
-	$(CLIP_RECIPE) --seed 42 --out $(RUNS)/soup/soup $(foreach s,$(SOUP_SEEDS),--encoder-soup $(RUNS)/soup/seed$(s)/last_model.pth)
-	for run in $(RUNS)/soup/*/; do \
-		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/val --split all --img-size $(CLIP_SIZE) \
-			--max-fpr $(MAX_FPR) --out $$run/val || exit 1; \
-		$(DF) eval clip --model $$run/last_model.pth --data $(DATA)/clips/test --split all --img-size $(CLIP_SIZE) \
-			--threshold-from $$run/val/threshold.json --out $$run/test || exit 1; \
-		$(DF) eval clip --model $$run/last_model.pth --data $(BOTH_WAYS_DATA)/clips/test --split all \
-			--img-size $(CLIP_SIZE) --threshold-from $$run/val/threshold.json --out $$run/test-both || exit 1; done
-	$(DF) eval card $(RUNS) --table soup
 
 clean-venv:
 	rm -rf $(VENV) $(DEMO_VENV)

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 
 from dfstream.cli_common import default_of, guard, option_of
-from dfstream.config import TrainClipConfig, TrainCnnConfig
+from dfstream.config import TrainClipConfig, TrainCnnConfig, TrainOnTheFlyConfig
+from dfstream.exceptions import OptionError
 
 train_app = typer.Typer(help="Train model A (frame CNN) or model B (clip model).", no_args_is_help=True)
 
@@ -99,55 +101,29 @@ def train_clip_cmd(
     ] = default_of(TrainClipConfig, "pretrain_frames"),
     faces: Annotated[
         list[Path] | None,
-        option_of(TrainClipConfig, "faces"),
+        option_of(TrainOnTheFlyConfig, "faces"),
     ] = None,
     activation: Annotated[
         str, option_of(TrainClipConfig, "activation")
     ] = default_of(TrainClipConfig, "activation"),
     steps: Annotated[
-        int, option_of(TrainClipConfig, "steps")
-    ] = default_of(TrainClipConfig, "steps"),
+        int, option_of(TrainOnTheFlyConfig, "steps")
+    ] = default_of(TrainOnTheFlyConfig, "steps"),
     frame_batch: Annotated[
-        int, option_of(TrainClipConfig, "frame_batch")
-    ] = default_of(TrainClipConfig, "frame_batch"),
+        int, option_of(TrainOnTheFlyConfig, "frame_batch")
+    ] = default_of(TrainOnTheFlyConfig, "frame_batch"),
     eval_every: Annotated[
-        int, option_of(TrainClipConfig, "eval_every")
-    ] = default_of(TrainClipConfig, "eval_every"),
+        int, option_of(TrainOnTheFlyConfig, "eval_every")
+    ] = default_of(TrainOnTheFlyConfig, "eval_every"),
     head_clips: Annotated[
-        int, option_of(TrainClipConfig, "head_clips")
-    ] = default_of(TrainClipConfig, "head_clips"),
+        int, option_of(TrainOnTheFlyConfig, "head_clips")
+    ] = default_of(TrainOnTheFlyConfig, "head_clips"),
     exclude: Annotated[
-        str | None, option_of(TrainClipConfig, "exclude")
+        str | None, option_of(TrainOnTheFlyConfig, "exclude")
     ] = None,
     fixed_share: Annotated[
-        float, option_of(TrainClipConfig, "fixed_share")
-    ] = default_of(TrainClipConfig, "fixed_share"),
-    freeze_blocks: Annotated[
-        int, option_of(TrainClipConfig, "freeze_blocks")
-    ] = default_of(TrainClipConfig, "freeze_blocks"),
-    weight_average: Annotated[
-        float, option_of(TrainClipConfig, "weight_average")
-    ] = default_of(TrainClipConfig, "weight_average"),
-    paired: Annotated[
-        bool, option_of(TrainClipConfig, "paired")
-    ] = default_of(TrainClipConfig, "paired"),
-    boundary_weight: Annotated[
-        float, option_of(TrainClipConfig, "boundary_weight")
-    ] = default_of(TrainClipConfig, "boundary_weight"),
-    sharpness_both_ways: Annotated[
-        bool,
-        option_of(TrainClipConfig, "sharpness_both_ways", "--sharpness-both-ways"),
-    ] = default_of(TrainClipConfig, "sharpness_both_ways"),
-    denoise_share: Annotated[
-        float, option_of(TrainClipConfig, "denoise_share")
-    ] = default_of(TrainClipConfig, "denoise_share"),
-    colour_share: Annotated[
-        float, option_of(TrainClipConfig, "colour_share")
-    ] = default_of(TrainClipConfig, "colour_share"),
-    encoder_soup: Annotated[
-        list[Path] | None,
-        option_of(TrainClipConfig, "encoder_soup"),
-    ] = None,
+        float, option_of(TrainOnTheFlyConfig, "fixed_share")
+    ] = default_of(TrainOnTheFlyConfig, "fixed_share"),
     device: Annotated[
         str, option_of(TrainClipConfig, "device")
     ] = default_of(TrainClipConfig, "device"),
@@ -156,41 +132,32 @@ def train_clip_cmd(
     """Train model B (EfficientNet-B0 + BiLSTM) on notebook B's folder layout, or on fakes made on the fly."""
 
     def body() -> None:
-        from dfstream.models.train_clip import train_clip
+        shared = {"data_dir": data, "out_dir": out, "img_size": img_size, "epochs": epochs, "lr": lr,
+                  "val_dir": val_data, "seed": seed, "imagenet_weights": imagenet_weights, "workers": workers,
+                  "activation": activation, "device": device, "amp": amp}
+        fixed = {"batch_size": batch_size, "val_fraction": val_fraction, "pretrain_epochs": pretrain_epochs,
+                 "pretrain_frames": pretrain_frames}
+        on_the_fly = {"steps": steps, "frame_batch": frame_batch, "eval_every": eval_every, "head_clips": head_clips,
+                      "exclude": exclude, "fixed_share": fixed_share}
+        if faces:
+            _refuse_options_of(TrainClipConfig, fixed, "training on fixed clips, not with --faces")
+            from dfstream.models.train_onthefly import train_clip_onthefly
 
-        cfg = TrainClipConfig(
-            data_dir=data,
-            out_dir=out,
-            img_size=img_size,
-            batch_size=batch_size,
-            epochs=epochs,
-            lr=lr,
-            val_fraction=val_fraction,
-            val_dir=val_data,
-            seed=seed,
-            imagenet_weights=imagenet_weights,
-            workers=workers,
-            pretrain_epochs=pretrain_epochs,
-            pretrain_frames=pretrain_frames,
-            faces=tuple(faces or ()),
-            activation=activation,
-            steps=steps,
-            frame_batch=frame_batch,
-            eval_every=eval_every,
-            head_clips=head_clips,
-            exclude=exclude,
-            fixed_share=fixed_share,
-            freeze_blocks=freeze_blocks,
-            weight_average=weight_average,
-            paired=paired,
-            boundary_weight=boundary_weight,
-            sharpness_both_ways=sharpness_both_ways,
-            denoise_share=denoise_share,
-            colour_share=colour_share,
-            encoder_soup=tuple(encoder_soup or ()),
-            device=device,
-            amp=amp,
-        )
-        typer.echo(f"best model: {train_clip(cfg)}")
+            cfg = TrainOnTheFlyConfig.model_validate({**shared, **on_the_fly, "faces": tuple(faces)})
+            path = train_clip_onthefly(cfg)
+        else:
+            _refuse_options_of(TrainOnTheFlyConfig, on_the_fly, "on-the-fly training: give --faces")
+            from dfstream.models.train_clip import train_clip
+
+            path = train_clip(TrainClipConfig.model_validate({**shared, **fixed}))
+        typer.echo(f"best model: {path}")
 
     guard(body)
+
+
+def _refuse_options_of(recipe: type[BaseModel], given: dict[str, object], what: str) -> None:
+    """One line naming the options of the other recipe that were set away from their defaults."""
+    stray = [f"--{name.replace('_', '-')}" for name, value in given.items()
+             if value != recipe.model_fields[name].default]
+    if stray:
+        raise OptionError(f"{', '.join(stray)}: {'options' if len(stray) > 1 else 'an option'} of {what}")

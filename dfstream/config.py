@@ -130,14 +130,14 @@ class EvalCnnConfig(_Strict):
     input_scale: Literal["auto", "0-1", "0-255"] = Field("auto", description=INPUT_SCALE_HELP)
 
 
-class TrainClipConfig(_Strict):
+class _ClipTraining(_Strict):
+    """What model B's two recipes share."""
+
     data_dir: Path = Field(description="Class folders (original/ = real) of {video}_{i}.jpg + {video}_{i}.npy.")
     out_dir: Path = Field(description="Output folder for mediapipe_model.pth (best val F1), last_model.pth.")
     img_size: int = Field(CLIP_CROP, ge=32, description="Crop side the frames are resized to.")
-    batch_size: int = Field(4, ge=1, description="Clips per batch.")
     epochs: int = Field(10, ge=1, description="Epochs.")
     lr: float = Field(1e-4, gt=0, description="Adam learning rate.")
-    val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of videos held out for validation.")
     val_dir: Path | None = Field(
         None, description="Separate validation class folders (e.g. held-out identities); then --data is all training."
     )
@@ -150,18 +150,36 @@ class TrainClipConfig(_Strict):
         "CUDA, none on the CPU).")
     amp: bool = Field(False, description="Mixed precision on CUDA (fp16 autocast, gradient scaling); fp32 without "
                       "TF32 otherwise.")
+    activation: Literal["silu", "relu6"] = Field(
+        "silu", description="Encoder activation: silu (B0) or relu6 (matches Lite0)."
+    )
+    device: Device = Field(
+        "auto", description=(
+            "Where model B trains: auto (CUDA when torch sees a GPU), cpu or cuda. Data loading and on-the-fly fakes "
+            "stay on the CPU (--workers processes)."
+        ),
+    )
+
+
+class TrainClipConfig(_ClipTraining):
+    """Model B on notebook B's fixed clips (``dfstream train clip`` without ``--faces``)."""
+
+    batch_size: int = Field(4, ge=1, description="Clips per batch.")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of videos held out for validation.")
     pretrain_epochs: int = Field(
         0, ge=0, description="Frame-level encoder epochs first (one label per frame, not per 16: far cheaper)."
     )
     pretrain_frames: int = Field(4, ge=1, le=CLIP_LEN, description="Random frames per clip in each pretrain epoch.")
+
+
+class TrainOnTheFlyConfig(_ClipTraining):
+    """Model B on fakes made on the fly from a face bank (``dfstream train clip --faces``)."""
+
     faces: FaceBanks = Field(
-        (), description=(
+        min_length=1, description=(
             "Face bank (the data build's faces/train.npz): every training fake is made on the fly. Repeat to add more "
             "faces (faces/thumbnails.npz)."
         ),
-    )
-    activation: Literal["silu", "relu6"] = Field(
-        "silu", description="Encoder activation: silu (B0) or relu6 (matches Lite0)."
     )
     steps: int = Field(1000, ge=1, description="On the fly: frame batches of the encoder fine-tune.")
     frame_batch: int = Field(32, ge=2, description="On the fly: frames per batch.")
@@ -175,51 +193,12 @@ class TrainClipConfig(_Strict):
     fixed_share: float = Field(
         0.0, ge=0, le=1, description="On the fly: share of each batch from frames of the --data clips (0: none)."
     )
-    freeze_blocks: int = Field(
-        0, ge=0, le=9,
-        description="On the fly: encoder blocks kept at their start weights (1: stem, 2-8: stages, 9: all).",
-    )
-    weight_average: float = Field(
-        0.0, ge=0, lt=1, description="On the fly: decay of a running weight average validated and kept (0: off)."
-    )
-    paired: bool = Field(
-        False, description="On the fly: each fake beside the genuine picture it was made from, framed alike."
-    )
-    sharpness_both_ways: bool = Field(
-        False, description="On the fly: sharpen or blur whole pictures of both classes, fixed clips' frames too."
-    )
-    denoise_share: float = Field(
-        0.0, ge=0, le=1, description="On the fly: share of pictures of both classes, fixed clips' frames too, denoised."
-    )
-    colour_share: float = Field(
-        0.0, ge=0, le=1, description=(
-            "On the fly: share of pictures of both classes, fixed clips' frames too, made grey, paler or more vivid."
-        ),
-    )
-    boundary_weight: float = Field(
-        0.0, ge=0,
-        description="On the fly: weight of a training-only loss that locates each fake's blended region and its "
-        "boundary (0: off).",
-    )
-    encoder_soup: Paths = Field(
-        (), description=(
-            "On the fly: a run's last_model.pth; repeat: their encoders averaged, not fine-tuned (--steps and the "
-            "fine-tune's options go unused), and the head trained on the average."
-        ),
-    )
-    device: Device = Field(
-        "auto", description=(
-            "Where model B trains: auto (CUDA when torch sees a GPU), cpu or cuda. Data loading and on-the-fly fakes "
-            "stay on the CPU (--workers processes)."
-        ),
-    )
 
-    @field_validator("encoder_soup")
-    @classmethod
-    def _two_or_more(cls, runs: tuple[Path, ...]) -> tuple[Path, ...]:
-        if len(runs) == 1:
-            raise ValueError("a soup needs two or more checkpoints")
-        return runs
+    @model_validator(mode="after")
+    def _validated_on_clips(self) -> TrainOnTheFlyConfig:
+        if self.val_dir is None:
+            raise ValueError("on-the-fly training needs --val-data (the data build's clips/val)")
+        return self
 
 
 class EvalClipConfig(_Strict):

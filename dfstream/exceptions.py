@@ -19,6 +19,10 @@ class MetadataError(ModelLoadError):
     """An ONNX file lacks dfstream metadata or contradicts what the pipeline needs."""
 
 
+class OptionError(DfstreamError):
+    """Options that do not go together (an option of another recipe or mode)."""
+
+
 class DatasetError(DfstreamError):
     """A dataset folder is empty, one-class or otherwise unusable."""
 

@@ -1,5 +1,5 @@
 """The model card's metric tables, from the report files ``make models``, ``make ablation``,
-``make kinds``, ``make distill``, ``make blendmap`` and ``make soup`` write, so the card shows exactly
+``make kinds`` and ``make distill`` write, so the card shows exactly
 what the evaluation measured: ``dfstream eval card``."""
 
 from __future__ import annotations
@@ -160,66 +160,6 @@ def distill_table(runs: Path) -> list[str]:
     return [*out, ""]
 
 
-def blendmap_table(runs: Path) -> list[str]:
-    """One row per ``runs/blendmap/<name>``: the blend-map loss's weight and the seed, the encoder's
-    best val frame AUC, the head's val clip AUC and the held-out AUCs (the build's test clips, and
-    clips of every kind made from the held-out people's faces), then the mean of each weight's seeds."""
-    head = ("val frame AUC (encoder)", "val clip AUC", "test clip AUC", "SBI", "swap",
-            "held-out people's clips, all kinds")
-    out = ["| run | blend-map weight | seed | " + " | ".join(head) + " |", "|---" * (len(head) + 3) + "|"]
-    by_weight: dict[float, list[list[float | None]]] = {}
-    for run in sorted(p for p in (runs / "blendmap").glob("*") if p.is_dir()):
-        history = _load(run / "history.json")
-        config = history.get("config", {})
-        test, kinds = _load(run / "test" / "metrics.json"), _load(run / "test" / "metrics_by_kind.json")
-        made = {r["kind"]: r["auc"] for r in _load(run / "kinds" / "kinds.json").get("rows", [])}
-        cells = [
-            max((r["val_frame_auc"] for r in history.get("encoder", [])), default=None),
-            max((r["val_clip_auc"] for r in history.get("head", [])), default=None),
-            test.get("auc"), kinds.get("sbi", {}).get("auc"), kinds.get("swap", {}).get("auc"), made.get("all"),
-        ]
-        weight = float(config.get("boundary_weight", 0.0))
-        by_weight.setdefault(weight, []).append(cells)
-        text = _cells(cells)
-        out.append(f"| {run.name} | {weight:g} | {config.get('seed', 'n/a')} | {text} |")
-    for weight, rows in sorted(by_weight.items()):
-        text = _cells(_column_means(rows))
-        out.append(f"| mean of {len(rows)} | {weight:g} | — | {text} |")
-    return [*out, ""]
-
-
-def soup_table(runs: Path) -> list[str]:
-    """One row per ``runs/soup/<name>``: a fine-tune (its seed) or a soup of fine-tunes (``--encoder-soup``),
-    with the encoder's val frame AUC, the head's val clip AUC and the held-out clip AUCs on the build it
-    was trained on and on the default build (``test-both``); then the mean of the fine-tunes, which a
-    soup has to beat to be worth more than picking one of them."""
-    head = ("val frame AUC (encoder)", "val clip AUC", "test clip AUC", "SBI", "swap",
-            "default build's test clips", "its SBI")
-    out = ["| run | encoder | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
-    members: list[list[float | None]] = []
-    for run in sorted(p for p in (runs / "soup").glob("*") if p.is_dir()):
-        history = _load(run / "history.json")
-        config = history.get("config", {})
-        soup = config.get("encoder_soup") or []
-        test, kinds = _load(run / "test" / "metrics.json"), _load(run / "test" / "metrics_by_kind.json")
-        both, both_kinds = _load(run / "test-both" / "metrics.json"), _load(run / "test-both" / "metrics_by_kind.json")
-        cells = [
-            max((r["val_frame_auc"] for r in history.get("encoder", [])), default=None),
-            max((r["val_clip_auc"] for r in history.get("head", [])), default=None),
-            test.get("auc"), kinds.get("sbi", {}).get("auc"), kinds.get("swap", {}).get("auc"),
-            both.get("auc"), both_kinds.get("sbi", {}).get("auc"),
-        ]
-        if not soup:
-            members.append(cells)
-        encoder = f"average of {len(soup)}" if soup else f"fine-tune, seed {config.get('seed', 'n/a')}"
-        text = _cells(cells)
-        out.append(f"| {run.name} | {encoder} | {text} |")
-    if members:
-        text = _cells(_column_means(members))
-        out.append(f"| mean of {len(members)} | fine-tunes | {text} |")
-    return [*out, ""]
-
-
 def fusion_table(runs: Path) -> list[str]:
     from dfstream.models.fused import weight_table
 
@@ -231,7 +171,5 @@ TABLES = {
     "ablation": ablation_table,
     "kinds": kinds_table,
     "distill": distill_table,
-    "blendmap": blendmap_table,
-    "soup": soup_table,
     "fusion": fusion_table,
 }

@@ -24,7 +24,6 @@ from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_thre
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
-
 class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     def __init__(self, refs: list[ClipRef], size: int) -> None:
         self.refs = refs
@@ -115,17 +114,10 @@ def pretrain_encoder(
 
 
 def train_clip(cfg: TrainClipConfig) -> Path:
-    """Adam + BCE; the state dict with the best val F1 (at 0.5, as notebook B) is kept.
-
-    With a face bank (``cfg.faces``) every training fake is made on the fly instead."""
+    """Adam + BCE; the state dict with the best val F1 (at 0.5, as notebook B) is kept."""
     from sklearn.metrics import f1_score
 
     cfg = cfg.model_copy(update={"workers": workers_for(cfg.workers, train_device(cfg.device))})
-    if cfg.faces:
-        from dfstream.models.train_onthefly import train_clip_onthefly
-
-        return train_clip_onthefly(cfg)
-
     refs = scan_clip_folders(cfg.data_dir)
     if cfg.val_dir is not None:
         train_refs, val_refs = refs, scan_clip_folders(cfg.val_dir)

@@ -28,6 +28,7 @@ from dfstream.config import (
     ServeConfig,
     TrainClipConfig,
     TrainCnnConfig,
+    TrainOnTheFlyConfig,
 )
 from dfstream.stream.ort_sessions import DEVICES, PRECISIONS
 
@@ -81,9 +82,9 @@ def test_the_option_choices_are_the_runtimes() -> None:
 
 
 # The commands whose options a config model validates, and the options named apart from their field.
-CONFIG_OF_COMMAND = {
+CONFIG_OF_COMMAND: dict[tuple[str, ...], type[BaseModel] | tuple[type[BaseModel], ...]] = {
     ("train", "cnn"): TrainCnnConfig,
-    ("train", "clip"): TrainClipConfig,
+    ("train", "clip"): (TrainClipConfig, TrainOnTheFlyConfig),  # one config per recipe
     ("eval", "cnn"): EvalCnnConfig,
     ("eval", "clip"): EvalClipConfig,
     ("eval", "kinds"): EvalKindsConfig,
@@ -101,12 +102,17 @@ FIELD_OF_OPTION = {
 }
 
 
+def _configs(path: tuple[str, ...]) -> tuple[type[BaseModel], ...]:
+    configs = CONFIG_OF_COMMAND[path]
+    return configs if isinstance(configs, tuple) else (configs,)
+
+
 def _options_with_fields(path: tuple[str, ...]) -> list[tuple[click.Parameter, FieldInfo]]:
     """The command's parameters that set a field of its config, each beside that field."""
     command = typer.main.get_command(app)
     for name in path:
         command = command.commands[name]  # type: ignore[attr-defined]
-    fields = CONFIG_OF_COMMAND[path].model_fields
+    fields = {name: field for config in _configs(path) for name, field in config.model_fields.items()}
     pairs = []
     for param in command.params:
         name = str(param.name)
@@ -139,7 +145,7 @@ config and word some options for their own source: a stream or a peer)."""
 def test_option_help_is_its_config_field_description(path: tuple[str, ...]) -> None:
     """An option's --help is its config field's description, so the two cannot drift apart."""
     for param, field in _options_with_fields(path):
-        assert field.description, f"{CONFIG_OF_COMMAND[path].__name__}: {param.name} has no description"
+        assert field.description, f"{_configs(path)[-1].__name__}: {param.name} has no description"
         assert param.help == field.description, (param.name, param.help, field.description)  # type: ignore[attr-defined]
 
 
@@ -256,3 +262,17 @@ def test_help_texts_keep_their_square_brackets() -> None:
 
     text = re.sub(r"[\s│]+", " ", result.output)  # the help's box borders and wrapping
     assert result.exit_code == 0 and "pip install 'dfstream[ray]'" in text
+
+
+@pytest.mark.parametrize(("extra", "line"), [
+    (["--steps", "5"], "--steps: an option of on-the-fly training: give --faces"),
+    (["--faces", "bank.npz", "--val-data", ".", "--batch-size", "8", "--pretrain-epochs", "2"],
+     "--batch-size, --pretrain-epochs: options of training on fixed clips, not with --faces"),
+    (["--faces", "bank.npz"], "on-the-fly training needs --val-data (the data build's clips/val)"),
+], ids=["on-the-fly option without faces", "fixed-clip options with faces", "faces without val-data"])
+def test_train_clip_refuses_the_other_recipes_options_in_one_line(
+    extra: list[str], line: str, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["train", "clip", "--data", str(tmp_path), "--out", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"dfstream: error: {line}"]

@@ -179,55 +179,6 @@ def test_the_distill_table_names_each_model_a_target(tmp_path: Path) -> None:
     assert "unevaluated" not in text
 
 
-def test_the_blendmap_table_lists_each_run_and_the_mean_of_each_weight(tmp_path: Path) -> None:
-    from dfstream.models.card_tables import blendmap_table
-
-    runs = {"blendmap-seed42": (1.0, 42, 0.8, 0.7), "blendmap-seed7": (1.0, 7, 0.6, 0.5),
-            "plain-seed42": (0.0, 42, 0.7, 0.6)}
-    for name, (weight, seed, test, made) in runs.items():
-        run = tmp_path / "blendmap" / name
-        for sub in ("test", "kinds"):
-            (run / sub).mkdir(parents=True)
-        history = {"config": {"boundary_weight": weight, "seed": seed},
-                   "encoder": [{"val_frame_auc": 0.8}, {"val_frame_auc": 0.85}], "head": [{"val_clip_auc": 0.9}]}
-        (run / "history.json").write_text(json.dumps(history))
-        (run / "test" / "metrics.json").write_text(json.dumps({"auc": test}))
-        (run / "test" / "metrics_by_kind.json").write_text(json.dumps({"sbi": {"auc": test + 0.1}}))
-        (run / "kinds" / "kinds.json").write_text(json.dumps({"rows": [{"kind": "all", "auc": made}]}))
-    rows = blendmap_table(tmp_path)
-    assert "| blendmap-seed7 | 1 | 7 | 0.850 | 0.900 | 0.600 | 0.700 | n/a | 0.500 |" in rows
-    assert "| plain-seed42 | 0 | 42 | 0.850 | 0.900 | 0.700 | 0.800 | n/a | 0.600 |" in rows
-    assert rows[-3:-1] == [
-        "| mean of 1 | 0 | — | 0.850 | 0.900 | 0.700 | 0.800 | n/a | 0.600 |",
-        "| mean of 2 | 1 | — | 0.850 | 0.900 | 0.700 | 0.800 | n/a | 0.600 |",
-    ]
-
-
-def test_the_soup_table_lists_fine_tunes_the_soup_and_the_fine_tunes_mean(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from dfstream.cli import app
-
-    runs = {"seed42": ((), 42, 0.70, 0.60), "seed7": ((), 7, 0.60, 0.50),
-            "soup": (("seed42/last_model.pth", "seed7/last_model.pth"), 42, 0.72, 0.62)}
-    for name, (members, seed, test, both) in runs.items():
-        run = tmp_path / "soup" / name
-        for sub in ("test", "test-both"):
-            (run / sub).mkdir(parents=True)
-        history = {"config": {"encoder_soup": list(members), "seed": seed},
-                   "encoder": [{"val_frame_auc": 0.8}], "head": [{"val_clip_auc": 0.9}, {"val_clip_auc": 0.85}]}
-        (run / "history.json").write_text(json.dumps(history))
-        (run / "test" / "metrics.json").write_text(json.dumps({"auc": test}))
-        (run / "test" / "metrics_by_kind.json").write_text(json.dumps({"sbi": {"auc": test + 0.1}}))
-        (run / "test-both" / "metrics.json").write_text(json.dumps({"auc": both}))
-    result = CliRunner().invoke(app, ["eval", "card", str(tmp_path), "--table", "soup"])
-    assert result.exit_code == 0, result.output
-    rows = result.output.splitlines()
-    assert "| seed7 | fine-tune, seed 7 | 0.800 | 0.900 | 0.600 | 0.700 | n/a | 0.500 | n/a |" in rows
-    assert "| soup | average of 2 | 0.800 | 0.900 | 0.720 | 0.820 | n/a | 0.620 | n/a |" in rows
-    assert "| mean of 2 | fine-tunes | 0.800 | 0.900 | 0.650 | 0.750 | n/a | 0.550 | n/a |" in rows
-
-
 def test_the_fusion_table_picks_model_b_s_share_on_validation(tmp_path: Path) -> None:
     """On validation model A ranks backwards and model B right but for one pair, so any share of A
     costs a pair more: the table's best share is 1.0, and it is in bold."""

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from dfstream.config import TrainClipConfig, TrainCnnConfig
+from dfstream.config import TrainCnnConfig, TrainOnTheFlyConfig
 from dfstream.models import imagenet_init
-from dfstream.models.clip_lstm import ClipDetector, load_state
+from dfstream.models.clip_lstm import load_state
 from dfstream.models.distill import make_pool
-from dfstream.models.train_clip import train_clip
+from dfstream.models.train_onthefly import train_clip_onthefly
 from tests.test_imagenet_init import lite0_state
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory, clip_dataset: Path, face_b
     root = tmp_path_factory.mktemp("teacher")
     torch.save(lite0_state(), root / "lite0.pth")
     weights = imagenet_init.write_converted(root / "lite0.pth", root / imagenet_init.CONVERTED_NAME)
-    cfg = TrainClipConfig(
+    cfg = TrainOnTheFlyConfig(
         data_dir=clip_dataset,
         val_dir=clip_dataset,
         out_dir=root / "run",
@@ -40,7 +40,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory, clip_dataset: Path, face_b
         epochs=2,
         fixed_share=0.5,
     )
-    train_clip(cfg)
+    train_clip_onthefly(cfg)
     return cfg.out_dir
 
 
@@ -100,76 +100,6 @@ def test_distillation_pool_carries_teacher_scores_and_trains_model_a(
     assert best.is_file() and (cfg.out_dir / "last_model.keras").is_file()
 
 
-def _finetuned(clip_dataset: Path, face_bank_path: Path, out: Path, **options: float) -> dict[str, torch.Tensor]:
-    """The encoder state finetune_encoder keeps, from one fixed start (tiny sizes, 3 steps)."""
-    model = _finetuned_model(clip_dataset, face_bank_path, out, **options)
-    return {k: v.clone() for k, v in model.cnn.state_dict().items()}
-
-
-def _finetuned_model(clip_dataset: Path, face_bank_path: Path, out: Path, **options: float) -> ClipDetector:
-    from dfstream.models import clip_lstm
-    from dfstream.models.data.bank import read_bank
-    from dfstream.models.data.onthefly import FakeMaker
-    from dfstream.models.datasets import scan_clip_folders
-    from dfstream.models.train_onthefly import finetune_encoder
-
-    torch.manual_seed(0)
-    model = clip_lstm.ClipDetector("relu6")
-    cfg = TrainClipConfig(
-        data_dir=clip_dataset, out_dir=out, img_size=64, faces=face_bank_path, activation="relu6",
-        steps=3, frame_batch=4, eval_every=1, lr=1e-2, **options,
-    )
-    finetune_encoder(model, FakeMaker(read_bank(face_bank_path)), scan_clip_folders(clip_dataset), cfg)
-    return model
-
-
-def test_frozen_blocks_keep_their_start_weights_and_statistics(
-    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
-) -> None:
-    torch.manual_seed(0)
-    from dfstream.models import clip_lstm
-
-    start = clip_lstm.ClipDetector("relu6").cnn.state_dict()
-    kept = _finetuned(clip_dataset, face_bank_path, tmp_path, freeze_blocks=5)
-    for key, value in kept.items():
-        block = int(key.split(".")[1])
-        if key.endswith("num_batches_tracked"):
-            continue
-        if block < 5:
-            assert torch.equal(value, start[key]), key  # weights and BatchNorm statistics alike
-    assert not torch.equal(kept["features.8.0.weight"], start["features.8.0.weight"])
-
-
-def test_the_weight_average_is_what_is_validated_and_kept(
-    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
-) -> None:
-    torch.manual_seed(0)
-    from dfstream.models import clip_lstm
-
-    start = clip_lstm.ClipDetector("relu6").cnn.state_dict()
-    plain = _finetuned(clip_dataset, face_bank_path, tmp_path)
-    # an average that barely moves: whatever step is kept, it is still the start
-    averaged = _finetuned(clip_dataset, face_bank_path, tmp_path, weight_average=0.999999)
-    key = "features.8.0.weight"
-    moved = float((plain[key] - start[key]).abs().max())
-    assert moved > 1e-3
-    assert float((averaged[key] - start[key]).abs().max()) < moved * 1e-3
-
-
-def test_the_blend_map_loss_shapes_the_encoder_and_leaves_no_trace_in_it(
-    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
-) -> None:
-    from dfstream.models.train_onthefly import BLEND_MAP_BLOCK
-
-    plain = _finetuned(clip_dataset, face_bank_path, tmp_path)
-    model = _finetuned_model(clip_dataset, face_bank_path, tmp_path, boundary_weight=1.0)
-    located = model.cnn.state_dict()
-    assert located.keys() == plain.keys()  # the head is training-only: the encoder's state is the same layout
-    key = "features.4.0.block.0.0.weight"  # a block under the one the head reads gets its gradient
-    assert not torch.equal(located[key], plain[key])
-    assert not model.cnn.features[BLEND_MAP_BLOCK]._forward_hooks  # the head let go of the encoder
-
-
 def _member(root: Path, activation: str, seed: int, probe: bool = True) -> Path:
     """A checkpoint as an on-the-fly run leaves it: last_model.pth and probe.pth in one folder."""
     from dfstream.models import clip_lstm
@@ -181,50 +111,6 @@ def _member(root: Path, activation: str, seed: int, probe: bool = True) -> Path:
     if probe:
         torch.save(torch.nn.Linear(clip_lstm.EMBED_DIM, 1).state_dict(), root / PROBE_NAME)
     return root / "last_model.pth"
-
-
-def test_a_soup_run_averages_its_members_encoders_and_probes_and_trains_the_head(
-    clip_dataset: Path, face_bank_path: Path, tmp_path: Path
-) -> None:
-
-    members = [_member(tmp_path / f"m{s}", "relu6", s) for s in (1, 2)]
-    cfg = TrainClipConfig(
-        data_dir=clip_dataset, val_dir=clip_dataset, out_dir=tmp_path / "soup", img_size=64, faces=face_bank_path,
-        activation="relu6", head_clips=4, epochs=2, encoder_soup=tuple(members),
-    )
-    train_clip(cfg)
-    souped = load_state(cfg.out_dir / "last_model.pth")
-    a, b = (load_state(m) for m in members)
-    key = "features.8.0.weight"
-    assert not torch.equal(a.cnn.state_dict()[key], b.cnn.state_dict()[key])
-    for k, v in souped.cnn.state_dict().items():
-        if v.is_floating_point():  # weights and BatchNorm statistics alike
-            assert torch.allclose(v, (a.cnn.state_dict()[k] + b.cnn.state_dict()[k]) / 2, atol=1e-6), k
-    trained, start = souped.fc.state_dict(), a.fc.state_dict()
-    assert any(not torch.equal(trained[k], start[k]) for k in start)  # the head was trained, not a member's
-    probes = [torch.load(m.parent / "probe.pth", weights_only=True) for m in members]
-    probe = torch.load(cfg.out_dir / "probe.pth", weights_only=True)
-    assert torch.allclose(probe["weight"], (probes[0]["weight"] + probes[1]["weight"]) / 2)
-    history = json.loads((cfg.out_dir / "history.json").read_text())
-    assert history["encoder"][0]["soup_of"] == 2 and 0.0 <= history["encoder"][0]["val_frame_auc"] <= 1.0
-    assert souped.cnn.activation == "relu6"
-
-
-def test_a_soup_refuses_mixed_activations_a_missing_probe_and_a_single_member(tmp_path: Path) -> None:
-    from pydantic import ValidationError
-
-    from dfstream.exceptions import ModelLoadError
-    from dfstream.models import clip_lstm
-    from dfstream.models.encoder_soup import soup_encoder
-
-    relu6, silu = _member(tmp_path / "a", "relu6", 1), _member(tmp_path / "b", "silu", 2)
-    with pytest.raises(ModelLoadError, match="activation silu"):
-        soup_encoder(clip_lstm.ClipDetector("relu6"), (relu6, silu))
-    bare = _member(tmp_path / "c", "relu6", 3, probe=False)
-    with pytest.raises(ModelLoadError, match=r"no probe\.pth"):
-        soup_encoder(clip_lstm.ClipDetector("relu6"), (relu6, bare))
-    with pytest.raises(ValidationError, match="two or more"):
-        TrainClipConfig(data_dir=tmp_path, out_dir=tmp_path, encoder_soup=(relu6,))
 
 
 def test_the_training_device_follows_the_choice_and_names_a_missing_gpu() -> None:
@@ -257,12 +143,12 @@ def test_model_b_trains_on_cuda_and_its_checkpoint_loads_on_the_cpu(
     clip_dataset: Path, face_bank_path: Path, tmp_path: Path
 ) -> None:
     torch.cuda.reset_peak_memory_stats()
-    cfg = TrainClipConfig(
+    cfg = TrainOnTheFlyConfig(
         data_dir=clip_dataset, val_dir=clip_dataset, out_dir=tmp_path / "run", img_size=64, faces=face_bank_path,
         activation="relu6", steps=2, frame_batch=4, eval_every=1, head_clips=2, epochs=1, fixed_share=0.5,
         workers=1, device="cuda",
     )
-    train_clip(cfg)
+    train_clip_onthefly(cfg)
     assert torch.cuda.max_memory_allocated() > 0  # the fine-tune ran on the GPU
     state = torch.load(cfg.out_dir / "last_model.pth", weights_only=True)
     assert all(v.device.type == "cpu" for v in state.values())

@@ -36,17 +36,6 @@ class FakeConfig:
     """Pictures made low quality before anything else (genuine and fake alike; donors independently)."""
     jitter: float = 1.0
     """Scale of the crop jitter (0: exactly the stream's crop)."""
-    sharpness_both_ways: bool = False
-    """Global sharpening or blurring of both classes (``global_augment``'s ``both_ways``)."""
-    denoise_share: float = 0.0
-    """Pictures of both classes put through noise reduction (``global_augment``'s ``denoise_share``)."""
-    colour_share: float = 0.0
-    """Pictures of both classes given a colour change (``global_augment``'s ``colour_share``)."""
-
-    @property
-    def changes_fixed_frames(self) -> bool:
-        """Whether the build's fixed training frames get these global changes too."""
-        return self.sharpness_both_ways or self.denoise_share > 0 or self.colour_share > 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,9 +46,6 @@ class Sample:
     detail: str
     points: np.ndarray
     """(468, 2) mesh points in crop pixels."""
-    mask: np.ndarray | None = None
-    """Float (size, size) in [0, 1]: the pixels the manipulation replaced, framed like the crop (zeros
-    for a genuine face, retouched or not); None where it is not known (frames of the fixed clips)."""
 
 
 def crop_matrix(points: np.ndarray, size: int, rng: np.random.Generator, jitter: float) -> np.ndarray:
@@ -85,8 +71,7 @@ def _interpolation(rng: np.random.Generator) -> int:
 def _mirrored(sample: Sample) -> Sample:
     width = sample.image.shape[1]
     points = np.stack([width - 1 - sample.points[:, 0], sample.points[:, 1]], axis=1)
-    mask = None if sample.mask is None else np.ascontiguousarray(sample.mask[:, ::-1])
-    return Sample(np.ascontiguousarray(sample.image[:, ::-1]), sample.label, sample.detail, points, mask)
+    return Sample(np.ascontiguousarray(sample.image[:, ::-1]), sample.label, sample.detail, points)
 
 
 class FakeMaker:
@@ -101,11 +86,6 @@ class FakeMaker:
         self._others = {
             i: [j for j, who in enumerate(bank.identities) if who != bank.identities[i]] for i in range(len(bank))
         }
-
-    def global_changes(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The whole-picture changes both classes share, as this maker's config sets them."""
-        return global_augment(crop, rng, both_ways=self.config.sharpness_both_ways,
-                              denoise_share=self.config.denoise_share, colour_share=self.config.colour_share)
 
     def _picture(self, i: int, rng: np.random.Generator) -> np.ndarray:
         image = self.bank.images[i]
@@ -147,32 +127,14 @@ class FakeMaker:
         augment: np.random.Generator,
     ) -> Sample:
         crop = cv2.warpAffine(shown.image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
-        mask = cv2.warpAffine(shown.mask, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         points = apply_affine(self.bank.points[i], m).astype(np.float32)
-        return Sample(self.global_changes(crop, augment), label, shown.detail, points, mask)
+        return Sample(global_augment(crop, augment), label, shown.detail, points)
 
     def frame(self, rng: np.random.Generator, size: int, fake: bool | None = None) -> Sample:
         i, shown, _, label = self._source(rng, fake)
         m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
         sample = self._framed(i, shown, label, m, size, _interpolation(rng), rng)
         return _mirrored(sample) if rng.random() < 0.5 else sample
-
-    def pair(self, rng: np.random.Generator, size: int) -> tuple[Sample, Sample]:
-        """A genuine face and a fake made from that very picture, framed, degraded and mirrored alike.
-
-        Side by side in a batch, the two differ by the manipulation alone: person, pose, camera and
-        codec cancel, so with two dozen people the pasting is what is left to learn, not who it is."""
-        i = int(rng.integers(len(self.bank)))
-        picture = self._picture(i, rng)
-        fake = self._manipulate(i, picture, rng)
-        genuine = self._genuine(i, picture, rng)
-        m = crop_matrix(self.bank.points[i], size, rng, self.config.jitter)
-        interpolation, augment_seed, mirror = _interpolation(rng), int(rng.integers(2**31 - 1)), rng.random() < 0.5
-        samples = []
-        for shown, label in ((genuine, 0), (fake, 1)):
-            sample = self._framed(i, shown, label, m, size, interpolation, np.random.default_rng(augment_seed))
-            samples.append(_mirrored(sample) if mirror else sample)
-        return samples[0], samples[1]
 
     def clip(
         self, rng: np.random.Generator, size: int, fake: bool | None = None, length: int = CLIP_LEN
@@ -196,6 +158,6 @@ class FakeMaker:
                 shown = cv2.addWeighted(image, w, genuine, 1.0 - w, 0)
             crop = cv2.warpAffine(shown, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
             codec = np.random.default_rng(codec_seed + t)
-            frames.append(self.global_changes(crop, codec))
+            frames.append(global_augment(crop, codec))
             lmks.append(lmk5(apply_affine(points, m)))
         return np.stack(frames), np.stack(lmks).astype(np.float32), label, detail

@@ -66,21 +66,9 @@ def saturation(img: np.ndarray, factor: float) -> np.ndarray:
     return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
-def colour_change(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A camera's or a filter's colour: grey (an old or night camera) in three draws of ten, else a
-    paler or more vivid picture."""
-    if rng.random() < 0.3:
-        return cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-    return saturation(img, rng.uniform(0.4, 1.6))
-
-
 def nl_means(img: np.ndarray, strength: float) -> np.ndarray:
     """A camera's or a call app's noise reduction (non-local means): fine texture out, edges kept."""
     return cv2.fastNlMeansDenoisingColored(img, None, strength, strength, 5, 11)
-
-
-def denoise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return nl_means(img, rng.uniform(3.0, 10.0))
 
 
 REGIONAL_OPS: dict[str, Op] = {
@@ -124,18 +112,8 @@ def degrade_photo(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def global_augment(
-    crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 28, both_ways: bool = False,
-    denoise_share: float = 0.0, colour_share: float = 0.0,
-) -> np.ndarray:
-    """Changes a camera, a link and a codec make to the whole picture, the same for both classes.
-
-    ``both_ways`` adds a sharpness change in either direction (unsharp mask or blur) to a third of
-    the pictures, so that neither a soft nor a crisp picture says anything about its class.
-    ``denoise_share`` of the pictures go through noise reduction before the noise and codec steps,
-    so that neither clean nor grainy fine texture does either; ``colour_share`` of them get a
-    colour change (``colour_change``), so that neither do a picture's colours.
-    """
+def global_augment(crop: np.ndarray, rng: np.random.Generator, min_face_px: int = 28) -> np.ndarray:
+    """Changes a camera, a link and a codec make to the whole picture, the same for both classes."""
     out = crop
     size = out.shape[0]
     if rng.random() < 0.4:  # resolution drop: a small face in low-resolution video, upscaled by the crop
@@ -144,17 +122,11 @@ def global_augment(
         out = cv2.resize(cv2.resize(out, (small, small), interpolation=interp), (size, size))
     if rng.random() < 0.2:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.5))
-    if both_ways and rng.random() < 0.35:
-        out = _sharpen(out, rng) if rng.random() < 0.5 else cv2.GaussianBlur(out, (0, 0), rng.uniform(0.6, 2.0))
     if rng.random() < 0.5:
         alpha, beta = rng.uniform(0.75, 1.25), rng.uniform(-25, 25)
         out = cv2.convertScaleAbs(out, alpha=alpha, beta=beta)
     if rng.random() < 0.3:
         out = _temperature(out, rng)
-    if colour_share > 0 and rng.random() < colour_share:
-        out = colour_change(out, rng)
-    if denoise_share > 0 and rng.random() < denoise_share:
-        out = denoise(out, rng)
     if rng.random() < 0.3:
         out = _noise(out, rng)
     if rng.random() < 0.7:
