@@ -20,7 +20,7 @@ from dfstream.cli_import import import_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.cli_train import train_app
 from dfstream.config import INPUT_SCALE_HELP
-from dfstream.exceptions import DfstreamError, InputPathError
+from dfstream.exceptions import DfstreamError, InputPathError, ModelLoadError
 from dfstream.paths import BUNDLED_MODELS
 
 log = logging.getLogger("dfstream")
@@ -68,6 +68,10 @@ EXPORT_TARGETS = {
 }
 
 
+UNCARDED_CLIP_SIZE = 256
+"""Model B's export size for a checkpoint without a card (notebook B's, or an older dfstream's)."""
+
+
 @app.command("export")
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="A model A '.keras' file or a model B '.pth' state dict.")],
@@ -82,7 +86,10 @@ def export_cmd(
     positive_class: Annotated[
         Positive, typer.Option(help="Model A only: the class its sigmoid measures; 'auto' reads the model name.")
     ] = Positive.auto,
-    img_size: Annotated[int, typer.Option(min=32, help="Model B only: crop side the encoder is exported for.")] = 256,
+    img_size: Annotated[
+        int | None, typer.Option(min=32, help=f"Model B only: crop side the encoder is exported for. Default: the "
+                                 f"side its checkpoint was trained at (its card), {UNCARDED_CLIP_SIZE} without a card.")
+    ] = None,
     input_scale: Annotated[InputScaleOption, typer.Option(help=INPUT_SCALE_HELP)] = InputScaleOption.auto,
 ) -> None:
     """Export to ONNX with dfstream metadata; every graph is checked against its framework first."""
@@ -109,8 +116,13 @@ def export_cmd(
             )
         else:
             from dfstream.export.torch_onnx import export_clip_model
+            from dfstream.models.clip_checkpoints import trained_img_size
 
-            files = export_clip_model(model, out_dir, decision.threshold, img_size, fp16, decision.calibration)
+            trained = trained_img_size(model)
+            size = img_size or trained or UNCARDED_CLIP_SIZE
+            if trained is not None and size != trained:
+                log.warning("--img-size %d: %s was trained on %d-px crops (its card)", size, model.name, trained)
+            files = export_clip_model(model, out_dir, decision.threshold, size, fp16, decision.calibration)
         for f in files:
             typer.echo(f"wrote {f.path} ({f.role}, {f.precision}, max abs diff {f.max_abs_diff:.2e})")
 
@@ -170,12 +182,16 @@ app.command("calibrate")(calibrate_cmd)
 
 @app.command("inspect")
 def inspect_cmd(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by 'dfstream export'.")],
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by 'dfstream export', or a model B checkpoint "
+                                          "(.pth) of 'dfstream train clip'.")],
     device: Annotated[Device, typer.Option(help="Provider to open it with: auto, cpu or cuda.")] = Device.cpu,
 ) -> None:
-    """Print a model's dfstream metadata and the provider it runs on."""
+    """Print a model's dfstream metadata and the provider it runs on, or a model B checkpoint's card."""
 
     def body() -> None:
+        if model.suffix.lower() == ".pth":
+            _print_card(model)
+            return
         from dfstream.stream.ort_sessions import load_model, read_metadata
 
         meta = read_metadata(model)
@@ -185,6 +201,19 @@ def inspect_cmd(
         typer.echo(f"provider = {loaded.provider}")
 
     guard(body)
+
+
+def _print_card(checkpoint: Path) -> None:
+    import json
+
+    from dfstream.models.clip_checkpoints import read_card
+
+    if not checkpoint.is_file():
+        raise InputPathError(f"checkpoint not found: {checkpoint}")
+    card = read_card(checkpoint)
+    if card is None:
+        raise ModelLoadError(f"{checkpoint}: no card (notebook B's files and those of dfstream before cards have none)")
+    typer.echo(json.dumps(card, indent=2, sort_keys=True))
 
 
 @app.command("doctor")

@@ -9,11 +9,13 @@ runtime never re-encodes a clip.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from dfstream.exceptions import ModelLoadError
+from dfstream.models.clip_checkpoints import CARD_KEY, card_tensor
 from dfstream.models.efficientnet_b0 import (
     ACTIVATIONS,
     Activation,
@@ -94,10 +96,13 @@ class HeadGraph(nn.Module):
         return self.model.head(features)
 
 
-def save_state(model: ClipDetector, path: str | Path) -> None:
-    """The state dict plus the encoder's activation, so export rebuilds the same network."""
+def save_state(model: ClipDetector, path: str | Path, card: dict[str, Any] | None = None) -> None:
+    """The state dict plus the encoder's activation, so export rebuilds the same network, and the run's
+    card (``clip_checkpoints.checkpoint_card``) when given."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # loads anywhere, GPU-trained or not
     state[ACTIVATION_KEY] = torch.tensor(ACTIVATIONS.index(model.cnn.activation))
+    if card is not None:
+        state[CARD_KEY] = card_tensor(card)
     torch.save(state, path)
 
 
@@ -105,6 +110,7 @@ def load_state(path: str | Path) -> ClipDetector:
     """Load a notebook-B style state dict strictly (never unpickles arbitrary objects)."""
     path = Path(path)
     state = read_state_dict(path)
+    state.pop(CARD_KEY, None)
     code = state.pop(ACTIVATION_KEY, None)
     activation: Activation = "silu"
     if code is not None:

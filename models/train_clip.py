@@ -16,7 +16,7 @@ from dfstream.config import EvalClipConfig, TrainClipConfig
 from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
-from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, RESUME_NAME
+from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, RESUME_NAME, checkpoint_card
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
 from dfstream.models.device import MixedPrecision, model_device, place, train_device, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
@@ -24,6 +24,10 @@ from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_thre
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
+
+RECIPE = "fixed clips"
+"""The card's name for this recipe (``TrainClipConfig``)."""
+
 class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     def __init__(self, refs: list[ClipRef], size: int) -> None:
         self.refs = refs
@@ -172,10 +176,12 @@ def train_clip(cfg: TrainClipConfig) -> Path:
         log.info("epoch %d: loss %.4f | val acc %.4f | val F1 %.4f", epoch, row["loss"], acc, f1)
         if f1 > best_f1:
             best_f1 = f1
-            clip_lstm.save_state(model, best_path)
+            card = checkpoint_card(RECIPE, cfg, model.cnn.activation, {"epoch": epoch, "val_f1": f1, "val_acc": acc})
+            clip_lstm.save_state(model, best_path, card)
             log.info("saved %s (val F1 %.4f)", best_path, f1)
         _save_resume(resume, model, optimizer, train_loader, cfg, epoch, best_f1, history)
-    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME)
+    last = {k: history[-1][k] for k in ("epoch", "val_f1", "val_acc")}
+    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME, checkpoint_card(RECIPE, cfg, model.cnn.activation, last))
     resume.unlink(missing_ok=True)
     with (cfg.out_dir / "history.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from dfstream.config import TrainOnTheFlyConfig
 from dfstream.models import clip_lstm
-from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, PROBE_NAME
+from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, PROBE_NAME, checkpoint_card
 from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
@@ -35,6 +35,10 @@ from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.stream.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
+
+RECIPE = "on the fly"
+"""The card's name for this recipe (``TrainOnTheFlyConfig``)."""
+
 VAL_FRAMES = (0, CLIP_LEN // 2)
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
     """N×S×S×3 BGR uint8 → N×3×S×S float 0..1 (notebook B's input)."""
@@ -233,8 +237,11 @@ def train_clip_onthefly(cfg: TrainOnTheFlyConfig) -> Path:
     probe.cpu()
     head_history = train_head(model, head_train, head_val, cfg)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME)
-    clip_lstm.save_state(model, cfg.out_dir / BEST_NAME)
+    metrics = {"val_frame_auc": max((r["val_frame_auc"] for r in enc_history), default=float("nan")),
+               "val_clip_auc": max((r["val_clip_auc"] for r in head_history), default=float("nan"))}
+    card = checkpoint_card(RECIPE, cfg, model.cnn.activation, metrics)
+    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME, card)
+    clip_lstm.save_state(model, cfg.out_dir / BEST_NAME, card)
     torch.save(probe.state_dict(), cfg.out_dir / PROBE_NAME)
     (cfg.out_dir / "history.json").write_text(
         json.dumps({"encoder": enc_history, "head": head_history, "config": json.loads(cfg.model_dump_json())},

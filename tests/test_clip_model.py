@@ -107,3 +107,37 @@ def test_imagenet_weights_from_local_file(tmp_path: Path, caplog: pytest.LogCapt
     with caplog.at_level("WARNING"):
         load_imagenet_weights(target, None)
     assert "starts from random weights" in caplog.text
+
+
+def test_a_card_rides_in_the_state_dict_and_names_its_data_build(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from dfstream.config import TrainClipConfig
+    from dfstream.exceptions import ModelLoadError
+    from dfstream.models import clip_lstm
+    from dfstream.models.clip_checkpoints import CARD_KEY, build_of, checkpoint_card, read_card
+
+    build = tmp_path / "build"
+    (build / "clips" / "train").mkdir(parents=True)
+    (build / "manifest.json").write_text('{"packages": []}\n')
+    (build / "summary.json").write_text('{"clips": 3}\n')
+    cfg = TrainClipConfig(data_dir=build / "clips" / "train", out_dir=tmp_path / "run", img_size=48)
+    card = checkpoint_card("fixed clips", cfg, "relu6", {"val_f1": 0.5})
+    assert card["data"] == {"root": str(build.resolve()), "summary": {"clips": 3},
+                            "manifest_sha256": hashlib.sha256(b'{"packages": []}\n').hexdigest()}
+    assert build_of(tmp_path) is None
+
+    model = clip_lstm.ClipDetector("relu6")
+    clip_lstm.save_state(model, tmp_path / "m.pth", card)
+    assert read_card(tmp_path / "m.pth") == json.loads(json.dumps(card))
+    loaded = clip_lstm.load_state(tmp_path / "m.pth")  # strict: the card is not a weight
+    assert loaded.cnn.activation == "relu6"
+    clip_lstm.save_state(model, tmp_path / "bare.pth")
+    assert read_card(tmp_path / "bare.pth") is None
+
+    state = torch.load(tmp_path / "m.pth", weights_only=True)
+    state[CARD_KEY] = torch.tensor([255, 0, 1], dtype=torch.uint8)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ModelLoadError, match="is not a JSON card"):
+        read_card(tmp_path / "bad.pth")

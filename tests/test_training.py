@@ -126,6 +126,17 @@ def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:
     trained = clip_lstm.load_state(run / "last_model.pth").state_dict()
     moved = [k for k in start if k.startswith(("lstm.", "fc.")) and not torch.equal(start[k], trained[k])]
     assert any(k.startswith("lstm.") for k in moved) and any(k.startswith("fc.") for k in moved)
+    # each checkpoint says what it is: the best epoch's F1 in the best one, the last epoch's in the last
+    from dfstream.models.clip_checkpoints import read_card
+
+    history = list(csv.DictReader((run / "history.csv").open()))
+    last, best = read_card(run / "last_model.pth"), read_card(run / "mediapipe_model.pth")
+    assert last is not None and best is not None
+    assert last["recipe"] == best["recipe"] == "fixed clips"
+    assert last["architecture"]["img_size"] == 32 and last["config"]["batch_size"] == 4
+    assert last["metrics"]["val_f1"] == float(history[-1]["val_f1"]) and last["metrics"]["epoch"] == 2
+    best_row = max(history, key=lambda r: float(r["val_f1"]))  # the first of equal F1s is the one kept
+    assert best["metrics"]["epoch"] == int(best_row["epoch"]) and best["data"] is None  # not a data build
 
     report_dir = tmp_path / "eval"
     out = _ok(

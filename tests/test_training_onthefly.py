@@ -51,6 +51,28 @@ def test_onthefly_run_writes_a_relu6_checkpoint_probe_and_history(teacher: Path)
     assert [r["step"] for r in history["encoder"]] == [1, 2, 3]
     assert len(history["head"]) == 2 and all(np.isfinite(r["loss"]) for r in history["head"])
     assert (teacher / "probe.pth").is_file()
+    from dfstream.models.clip_checkpoints import read_card
+
+    card = read_card(teacher / "last_model.pth")
+    assert card is not None and card == read_card(teacher / "mediapipe_model.pth")
+    assert card["recipe"] == "on the fly" and card["config"]["steps"] == 3 and card["config"]["fixed_share"] == 0.5
+    assert card["architecture"] == {"encoder": "EfficientNet-B0", "activation": "relu6", "img_size": 64,
+                                    "clip_len": 16, "embed_dim": 1280, "head": "BiLSTM"}
+    assert card["metrics"] == {"val_frame_auc": max(r["val_frame_auc"] for r in history["encoder"]),
+                               "val_clip_auc": max(r["val_clip_auc"] for r in history["head"])}
+
+
+def test_a_checkpoint_exports_at_the_size_its_card_names(teacher: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dfstream.cli import app
+    from dfstream.stream.ort_sessions import read_metadata
+
+    result = CliRunner().invoke(app, ["export", str(teacher / "last_model.pth"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(tmp_path / "clip_encoder.onnx").input_size == 64
+    shown = CliRunner().invoke(app, ["inspect", str(teacher / "last_model.pth")])
+    assert shown.exit_code == 0 and json.loads(shown.output)["recipe"] == "on the fly"
 
 
 def test_onthefly_checkpoint_exports_and_runs_in_onnx_runtime(teacher: Path, tmp_path: Path) -> None:
