@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -155,7 +156,7 @@ def train_clip_cmd(
     guard(body)
 
 
-def _refuse_options_of(recipe: type[BaseModel], given: dict[str, object], what: str) -> None:
+def _refuse_options_of(recipe: type[BaseModel], given: Mapping[str, object], what: str) -> None:
     """One line naming the options of the other recipe that were set away from their defaults."""
     stray = [f"--{name.replace('_', '-')}" for name, value in given.items()
              if value != recipe.model_fields[name].default]
