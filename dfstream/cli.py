@@ -116,7 +116,7 @@ def export_cmd(
             )
         else:
             from dfstream.export.torch_onnx import export_clip_model
-            from dfstream.models.clip_checkpoints import trained_img_size
+            from dfstream.models.checkpoint_cards import trained_img_size
 
             trained = trained_img_size(model)
             size = img_size or trained or UNCARDED_CLIP_SIZE
@@ -182,14 +182,14 @@ app.command("calibrate")(calibrate_cmd)
 
 @app.command("inspect")
 def inspect_cmd(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by 'dfstream export', or a model B checkpoint "
-                                          "(.pth) of 'dfstream train clip'.")],
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by 'dfstream export', or a checkpoint of "
+                                          "'dfstream train' (.pth, .keras).")],
     device: Annotated[Device, typer.Option(help="Provider to open it with: auto, cpu or cuda.")] = Device.cpu,
 ) -> None:
-    """Print a model's dfstream metadata and the provider it runs on, or a model B checkpoint's card."""
+    """Print a model's dfstream metadata and the provider it runs on, or a checkpoint's card."""
 
     def body() -> None:
-        if model.suffix.lower() == ".pth":
+        if model.suffix.lower() in (".pth", ".keras"):
             _print_card(model)
             return
         from dfstream.stream.ort_sessions import load_model, read_metadata
@@ -206,13 +206,13 @@ def inspect_cmd(
 def _print_card(checkpoint: Path) -> None:
     import json
 
-    from dfstream.models.clip_checkpoints import read_card
+    from dfstream.models.checkpoint_cards import read_card
 
     if not checkpoint.is_file():
         raise InputPathError(f"checkpoint not found: {checkpoint}")
     card = read_card(checkpoint)
     if card is None:
-        raise ModelLoadError(f"{checkpoint}: no card (notebook B's files and those of dfstream before cards have none)")
+        raise ModelLoadError(f"{checkpoint}: no card (the notebooks' files and dfstream's before cards have none)")
     typer.echo(json.dumps(card, indent=2, sort_keys=True))
 
 

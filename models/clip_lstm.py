@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from dfstream.exceptions import ModelLoadError
-from dfstream.models.clip_checkpoints import CARD_KEY, card_tensor
+from dfstream.models.checkpoint_cards import CARD_KEY, card_tensor
 from dfstream.models.efficientnet_b0 import (
     ACTIVATIONS,
     Activation,
@@ -98,7 +98,7 @@ class HeadGraph(nn.Module):
 
 def save_state(model: ClipDetector, path: str | Path, card: dict[str, Any] | None = None) -> None:
     """The state dict plus the encoder's activation, so export rebuilds the same network, and the run's
-    card (``clip_checkpoints.checkpoint_card``) when given."""
+    card (``checkpoint_cards``) when given."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # loads anywhere, GPU-trained or not
     state[ACTIVATION_KEY] = torch.tensor(ACTIVATIONS.index(model.cnn.activation))
     if card is not None:

@@ -16,7 +16,8 @@ from dfstream.config import EvalClipConfig, TrainClipConfig
 from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
-from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, RESUME_NAME, checkpoint_card
+from dfstream.models.checkpoint_cards import checkpoint_card, clip_architecture
+from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, RESUME_NAME
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
 from dfstream.models.device import MixedPrecision, model_device, place, train_device, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
@@ -176,12 +177,14 @@ def train_clip(cfg: TrainClipConfig) -> Path:
         log.info("epoch %d: loss %.4f | val acc %.4f | val F1 %.4f", epoch, row["loss"], acc, f1)
         if f1 > best_f1:
             best_f1 = f1
-            card = checkpoint_card(RECIPE, cfg, model.cnn.activation, {"epoch": epoch, "val_f1": f1, "val_acc": acc})
+            card = checkpoint_card(clip_architecture(model.cnn.activation, cfg.img_size), RECIPE, cfg,
+                                   {"epoch": epoch, "val_f1": f1, "val_acc": acc})
             clip_lstm.save_state(model, best_path, card)
             log.info("saved %s (val F1 %.4f)", best_path, f1)
         _save_resume(resume, model, optimizer, train_loader, cfg, epoch, best_f1, history)
     last = {k: history[-1][k] for k in ("epoch", "val_f1", "val_acc")}
-    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME, checkpoint_card(RECIPE, cfg, model.cnn.activation, last))
+    architecture = clip_architecture(model.cnn.activation, cfg.img_size)
+    clip_lstm.save_state(model, cfg.out_dir / LAST_NAME, checkpoint_card(architecture, RECIPE, cfg, last))
     resume.unlink(missing_ok=True)
     with (cfg.out_dir / "history.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))

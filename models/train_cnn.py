@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import asdict
@@ -15,6 +16,7 @@ from dfstream.config import EvalCnnConfig, TrainCnnConfig
 from dfstream.export.metadata import INPUT_MAX
 from dfstream.models import cnn_cbam
 from dfstream.models.calibration import decision_record
+from dfstream.models.checkpoint_cards import checkpoint_card, frame_architecture, write_keras_card
 from dfstream.models.datasets import ImageSplit, scan_image_split
 from dfstream.models.distill import DistillPool, make_pool
 from dfstream.models.input_scale import resolve_input_scale
@@ -144,9 +146,29 @@ def train_cnn(cfg: TrainCnnConfig) -> Path:
         shuffle=False,  # the tf.data pipeline shuffles each epoch itself
         verbose=2,
     )
-    model.save(cfg.out_dir / "last_model.keras")
-    log.info("best model: %s, last model: %s", best, cfg.out_dir / "last_model.keras")
+    last = cfg.out_dir / "last_model.keras"
+    model.save(last)
+    write_cards(cfg, best, last)
+    log.info("best model: %s, last model: %s", best, last)
     return best
+
+
+def write_cards(cfg: TrainCnnConfig, best: Path, last: Path) -> None:
+    """Each checkpoint's card (``checkpoint_cards``), its metrics from history.csv (the whole run's rows,
+    resumed epochs included): the best val AUC's epoch in the best file, the last epoch in the last."""
+    with (cfg.out_dir / "history.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    recipe = "distilled on the fly" if cfg.teacher is not None else "frame folders"
+
+    def metrics(row: dict[str, str]) -> dict[str, float]:
+        return {"epoch": int(row["epoch"]) + 1, **{k: float(row[k]) for k in ("val_auc", "val_acc", "val_loss")}}
+
+    kept = max(rows, key=lambda r: float(r["val_auc"]))  # the first of equal AUCs is the one ModelCheckpoint kept
+    for path, row in ((best, kept), (last, rows[-1])):
+        if path.is_file():
+            write_keras_card(path, checkpoint_card(frame_architecture(cfg.img_size), recipe, cfg, metrics(row)))
 
 
 def predict_p_fake(model: Any, split: ImageSplit, batch: int, positive: str, scale: float = SCALE) -> np.ndarray:

@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from dfstream.config import TrainOnTheFlyConfig
 from dfstream.models import clip_lstm
-from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, PROBE_NAME, checkpoint_card
+from dfstream.models.checkpoint_cards import checkpoint_card, clip_architecture
+from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, PROBE_NAME
 from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
@@ -239,7 +240,7 @@ def train_clip_onthefly(cfg: TrainOnTheFlyConfig) -> Path:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     metrics = {"val_frame_auc": max((r["val_frame_auc"] for r in enc_history), default=float("nan")),
                "val_clip_auc": max((r["val_clip_auc"] for r in head_history), default=float("nan"))}
-    card = checkpoint_card(RECIPE, cfg, model.cnn.activation, metrics)
+    card = checkpoint_card(clip_architecture(model.cnn.activation, cfg.img_size), RECIPE, cfg, metrics)
     clip_lstm.save_state(model, cfg.out_dir / LAST_NAME, card)
     clip_lstm.save_state(model, cfg.out_dir / BEST_NAME, card)
     torch.save(probe.state_dict(), cfg.out_dir / PROBE_NAME)

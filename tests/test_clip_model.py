@@ -116,14 +116,14 @@ def test_a_card_rides_in_the_state_dict_and_names_its_data_build(tmp_path: Path)
     from dfstream.config import TrainClipConfig
     from dfstream.exceptions import ModelLoadError
     from dfstream.models import clip_lstm
-    from dfstream.models.clip_checkpoints import CARD_KEY, build_of, checkpoint_card, read_card
+    from dfstream.models.checkpoint_cards import CARD_KEY, build_of, checkpoint_card, clip_architecture, read_card
 
     build = tmp_path / "build"
     (build / "clips" / "train").mkdir(parents=True)
     (build / "manifest.json").write_text('{"packages": []}\n')
     (build / "summary.json").write_text('{"clips": 3}\n')
     cfg = TrainClipConfig(data_dir=build / "clips" / "train", out_dir=tmp_path / "run", img_size=48)
-    card = checkpoint_card("fixed clips", cfg, "relu6", {"val_f1": 0.5})
+    card = checkpoint_card(clip_architecture("relu6", 48), "fixed clips", cfg, {"val_f1": 0.5})
     assert card["data"] == {"root": str(build.resolve()), "summary": {"clips": 3},
                             "manifest_sha256": hashlib.sha256(b'{"packages": []}\n').hexdigest()}
     assert build_of(tmp_path) is None
@@ -139,5 +139,5 @@ def test_a_card_rides_in_the_state_dict_and_names_its_data_build(tmp_path: Path)
     state = torch.load(tmp_path / "m.pth", weights_only=True)
     state[CARD_KEY] = torch.tensor([255, 0, 1], dtype=torch.uint8)
     torch.save(state, tmp_path / "bad.pth")
-    with pytest.raises(ModelLoadError, match="is not a JSON card"):
+    with pytest.raises(ModelLoadError, match="its card is not JSON"):
         read_card(tmp_path / "bad.pth")

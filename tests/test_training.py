@@ -42,7 +42,19 @@ def test_model_a_train_eval_export(tmp_path: Path, frame_dataset: Path) -> None:
         ]
     )
     assert (run / "best_model.keras").is_file() and (run / "last_model.keras").is_file()
-    assert len(list(csv.DictReader((run / "history.csv").open()))) == 2
+    history = list(csv.DictReader((run / "history.csv").open()))
+    assert len(history) == 2
+    # each file carries its card (and still loads in Keras: the evaluation below reads best_model.keras)
+    from dfstream.models.checkpoint_cards import read_card
+
+    best, last = read_card(run / "best_model.keras"), read_card(run / "last_model.keras")
+    assert best is not None and last is not None
+    assert last["recipe"] == "frame folders" and last["architecture"] == {"model": "CNN + CBAM", "img_size": 32}
+    assert last["metrics"]["epoch"] == 2 and last["metrics"]["val_auc"] == float(history[-1]["val_auc"])
+    assert best["metrics"]["val_auc"] == max(float(r["val_auc"]) for r in history)
+    assert last["config"]["batch_size"] == 8 and last["data"] is None
+    shown = _ok(["inspect", str(run / "best_model.keras")])
+    assert json.loads(shown)["metrics"] == best["metrics"]
 
     report_dir = tmp_path / "eval"
     out = _ok(
@@ -127,7 +139,7 @@ def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:
     moved = [k for k in start if k.startswith(("lstm.", "fc.")) and not torch.equal(start[k], trained[k])]
     assert any(k.startswith("lstm.") for k in moved) and any(k.startswith("fc.") for k in moved)
     # each checkpoint says what it is: the best epoch's F1 in the best one, the last epoch's in the last
-    from dfstream.models.clip_checkpoints import read_card
+    from dfstream.models.checkpoint_cards import read_card
 
     history = list(csv.DictReader((run / "history.csv").open()))
     last, best = read_card(run / "last_model.pth"), read_card(run / "mediapipe_model.pth")

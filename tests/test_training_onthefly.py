@@ -51,7 +51,7 @@ def test_onthefly_run_writes_a_relu6_checkpoint_probe_and_history(teacher: Path)
     assert [r["step"] for r in history["encoder"]] == [1, 2, 3]
     assert len(history["head"]) == 2 and all(np.isfinite(r["loss"]) for r in history["head"])
     assert (teacher / "probe.pth").is_file()
-    from dfstream.models.clip_checkpoints import read_card
+    from dfstream.models.checkpoint_cards import read_card
 
     card = read_card(teacher / "last_model.pth")
     assert card is not None and card == read_card(teacher / "mediapipe_model.pth")
