@@ -13,6 +13,7 @@ import typer
 from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
+from dfstream.stream.settings import DETECT_EVERY_HELP
 
 WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"
 PRECISION_HELP = ("Graph variant: auto (on CPU the int8 variants that passed 'dfstream quantize', fp32 for the "
@@ -41,6 +42,7 @@ SHARED_PARAMS = {
     "sources": "source", "models_dir": "models", "detectors": "models", "device": "device", "precision": "precision",
     "out": "out",
     "max_faces": "max_faces", "stride": "stride", "explain": "explain", "threshold": "threshold",
+    "detect_every": "detect_every",
     "events": "events_dir", "webhooks": "webhook", "mqtt": "mqtt",
 }
 """Config field → the command-line parameter that sets it, for what run and serve share."""
@@ -135,6 +137,9 @@ def run_cmd(
     ] = None,
     max_faces: Annotated[int, typer.Option(help="Faces tracked per stream.")] = default_of(RunConfig, "max_faces"),
     stride: Annotated[int | None, typer.Option(min=1, help=STRIDE_HELP)] = None,
+    detect_every: Annotated[
+        int, typer.Option(min=1, help=DETECT_EVERY_HELP)
+    ] = default_of(RunConfig, "detect_every"),
     realtime: Annotated[
         bool, typer.Option(help="Pace files at their fps, dropping frames when behind.")
     ] = default_of(RunConfig, "realtime"),
@@ -188,6 +193,7 @@ def run_cmd(
             "window": window,
             "max_faces": max_faces,
             "stride": stride,
+            "detect_every": detect_every,
             "realtime": realtime,
             "loop": loop,
             "duration_s": duration,
@@ -254,6 +260,9 @@ def serve_cmd(
     ] = None,
     max_faces: Annotated[int, typer.Option(help="Faces tracked per peer.")] = default_of(ServeConfig, "max_faces"),
     stride: Annotated[int | None, typer.Option(min=1, help=STRIDE_HELP)] = None,
+    detect_every: Annotated[
+        int, typer.Option(min=1, help=DETECT_EVERY_HELP)
+    ] = default_of(ServeConfig, "detect_every"),
     explain: Annotated[bool, typer.Option("--explain", help=EXPLAIN_HELP)] = default_of(ServeConfig, "explain"),
     out: Annotated[str | None, typer.Option(help="JSON-lines file of every record the server makes.")] = None,
     events_dir: Annotated[Path | None, typer.Option(help=EVENTS_HELP)] = None,
@@ -286,6 +295,7 @@ def serve_cmd(
             "ice_servers": tuple(ice_server or ()),
             "max_faces": max_faces,
             "stride": stride,
+            "detect_every": detect_every,
             "explain": explain,
             "out": out,
             "threshold": threshold,

@@ -12,7 +12,7 @@ from dfstream.models.data.splits import Split
 from dfstream.models.data.webrtc_codec import WebrtcCodec
 from dfstream.models.metrics import INTERVAL_ROUNDS
 from dfstream.stream.ort_sessions import Device, OrtSettings, PrecisionChoice
-from dfstream.stream.settings import CameraSettings, PipelineOptions
+from dfstream.stream.settings import DETECT_EVERY, DETECT_EVERY_HELP, CameraSettings, PipelineOptions
 from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
 
@@ -307,6 +307,7 @@ class SourceConfig(_Strict):
     max_faces: int | None = Field(None, ge=1, le=16)
     stride: int | None = Field(None, ge=1)
     threshold: float | None = Field(None, gt=0, lt=1)
+    detect_every: int | None = Field(None, ge=1)
 
 
 class WebhookConfig(_Strict):
@@ -332,7 +333,8 @@ class _StreamConfig(_Strict):
     """What ``dfstream run`` and ``dfstream serve`` share: models, scoring and outputs."""
 
     names: tuple[str | None, ...] = Field((), description="a name per source (config file); empty: from the URL")
-    per_source: tuple[SourceConfig, ...] = Field((), description="per-source max faces, stride and threshold")
+    per_source: tuple[SourceConfig, ...] = Field(
+        (), description="per-source max faces, stride, threshold and detect_every")
     models_dir: Path = Field(description="folder with frame_cnn.onnx, clip_encoder.onnx, clip_head.onnx")
     detectors: tuple[Path, ...] = Field((), description="imported face models (folders or .onnx files written by "
                                         "'dfstream import') scored beside the bundled models")
@@ -350,6 +352,7 @@ class _StreamConfig(_Strict):
     threshold: float | None = Field(
         None, gt=0, lt=1, description="where the fused label turns (0.5: the models' thresholds; lower: more alerts)"
     )
+    detect_every: int = Field(DETECT_EVERY, ge=1, description=DETECT_EVERY_HELP)
     events: EventsConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
     mqtt: MqttConfig | None = None
@@ -372,12 +375,14 @@ class _StreamConfig(_Strict):
 
     def pipeline_options(self) -> PipelineOptions:
         """The settings every engine runs with: each camera of the file with the run's settings under its own."""
-        defaults = CameraSettings(max_faces=self.max_faces, stride=self.stride, threshold=self.threshold)
+        defaults = CameraSettings(max_faces=self.max_faces, stride=self.stride, threshold=self.threshold,
+                                  detect_every=self.detect_every)
         cameras = tuple(
             (s.name, CameraSettings(
                 max_faces=defaults.max_faces if s.max_faces is None else s.max_faces,
                 stride=defaults.stride if s.stride is None else s.stride,
                 threshold=defaults.threshold if s.threshold is None else s.threshold,
+                detect_every=defaults.detect_every if s.detect_every is None else s.detect_every,
             ))
             for s in self.per_source
         )

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dfstream.config import EventsConfig, MqttConfig, SourceConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
 from dfstream.stream.ort_sessions import Device, PrecisionChoice
+from dfstream.stream.settings import DETECT_EVERY
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -62,6 +63,7 @@ class CamerasFile(_Strict):
     max_faces: int = Field(4, ge=1, le=16, description="default for sources that set none")
     stride: int | None = Field(None, ge=1, description="default for sources that set none; null: adaptive")
     threshold: float | None = Field(None, gt=0, lt=1, description="default for sources that set none")
+    detect_every: int = Field(DETECT_EVERY, ge=1, description="default for sources that set none")
     explain: bool = False
 
     @model_validator(mode="after")
@@ -233,6 +235,9 @@ sources:                      # each needs a unique name: records, events, MQTT 
   - name: desk-webcam
     url: "0"                  # a webcam index, quoted
     stride: 2                 # optional: model A on every 2nd frame of a track
+  - name: doorway
+    url: rtsp://192.168.1.21:554/stream1
+    detect_every: 3           # optional: look for new faces every 3rd frame (people walk in here)
   - name: lobby-recording
     url: /srv/video/lobby.mp4
 
@@ -270,6 +275,7 @@ server:                       # dfstream serve only
 max_faces: 4                  # defaults for sources that set none
 stride: null                  # null: model A on every frame while the frame budget allows, less often when behind
 threshold: null
+detect_every: 10              # live sources look for new faces every 10th frame once every face is tracked
 explain: false                # model A's attention heatmap in the views and records
 """
 
@@ -294,6 +300,7 @@ def run_fields(cfg: CamerasFile, bundled_models: Path) -> dict[str, Any]:
         "max_faces": cfg.max_faces,
         "stride": cfg.stride,
         "threshold": cfg.threshold,
+        "detect_every": cfg.detect_every,
         "explain": cfg.explain,
     }
 
@@ -322,7 +329,8 @@ def describe(cfg: CamerasFile, written: dict[tuple[Any, ...], str] | None = None
         return redact((written or {}).get(loc, url))
 
     lines = [f"source {s.name}: {shown(('sources', i, 'url'), s.url)}" + "".join(
-        f", {k} {v}" for k, v in (("max_faces", s.max_faces), ("stride", s.stride), ("threshold", s.threshold))
+        f", {k} {v}" for k, v in (("max_faces", s.max_faces), ("stride", s.stride), ("threshold", s.threshold),
+                             ("detect_every", s.detect_every))
         if v is not None) for i, s in enumerate(cfg.sources)]
     out = cfg.outputs
     if out.jsonl:

@@ -65,9 +65,6 @@ def face_from_points(points: np.ndarray) -> FaceObs:
     return FaceObs(bbox=box, points=np.asarray(points, dtype=np.float32), lmk5=lmk5(points))
 
 
-DETECT_EVERY = 10
-"""Live and paced sources: frames between two looks for new faces while every face is tracked
-(~330 ms at 30 fps). A file read as fast as it is scored looks on every frame, as before."""
 WARM_FRAME = np.zeros((480, 640, 3), dtype=np.uint8)
 """A blank RGB frame: what a warmed graph sees last, so it starts tracking nothing."""
 WARM_FRAME.flags.writeable = False

@@ -22,7 +22,7 @@ from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
 from dfstream.stream.explain import attention_of
 from dfstream.stream.face_models import FaceJob, FaceModelScores, FaceModelStage
-from dfstream.stream.faces import DETECT_EVERY, FaceStage
+from dfstream.stream.faces import FaceStage
 from dfstream.stream.frame_lane import FrameLane, apply_frame_scores
 from dfstream.stream.model_set import StreamModels, elapsed_ms
 from dfstream.stream.prometheus import LiveStats
@@ -65,7 +65,8 @@ class StreamState:
         """A fixed model-A stride for this source, or None: the deadline scheduler's."""
         self.scoring = scoring
         live = source.policy is Policy.DROP_OLDEST  # a file read as fast as scored looks for faces on every frame
-        self.faces = FaceStage(max_faces=settings.max_faces, video=True, detect_every=DETECT_EVERY if live else 1)
+        self.faces = FaceStage(max_faces=settings.max_faces, video=True,
+                               detect_every=settings.detect_every if live else 1)
         self.tracker = Tracker()
         self.tracks: dict[int, TrackState] = {}
         self.active = True

@@ -21,11 +21,13 @@ sources:
     url: {SAMPLE_CLIP}
     max_faces: 2
     threshold: 0.45
+    detect_every: 3
   - name: desk
     url: {SAMPLE_CLIP}
     stride: 3
 max_faces: 3
 threshold: 0.6
+detect_every: 6
 explain: true
 """
 
@@ -88,13 +90,14 @@ def _serve(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> PipelineOptions:
 def test_run_ray_and_serve_resolve_the_same_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "cameras.yaml"
     config.write_text(CAMERAS, encoding="utf-8")
-    flags = ["--config", str(config), "--threshold", "0.4", "--max-faces", "5"]  # flags over the file's globals
+    flags = ["--config", str(config), "--threshold", "0.4", "--max-faces", "5",  # flags over the file's globals
+             "--detect-every", "5"]
 
     local = _local(monkeypatch, flags)
     # the file's camera entries over the flags over the file's globals over the defaults
-    assert local.camera("door") == CameraSettings(max_faces=2, stride=None, threshold=0.45)
-    assert local.camera("desk") == CameraSettings(max_faces=5, stride=3, threshold=0.4)
-    assert local.defaults == CameraSettings(max_faces=5, stride=None, threshold=0.4)
+    assert local.camera("door") == CameraSettings(max_faces=2, stride=None, threshold=0.45, detect_every=3)
+    assert local.camera("desk") == CameraSettings(max_faces=5, stride=3, threshold=0.4, detect_every=5)
+    assert local.defaults == CameraSettings(max_faces=5, stride=None, threshold=0.4, detect_every=5)
     assert (local.explain, local.frame_lane, local.overlap, local.serve) == (True, True, False, False)
 
     workers = _ray(monkeypatch, flags)
@@ -112,4 +115,20 @@ def test_no_frame_lane_reaches_the_ray_workers(monkeypatch: pytest.MonkeyPatch) 
     local = _local(monkeypatch, flags)
     (worker,) = _ray(monkeypatch, flags).values()
     assert not local.frame_lane and not worker.frame_lane
-    assert worker.defaults == local.defaults == CameraSettings(max_faces=4, stride=2, threshold=None)
+    assert worker.defaults == local.defaults == CameraSettings(max_faces=4, stride=2, threshold=None, detect_every=10)
+
+
+@pytest.mark.parametrize(("flags", "looks"), [
+    (["--realtime", "--detect-every", "4"], 4),  # paced: the camera's setting
+    (["--detect-every", "4"], 1),  # a file read as fast as it is scored looks on every frame
+], ids=["paced", "file"])
+def test_the_face_stage_looks_for_new_faces_as_the_camera_says(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], looks: int
+) -> None:
+    from dfstream.stream.pipeline import Pipeline
+
+    seen: list[int] = []
+    monkeypatch.setattr(Pipeline, "_loop", lambda self, *a: seen.extend(s.faces.detect_every for s in self.streams))
+    result = CliRunner().invoke(app, ["run", "--source", str(SAMPLE_CLIP), *flags])
+    assert result.exit_code == 0, result.output
+    assert seen == [looks]
