@@ -13,11 +13,11 @@ import typer
 from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
 from dfstream.exceptions import DfstreamError
+from dfstream.stream.ort_sessions import AUTO_PRECISION_HELP
 from dfstream.stream.settings import DETECT_EVERY_HELP
 
 WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"
-PRECISION_HELP = ("Graph variant: auto (on CPU the int8 variants that passed 'dfstream quantize', fp32 for the "
-                  "rest; fp32 on CUDA), fp32, fp16 (for CUDA) or int8.")
+PRECISION_HELP = f"Graph variant: {AUTO_PRECISION_HELP}, fp32, fp16 (for CUDA) or int8."
 STRIDE_HELP = ("Run model A on every k-th frame of a track, fixed. Default: every frame while live sources' frame "
                "budget allows, every 2nd to 4th when behind.")
 EXPLAIN_HELP = ("Show where model A looked: a heatmap over each face in the video, window and page, and a "

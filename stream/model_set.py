@@ -20,6 +20,7 @@ from dfstream.export.file_names import precision_path
 from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.ort_sessions import (
+    AUTO_PRECISION,
     DEFAULT_ORT,
     LANE_INTRA_THREADS,
     PRECISIONS,
@@ -53,7 +54,7 @@ def model_files(folder: Path, precision: str = "fp32", gpu: bool = False) -> dic
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
         raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
-    wanted = ("fp16" if gpu else "int8") if precision == "auto" else precision
+    wanted = AUTO_PRECISION["gpu" if gpu else "cpu"] if precision == "auto" else precision
     variants = {role: precision_path(path, wanted) for role, path in files.items()}
     hint = "'dfstream quantize'" if wanted == "int8" else "'dfstream export --fp16'"
     if precision not in ("fp32", "auto") and not any(v.is_file() for v in variants.values()):

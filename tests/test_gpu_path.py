@@ -187,6 +187,12 @@ def test_fp16_variants_of_a_folder_are_what_cuda_runs_and_bench_times(tmp_path: 
     files = model_files(tmp_path / "fp16", "fp16")
     assert files["frame_cnn"].name == "frame_cnn.fp16.onnx" and files["clip_encoder"].name == "clip_encoder.fp16.onnx"
     assert files["clip_head"].name == "clip_head.onnx"  # the head stays fp32
+    # auto: what the help says it runs on CUDA is what it runs (fp16 where it exists), int8/fp32 on a CPU
+    auto_gpu, auto_cpu = model_files(tmp_path / "fp16", "auto", gpu=True), model_files(tmp_path / "fp16", "auto")
+    assert auto_gpu == files and not any(".fp16." in p.name for p in auto_cpu.values())
+    from dfstream.cli_stream import PRECISION_HELP
+
+    assert "the fp16 ones on CUDA" in PRECISION_HELP and "int8 variants on a CPU" in PRECISION_HELP
     for role in ("frame_cnn", "clip_encoder"):
         half, full = read_metadata(files[role]), read_metadata(tmp_path / "fp16" / f"{role}.onnx")
         assert half.precision == "fp16" and half.source_sha256 == full.source_sha256
