@@ -21,7 +21,7 @@ import numpy as np
 
 from dfstream.benchmarks.timing import measure_interleaved
 from dfstream.exceptions import DfstreamError
-from dfstream.export.file_names import precision_path
+from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.face_models import face_model_files, is_stream_folder
 from dfstream.stream.gpu_options import CUDA, PROVIDER_LABEL, TENSORRT
 from dfstream.stream.model_set import model_files

@@ -12,7 +12,7 @@ from typing import Any
 import onnxruntime as ort
 
 from dfstream import __version__
-from dfstream.export.file_names import sha256_of
+from dfstream.stream.contract.file_names import sha256_of
 
 
 def cpu_model() -> str:

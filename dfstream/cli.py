@@ -103,7 +103,7 @@ def export_cmd(
         decision = decision_of(threshold, threshold_from)
         if suffix == ".keras":
             from dfstream.export.keras_onnx import export_frame_model
-            from dfstream.export.metadata import FILE_NAME_OF_ROLE
+            from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
 
             positive = None if positive_class is Positive.auto else positive_class.value
             out = out_dir / FILE_NAME_OF_ROLE["frame_cnn"]

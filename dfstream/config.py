@@ -11,9 +11,9 @@ from dfstream.models.data.footage_layouts import FootageKind
 from dfstream.models.data.splits import Split
 from dfstream.models.data.webrtc_codec import WebrtcCodec
 from dfstream.models.metrics import INTERVAL_ROUNDS
+from dfstream.stream.contract.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 from dfstream.stream.ort_sessions import Device, OrtSettings, PrecisionChoice
 from dfstream.stream.settings import DETECT_EVERY, DETECT_EVERY_HELP, CameraSettings, PipelineOptions
-from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 
 
 class _Strict(BaseModel):

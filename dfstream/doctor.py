@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfstream.exceptions import DfstreamError, first_line
-from dfstream.export.file_names import sha256_of
-from dfstream.export.metadata import IMAGE_ROLES
+from dfstream.stream.contract.file_names import sha256_of
+from dfstream.stream.contract.metadata import IMAGE_ROLES
 
 VERSIONED = (
     "dfstream", "onnxruntime", "onnxruntime-gpu", "mediapipe", "opencv-python", "opencv-python-headless",

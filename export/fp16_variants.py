@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from dfstream.export.file_names import precision_path
-from dfstream.export.metadata import INPUT_MAX
 from dfstream.export.onnx_files import ExportedFile, to_fp16, write_with_metadata
 from dfstream.export.verify import FP16_TOL, check_parity, run_onnx
+from dfstream.stream.contract.file_names import precision_path
+from dfstream.stream.contract.metadata import INPUT_MAX
 from dfstream.stream.model_set import model_files
 from dfstream.stream.ort_sessions import read_metadata
 

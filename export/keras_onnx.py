@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.export.attention import ATTENTION_OUTPUT, add_attention_output, keras_attention
-from dfstream.export.file_names import fp16_path, sha256_of
-from dfstream.export.metadata import INPUT_MAX, ModelMetadata, PositiveClass
 from dfstream.export.onnx_files import (
     OPSET,
     ExportedFile,
@@ -19,6 +17,8 @@ from dfstream.export.onnx_files import (
 )
 from dfstream.export.verify import FP16_TOL, FP32_TOL, check_informative, check_parity, run_onnx
 from dfstream.models.input_scale import OPTION_HINT, InputScaleChoice, resolve_input_scale
+from dfstream.stream.contract.file_names import fp16_path, sha256_of
+from dfstream.stream.contract.metadata import INPUT_MAX, ModelMetadata, PositiveClass
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 
 from dfstream import __version__
-from dfstream.export.metadata import ModelMetadata
+from dfstream.stream.contract.metadata import ModelMetadata
 
 log = logging.getLogger(__name__)
 

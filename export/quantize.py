@@ -23,9 +23,9 @@ import onnx
 
 from dfstream.exceptions import ExportCheckError, InputPathError
 from dfstream.export.attention import add_attention_output, without_attention_output
-from dfstream.export.file_names import precision_path
-from dfstream.export.metadata import FILE_NAME_OF_ROLE, ModelMetadata
 from dfstream.export.onnx_files import write_with_metadata
+from dfstream.stream.contract.file_names import precision_path
+from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE, ModelMetadata
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from dfstream.exceptions import ModelLoadError
-from dfstream.stream.types import CLIP_LEN, EMBED_DIM
+from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM
 
 if TYPE_CHECKING:
     import torch

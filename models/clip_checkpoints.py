@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from dfstream.exceptions import ModelLoadError
-from dfstream.stream.types import EMBED_DIM
+from dfstream.stream.contract.types import EMBED_DIM
 
 BEST_NAME = "mediapipe_model.pth"
 """Notebook B's file name for the best-F1 state dict, kept so its users find it where they expect."""

@@ -23,7 +23,7 @@ from dfstream.models.efficientnet_b0 import (
     check_state_keys,
     read_state_dict,
 )
-from dfstream.stream.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
+from dfstream.stream.contract.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
 
 INPUT_SCALE = "0-1"
 """Model B's input scale: notebook B applies ``ToTensor`` only (0..1, no ImageNet normalisation)."""

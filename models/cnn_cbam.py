@@ -16,9 +16,9 @@ import keras
 from keras import layers, ops
 
 from dfstream.exceptions import InputPathError, ModelLoadError, first_line
-from dfstream.export.metadata import INPUT_MAX as METADATA_INPUT_MAX
-from dfstream.export.metadata import InputScale
-from dfstream.stream.types import FRAME_CROP
+from dfstream.stream.contract.metadata import INPUT_MAX as METADATA_INPUT_MAX
+from dfstream.stream.contract.metadata import InputScale
+from dfstream.stream.contract.types import FRAME_CROP
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from dfstream.exceptions import DatasetError, InputPathError
-from dfstream.stream.types import CLIP_LEN, LMK_DIM
+from dfstream.stream.contract.types import CLIP_LEN, LMK_DIM
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from dfstream.exceptions import InputPathError, ModelLoadError, first_line
-from dfstream.stream.types import EMBED_DIM
+from dfstream.stream.contract.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from dfstream.models.data.manipulate import BlendParams, self_blend
 from dfstream.models.data.sample_clip import SAMPLE_TIMING, ClipTiming, Manipulation, write_motion_clip
 from dfstream.models.data.swap import face_swap
 from dfstream.models.false_alarms import model_thresholds, read_records, settled, stream_records
+from dfstream.stream.contract.types import CLIP_LEN
 from dfstream.stream.scoring import ScoringConfig, TrackScorer
-from dfstream.stream.types import CLIP_LEN
 
 STREAM_KINDS = ("sbi", "sbi-sharp", "swap")
 SHARP_PASTE = BlendParams(blur=1, sharpen=2.0)

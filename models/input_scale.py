@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from dfstream.exceptions import ExportCheckError
-from dfstream.export.metadata import INPUT_MAX, InputScale
+from dfstream.stream.contract.metadata import INPUT_MAX, InputScale
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_c
 from dfstream.models.device import MixedPrecision, model_device, place, train_device, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
-from dfstream.stream.types import CLIP_LEN, EMBED_DIM
+from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 
 from dfstream.config import EvalCnnConfig, TrainCnnConfig
-from dfstream.export.metadata import INPUT_MAX
 from dfstream.models import cnn_cbam
 from dfstream.models.calibration import decision_record
 from dfstream.models.checkpoint_cards import checkpoint_card, frame_architecture, write_keras_card
@@ -28,6 +27,7 @@ from dfstream.models.metrics import (
     write_per_sample,
     write_reports,
 )
+from dfstream.stream.contract.metadata import INPUT_MAX
 
 log = logging.getLogger(__name__)
 

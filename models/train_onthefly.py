@@ -33,7 +33,7 @@ from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders
 from dfstream.models.device import MixedPrecision, model_device, place, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
-from dfstream.stream.types import CLIP_LEN, EMBED_DIM
+from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ def export_untrained(out_dir: Path, frame_size: int = 32, clip_size: int = 64, s
     import torch
 
     from dfstream.export.keras_onnx import export_frame_model
-    from dfstream.export.metadata import FILE_NAME_OF_ROLE
     from dfstream.export.torch_onnx import export_clip_model
     from dfstream.models import cnn_cbam
     from dfstream.models.clip_lstm import ClipDetector, randomize_batchnorm
+    from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfstream.stream.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES
+from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES
 
 
 class ClipBuffer:

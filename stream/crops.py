@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dfstream.export.crop_policy import BUNDLED_CROP, CropPolicy
-from dfstream.export.metadata import INPUT_MAX, ModelMetadata
-from dfstream.stream.types import FaceObs
+from dfstream.stream.contract.crop_policy import BUNDLED_CROP, CropPolicy
+from dfstream.stream.contract.metadata import INPUT_MAX, ModelMetadata
+from dfstream.stream.contract.types import FaceObs
 
 CROP_SCALE = 1.3
 """Side of the square crop relative to the larger side of the landmark box."""

@@ -16,10 +16,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.summary import RunSummary
-from dfstream.stream.types import Frame
 
 QUEUE_FRAMES = 32
 """About one second of frames waiting for the sinks."""

@@ -27,11 +27,11 @@ import cv2
 
 from dfstream.config import EventsConfig
 from dfstream.exceptions import InputPathError, first_line
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.events import DeepfakeEvent, EventDetector, EventState, Transition
 from dfstream.stream.overlay import annotate
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sinks import Mp4Writer
-from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dfstream.stream.contract.types import ATTENTION_GRID
 from dfstream.stream.crops import square_around
-from dfstream.stream.types import ATTENTION_GRID
 
 HEAT_ALPHA = 0.55
 """Weight of the heatmap at the face's most attended cell; it fades with the attention (drawn

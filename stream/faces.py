@@ -19,9 +19,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.landmarks import MESH_POINTS, lmk5
 from dfstream.stream.native_logs import QuietHold, native_quiet
-from dfstream.stream.types import FaceObs
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
 

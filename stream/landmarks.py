@@ -18,7 +18,7 @@ distance), u = (263-33)/d the unit eye axis and v the unit vector u rotated by +
 down the face in an upright image). A frontal face has yaw ≈ 0 and pitch ≈ 0.45-0.6.
 
 Training data (``dfstream data build``) and the live stream both call :func:`lmk5`; the spec name
-is ``stream.types.LMK_SPEC`` and is written into model B's metadata.
+is ``stream.contract.types.LMK_SPEC`` and is written into model B's metadata.
 """
 
 from __future__ import annotations

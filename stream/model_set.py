@@ -16,8 +16,9 @@ from typing import Protocol
 import numpy as np
 
 from dfstream.exceptions import InputPathError, MetadataError
-from dfstream.export.file_names import precision_path
-from dfstream.export.metadata import FILE_NAME_OF_ROLE
+from dfstream.stream.contract.file_names import precision_path
+from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
+from dfstream.stream.contract.types import EMBED_DIM
 from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.ort_sessions import (
     AUTO_PRECISION,
@@ -30,7 +31,6 @@ from dfstream.stream.ort_sessions import (
     on_gpu,
     read_metadata,
 )
-from dfstream.stream.types import EMBED_DIM
 
 log = logging.getLogger(__name__)
 STREAM_ROLES = ("frame_cnn", "clip_encoder", "clip_head")

@@ -22,8 +22,9 @@ from dfstream.exceptions import (
     ProviderError,
     first_line,
 )
-from dfstream.export.metadata import ModelMetadata, Precision, Role
 from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError
+from dfstream.stream.contract.metadata import ModelMetadata, Precision, Role
+from dfstream.stream.contract.types import HEAD_FEATURES, LMK_DIM
 from dfstream.stream.gpu_options import (
     CPU,
     CUDA,
@@ -35,7 +36,6 @@ from dfstream.stream.gpu_options import (
     tensorrt_loads,
 )
 from dfstream.stream.native_logs import showing_all
-from dfstream.stream.types import HEAD_FEATURES, LMK_DIM
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dfstream.stream.buffer import ClipBuffer
+from dfstream.stream.contract.types import FaceObs, Frame
 from dfstream.stream.crops import crop_face
 from dfstream.stream.dispatch import SinkDispatcher
 from dfstream.stream.explain import attention_of
@@ -36,7 +37,6 @@ from dfstream.stream.sources.base import Policy, display_name
 from dfstream.stream.stage_timer import TickTimer
 from dfstream.stream.summary import FrameRates, RunSummary, stop_reason
 from dfstream.stream.tracking import Tracker
-from dfstream.stream.types import FaceObs, Frame
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.records import ALARM_ORDER, ScoreRecord, most_alarming
-from dfstream.stream.types import Frame
 
 BUCKETS_S: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 """Stage latency buckets in seconds: Prometheus' base unit (the records keep milliseconds)."""

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dfstream.stream.contract.types import ATTENTION_GRID, LABELS, Label
 from dfstream.stream.explain import Attention
 from dfstream.stream.sources.base import SourceStatus
-from dfstream.stream.types import ATTENTION_GRID, LABELS, Label
 
 STAGES: tuple[str, ...] = (
     "decode",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dfstream.stream.types import Label
+from dfstream.stream.contract.types import Label
 
 DECISION = 0.5
 CLIP_WEIGHT = 1.0

@@ -27,6 +27,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage
 from dfstream.stream.local_run import connect_events
@@ -40,7 +41,6 @@ from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import redact
 from dfstream.stream.sources.base import ThreadedSource, display_name
 from dfstream.stream.sources.peer import PushSource
-from dfstream.stream.types import Frame
 from dfstream.stream.web_events import EventsView, RecentEvents
 from dfstream.stream.web_grid import FeedGrid, LatestAnnotated
 from dfstream.stream.web_security import check_token, security_middleware

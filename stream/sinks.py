@@ -19,9 +19,9 @@ import av
 import cv2
 
 from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.overlay import annotate
 from dfstream.stream.records import ScoreRecord, to_json
-from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dfstream.stream.types import FaceObs
+from dfstream.stream.contract.types import FaceObs
 
 Box = tuple[float, float, float, float]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.event_store import read_index
 from dfstream.stream.records import ScoreRecord
-from dfstream.stream.types import Frame
 
 LISTED = 50
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(jpg|mp4)$")

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 from aiohttp import web
 
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.overlay import annotate
 from dfstream.stream.records import ScoreRecord, most_alarming
-from dfstream.stream.types import Frame
 
 TILE_WIDTH = 480
 """A grid tile's JPEG is at most this wide: a wall of cameras stays light on the network."""

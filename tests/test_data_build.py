@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from dfstream.exceptions import DatasetError
-from dfstream.export.file_names import sha256_of
 from dfstream.models.data import build as data_build
 from dfstream.models.data.bank import read_bank, read_banks
 from dfstream.models.data.clips import FRAME_H, FRAME_W, Camera, draw_camera, film
@@ -24,6 +23,7 @@ from dfstream.models.data.swap import face_swap
 from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import sample_kind
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.file_names import sha256_of
 from dfstream.stream.faces import FaceStage
 from tests.conftest import read_frames
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.dispatch import SinkDispatcher
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.summary import RunSummary
-from dfstream.stream.types import Frame
 
 IMAGE = np.zeros((8, 8, 3), np.uint8)
 

@@ -13,6 +13,7 @@ import pytest
 from dfstream.exceptions import MetadataError
 from dfstream.export.attention import ATTENTION_OUTPUT
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.types import ATTENTION_GRID, Frame
 from dfstream.stream.crops import crop_face, square_around, to_model_input
 from dfstream.stream.explain import Attention
 from dfstream.stream.model_set import ModelSet
@@ -22,7 +23,6 @@ from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord, check_record
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import open_source
-from dfstream.stream.types import ATTENTION_GRID, Frame
 from tests.conftest import pipeline_options, read_frames
 from tests.test_pipeline import _Recording
 

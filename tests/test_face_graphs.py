@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.faces import FaceStage
-from dfstream.stream.types import FaceObs
 from tests.conftest import read_frames
 
 

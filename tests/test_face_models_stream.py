@@ -15,11 +15,11 @@ import pytest
 
 from dfstream.config import RunConfig
 from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.face_models import FaceJob, FaceModelScores, FaceModelStage
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.records import check_record
 from dfstream.stream.scoring import ScoringConfig, TrackScorer, Vote, centred
-from dfstream.stream.types import FaceObs
 from tests.conftest import pipeline_options
 from tests.test_import_detectors import tiny_classifier
 

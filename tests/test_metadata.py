@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from dfstream.exceptions import MetadataError
-from dfstream.export.metadata import ModelMetadata
+from dfstream.stream.contract.metadata import ModelMetadata
 
 
 def _frame_meta(**over: object) -> ModelMetadata:

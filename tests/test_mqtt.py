@@ -15,10 +15,10 @@ import pytest
 from dfstream.config import MqttConfig, RunConfig
 from dfstream.exceptions import InputPathError
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.outputs.mqtt import MqttSink
 from dfstream.stream.records import ScoreRecord
-from dfstream.stream.types import Frame
 from tests.mqtt_broker import Broker, Subscriber
 from tests.rtsp import free_port
 

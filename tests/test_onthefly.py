@@ -108,7 +108,7 @@ def test_bank_of_a_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_a_batch_holds_the_made_frames_then_frames_of_the_fixed_clips(bank: FaceBank, clip_dataset: Path) -> None:
     from dfstream.models.datasets import load_clip_frame, scan_clip_folders
-    from dfstream.stream.types import CLIP_LEN
+    from dfstream.stream.contract.types import CLIP_LEN
 
     refs = scan_clip_folders(clip_dataset)
     stream = FrameStream(FakeMaker(bank), 64, batch=8, seed=0, steps=1, fixed=refs, fixed_share=0.5)

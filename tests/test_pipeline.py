@@ -15,6 +15,7 @@ import pytest
 
 from dfstream.config import RunConfig
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.types import CLIP_LEN, FaceObs, Frame
 from dfstream.stream.crops import InputSpec, crop_face, to_model_input
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.local_run import run_stream
@@ -23,7 +24,6 @@ from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import check_record
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import open_source
-from dfstream.stream.types import CLIP_LEN, FaceObs, Frame
 from tests.conftest import pipeline_options, read_frames, write_video
 
 

@@ -34,7 +34,8 @@ def test_cuda_request_without_cuda_build_is_a_clear_error() -> None:
 
 def test_runtime_imports_neither_torch_nor_tensorflow() -> None:
     code = (
-        "import sys; import dfstream.stream.ort_sessions, dfstream.export.metadata, dfstream.stream.types;"
+        "import sys; import dfstream.stream.ort_sessions, dfstream.stream.contract.metadata,"
+        " dfstream.stream.contract.types;"
         "bad = [m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx', 'onnx') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -16,6 +16,7 @@ import numpy as np
 
 from dfstream.config import RunConfig
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import CropScores, ModelSet
 from dfstream.stream.pipeline import Pipeline
@@ -23,7 +24,6 @@ from dfstream.stream.records import ScoreRecord
 from dfstream.stream.scheduler import MAX_EVERY, DeadlineScheduler, runs_frame_model
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import FileSource
-from dfstream.stream.types import Frame
 from tests.conftest import pipeline_options, read_frames, write_video
 
 BUDGET = 1 / 30

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfstream.export.metadata import ModelMetadata
 from dfstream.stream.buffer import ClipBuffer
+from dfstream.stream.contract.metadata import ModelMetadata
+from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES, FaceObs
 from dfstream.stream.crops import InputSpec, crop_face, to_model_input
 from dfstream.stream.landmarks import MESH_POINTS, lmk5
 from dfstream.stream.scoring import ScoringConfig, TrackScorer, centred
 from dfstream.stream.sources.base import to_bgr
 from dfstream.stream.tracking import Tracker
-from dfstream.stream.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES, FaceObs
 
 
 def _face_points() -> np.ndarray:
@@ -214,8 +214,8 @@ def test_window_is_on_by_default_only_when_a_display_exists(monkeypatch: pytest.
 
 
 def test_a_failing_sink_is_switched_off_and_the_others_go_on() -> None:
+    from dfstream.stream.contract.types import Frame
     from dfstream.stream.sinks import SinkSet
-    from dfstream.stream.types import Frame
 
     class Broken:
         def write(self, frame: Frame, records: object, header: str) -> None:
@@ -252,8 +252,8 @@ def test_summary_of_a_source_that_never_opened_says_so_once() -> None:
 
 def test_a_forgotten_peer_leaves_no_series_even_when_its_last_records_come_late() -> None:
     """The sinks' thread may deliver a peer's last records and events after the pipeline forgot it."""
+    from dfstream.stream.contract.types import Frame
     from dfstream.stream.prometheus import PipelineMetrics
-    from dfstream.stream.types import Frame
 
     metrics = PipelineMetrics()
     frame = Frame("peer:abc", 0, 0.0, 0, np.zeros((2, 2, 3), np.uint8))

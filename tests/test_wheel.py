@@ -67,7 +67,7 @@ def test_installed_wheel_runs_the_demo_and_doctor(built: tuple[Path, Path], tmp_
                            cwd=work, check=True, capture_output=True, text=True).stdout
     assert "site-packages" in where, where
     runtime_packages = ["dfstream.stream.outputs", "dfstream.stream.cluster", "dfstream.stream.sources",
-                        "dfstream.export.metadata", "dfstream.cli"]
+                        "dfstream.stream.contract.metadata", "dfstream.cli"]
     subprocess.run([str(py), "-c", "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]",
                     *runtime_packages], cwd=work, check=True, timeout=120)
     ran = subprocess.run([str(dfstream), "run", "--out", "demo.jsonl", "--summary-json", "summary.json"],

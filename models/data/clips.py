@@ -20,9 +20,9 @@ import numpy as np
 
 from dfstream.models.data.manipulate import apply_affine, face_extent
 from dfstream.models.data.webrtc_codec import WEBRTC_CODECS, CodecRoundTrip, WebrtcCodec
+from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.crops import crop_face
 from dfstream.stream.faces import FaceStage, face_from_points
-from dfstream.stream.types import FaceObs
 
 FRAME_W, FRAME_H = 640, 480
 FPS = 30

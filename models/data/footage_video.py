@@ -21,10 +21,10 @@ import numpy as np
 from dfstream.models.data.footage_layouts import REAL_METHOD, Video
 from dfstream.models.data.splits import Split
 from dfstream.models.metrics import KIND_SEPARATOR
+from dfstream.stream.contract.types import CLIP_CROP, CLIP_LEN, FRAME_CROP, FaceObs
 from dfstream.stream.crops import crop_face
 from dfstream.stream.faces import FaceStage
 from dfstream.stream.tracking import Tracker
-from dfstream.stream.types import CLIP_CROP, CLIP_LEN, FRAME_CROP, FaceObs
 
 Status = Literal["done", "unreadable", "no face", "too small", "too short"]
 STAGING = ".partial"

@@ -18,10 +18,10 @@ from dfstream.models.data.bank import FaceBank
 from dfstream.models.data.fakes import FAKE_KINDS, FakeKind, Manipulated, random_mask, self_blend, swap
 from dfstream.models.data.manipulate import apply_affine
 from dfstream.models.data.texture import degrade_photo, global_augment, regional_change
+from dfstream.stream.contract.types import CLIP_LEN
 from dfstream.stream.crops import square_around
 from dfstream.stream.faces import face_from_points
 from dfstream.stream.landmarks import lmk5
-from dfstream.stream.types import CLIP_LEN
 
 
 @dataclass(frozen=True)

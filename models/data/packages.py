@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from dfstream.export.file_names import sha256_of
+from dfstream.stream.contract.file_names import sha256_of
 
 log = logging.getLogger(__name__)
 

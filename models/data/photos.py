@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from dfstream.models.data.manipulate import face_extent
+from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.crops import square_around
 from dfstream.stream.faces import FaceStage, face_from_points
-from dfstream.stream.types import FaceObs
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from dfstream.exceptions import first_line
 from dfstream.stream.cluster import import_ray
 from dfstream.stream.cluster.placement import ClusterOptions, Scorer, connect, start_scorers, start_worker
 from dfstream.stream.cluster.worker import Camera, WorkerBatch, WorkerSettings
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.prometheus import LiveStats, MetricsServer
 from dfstream.stream.records import status_dict
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import SourceStatus
 from dfstream.stream.summary import RunSummary, stop_reason
-from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from dfstream.config import EventsConfig
-from dfstream.export.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.cluster import NAMESPACE
 from dfstream.stream.cluster.remote_models import RemoteModels
+from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.local_run import connect_events
 from dfstream.stream.model_set import ModelSet
@@ -25,7 +26,6 @@ from dfstream.stream.records import ScoreRecord, status_dict
 from dfstream.stream.settings import CameraSettings, PipelineOptions
 from dfstream.stream.sinks import Sink, SinkSet
 from dfstream.stream.sources import RetryPolicy, SourceOptions, SourceStatus, open_source
-from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
 

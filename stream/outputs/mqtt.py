@@ -38,10 +38,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from dfstream import __version__
 from dfstream.config import MqttConfig
 from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sources import redact
 from dfstream.stream.sources.base import display_name
-from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 from dfstream import __version__
 from dfstream.config import WebhookConfig
 from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.types import Frame
 from dfstream.stream.records import ScoreRecord
-from dfstream.stream.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from dfstream.exceptions import DfstreamError
-from dfstream.stream.types import Frame
+from dfstream.stream.contract.types import Frame
 
 log = logging.getLogger(__name__)
 

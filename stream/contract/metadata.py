@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from dfstream.exceptions import MetadataError
-from dfstream.export.crop_policy import BUNDLED_CROP, CropPolicy
-from dfstream.stream.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
+from dfstream.stream.contract.crop_policy import BUNDLED_CROP, CropPolicy
+from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
 
 PREFIX = "dfstream."
 SCHEMA_VERSION = "1"
