@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.benchmarks.timing import measure_interleaved
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.face_models import face_model_files, is_stream_folder
 from dfstream.stream.gpu_options import CUDA, PROVIDER_LABEL, TENSORRT

@@ -21,7 +21,7 @@ from dfstream.benchmarks.report import (
     write_json,
 )
 from dfstream.benchmarks.soak import soak
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.face_models import face_model_files, is_stream_folder
 from dfstream.stream.gpu_options import CUDA
 from dfstream.stream.model_set import model_files

@@ -20,8 +20,8 @@ from dfstream.cli_import import import_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.cli_train import train_app
 from dfstream.config import INPUT_SCALE_HELP
-from dfstream.exceptions import DfstreamError, InputPathError, ModelLoadError
 from dfstream.paths import BUNDLED_MODELS
+from dfstream.stream.contract.exceptions import DfstreamError, InputPathError, ModelLoadError
 
 log = logging.getLogger("dfstream")
 

@@ -44,8 +44,8 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def _clip(clip: Path | None) -> Path:
-    from dfstream.exceptions import InputPathError
     from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.contract.exceptions import InputPathError
 
     clip = clip or SAMPLE_CLIP
     if not clip.is_file():

@@ -13,7 +13,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
-from dfstream.exceptions import DfstreamError, InputPathError
+from dfstream.stream.contract.exceptions import DfstreamError, InputPathError
 
 if TYPE_CHECKING:
     from dfstream.models.calibration import Decision

@@ -10,9 +10,9 @@ from typing import Annotated, cast
 import typer
 
 from dfstream.cli_common import Device, ModelsDir, OrtDevice, guard
-from dfstream.exceptions import InputPathError
 from dfstream.models.data.webrtc_codec import CALL_BITRATE, WEBRTC_CODECS, WebrtcCodec
 from dfstream.paths import BUNDLED_MODELS
+from dfstream.stream.contract.exceptions import InputPathError
 
 Codec = StrEnum("Codec", {c: c for c in WEBRTC_CODECS})  # type: ignore[misc]
 

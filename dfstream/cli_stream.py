@@ -12,7 +12,7 @@ import typer
 
 from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.ort_sessions import AUTO_PRECISION_HELP
 from dfstream.stream.settings import DETECT_EVERY_HELP
 

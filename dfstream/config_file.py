@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dfstream.config import EventsConfig, MqttConfig, SourceConfig, WebhookConfig
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.ort_sessions import Device, PrecisionChoice
 from dfstream.stream.settings import DETECT_EVERY
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfstream.exceptions import DfstreamError, first_line
+from dfstream.stream.contract.exceptions import DfstreamError, first_line
 from dfstream.stream.contract.file_names import sha256_of
 from dfstream.stream.contract.metadata import IMAGE_ROLES
 

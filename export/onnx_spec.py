@@ -30,9 +30,9 @@ import yaml
 from onnx import helper
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dfstream.exceptions import DfstreamError, MetadataError
 from dfstream.export.onnx_files import ExportedFile, base_metadata_versions, write_with_metadata
 from dfstream.stream.contract.crop_policy import BUNDLED_CROP, DFB_ALIGNED_CROP, SBI_CROP, CropPolicy
+from dfstream.stream.contract.exceptions import DfstreamError, MetadataError
 from dfstream.stream.contract.file_names import sha256_of
 from dfstream.stream.contract.metadata import ModelMetadata
 

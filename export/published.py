@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dfstream.exceptions import DfstreamError, ExportCheckError
 from dfstream.export.onnx_files import OPSET, ExportedFile, base_metadata_versions, to_fp16, write_with_metadata
 from dfstream.export.verify import FP16_TOL, FP32_TOL, check_informative, check_parity, run_onnx
 from dfstream.stream.contract.crop_policy import DFB_ALIGNED_CROP, SBI_CROP, CropPolicy
+from dfstream.stream.contract.exceptions import DfstreamError, ExportCheckError
 from dfstream.stream.contract.file_names import fp16_path, sha256_of
 from dfstream.stream.contract.metadata import ModelMetadata
 

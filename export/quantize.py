@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from dfstream.exceptions import ExportCheckError, InputPathError
 from dfstream.export.attention import add_attention_output, without_attention_output
 from dfstream.export.onnx_files import write_with_metadata
+from dfstream.stream.contract.exceptions import ExportCheckError, InputPathError
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE, ModelMetadata
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dfstream.exceptions import ExportCheckError
 from dfstream.export.onnx_files import (
     OPSET,
     ExportedFile,
@@ -22,6 +21,7 @@ from dfstream.export.onnx_files import (
     write_with_metadata,
 )
 from dfstream.export.verify import FP16_TOL, FP32_TOL, check_informative, check_parity, run_onnx
+from dfstream.stream.contract.exceptions import ExportCheckError
 from dfstream.stream.contract.file_names import fp16_path, sha256_of
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE, LAYOUT_OF_ROLE, ModelMetadata, Role
 from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC

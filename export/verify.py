@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from dfstream.exceptions import ExportCheckError
+from dfstream.stream.contract.exceptions import ExportCheckError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.ort_sessions import calibrated, logit
 
 

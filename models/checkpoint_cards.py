@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from dfstream.exceptions import ModelLoadError
+from dfstream.stream.contract.exceptions import ModelLoadError
 from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM
 
 if TYPE_CHECKING:

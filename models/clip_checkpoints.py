@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from dfstream.exceptions import ModelLoadError
+from dfstream.stream.contract.exceptions import ModelLoadError
 from dfstream.stream.contract.types import EMBED_DIM
 
 BEST_NAME = "mediapipe_model.pth"

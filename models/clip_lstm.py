@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dfstream.exceptions import ModelLoadError
 from dfstream.models.checkpoint_cards import CARD_KEY, card_tensor
 from dfstream.models.efficientnet_b0 import (
     ACTIVATIONS,
@@ -23,6 +22,7 @@ from dfstream.models.efficientnet_b0 import (
     check_state_keys,
     read_state_dict,
 )
+from dfstream.stream.contract.exceptions import ModelLoadError
 from dfstream.stream.contract.types import CLIP_CROP, EMBED_DIM, HEAD_FEATURES
 
 INPUT_SCALE = "0-1"

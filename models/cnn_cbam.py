@@ -15,7 +15,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from dfstream.exceptions import InputPathError, ModelLoadError, first_line
+from dfstream.stream.contract.exceptions import InputPathError, ModelLoadError, first_line
 from dfstream.stream.contract.metadata import INPUT_MAX as METADATA_INPUT_MAX
 from dfstream.stream.contract.metadata import InputScale
 from dfstream.stream.contract.types import FRAME_CROP

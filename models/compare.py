@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from dfstream.config import EvalCompareConfig
-from dfstream.exceptions import InputPathError
 from dfstream.models.metrics import (
     Resampling,
     auc_difference,
@@ -23,6 +22,7 @@ from dfstream.models.metrics import (
     rank_auc,
     read_per_sample,
 )
+from dfstream.stream.contract.exceptions import InputPathError
 
 PER_SAMPLE = "per_sample.csv"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfstream.exceptions import DatasetError, InputPathError
+from dfstream.stream.contract.exceptions import DatasetError, InputPathError
 from dfstream.stream.contract.types import CLIP_LEN, LMK_DIM
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import torch
 
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 
 log = logging.getLogger(__name__)
 

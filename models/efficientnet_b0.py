@@ -14,7 +14,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from dfstream.exceptions import InputPathError, ModelLoadError, first_line
+from dfstream.stream.contract.exceptions import InputPathError, ModelLoadError, first_line
 from dfstream.stream.contract.types import EMBED_DIM
 
 log = logging.getLogger(__name__)

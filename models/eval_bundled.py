@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 
 from dfstream.config import EvalBundledConfig
-from dfstream.exceptions import DatasetError
 from dfstream.models.datasets import ClipRef, ImageSplit, load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import (
     BinaryReport,
@@ -29,6 +28,7 @@ from dfstream.models.metrics import (
     write_per_sample,
     write_reports,
 )
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.model_set import ModelSet
 
 log = logging.getLogger(__name__)

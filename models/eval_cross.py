@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dfstream.config import EvalCrossConfig
-from dfstream.exceptions import DatasetError
 from dfstream.models.data.footage_video import video_of_clip
 from dfstream.models.datasets import scan_image_split
 from dfstream.models.eval_bundled import clip_scores, frame_scores
@@ -27,6 +26,7 @@ from dfstream.models.metrics import (
     reports_by_kind,
     write_per_sample,
 )
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.model_set import ModelSet
 
 ALL_METHODS = "all"

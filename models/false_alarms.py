@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from dfstream.config import RunConfig
-from dfstream.exceptions import DatasetError
 from dfstream.models.data.webrtc_codec import CALL_BITRATE, WebrtcCodec, round_trip_video
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import model_files
 from dfstream.stream.ort_sessions import read_metadata

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from dfstream.exceptions import ModelLoadError
 from dfstream.models.efficientnet_b0 import STAGES, EfficientNetB0Features, check_state_keys, read_state_dict
+from dfstream.stream.contract.exceptions import ModelLoadError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from dfstream.exceptions import ExportCheckError
+from dfstream.stream.contract.exceptions import ExportCheckError
 from dfstream.stream.contract.metadata import INPUT_MAX, InputScale
 
 log = logging.getLogger(__name__)

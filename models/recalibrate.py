@@ -18,11 +18,11 @@ from typing import get_args
 import numpy as np
 
 from dfstream.config import RecalibrateConfig
-from dfstream.exceptions import DatasetError
 from dfstream.models.calibration import fit_platt
 from dfstream.models.datasets import scan_image_split
 from dfstream.models.eval_bundled import clip_scores, frame_scores
 from dfstream.models.metrics import f1_optimal_threshold, rank_auc
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.metadata import ModelMetadata, Precision
 from dfstream.stream.model_set import ModelSet, model_files

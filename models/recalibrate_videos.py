@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from dfstream.config import RecalibrateConfig
-from dfstream.exceptions import DatasetError
 from dfstream.models.data.webrtc_codec import CALL_BITRATE, WebrtcCodec, round_trip_video
 from dfstream.models.recalibrate import Recalibrated, apply_refit
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.face_models import FaceModel, face_model_files
 from dfstream.stream.faces import FaceStage
 

@@ -13,7 +13,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dfstream.config import EvalClipConfig, TrainClipConfig
-from dfstream.exceptions import ModelLoadError
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
 from dfstream.models.checkpoint_cards import checkpoint_card, clip_architecture
@@ -22,6 +21,7 @@ from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_c
 from dfstream.models.device import MixedPrecision, model_device, place, train_device, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights
 from dfstream.models.metrics import BinaryReport, binary_report, f1_optimal_threshold, write_reports
+from dfstream.stream.contract.exceptions import ModelLoadError
 from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM
 
 log = logging.getLogger(__name__)

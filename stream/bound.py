@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 
 log = logging.getLogger(__name__)
 

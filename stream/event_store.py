@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 
 from dfstream.config import EventsConfig
-from dfstream.exceptions import InputPathError, first_line
+from dfstream.stream.contract.exceptions import InputPathError, first_line
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.events import DeepfakeEvent, EventDetector, EventState, Transition
 from dfstream.stream.overlay import annotate

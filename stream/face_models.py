@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dfstream.exceptions import InputPathError, MetadataError
 from dfstream.stream.contract.crop_policy import CropPolicy
+from dfstream.stream.contract.exceptions import InputPathError, MetadataError
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.crops import InputSpec, crop_for, to_model_input

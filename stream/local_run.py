@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage, face_model_files, load_face_models
 from dfstream.stream.model_set import ModelSet

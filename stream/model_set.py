@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dfstream.exceptions import InputPathError, MetadataError
+from dfstream.stream.contract.exceptions import InputPathError, MetadataError
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.contract.types import EMBED_DIM

@@ -14,7 +14,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 import onnxruntime as ort
 
-from dfstream.exceptions import (
+from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError
+from dfstream.stream.contract.exceptions import (
     DfstreamError,
     InputPathError,
     MetadataError,
@@ -22,7 +23,6 @@ from dfstream.exceptions import (
     ProviderError,
     first_line,
 )
-from dfstream.stream.bound import BUCKETS, BoundRunner, BucketError
 from dfstream.stream.contract.metadata import ModelMetadata, Precision, Role
 from dfstream.stream.contract.types import HEAD_FEATURES, LMK_DIM
 from dfstream.stream.gpu_options import (

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.records import ALARM_ORDER, ScoreRecord, most_alarming
 

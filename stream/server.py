@@ -26,7 +26,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage

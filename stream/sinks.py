@@ -18,7 +18,7 @@ from typing import Any, Protocol, TextIO
 import av
 import cv2
 
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.overlay import annotate
 from dfstream.stream.records import ScoreRecord, to_json

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 
 TOKEN_COOKIE = "dfstream_token"
 MIN_TOKEN_LENGTH = 16

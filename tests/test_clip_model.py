@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfstream.exceptions import InputPathError, ModelLoadError
 from dfstream.models.clip_lstm import ClipDetector, load_state
 from dfstream.models.efficientnet_b0 import EfficientNetB0Features, load_imagenet_weights
+from dfstream.stream.contract.exceptions import InputPathError, ModelLoadError
 from tests.effnet_reference import deterministic_state, reference_input
 
 DATA = Path(__file__).parent / "data"
@@ -114,9 +114,9 @@ def test_a_card_rides_in_the_state_dict_and_names_its_data_build(tmp_path: Path)
     import json
 
     from dfstream.config import TrainClipConfig
-    from dfstream.exceptions import ModelLoadError
     from dfstream.models import clip_lstm
     from dfstream.models.checkpoint_cards import CARD_KEY, build_of, checkpoint_card, clip_architecture, read_card
+    from dfstream.stream.contract.exceptions import ModelLoadError
 
     build = tmp_path / "build"
     (build / "clips" / "train").mkdir(parents=True)

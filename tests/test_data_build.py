@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from dfstream.exceptions import DatasetError
 from dfstream.models.data import build as data_build
 from dfstream.models.data.bank import read_bank, read_banks
 from dfstream.models.data.clips import FRAME_H, FRAME_W, Camera, draw_camera, film
@@ -23,6 +22,7 @@ from dfstream.models.data.swap import face_swap
 from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import sample_kind
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.contract.file_names import sha256_of
 from dfstream.stream.faces import FaceStage
 from tests.conftest import read_frames

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfstream.exceptions import DatasetError, InputPathError
 from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split, split_by_video
+from dfstream.stream.contract.exceptions import DatasetError, InputPathError
 from tests.conftest import write_clip
 
 

@@ -13,12 +13,12 @@ import onnx
 import pytest
 import torch
 
-from dfstream.exceptions import ExportCheckError, InputPathError, MetadataError, ModelLoadError
 from dfstream.export.keras_onnx import export_frame_model
 from dfstream.export.torch_onnx import export_clip_model
 from dfstream.models import cnn_cbam
 from dfstream.models.clip_lstm import ClipDetector, randomize_batchnorm
 from dfstream.models.input_scale import probe_faces
+from dfstream.stream.contract.exceptions import ExportCheckError, InputPathError, MetadataError, ModelLoadError
 from dfstream.stream.contract.metadata import INPUT_MAX
 from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.ort_sessions import load_model, read_metadata

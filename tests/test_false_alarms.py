@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.exceptions import DatasetError
 from dfstream.models.false_alarms import rates
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.exceptions import DatasetError
 from tests.conftest import read_frames
 
 

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from dfstream.exceptions import InputPathError, ModelLoadError
 from dfstream.models import cnn_cbam
+from dfstream.stream.contract.exceptions import InputPathError, ModelLoadError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

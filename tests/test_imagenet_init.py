@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from dfstream.exceptions import ModelLoadError
 from dfstream.models import imagenet_init as ii
 from dfstream.models.clip_lstm import ClipDetector, load_state, save_state
 from dfstream.models.efficientnet_b0 import STAGES, EfficientNetB0Features, check_state_keys, load_imagenet_weights
+from dfstream.stream.contract.exceptions import ModelLoadError
 
 
 def _bn(out: dict[str, torch.Tensor], name: str, n: int, g: torch.Generator) -> None:

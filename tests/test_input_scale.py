@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dfstream.exceptions import ExportCheckError
 from dfstream.models.input_scale import pick_scale, probe_of
+from dfstream.stream.contract.exceptions import ExportCheckError
 
 RNG = np.random.default_rng(0)
 VARIED = 1 / (1 + np.exp(-RNG.normal(0.5, 0.8, 32)))  # answers of a model fed its own scale

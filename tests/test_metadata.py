@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from dfstream.exceptions import MetadataError
+from dfstream.stream.contract.exceptions import MetadataError
 from dfstream.stream.contract.metadata import ModelMetadata
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dfstream.config import MqttConfig, RunConfig
-from dfstream.exceptions import InputPathError
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.outputs.mqtt import MqttSink

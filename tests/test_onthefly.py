@@ -99,7 +99,7 @@ def test_clip_keeps_one_manipulation_and_its_landmarks(bank: FaceBank) -> None:
 
 
 def test_bank_of_a_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
-    from dfstream.exceptions import DatasetError
+    from dfstream.stream.contract.exceptions import DatasetError
 
     with pytest.raises(DatasetError, match="face bank not found"):
         read_bank(tmp_path / "none.npz")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dfstream.config import RunConfig
-from dfstream.exceptions import InputPathError
 from dfstream.export.quantize import calibration_crops, face_crops
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import ModelSet, model_files
 
@@ -84,8 +84,8 @@ def test_calibration_needs_faces(tmp_path: Path) -> None:
 def test_a_graph_that_fails_its_check_is_not_left_behind(
     stream_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dfstream.exceptions import ExportCheckError
     from dfstream.export import quantize
+    from dfstream.stream.contract.exceptions import ExportCheckError
 
     shutil.copytree(stream_models, tmp_path, dirs_exist_ok=True)
     monkeypatch.setattr(quantize, "INT8_PROB_TOL", 0.0)  # no int8 graph can pass
@@ -113,7 +113,7 @@ def test_a_variant_of_another_checkpoint_is_never_run(
 ) -> None:
     import onnx
 
-    from dfstream.exceptions import MetadataError
+    from dfstream.stream.contract.exceptions import MetadataError
 
     shutil.copytree(int8_models[0], tmp_path, dirs_exist_ok=True)
     retrained = onnx.load(str(tmp_path / "frame_cnn.onnx"))  # model A exported again from a new checkpoint

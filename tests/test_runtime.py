@@ -8,7 +8,7 @@ import sys
 import onnxruntime as ort
 import pytest
 
-from dfstream.exceptions import ProviderError
+from dfstream.stream.contract.exceptions import ProviderError
 from dfstream.stream.ort_sessions import select_providers
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfstream.exceptions import InputPathError
 from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.sources import (
     FileSource,
     LiveSource,
@@ -168,7 +168,7 @@ def test_redact_hides_userinfo_and_query_whatever_they_hold() -> None:
 
 
 def test_a_negative_webcam_index_is_one_line_not_a_missing_file() -> None:
-    from dfstream.exceptions import InputPathError
+    from dfstream.stream.contract.exceptions import InputPathError
 
     with pytest.raises(InputPathError, match=r"source '-1': a webcam index is 0 or more"):
         open_source("-1")

@@ -136,8 +136,8 @@ def _member(root: Path, activation: str, seed: int, probe: bool = True) -> Path:
 
 
 def test_the_training_device_follows_the_choice_and_names_a_missing_gpu() -> None:
-    from dfstream.exceptions import DfstreamError
     from dfstream.models.device import train_device
+    from dfstream.stream.contract.exceptions import DfstreamError
 
     assert train_device("cpu").type == "cpu"
     assert train_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -141,7 +141,7 @@ def test_events_reach_the_good_receiver_signed_while_the_bad_ones_are_retried_an
 
 
 def test_a_missing_secret_is_refused_at_start(stream_models: Path) -> None:
-    from dfstream.exceptions import InputPathError
+    from dfstream.stream.contract.exceptions import InputPathError
     from dfstream.stream.outputs.webhook import WebhookSink
 
     with pytest.raises(InputPathError, match=r"environment variable DFSTREAM_UNSET_SECRET .* is not set"):

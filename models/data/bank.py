@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfstream.exceptions import DatasetError
 from dfstream.models.data.manipulate import apply_affine, face_extent
+from dfstream.stream.contract.exceptions import DatasetError
 
 BANK_SIDE = 320
 BANK_CONTEXT = 2.2

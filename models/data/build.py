@@ -23,7 +23,6 @@ import numpy as np
 from tqdm import tqdm
 
 from dfstream.config import BuildConfig
-from dfstream.exceptions import DatasetError
 from dfstream.models.data import clips
 from dfstream.models.data.bank import write_bank
 from dfstream.models.data.manipulate import BlendParams, self_blend
@@ -32,6 +31,7 @@ from dfstream.models.data.photos import FaceIndex, Photo, SourceFace, index_face
 from dfstream.models.data.splits import SPLITS, Split, assign_splits
 from dfstream.models.data.swap import face_swap
 from dfstream.models.metrics import KIND_SEPARATOR
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.landmarks import lmk5
 
 log = logging.getLogger(__name__)

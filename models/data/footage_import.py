@@ -23,11 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from dfstream.config import ImportConfig
-from dfstream.exceptions import DatasetError
 from dfstream.models.data import footage_layouts as layouts
 from dfstream.models.data.footage_layouts import Discovery, Video
 from dfstream.models.data.footage_video import STAGING, VideoResult, VideoTask, import_video
 from dfstream.models.data.splits import SPLITS, Split, assign_splits
+from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.event_store import append_line, drop_cut_line
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from dfstream.exceptions import DatasetError
 from dfstream.models.data.splits import SPLITS, Split
+from dfstream.stream.contract.exceptions import DatasetError
 
 FootageKind = Literal["faceforensics", "celebdf", "dfdc", "folders"]
 REAL_METHOD = "original"

@@ -94,7 +94,7 @@ def write_motion_clip(
 
 def make_sample_clip(photo: Path, out: Path) -> dict[str, int]:
     """The sample clip from a portrait: its face found by the stream's own face stage."""
-    from dfstream.exceptions import InputPathError
+    from dfstream.stream.contract.exceptions import InputPathError
     from dfstream.stream.faces import FaceStage
 
     image = cv2.imread(str(photo), cv2.IMREAD_COLOR)

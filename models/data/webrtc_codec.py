@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 
 WebrtcCodec = Literal["vp8", "vp9"]
 WEBRTC_CODECS: tuple[WebrtcCodec, ...] = ("vp8", "vp9")

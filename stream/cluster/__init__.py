@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 
 RAY_EXTRA_HINT = "pip install 'dfstream[ray]'"
 NAMESPACE = "dfstream"

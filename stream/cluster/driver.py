@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from prometheus_client import Gauge
 
-from dfstream.exceptions import first_line
 from dfstream.stream.cluster import import_ray
 from dfstream.stream.cluster.placement import ClusterOptions, Scorer, connect, start_scorers, start_worker
 from dfstream.stream.cluster.worker import Camera, WorkerBatch, WorkerSettings
+from dfstream.stream.contract.exceptions import first_line
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.prometheus import LiveStats, MetricsServer
 from dfstream.stream.records import status_dict

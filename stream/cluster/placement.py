@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dfstream.exceptions import DfstreamError, first_line
 from dfstream.stream.cluster import NAMESPACE, import_ray
 from dfstream.stream.cluster.scorer import BatchingScorer
 from dfstream.stream.cluster.worker import Camera, CameraWorker, WorkerSettings
+from dfstream.stream.contract.exceptions import DfstreamError, first_line
 from dfstream.stream.ort_sessions import OrtSettings
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from dfstream.exceptions import MetadataError
 from dfstream.stream.cluster.scorer import ScorerInfo
+from dfstream.stream.contract.exceptions import MetadataError
 from dfstream.stream.crops import InputSpec
 from dfstream.stream.model_set import CropScores, ModelSet, head_scores
 from dfstream.stream.ort_sessions import OrtModel

@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from dfstream.exceptions import MetadataError
+from dfstream.stream.contract.exceptions import MetadataError
 
 CROP_SPEC_VERSION = "crop-v1"
 BoxSource = Literal["mesh"]

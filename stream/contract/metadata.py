@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from dfstream.exceptions import MetadataError
 from dfstream.stream.contract.crop_policy import BUNDLED_CROP, CropPolicy
+from dfstream.stream.contract.exceptions import MetadataError
 from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM, LMK_DIM, LMK_SPEC
 
 PREFIX = "dfstream."

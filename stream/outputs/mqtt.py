@@ -37,7 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from dfstream import __version__
 from dfstream.config import MqttConfig
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sources import redact

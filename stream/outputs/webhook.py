@@ -19,7 +19,7 @@ from typing import Any
 
 from dfstream import __version__
 from dfstream.config import WebhookConfig
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.records import ScoreRecord
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 import cv2
 
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.native_logs import opencv_quiet
 from dfstream.stream.sources.base import Capture, CaptureFactory, Policy, SourceError, SourceStatus, ThreadedSource
 from dfstream.stream.sources.file import FileSource

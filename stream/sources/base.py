@@ -21,7 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from dfstream.exceptions import DfstreamError
+from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.contract.types import Frame
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfstream.exceptions import InputPathError
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.sources.base import Capture, Policy, SourceError, ThreadedSource, timed_read
 
 log = logging.getLogger(__name__)
