@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
-from dfstream.config import EventsConfig, MqttConfig, RunConfig, ServeConfig, WebhookConfig
+from dfstream.config import RunConfig, ServeConfig
 from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.ort_sessions import AUTO_PRECISION_HELP
+from dfstream.stream.outputs.settings import EventsConfig, MqttConfig, WebhookConfig
 from dfstream.stream.settings import DETECT_EVERY_HELP
 
 WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"

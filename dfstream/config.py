@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from dfstream.models.data.footage_layouts import FootageKind
 from dfstream.models.data.splits import Split
@@ -13,11 +13,8 @@ from dfstream.models.data.webrtc_codec import WebrtcCodec
 from dfstream.models.metrics import INTERVAL_ROUNDS
 from dfstream.stream.contract.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 from dfstream.stream.ort_sessions import Device, OrtSettings, PrecisionChoice
+from dfstream.stream.outputs.settings import EventsConfig, MqttConfig, StrictSettings, WebhookConfig
 from dfstream.stream.settings import DETECT_EVERY, DETECT_EVERY_HELP, CameraSettings, PipelineOptions
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _as_paths(value: object) -> object:
@@ -42,7 +39,7 @@ INPUT_SCALE_HELP = ("Model A only: pixel scale it was trained on. 'auto' feeds f
 """Shared by ``eval cnn`` and ``export``, which reads a .keras file the same way."""
 
 
-class BuildConfig(_Strict):
+class BuildConfig(StrictSettings):
     """What ``dfstream data build`` makes from the registry packages' faces."""
 
     out: Path = Field(
@@ -72,7 +69,7 @@ class BuildConfig(_Strict):
         return self
 
 
-class ImportConfig(_Strict):
+class ImportConfig(StrictSettings):
     """What ``dfstream data import`` reads (a data set's own layout) and writes (both notebooks' layouts)."""
 
     kind: FootageKind = Field(description="The data set's layout.")
@@ -101,7 +98,7 @@ class ImportConfig(_Strict):
         return self
 
 
-class TrainCnnConfig(_Strict):
+class TrainCnnConfig(StrictSettings):
     data_dir: Path = Field(description="Folder with train/ val/ test/, each holding real/ and fake/.")
     out_dir: Path = Field(description="Output folder for best_model.keras, last_model.keras, history.csv.")
     img_size: int = Field(FRAME_CROP, ge=32, description="Square input side.")
@@ -120,7 +117,7 @@ class TrainCnnConfig(_Strict):
     )
 
 
-class EvalCnnConfig(_Strict):
+class EvalCnnConfig(StrictSettings):
     model: Path = Field(description="Model A .keras file (dfstream's or notebook A's).")
     data_dir: Path = Field(description="Folder with val/ (threshold choice) and test/ (report).")
     out_dir: Path = Field(description="Output folder for metrics, CSV, plots and Grad-CAM overlays.")
@@ -130,7 +127,7 @@ class EvalCnnConfig(_Strict):
     input_scale: Literal["auto", "0-1", "0-255"] = Field("auto", description=INPUT_SCALE_HELP)
 
 
-class _ClipTraining(_Strict):
+class _ClipTraining(StrictSettings):
     """What model B's two recipes share."""
 
     data_dir: Path = Field(description="Class folders (original/ = real) of {video}_{i}.jpg + {video}_{i}.npy.")
@@ -201,7 +198,7 @@ class TrainOnTheFlyConfig(_ClipTraining):
         return self
 
 
-class EvalClipConfig(_Strict):
+class EvalClipConfig(StrictSettings):
     model: Path = Field(description="Model B state dict (.pth).")
     data_dir: Path = Field(description="Class folders of {video}_{i}.jpg + .npy.")
     out_dir: Path = Field(description="Output folder for metrics, CSV, classification report and plots.")
@@ -218,7 +215,7 @@ class EvalClipConfig(_Strict):
     workers: int = Field(0, ge=0, description="DataLoader worker processes reading the clips.")
 
 
-class EvalKindsConfig(_Strict):
+class EvalKindsConfig(StrictSettings):
     model: Path = Field(description="Model B state dict (.pth).")
     faces: Path = Field(description="Face bank of people never trained on (the build's faces/test.npz).")
     out_dir: Path = Field(description="Output folder for kinds.json.")
@@ -230,7 +227,7 @@ class EvalKindsConfig(_Strict):
     seed: int = Field(0, description="Seed of the clips made.")
 
 
-class EvalBundledConfig(_Strict):
+class EvalBundledConfig(StrictSettings):
     models: Path = Field(description="Folder with the three ONNX graphs (the bundled ones by default).")
     data_dir: Path = Field(description="A data build (dfstream data build --out DIR): its val and test splits.")
     out_dir: Path = Field(description="Reports in make models' layout: model-a/eval, model-b/{val,test}.")
@@ -238,7 +235,7 @@ class EvalBundledConfig(_Strict):
     device: Device = Field("cpu", description="ONNX Runtime device.")
 
 
-class EvalCrossConfig(_Strict):
+class EvalCrossConfig(StrictSettings):
     models: Path = Field(description="Folder with the three exported ONNX graphs (e.g. runs/onnx).")
     data_dir: Path = Field(description="Another data set's import (dfstream data import … -o DIR).")
     out_dir: Path = Field(description="Where cross.json, cross.md and the per-sample scores go.")
@@ -247,7 +244,7 @@ class EvalCrossConfig(_Strict):
     device: Device = Field("cpu", description="ONNX Runtime device.")
 
 
-class RecalibrateConfig(_Strict):
+class RecalibrateConfig(StrictSettings):
     models: Path = Field(
         description="Folder with the graphs whose calibration and threshold are refitted (e.g. models/weights)."
     )
@@ -278,27 +275,14 @@ class RecalibrateConfig(_Strict):
         return self
 
 
-class EvalCompareConfig(_Strict):
+class EvalCompareConfig(StrictSettings):
     base: Path = Field(description="An evaluation's output folder (or its per_sample.csv): the model to beat.")
     other: Path = Field(description="Another evaluation of the same samples: the candidate.")
     rounds: int = Field(INTERVAL_ROUNDS, ge=100, le=100_000, description="Resamples of the people.")
     seed: int = Field(0, description="Seed of the resampling.")
 
 
-class EventsConfig(_Strict):
-    """Where deepfake events go: a snapshot and a clip each, and an index (``events.jsonl``)."""
-
-    dir: Path = Field(description="events folder (made if missing; refused at start-up when not writable)")
-    pre_roll_s: float = Field(3.0, ge=0, le=60, description="seconds of video kept before an event starts")
-    post_roll_s: float = Field(3.0, ge=0, le=60, description="seconds recorded after it ends")
-    clips: bool = Field(True, description="write an MP4 clip per event (snapshots are always written)")
-    retention_days: float = Field(7.0, gt=0, description="events older than this are removed, oldest first")
-    retention_gb: float = Field(5.0, gt=0, description="the folder is kept under this size, oldest removed first")
-    private: bool = Field(True, description="snapshots, clips and the index readable by this user only (files "
-                          "0600, folder 0700); false leaves them to the umask")
-
-
-class SourceConfig(_Strict):
+class SourceConfig(StrictSettings):
     """One camera of a config file; unset fields take the file's (or the command line's) defaults."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -310,26 +294,7 @@ class SourceConfig(_Strict):
     detect_every: int | None = Field(None, ge=1)
 
 
-class WebhookConfig(_Strict):
-    url: str = Field(pattern=r"^https?://", description="receiver; the event JSON is POSTed on start and on end")
-    secret_env: str | None = Field(
-        None, description="environment variable holding the HMAC-SHA256 secret (X-Dfstream-Signature header)"
-    )
-    timeout_s: float = Field(5.0, gt=0, le=60)
-    retries: int = Field(3, ge=0, le=10, description="attempts after the first, with backoff, then dropped")
-    queue: int = Field(256, ge=1, description="events waiting to be sent; more are dropped and counted")
-
-
-class MqttConfig(_Strict):
-    url: str = Field(pattern=r"^mqtts?://", description="mqtt://[user:pass@]host:port; ${VAR} reads the environment")
-    prefix: str = Field("dfstream", min_length=1, description="topic prefix")
-    discovery: bool = Field(True, description="publish Home Assistant MQTT discovery configs")
-    discovery_prefix: str = Field("homeassistant", min_length=1)
-    state_interval_s: float = Field(1.0, gt=0, description="at most one state message per source this often")
-    queue: int = Field(1000, ge=1, description="messages held while the broker is away; more are dropped")
-
-
-class _StreamConfig(_Strict):
+class _StreamConfig(StrictSettings):
     """What ``dfstream run`` and ``dfstream serve`` share: models, scoring and outputs."""
 
     names: tuple[str | None, ...] = Field((), description="a name per source (config file); empty: from the URL")

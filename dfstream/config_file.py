@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from dfstream.config import EventsConfig, MqttConfig, SourceConfig, WebhookConfig
+from dfstream.config import SourceConfig
 from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.ort_sessions import Device, PrecisionChoice
+from dfstream.stream.outputs.settings import EventsConfig, MqttConfig, StrictSettings, WebhookConfig
 from dfstream.stream.settings import DETECT_EVERY
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -27,11 +28,7 @@ class ConfigError(DfstreamError):
     """A config file that cannot be used; the message starts with ``FILE:LINE:``."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelsSection(_Strict):
+class ModelsSection(StrictSettings):
     dir: Path | None = Field(None, description="folder of ONNX graphs; default: the bundled models")
     detectors: tuple[Path, ...] = Field((), description="imported face models ('dfstream import' folders or files)")
     weights: dict[str, float] = Field(default_factory=dict, description="fusion weight per model name ('bundled': "
@@ -40,7 +37,7 @@ class ModelsSection(_Strict):
     precision: PrecisionChoice = "auto"
 
 
-class OutputsSection(_Strict):
+class OutputsSection(StrictSettings):
     jsonl: str | None = Field(None, description="JSON-lines file of records ('-' for stdout)")
     video: Path | None = Field(None, description="annotated MP4 (name-<i>.mp4 per source when several)")
     events: EventsConfig | None = None
@@ -48,14 +45,14 @@ class OutputsSection(_Strict):
     mqtt: MqttConfig | None = None
 
 
-class ServerSection(_Strict):
+class ServerSection(StrictSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     token_env: str | None = Field(None, description="environment variable holding the page's token")
     max_peers: int = Field(4, ge=1)
 
 
-class CamerasFile(_Strict):
+class CamerasFile(StrictSettings):
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
     models: ModelsSection = ModelsSection()
     outputs: OutputsSection = OutputsSection()

@@ -25,10 +25,10 @@ from typing import Any
 
 import cv2
 
-from dfstream.config import EventsConfig
 from dfstream.stream.contract.exceptions import InputPathError, first_line
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.events import DeepfakeEvent, EventDetector, EventState, Transition
+from dfstream.stream.outputs.settings import EventsConfig
 from dfstream.stream.overlay import annotate
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sinks import Mp4Writer

@@ -15,11 +15,12 @@ import av
 import numpy as np
 import pytest
 
-from dfstream.config import EventsConfig, RunConfig
+from dfstream.config import RunConfig
 from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.event_store import INDEX, prune, read_index
 from dfstream.stream.events import MISSING_FRAMES_TO_END, EventDetector
 from dfstream.stream.local_run import run_stream
+from dfstream.stream.outputs.settings import EventsConfig
 from dfstream.stream.records import ScoreRecord
 from tests.conftest import read_frames
 

@@ -318,9 +318,9 @@ def test_feeds_are_listed_by_names_for_people() -> None:
 
 
 def test_the_page_lists_events_and_serves_their_snapshots_behind_the_token(models: ModelSet, tmp_path: Path) -> None:
-    from dfstream.config import EventsConfig
     from dfstream.stream.event_store import read_index
     from dfstream.stream.local_run import event_outputs
+    from dfstream.stream.outputs.settings import EventsConfig
     from dfstream.stream.sources import FileSource
 
     feed = FileSource(SAMPLE_CLIP, realtime=True, loop=True)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dfstream.config import EventsConfig
 from dfstream.stream.cluster import NAMESPACE
 from dfstream.stream.cluster.remote_models import RemoteModels
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
@@ -21,6 +20,7 @@ from dfstream.stream.event_store import EventSink
 from dfstream.stream.local_run import connect_events
 from dfstream.stream.model_set import ModelSet
 from dfstream.stream.ort_sessions import OrtSettings, load_model
+from dfstream.stream.outputs.settings import EventsConfig
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord, status_dict
 from dfstream.stream.settings import CameraSettings, PipelineOptions

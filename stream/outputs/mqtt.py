@@ -36,9 +36,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from dfstream import __version__
-from dfstream.config import MqttConfig
 from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.types import Frame
+from dfstream.stream.outputs.settings import MqttConfig
 from dfstream.stream.records import ScoreRecord
 from dfstream.stream.sources import redact
 from dfstream.stream.sources.base import display_name

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from dfstream import __version__
-from dfstream.config import WebhookConfig
 from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.types import Frame
+from dfstream.stream.outputs.settings import WebhookConfig
 from dfstream.stream.records import ScoreRecord
 
 log = logging.getLogger(__name__)
