@@ -21,7 +21,7 @@ import numpy as np
 
 from dfstream.benchmarks.pipeline_bench import clip_copies
 from dfstream.benchmarks.timing import Stats
-from dfstream.config import RunConfig
+from dfstream.stream.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from dfstream.benchmarks.timing import Stats, measure_interleaved
-from dfstream.config import RunConfig
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import ModelSet
 from dfstream.stream.ort_sessions import DEFAULT_ORT, OrtSettings
+from dfstream.stream.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

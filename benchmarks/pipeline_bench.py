@@ -16,8 +16,8 @@ from typing import Any
 
 from dfstream.benchmarks.cpu_budget import CpuBudget
 from dfstream.benchmarks.timing import Stats
-from dfstream.config import RunConfig
 from dfstream.stream.local_run import run_stream
+from dfstream.stream.run_config import RunConfig
 from dfstream.stream.summary import SUMMARY_STAGES, RunSummary
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from dfstream.config import RunConfig
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.model_set import ModelSet
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord
+from dfstream.stream.run_config import RunConfig
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import FileSource
 

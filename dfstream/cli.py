@@ -19,9 +19,9 @@ from dfstream.cli_eval import eval_app
 from dfstream.cli_import import import_app
 from dfstream.cli_stream import run_cmd, serve_cmd
 from dfstream.cli_train import train_app
-from dfstream.config import INPUT_SCALE_HELP
-from dfstream.paths import BUNDLED_MODELS
+from dfstream.models.configs import INPUT_SCALE_HELP
 from dfstream.stream.contract.exceptions import DfstreamError, InputPathError, ModelLoadError
+from dfstream.stream.contract.paths import BUNDLED_MODELS
 
 log = logging.getLogger("dfstream")
 
@@ -169,7 +169,7 @@ def quantize_cmd(
         if out is not None:
             raise DfstreamError("--out goes with --fp16; int8 variants are written beside their fp32 graphs")
         from dfstream.export.quantize import QUANTIZED_ROLES, calibration_crops, quantize_folder
-        from dfstream.paths import SAMPLE_CLIP
+        from dfstream.stream.contract.paths import SAMPLE_CLIP
 
         sources = calibration or [SAMPLE_CLIP]
         quantize_folder(models, calibration_crops(sources, crops), held_out, only or QUANTIZED_ROLES)  # prints
@@ -226,7 +226,7 @@ def doctor_cmd(
 
     def body() -> None:
         from dfstream.doctor import diagnose
-        from dfstream.paths import SAMPLE_CLIP
+        from dfstream.stream.contract.paths import SAMPLE_CLIP
 
         report = diagnose(models or BUNDLED_MODELS, out, device.value, SAMPLE_CLIP)
         typer.echo(report.text())

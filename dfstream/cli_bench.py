@@ -44,8 +44,8 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def _clip(clip: Path | None) -> Path:
-    from dfstream.paths import SAMPLE_CLIP
     from dfstream.stream.contract.exceptions import InputPathError
+    from dfstream.stream.contract.paths import SAMPLE_CLIP
 
     clip = clip or SAMPLE_CLIP
     if not clip.is_file():
@@ -134,8 +134,8 @@ def bench_cluster_cmd(
 
     def body() -> None:
         from dfstream.benchmarks.suite import run_cluster_bench
-        from dfstream.paths import BUNDLED_MODELS
         from dfstream.stream.cluster import import_ray
+        from dfstream.stream.contract.paths import BUNDLED_MODELS
 
         import_ray()
         written = run_cluster_bench(models or BUNDLED_MODELS, _clip(clip), _out(out, "cluster"),
@@ -157,7 +157,7 @@ def bench_explain_cmd(
 
     def body() -> None:
         from dfstream.benchmarks.suite import run_explain
-        from dfstream.paths import BUNDLED_MODELS
+        from dfstream.stream.contract.paths import BUNDLED_MODELS
 
         written = run_explain(models or BUNDLED_MODELS, _clip(clip), _out(out, "explain"), device.value, seconds)
         _report("explain", written.markdown, written.files)
@@ -179,7 +179,7 @@ def bench_ort_cmd(
     def body() -> None:
         from dfstream.benchmarks.ort_bench import VARIANTS
         from dfstream.benchmarks.suite import run_ort
-        from dfstream.paths import BUNDLED_MODELS
+        from dfstream.stream.contract.paths import BUNDLED_MODELS
 
         chosen = [v.strip() for v in settings.split(",") if v.strip()] or list(VARIANTS)
         unknown = [v for v in chosen if v not in VARIANTS]
@@ -224,7 +224,7 @@ def bench_gpu_check_cmd(
 
     def body() -> None:
         from dfstream.benchmarks.gpu_check import gpu_check, markdown
-        from dfstream.paths import BUNDLED_MODELS
+        from dfstream.stream.contract.paths import BUNDLED_MODELS
         from dfstream.stream.ort_sessions import select_providers
 
         select_providers("cuda")  # refuse before making a report folder

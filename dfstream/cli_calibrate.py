@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dfstream.cli_common import argument_of, default_of, guard, option_of
-from dfstream.config import RecalibrateConfig
+from dfstream.models.configs import RecalibrateConfig
 
 
 def calibrate_cmd(

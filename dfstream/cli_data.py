@@ -9,9 +9,9 @@ from typing import Annotated, get_args
 import typer
 
 from dfstream.cli_common import argument_of, default_of, guard, option_of
-from dfstream.config import BuildConfig, ImportConfig
+from dfstream.models.configs import BuildConfig, ImportConfig
 from dfstream.models.data.footage_layouts import FootageKind
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 
 data_app = typer.Typer(help="Training data: built from real faces that registry packages carry, or imported from "
                        "a data set's videos.", no_args_is_help=True)

@@ -19,11 +19,11 @@ from dfstream.cli_common import (
 )
 from dfstream.cli_eval_compare import eval_compare_cmd
 from dfstream.cli_eval_stream import eval_false_alarms_cmd, eval_sensitivity_cmd, eval_streams_cmd
-from dfstream.config import EvalBundledConfig, EvalClipConfig, EvalCnnConfig, EvalCrossConfig, EvalKindsConfig
 from dfstream.models.card_tables import TABLES
+from dfstream.models.configs import EvalBundledConfig, EvalClipConfig, EvalCnnConfig, EvalCrossConfig, EvalKindsConfig
 from dfstream.models.data.splits import SPLITS
-from dfstream.paths import BUNDLED_MODELS
 from dfstream.stream.contract.exceptions import InputPathError
+from dfstream.stream.contract.paths import BUNDLED_MODELS
 
 eval_app = typer.Typer(help="Evaluate a trained model and write metrics, plots and reports.", no_args_is_help=True)
 

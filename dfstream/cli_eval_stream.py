@@ -11,8 +11,8 @@ import typer
 
 from dfstream.cli_common import Device, ModelsDir, OrtDevice, guard
 from dfstream.models.data.webrtc_codec import CALL_BITRATE, WEBRTC_CODECS, WebrtcCodec
-from dfstream.paths import BUNDLED_MODELS
 from dfstream.stream.contract.exceptions import InputPathError
+from dfstream.stream.contract.paths import BUNDLED_MODELS
 
 Codec = StrEnum("Codec", {c: c for c in WEBRTC_CODECS})  # type: ignore[misc]
 

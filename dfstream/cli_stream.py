@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
-from dfstream.config import RunConfig, ServeConfig
 from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.ort_sessions import AUTO_PRECISION_HELP
 from dfstream.stream.outputs.settings import EventsConfig, MqttConfig, WebhookConfig
+from dfstream.stream.run_config import RunConfig, ServeConfig
 from dfstream.stream.settings import DETECT_EVERY_HELP
 
 WEBHOOK_SECRET_ENV = "DFSTREAM_WEBHOOK_SECRET"
@@ -77,7 +77,7 @@ def merge_flags(
     if config is None:
         return flags
     from dfstream.config_file import load_config, run_fields, serve_fields
-    from dfstream.paths import BUNDLED_MODELS
+    from dfstream.stream.contract.paths import BUNDLED_MODELS
 
     loaded = load_config(config)
     merged = serve_fields(loaded, BUNDLED_MODELS) if serve else run_fields(loaded, BUNDLED_MODELS)
@@ -178,7 +178,7 @@ def run_cmd(
         import signal
         import threading
 
-        from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+        from dfstream.stream.contract.paths import BUNDLED_MODELS, SAMPLE_CLIP
         from dfstream.stream.face_models import split_models
         from dfstream.stream.local_run import run_stream
 
@@ -274,7 +274,7 @@ def serve_cmd(
     """Serve the web page: a browser sends its webcam over WebRTC and sees each face's score live."""
 
     def body() -> None:
-        from dfstream.paths import BUNDLED_MODELS
+        from dfstream.stream.contract.paths import BUNDLED_MODELS
         from dfstream.stream.face_models import split_models
         from dfstream.stream.local_run import event_outputs, load_detectors, open_sources
         from dfstream.stream.model_set import ModelSet

@@ -10,7 +10,7 @@ import typer
 from pydantic import BaseModel
 
 from dfstream.cli_common import default_of, guard, option_of
-from dfstream.config import TrainClipConfig, TrainCnnConfig, TrainOnTheFlyConfig
+from dfstream.models.configs import TrainClipConfig, TrainCnnConfig, TrainOnTheFlyConfig
 from dfstream.stream.contract.exceptions import OptionError
 
 train_app = typer.Typer(help="Train model A (frame CNN) or model B (clip model).", no_args_is_help=True)

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from dfstream.config import SourceConfig
 from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.ort_sessions import Device, PrecisionChoice
 from dfstream.stream.outputs.settings import EventsConfig, MqttConfig, StrictSettings, WebhookConfig
+from dfstream.stream.run_config import SourceConfig
 from dfstream.stream.settings import DETECT_EVERY
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

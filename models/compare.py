@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfstream.config import EvalCompareConfig
+from dfstream.models.configs import EvalCompareConfig
 from dfstream.models.metrics import (
     Resampling,
     auc_difference,

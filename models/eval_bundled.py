@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfstream.config import EvalBundledConfig
+from dfstream.models.configs import EvalBundledConfig
 from dfstream.models.datasets import ClipRef, ImageSplit, load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import (
     BinaryReport,

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from dfstream.config import EvalCrossConfig
+from dfstream.models.configs import EvalCrossConfig
 from dfstream.models.data.footage_video import video_of_clip
 from dfstream.models.datasets import scan_image_split
 from dfstream.models.eval_bundled import clip_scores, frame_scores

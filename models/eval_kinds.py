@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from dfstream.config import EvalKindsConfig
 from dfstream.models import clip_lstm
+from dfstream.models.configs import EvalKindsConfig
 from dfstream.models.data.bank import read_bank
 from dfstream.models.data.fakes import BLENDS, WARPS
 from dfstream.models.data.onthefly import FakeMaker

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from dfstream.config import RunConfig
 from dfstream.models.data.webrtc_codec import CALL_BITRATE, WebrtcCodec, round_trip_video
 from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import model_files
 from dfstream.stream.ort_sessions import read_metadata
+from dfstream.stream.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -79,7 +79,7 @@ def pick_scale(answers: Mapping[str, np.ndarray]) -> tuple[InputScale, list[Scal
 def probe_faces() -> tuple[np.ndarray, ...]:
     """Face crops (BGR uint8) from the bundled sample clip, framed as the stream frames them."""
     from dfstream.export.quantize import face_crops
-    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.contract.paths import SAMPLE_CLIP
 
     return tuple(face_crops(SAMPLE_CLIP, PROBE_FACES))
 

@@ -17,8 +17,8 @@ from typing import get_args
 
 import numpy as np
 
-from dfstream.config import RecalibrateConfig
 from dfstream.models.calibration import fit_platt
+from dfstream.models.configs import RecalibrateConfig
 from dfstream.models.datasets import scan_image_split
 from dfstream.models.eval_bundled import clip_scores, frame_scores
 from dfstream.models.metrics import f1_optimal_threshold, rank_auc

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfstream.config import RecalibrateConfig
+from dfstream.models.configs import RecalibrateConfig
 from dfstream.models.data.webrtc_codec import CALL_BITRATE, WebrtcCodec, round_trip_video
 from dfstream.models.recalibrate import Recalibrated, apply_refit
 from dfstream.stream.contract.exceptions import DatasetError

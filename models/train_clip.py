@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dfstream.config import EvalClipConfig, TrainClipConfig
 from dfstream.models import clip_lstm
 from dfstream.models.calibration import decision_record
 from dfstream.models.checkpoint_cards import checkpoint_card, clip_architecture
 from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, RESUME_NAME
+from dfstream.models.configs import EvalClipConfig, TrainClipConfig
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders, split_by_video
 from dfstream.models.device import MixedPrecision, model_device, place, train_device, workers_for
 from dfstream.models.efficientnet_b0 import load_imagenet_weights

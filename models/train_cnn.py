@@ -12,10 +12,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dfstream.config import EvalCnnConfig, TrainCnnConfig
 from dfstream.models import cnn_cbam
 from dfstream.models.calibration import decision_record
 from dfstream.models.checkpoint_cards import checkpoint_card, frame_architecture, write_keras_card
+from dfstream.models.configs import EvalCnnConfig, TrainCnnConfig
 from dfstream.models.datasets import ImageSplit, scan_image_split
 from dfstream.models.distill import DistillPool, make_pool
 from dfstream.models.input_scale import resolve_input_scale

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from dfstream.config import TrainOnTheFlyConfig
 from dfstream.models import clip_lstm
 from dfstream.models.checkpoint_cards import checkpoint_card, clip_architecture
 from dfstream.models.clip_checkpoints import BEST_NAME, LAST_NAME, PROBE_NAME
+from dfstream.models.configs import TrainOnTheFlyConfig
 from dfstream.models.data.bank import read_banks
 from dfstream.models.data.onthefly import FakeConfig, FakeMaker
 from dfstream.models.datasets import ClipRef, load_clip, load_clip_frame, scan_clip_folders

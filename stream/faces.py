@@ -77,7 +77,7 @@ stream's first frame, seen by the graph for ``max_faces``, sizes the graph at on
 @functools.cache
 def _warm_face() -> np.ndarray:
     """The sample clip's first frame (RGB), or a blank one if it cannot be read."""
-    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.contract.paths import SAMPLE_CLIP
 
     capture = cv2.VideoCapture(str(SAMPLE_CLIP), cv2.CAP_FFMPEG)
     ok, image = capture.read()

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from dfstream.config import RunConfig, ServeConfig
 from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.event_store import EventSink
 from dfstream.stream.face_models import FaceModelStage, face_model_files, load_face_models
@@ -21,6 +20,7 @@ from dfstream.stream.model_set import ModelSet
 from dfstream.stream.outputs.settings import EventsConfig, MqttConfig, WebhookConfig
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.prometheus import MetricsServer
+from dfstream.stream.run_config import RunConfig, ServeConfig
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet, VideoSink, WindowSink
 from dfstream.stream.sources import RetryPolicy, SourceOptions, ThreadedSource, open_source
 from dfstream.stream.sources.base import Policy

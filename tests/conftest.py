@@ -93,8 +93,8 @@ def data_build(tmp_path_factory: pytest.TempPathFactory, clip_dataset: Path) -> 
 
 def pipeline_options(**fields: Any) -> PipelineOptions:
     """What ``dfstream run`` resolves from these fields (``serve=True``: what ``dfstream serve`` does)."""
-    from dfstream.config import RunConfig, ServeConfig
-    from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+    from dfstream.stream.contract.paths import BUNDLED_MODELS, SAMPLE_CLIP
+    from dfstream.stream.run_config import RunConfig, ServeConfig
 
     if fields.pop("serve", False):
         return ServeConfig(models_dir=BUNDLED_MODELS, **fields).pipeline_options()
@@ -127,7 +127,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
 def face_bank_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A face bank of three genuine frames of the sample clip, standing in for three people."""
     from dfstream.models.data.bank import write_bank
-    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.contract.paths import SAMPLE_CLIP
     from dfstream.stream.faces import FaceStage
 
     frames = read_frames(SAMPLE_CLIP, limit=81)

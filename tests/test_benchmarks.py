@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dfstream.benchmarks.report import PIPELINE_STAGES
 from dfstream.benchmarks.suite import run_explain, run_models, run_pipeline, run_soak
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

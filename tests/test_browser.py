@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from tests.conftest import read_frames
 from tests.rtsp import free_port
 

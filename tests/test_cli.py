@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from dfstream.cli import app
 from dfstream.cli_common import Device, Precision, option_of
-from dfstream.config import (
+from dfstream.models.configs import (
     BuildConfig,
     EvalBundledConfig,
     EvalClipConfig,
@@ -24,13 +24,12 @@ from dfstream.config import (
     EvalCompareConfig,
     EvalKindsConfig,
     RecalibrateConfig,
-    RunConfig,
-    ServeConfig,
     TrainClipConfig,
     TrainCnnConfig,
     TrainOnTheFlyConfig,
 )
 from dfstream.stream.ort_sessions import DEVICES, PRECISIONS
+from dfstream.stream.run_config import RunConfig, ServeConfig
 
 runner = CliRunner()
 

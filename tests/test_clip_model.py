@@ -113,9 +113,9 @@ def test_a_card_rides_in_the_state_dict_and_names_its_data_build(tmp_path: Path)
     import hashlib
     import json
 
-    from dfstream.config import TrainClipConfig
     from dfstream.models import clip_lstm
     from dfstream.models.checkpoint_cards import CARD_KEY, build_of, checkpoint_card, clip_architecture, read_card
+    from dfstream.models.configs import TrainClipConfig
     from dfstream.stream.contract.exceptions import ModelLoadError
 
     build = tmp_path / "build"

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dfstream.config import RunConfig
-from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+from dfstream.stream.contract.paths import BUNDLED_MODELS, SAMPLE_CLIP
+from dfstream.stream.run_config import RunConfig
 from tests.jsonl import lines_of
 from tests.ray_cluster import LocalCluster, start_cluster
 

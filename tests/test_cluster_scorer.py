@@ -7,9 +7,9 @@ import asyncio
 
 import numpy as np
 
-from dfstream.paths import BUNDLED_MODELS
 from dfstream.stream.cluster.scorer import BatchingScorer
 from dfstream.stream.cluster.worker import scorer_order
+from dfstream.stream.contract.paths import BUNDLED_MODELS
 
 
 def _crops(rng: np.random.Generator, n: int, size: int) -> np.ndarray:

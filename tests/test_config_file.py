@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dfstream.config_file import EXAMPLE, ConfigError, load_config
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 
 SECRET = "s3cr3t-pw-0123456789"
 
@@ -168,8 +168,8 @@ server:
 
 
 def test_the_example_names_every_precision_and_the_default() -> None:
-    from dfstream.config import RunConfig
     from dfstream.stream.ort_sessions import PRECISIONS
+    from dfstream.stream.run_config import RunConfig
 
     line = next(x for x in EXAMPLE.splitlines() if x.strip().startswith("precision:"))
     value, _, comment = line.partition("#")

@@ -21,9 +21,9 @@ from dfstream.models.data.photos import SourceFace, person_key, sheet_faces
 from dfstream.models.data.swap import face_swap
 from dfstream.models.datasets import load_clip, scan_clip_folders, scan_image_split
 from dfstream.models.metrics import sample_kind
-from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.contract.file_names import sha256_of
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.faces import FaceStage
 from tests.conftest import read_frames
 

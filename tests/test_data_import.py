@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.config import ImportConfig
+from dfstream.models.configs import ImportConfig
 from dfstream.models.data import footage_import, footage_video
 from dfstream.models.data.footage_import import LOG_FILE, PLAN_FILE, run_import
 from dfstream.models.data.footage_video import clip_starts, frame_positions, video_of_clip
 from dfstream.models.metrics import person_of
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.contract.types import CLIP_CROP, CLIP_LEN, FRAME_CROP
 from dfstream.stream.crops import crop_face
 from dfstream.stream.faces import FaceStage

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dfstream.paths import BUNDLED_MODELS
+from dfstream.stream.contract.paths import BUNDLED_MODELS
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:

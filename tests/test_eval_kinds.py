@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfstream.config import EvalKindsConfig
+from dfstream.models.configs import EvalKindsConfig
 from dfstream.models.eval_kinds import KIND_GROUPS, _auc, evaluate_kinds, kind_of
 
 

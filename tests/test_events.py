@@ -15,13 +15,13 @@ import av
 import numpy as np
 import pytest
 
-from dfstream.config import RunConfig
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.event_store import INDEX, prune, read_index
 from dfstream.stream.events import MISSING_FRAMES_TO_END, EventDetector
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.outputs.settings import EventsConfig
 from dfstream.stream.records import ScoreRecord
+from dfstream.stream.run_config import RunConfig
 from tests.conftest import read_frames
 
 PRE_ROLL_S, POST_ROLL_S = 1.0, 0.5

@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from dfstream.export.attention import ATTENTION_OUTPUT
-from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.contract.exceptions import MetadataError
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.contract.types import ATTENTION_GRID, Frame
 from dfstream.stream.crops import crop_face, square_around, to_model_input
 from dfstream.stream.explain import Attention

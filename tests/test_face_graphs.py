@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.faces import FaceStage
 from tests.conftest import read_frames

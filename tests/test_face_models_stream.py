@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dfstream.config import RunConfig
-from dfstream.paths import BUNDLED_MODELS, SAMPLE_CLIP
+from dfstream.stream.contract.paths import BUNDLED_MODELS, SAMPLE_CLIP
 from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.face_models import FaceJob, FaceModelScores, FaceModelStage
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.records import check_record
+from dfstream.stream.run_config import RunConfig
 from dfstream.stream.scoring import ScoringConfig, TrackScorer, Vote, centred
 from tests.conftest import pipeline_options
 from tests.test_import_detectors import tiny_classifier

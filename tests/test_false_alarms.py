@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from dfstream.cli import app
 from dfstream.models.false_alarms import rates
-from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.contract.exceptions import DatasetError
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from tests.conftest import read_frames
 
 

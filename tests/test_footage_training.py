@@ -14,10 +14,10 @@ import torch
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.config import ImportConfig
 from dfstream.models import clip_checkpoints, clip_lstm, train_clip
+from dfstream.models.configs import ImportConfig
 from dfstream.models.data.footage_import import run_import
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from tests.conftest import read_frames, write_video
 
 runner = CliRunner()

@@ -16,10 +16,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from dfstream.paths import BUNDLED_MODELS
 from dfstream.stream import gpu_options, ort_sessions
 from dfstream.stream.bound import BoundRunner
 from dfstream.stream.contract.exceptions import ModelLoadError, ProviderError
+from dfstream.stream.contract.paths import BUNDLED_MODELS
 from dfstream.stream.gpu_options import CPU, CUDA, TENSORRT, GraphInputs, provider_entries, tensorrt_options
 from dfstream.stream.model_set import ModelSet
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.contract.crop_policy import BUNDLED_CROP, SBI_CROP, CropPolicy
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.crops import crop_face, crop_for, dfb5_target, similarity
 from dfstream.stream.face_models import FaceModel

@@ -89,3 +89,25 @@ def test_the_contract_sits_below_stream_and_export() -> None:
     upward = {m: sorted(t for t in targets if t.startswith("dfstream.export"))
               for m, targets in graph.items() if m.startswith("dfstream.stream")}
     assert not any(upward.values()), {m: t for m, t in upward.items() if t}
+
+
+LAYERS = ("dfstream.stream.contract", "dfstream.stream", "dfstream.export|dfstream.models", "dfstream.benchmarks",
+          "dfstream.cli|dfstream.config_file|dfstream.doctor")
+"""The folders from the bottom up; a module imports only from its own layer and those below it. Export and
+models share a layer: export's writers still build model definitions that models/ keeps, and a few model
+tools export graphs. The package root (``dfstream/__init__.py``: the version) belongs to none."""
+
+
+def _layer(module: str) -> int | None:
+    for i, layer in reversed(list(enumerate(LAYERS))):
+        if any(module == p or module.startswith(p + ".") or module.startswith(p + "_") for p in layer.split("|")):
+            return i
+    return None
+
+
+def test_no_import_runs_back_up_between_folders() -> None:
+    graph = _import_graph()
+    upward = [f"{m} → {t}" for m, targets in sorted(graph.items()) for t in sorted(targets)
+              if (a := _layer(m)) is not None and (b := _layer(t)) is not None and b > a]
+    assert all(_layer(m) is not None for m in graph if m != "dfstream"), [m for m in graph if _layer(m) is None]
+    assert not upward, upward

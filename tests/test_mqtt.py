@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dfstream.config import RunConfig
-from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.contract.exceptions import InputPathError
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.outputs.mqtt import MqttSink
 from dfstream.stream.outputs.settings import MqttConfig
 from dfstream.stream.records import ScoreRecord
+from dfstream.stream.run_config import RunConfig
 from tests.mqtt_broker import Broker, Subscriber
 from tests.rtsp import free_port
 

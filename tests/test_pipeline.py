@@ -13,8 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from dfstream.config import RunConfig
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.contract.types import CLIP_LEN, FaceObs, Frame
 from dfstream.stream.crops import InputSpec, crop_face, to_model_input
 from dfstream.stream.faces import FaceStage
@@ -22,6 +21,7 @@ from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import ModelSet
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import check_record
+from dfstream.stream.run_config import RunConfig
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import open_source
 from tests.conftest import pipeline_options, read_frames, write_video
@@ -152,7 +152,7 @@ def test_stop_event_ends_the_run_with_everything_flushed(stream_models: Path, tm
 def test_streaming_run_never_imports_torch_or_tensorflow(stream_models: Path, tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "from dfstream.config import RunConfig\n"
+        "from dfstream.stream.run_config import RunConfig\n"
         "from dfstream.stream.local_run import run_stream\n"
         f"cfg = RunConfig(sources=({str(SAMPLE_CLIP)!r},), models_dir={str(stream_models)!r}, duration_s=3)\n"
         "summary, errors = run_stream(cfg)\n"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from dfstream.config import RunConfig
 from dfstream.export.quantize import calibration_crops, face_crops
-from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.contract.exceptions import InputPathError
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import ModelSet, model_files
+from dfstream.stream.run_config import RunConfig
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dfstream.config import RunConfig
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.records import check_record
+from dfstream.stream.run_config import RunConfig
 from tests.conftest import read_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[1]

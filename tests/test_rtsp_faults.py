@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dfstream.config import RunConfig
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.local_run import run_stream
+from dfstream.stream.run_config import RunConfig
 from dfstream.stream.sources import RetryPolicy, SourceError, SourceOptions, open_source
 from tests.jsonl import lines_of
 from tests.rtsp import RtspServer, free_port, write_frames

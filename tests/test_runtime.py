@@ -48,11 +48,11 @@ def test_model_a_on_its_lane_runs_on_one_intra_op_thread(stream_models: object) 
     read as fast as scored keeps it in the tick with ONNX Runtime's default (a thread per core)."""
     from pathlib import Path
 
-    from dfstream.config import RunConfig
-    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.contract.paths import SAMPLE_CLIP
     from dfstream.stream.local_run import frame_model_on_lane, open_sources
     from dfstream.stream.model_set import ModelSet
     from dfstream.stream.ort_sessions import LANE_INTRA_THREADS
+    from dfstream.stream.run_config import RunConfig
 
     folder = Path(str(stream_models))
     on_lane = ModelSet.load(folder, "cpu", frame_on_lane=True)

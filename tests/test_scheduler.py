@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from dfstream.config import RunConfig
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.contract.types import Frame
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import CropScores, ModelSet
 from dfstream.stream.pipeline import Pipeline
 from dfstream.stream.records import ScoreRecord
+from dfstream.stream.run_config import RunConfig
 from dfstream.stream.scheduler import MAX_EVERY, DeadlineScheduler, runs_frame_model
 from dfstream.stream.sinks import SinkSet
 from dfstream.stream.sources import FileSource

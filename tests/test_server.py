@@ -22,7 +22,7 @@ from aiohttp import ClientSession, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from prometheus_client.parser import text_string_to_metric_families
 
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.model_set import ModelSet
 from dfstream.stream.records import check_record
 from dfstream.stream.server import MAX_OFFER_BYTES, ServeOptions, Server

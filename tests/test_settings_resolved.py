@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.settings import CameraSettings, PipelineOptions
 from dfstream.stream.summary import RunSummary
 

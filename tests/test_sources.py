@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfstream.paths import SAMPLE_CLIP
 from dfstream.stream.contract.exceptions import InputPathError
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.sources import (
     FileSource,
     LiveSource,

@@ -192,9 +192,9 @@ def test_16_bit_frames_keep_their_brightness_and_channel_order() -> None:
 
 
 def test_window_is_on_by_default_only_when_a_display_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from dfstream.config import RunConfig
     from dfstream.stream.event_store import EventSink
     from dfstream.stream.local_run import build_sinks
+    from dfstream.stream.run_config import RunConfig
     from dfstream.stream.sinks import WindowSink
 
     def kinds(config: RunConfig) -> list[type]:

@@ -130,8 +130,8 @@ def test_model_b_train_eval(tmp_path: Path, clip_dataset: Path) -> None:
     # them, so a forward pass alone cannot change them)
     import torch
 
-    from dfstream.config import TrainClipConfig
     from dfstream.models import clip_lstm
+    from dfstream.models.configs import TrainClipConfig
 
     torch.manual_seed(TrainClipConfig.model_fields["seed"].default)
     start = clip_lstm.ClipDetector().state_dict()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dfstream.config import TrainCnnConfig, TrainOnTheFlyConfig
 from dfstream.models import imagenet_init
 from dfstream.models.clip_lstm import load_state
+from dfstream.models.configs import TrainCnnConfig, TrainOnTheFlyConfig
 from dfstream.models.distill import make_pool
 from dfstream.models.train_onthefly import train_clip_onthefly
 from tests.test_imagenet_init import lite0_state
@@ -176,7 +176,7 @@ def test_model_b_trains_on_cuda_and_its_checkpoint_loads_on_the_cpu(
     assert all(v.device.type == "cpu" for v in state.values())
     assert load_state(cfg.out_dir / "last_model.pth").cnn.activation == "relu6"
     # evaluated on the GPU, the checkpoint scores the clips as on the CPU
-    from dfstream.config import EvalClipConfig
+    from dfstream.models.configs import EvalClipConfig
     from dfstream.models.metrics import read_per_sample
     from dfstream.models.train_clip import evaluate_clip
 

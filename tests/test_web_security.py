@@ -166,10 +166,10 @@ def test_a_short_token_refuses_to_start() -> None:
 def test_no_webhook_secret_reaches_logs_records_or_the_summary(stream_models: Path, tmp_path: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     """Slack- and Discord-style webhook URLs are their own secret (in the path and the query)."""
-    from dfstream.config import RunConfig
-    from dfstream.paths import SAMPLE_CLIP
+    from dfstream.stream.contract.paths import SAMPLE_CLIP
     from dfstream.stream.local_run import run_stream
     from dfstream.stream.outputs.settings import WebhookConfig
+    from dfstream.stream.run_config import RunConfig
 
     secret = "T0SECRET/B0SECRET/xoxSECRETPATH"
     hook = WebhookConfig(url=f"http://127.0.0.1:9/services/{secret}?token=QUERYSECRET", retries=0, timeout_s=0.2)

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from dfstream.config import RunConfig
-from dfstream.paths import SAMPLE_CLIP
+from dfstream.stream.contract.paths import SAMPLE_CLIP
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.outputs.settings import WebhookConfig
 from dfstream.stream.outputs.webhook import SIGNATURE_HEADER
+from dfstream.stream.run_config import RunConfig
 from tests.rtsp import free_port
 
 SECRET = "webhook-test-secret"

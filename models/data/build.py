@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dfstream.config import BuildConfig
+from dfstream.models.configs import BuildConfig
 from dfstream.models.data import clips
 from dfstream.models.data.bank import write_bank
 from dfstream.models.data.manipulate import BlendParams, self_blend

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dfstream.config import ImportConfig
+from dfstream.models.configs import ImportConfig
 from dfstream.models.data import footage_layouts as layouts
 from dfstream.models.data.footage_layouts import Discovery, Video
 from dfstream.models.data.footage_video import STAGING, VideoResult, VideoTask, import_video

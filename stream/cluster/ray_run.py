@@ -6,12 +6,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from dfstream.config import RunConfig
 from dfstream.stream.cluster.driver import ClusterRun
 from dfstream.stream.cluster.placement import ClusterOptions
 from dfstream.stream.cluster.worker import Camera, WorkerSettings
 from dfstream.stream.contract.exceptions import DfstreamError
 from dfstream.stream.prometheus import MetricsServer
+from dfstream.stream.run_config import RunConfig
 from dfstream.stream.sinks import JsonlSink, Sink, SinkSet
 from dfstream.stream.sources import source_name
 from dfstream.stream.summary import RunSummary

@@ -5,11 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
-
 
 def _package_dir(name: str) -> Path:
-    """A subpackage's folder without importing it (``dfstream.models`` maps onto ``models/``)."""
+    """A package's folder without importing it (``dfstream.models`` maps onto ``models/``)."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"package {name} is not installed")
@@ -19,5 +17,5 @@ def _package_dir(name: str) -> Path:
 BUNDLED_MODELS = _package_dir("dfstream.models") / "weights"
 """The ONNX models that ``dfstream run`` uses without ``--models``."""
 
-SAMPLE_CLIP = _PACKAGE / "assets" / "sample_face.mp4"
+SAMPLE_CLIP = _package_dir("dfstream") / "assets" / "sample_face.mp4"
 """The clip ``dfstream run`` plays without ``--source`` (made by ``dfstream data sample-clip``)."""
