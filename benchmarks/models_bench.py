@@ -18,8 +18,9 @@ import numpy as np
 from dfstream.benchmarks.timing import Stats, measure_interleaved
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.types import CLIP_LEN, EMBED_DIM, HEAD_FEATURES
+from dfstream.stream.contract.variants import STREAM_ROLES
 from dfstream.stream.gpu_options import PROVIDER_LABEL
-from dfstream.stream.model_set import STREAM_ROLES, model_files
+from dfstream.stream.model_set import model_files
 from dfstream.stream.ort_sessions import OrtModel, load_model
 
 log = logging.getLogger(__name__)

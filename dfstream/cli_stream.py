@@ -12,7 +12,7 @@ import typer
 
 from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
 from dfstream.stream.contract.exceptions import DfstreamError
-from dfstream.stream.ort_sessions import AUTO_PRECISION_HELP
+from dfstream.stream.contract.variants import AUTO_PRECISION_HELP
 from dfstream.stream.outputs.settings import EventsConfig, MqttConfig, WebhookConfig
 from dfstream.stream.run_config import RunConfig, ServeConfig
 from dfstream.stream.settings import DETECT_EVERY_HELP

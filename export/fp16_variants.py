@@ -18,10 +18,11 @@ from dfstream.export.onnx_files import ExportedFile, to_fp16, write_with_metadat
 from dfstream.export.verify import FP16_TOL, check_parity, run_onnx
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.metadata import INPUT_MAX
+from dfstream.stream.contract.variants import roles_with
 from dfstream.stream.model_set import model_files
 from dfstream.stream.ort_sessions import read_metadata
 
-FP16_ROLES = ("frame_cnn", "clip_encoder")
+FP16_ROLES = roles_with("fp16")
 
 
 def _probe(path: Path, rows: int = 4) -> dict[str, np.ndarray]:

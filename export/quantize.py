@@ -26,10 +26,11 @@ from dfstream.export.onnx_files import write_with_metadata
 from dfstream.stream.contract.exceptions import ExportCheckError, InputPathError
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE, ModelMetadata
+from dfstream.stream.contract.variants import roles_with
 
 log = logging.getLogger(__name__)
 
-QUANTIZED_ROLES = ("frame_cnn", "clip_encoder")
+QUANTIZED_ROLES = roles_with("int8")
 """The clip head (0.3-1 ms, an LSTM) stays fp32."""
 INT8_PROB_TOL = 0.05
 """Max |P_int8 - P_fp32| allowed for model A on the check crops."""

@@ -24,9 +24,9 @@ from dfstream.stream.contract.crop_policy import CropPolicy
 from dfstream.stream.contract.exceptions import InputPathError, MetadataError
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.contract.types import FaceObs
+from dfstream.stream.contract.variants import STREAM_ROLES
 from dfstream.stream.crops import InputSpec, crop_for, to_model_input
 from dfstream.stream.frame_lane import lower_own_priority
-from dfstream.stream.model_set import STREAM_ROLES
 from dfstream.stream.ort_sessions import DEFAULT_ORT, LANE_INTRA_THREADS, OrtModel, OrtSettings, load_model
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from dfstream.stream.contract.exceptions import InputPathError, MetadataError
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE
 from dfstream.stream.contract.types import EMBED_DIM
+from dfstream.stream.contract.variants import AUTO_PRECISION, STREAM_ROLES
 from dfstream.stream.crops import InputSpec, to_model_input
 from dfstream.stream.ort_sessions import (
-    AUTO_PRECISION,
     DEFAULT_ORT,
     LANE_INTRA_THREADS,
     PRECISIONS,
@@ -33,7 +33,6 @@ from dfstream.stream.ort_sessions import (
 )
 
 log = logging.getLogger(__name__)
-STREAM_ROLES = ("frame_cnn", "clip_encoder", "clip_head")
 
 
 def model_files(folder: Path, precision: str = "fp32", gpu: bool = False) -> dict[str, Path]:

@@ -45,11 +45,6 @@ PrecisionChoice = Literal["auto", Precision]
 """What a user asks the stream for: a graph precision, or auto (int8 variants where they exist on
 CPU, each passed its check in 'dfstream quantize'; fp16 ones on a GPU)."""
 PRECISIONS: tuple[str, ...] = get_args(PrecisionChoice)
-AUTO_PRECISION: dict[str, Precision] = {"cpu": "int8", "gpu": "fp16"}
-"""What ``auto`` runs where such a variant exists beside the fp32 graph (and was made from the same
-checkpoint); fp32 elsewhere. Read by ``model_set.model_files`` and by the CLI's help text."""
-AUTO_PRECISION_HELP = (f"auto (the {AUTO_PRECISION['cpu']} variants on a CPU, each passed its check in 'dfstream "
-                       f"quantize', and the {AUTO_PRECISION['gpu']} ones on CUDA, where they exist; fp32 for the rest)")
 
 # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. onnxruntime-gpu without CUDA
 # libraries prints two error lines per session (its default logger) before falling back; we report

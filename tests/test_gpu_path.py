@@ -217,3 +217,12 @@ def test_the_fp16_converters_weight_changes_are_counted_in_one_line(caplog: pyte
         to_fp16(onnx.load(str(BUNDLED_MODELS / "clip_encoder.onnx")))
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["fp16: 61 tiny weight(s) raised to ±1e-7 (below fp16's range)"]
+
+
+def test_the_variant_table_is_what_quantize_and_the_stream_use() -> None:
+    from dfstream.export.fp16_variants import FP16_ROLES
+    from dfstream.export.quantize import QUANTIZED_ROLES
+    from dfstream.stream.contract.variants import STREAM_ROLES, VARIANTS
+
+    assert set(VARIANTS) == set(STREAM_ROLES) and all(v[0] == "fp32" for v in VARIANTS.values())
+    assert QUANTIZED_ROLES == FP16_ROLES == ("frame_cnn", "clip_encoder")  # the head stays fp32 in both
