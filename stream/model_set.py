@@ -49,7 +49,7 @@ def model_files(folder: Path, precision: str = "fp32", gpu: bool = False) -> dic
         raise InputPathError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if not folder.is_dir():
         raise InputPathError(f"models folder not found: {folder}")
-    files = {role: folder / FILE_NAME_OF_ROLE[role] for role in STREAM_ROLES}
+    files: dict[str, Path] = {role: folder / FILE_NAME_OF_ROLE[role] for role in STREAM_ROLES}
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
         raise InputPathError(f"{folder}: missing {', '.join(missing)} (write them with 'dfstream export')")
