@@ -51,7 +51,7 @@ def bench_models_dir(models: Path | None) -> Path:
     except InputPathError:
         pass
     try:
-        from dfstream.models.untrained import export_untrained
+        from dfstream.export.untrained import export_untrained
     except ImportError as exc:
         raise InputPathError(f"no --models given and cannot export product-size graphs here ({exc})") from None
     log.info("exporting product-size graphs (A %d², encoder %d²) into %s once", PRODUCT_SIZES["frame"],

@@ -32,7 +32,7 @@ def calibrate_cmd(
     imported detectors), on top of its own; graphs unchanged."""
 
     def body() -> None:
-        from dfstream.models.recalibrate import recalibrate
+        from dfstream.export.recalibrate import recalibrate
 
         given = {"roles": tuple(only)} if only else {}  # default: every calibrated graph (RecalibrateConfig)
         cfg = RecalibrateConfig.model_validate(
@@ -40,7 +40,7 @@ def calibrate_cmd(
              "max_fpr": max_fpr, "out_dir": out, "through": tuple(through or ())} | given
         )
         if cfg.videos is not None:
-            from dfstream.models.recalibrate_videos import recalibrate_detectors
+            from dfstream.export.recalibrate_videos import recalibrate_detectors
 
             results = recalibrate_detectors(cfg)
         else:

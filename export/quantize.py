@@ -27,6 +27,7 @@ from dfstream.stream.contract.exceptions import ExportCheckError, InputPathError
 from dfstream.stream.contract.file_names import precision_path
 from dfstream.stream.contract.metadata import FILE_NAME_OF_ROLE, ModelMetadata
 from dfstream.stream.contract.variants import roles_with
+from dfstream.stream.faces import face_crops
 
 log = logging.getLogger(__name__)
 
@@ -46,37 +47,6 @@ class QuantizedFile:
     role: str
     agreement: float
     """Model A: max abs probability difference; encoder: min cosine similarity."""
-
-
-def face_crops(video: Path, limit: int = 64) -> list[np.ndarray]:
-    """BGR uint8 crops framed by the stream's crop (large side 512; resized per model later)."""
-    import cv2
-
-    from dfstream.stream.crops import crop_face
-    from dfstream.stream.faces import FaceStage
-
-    if not video.is_file():
-        raise InputPathError(f"calibration video not found: {video}")
-    cap = cv2.VideoCapture(str(video))
-    step = max(1, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) // limit)  # spread over the whole video
-    stage = FaceStage(max_faces=4, video=True)
-    crops: list[np.ndarray] = []
-    index = 0
-    try:
-        while len(crops) < limit:
-            ok, image = cap.read()
-            if not ok:
-                break
-            faces = stage(image)  # every frame, so the mesh keeps tracking
-            if index % step == 0:
-                crops += [crop_face(image, f.bbox, 512) for f in faces]
-            index += 1
-    finally:
-        cap.release()
-        stage.close()
-    if len(crops) < 4:
-        raise InputPathError(f"{video}: only {len(crops)} face crops found; calibration needs at least 4")
-    return crops[:limit]
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

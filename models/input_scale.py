@@ -78,8 +78,8 @@ def pick_scale(answers: Mapping[str, np.ndarray]) -> tuple[InputScale, list[Scal
 @functools.lru_cache(maxsize=1)
 def probe_faces() -> tuple[np.ndarray, ...]:
     """Face crops (BGR uint8) from the bundled sample clip, framed as the stream frames them."""
-    from dfstream.export.quantize import face_crops
     from dfstream.stream.contract.paths import SAMPLE_CLIP
+    from dfstream.stream.faces import face_crops
 
     return tuple(face_crops(SAMPLE_CLIP, PROBE_FACES))
 

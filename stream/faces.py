@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.types import FaceObs
 from dfstream.stream.landmarks import MESH_POINTS, lmk5
 from dfstream.stream.native_logs import QuietHold, native_quiet
@@ -258,6 +259,35 @@ class FaceStage:
             graph.close()
         if self._detector is not None:
             self._detector.close()
+
+
+def face_crops(video: Path, limit: int = 64) -> list[np.ndarray]:
+    """BGR uint8 crops of a face video framed by the stream's crop (side 512; resized per model later), spread
+    over the whole video: what ``quantize`` calibrates on and model A's input-scale probe reads."""
+    from dfstream.stream.crops import crop_face
+
+    if not video.is_file():
+        raise InputPathError(f"calibration video not found: {video}")
+    cap = cv2.VideoCapture(str(video))
+    step = max(1, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) // limit)  # spread over the whole video
+    stage = FaceStage(max_faces=4, video=True)
+    crops: list[np.ndarray] = []
+    index = 0
+    try:
+        while len(crops) < limit:
+            ok, image = cap.read()
+            if not ok:
+                break
+            faces = stage(image)  # every frame, so the mesh keeps tracking
+            if index % step == 0:
+                crops += [crop_face(image, f.bbox, 512) for f in faces]
+            index += 1
+    finally:
+        cap.release()
+        stage.close()
+    if len(crops) < 4:
+        raise InputPathError(f"{video}: only {len(crops)} face crops found; calibration needs at least 4")
+    return crops[:limit]
 
 
 def first_face(video: Path, within: int = 30) -> tuple[int, np.ndarray, FaceObs]:

@@ -66,7 +66,7 @@ def clip_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stream_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Untrained models A and B exported through the real path at tiny input sizes (fast to run)."""
-    from dfstream.models.untrained import export_untrained
+    from dfstream.export.untrained import export_untrained
 
     folder = tmp_path_factory.mktemp("stream_models")
     export_untrained(folder, frame_size=32, clip_size=64)

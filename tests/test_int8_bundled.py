@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dfstream.export.quantize import INT8_PROB_TOL, face_crops
+from dfstream.export.quantize import INT8_PROB_TOL
 from dfstream.stream.contract.paths import BUNDLED_MODELS, SAMPLE_CLIP
 from dfstream.stream.crops import InputSpec, to_model_input
+from dfstream.stream.faces import face_crops
 from dfstream.stream.ort_sessions import load_model
 
 

@@ -91,11 +91,11 @@ def test_the_contract_sits_below_stream_and_export() -> None:
     assert not any(upward.values()), {m: t for m, t in upward.items() if t}
 
 
-LAYERS = ("dfstream.stream.contract", "dfstream.stream", "dfstream.export|dfstream.models", "dfstream.benchmarks",
+LAYERS = ("dfstream.stream.contract", "dfstream.stream", "dfstream.models", "dfstream.export", "dfstream.benchmarks",
           "dfstream.cli|dfstream.config_file|dfstream.doctor")
-"""The folders from the bottom up; a module imports only from its own layer and those below it. Export and
-models share a layer: export's writers still build model definitions that models/ keeps, and a few model
-tools export graphs. The package root (``dfstream/__init__.py``: the version) belongs to none."""
+"""The folders from the bottom up; a module imports only from its own layer and those below it. Export sits
+above models: its writers build the model definitions models/ keeps. The package root
+(``dfstream/__init__.py``: the version) belongs to none."""
 
 
 def _layer(module: str) -> int | None:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from dfstream.export.quantize import calibration_crops, face_crops
+from dfstream.export.quantize import calibration_crops
 from dfstream.stream.contract.exceptions import InputPathError
 from dfstream.stream.contract.paths import SAMPLE_CLIP
+from dfstream.stream.faces import face_crops
 from dfstream.stream.local_run import run_stream
 from dfstream.stream.model_set import ModelSet, model_files
 from dfstream.stream.run_config import RunConfig

@@ -10,7 +10,7 @@ import onnx
 from typer.testing import CliRunner
 
 from dfstream.cli import app
-from dfstream.models.recalibrate import refit
+from dfstream.export.recalibrate import refit
 from dfstream.stream.ort_sessions import calibrated, read_metadata
 
 

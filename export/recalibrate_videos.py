@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfstream.export.recalibrate import Recalibrated, apply_refit
 from dfstream.models.configs import RecalibrateConfig
 from dfstream.models.data.webrtc_codec import CALL_BITRATE, WebrtcCodec, round_trip_video
-from dfstream.models.recalibrate import Recalibrated, apply_refit
 from dfstream.stream.contract.exceptions import DatasetError
 from dfstream.stream.face_models import FaceModel, face_model_files
 from dfstream.stream.faces import FaceStage
