@@ -91,7 +91,7 @@ def bench_pipeline(
     precision: str = "fp32",
     stride: int | None = None,
     explain: bool = False,
-    overlap: bool = False,
+    overlap: bool = True,
     frame_lane: bool = True,
 ) -> list[PipelineRow]:
     rows: list[PipelineRow] = []

@@ -96,7 +96,7 @@ def run_models(models_dir: Path, out_dir: Path, device: str, batches: Sequence[i
 
 def run_pipeline(models_dir: Path, clip: Path, out_dir: Path, device: str, streams: Sequence[int],
                  modes: Sequence[str], duration_s: float | None, precision: str = "fp32", stride: int | None = None,
-                 explain: bool = False, overlap: bool = False, frame_lane: bool = True) -> Written:
+                 explain: bool = False, overlap: bool = True, frame_lane: bool = True) -> Written:
     started = cpu_times()
     rows = bench_pipeline(models_dir, clip, streams, modes, device, duration_s, precision, stride, explain, overlap,
                           frame_lane)

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, guard
+from dfstream.cli_common import FRAME_LANE_HELP, Device, Precision, default_of, guard
+from dfstream.stream.run_config import RunConfig
 
 bench_app = typer.Typer(
     help="Measure latency and throughput: models, the whole pipeline, a long soak.", no_args_is_help=True
@@ -98,8 +99,8 @@ def bench_pipeline_cmd(
     ] = None,
     quick: Annotated[bool, typer.Option(help="1 and 2 streams, each run capped at 4 s.")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Fetch and record model A's attention grid too.")] = False,
-    overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Find the next frame's faces while the "
-                                          "models score the last one.")] = False,
+    overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Find the next frames' faces while the "
+                                          "models score the last ones.")] = default_of(RunConfig, "overlap"),
     frame_lane: Annotated[bool, typer.Option("--frame-lane/--no-frame-lane", help=FRAME_LANE_HELP)] = True,
 ) -> None:
     """The whole stream on a face clip: per-stage latency, capture→score percentiles, fps, drops."""

@@ -158,8 +158,9 @@ def run_cmd(
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     webhook: Annotated[list[str] | None, typer.Option(help=WEBHOOK_HELP)] = None,
     mqtt: Annotated[str | None, typer.Option(help=MQTT_HELP)] = None,
-    overlap: Annotated[bool, typer.Option("--overlap", help="Find the next frame's faces while the models score "
-                                          "the last one: for models on a GPU or spare cores (slower on 2 CPU cores: "
+    overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Find the next frames' faces while the "
+                                          "models score the last ones (the default: with four paced cameras on 2 "
+                                          "cores far fewer frames dropped; --no-overlap saves one camera ~4 ms: "
                                           "benchmarks/RESULTS.md).")] = default_of(RunConfig, "overlap"),
     frame_lane: Annotated[
         bool, typer.Option("--frame-lane/--no-frame-lane", help=FRAME_LANE_HELP)

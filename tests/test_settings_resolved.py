@@ -98,7 +98,7 @@ def test_run_ray_and_serve_resolve_the_same_settings(monkeypatch: pytest.MonkeyP
     assert local.camera("door") == CameraSettings(max_faces=2, stride=None, threshold=0.45, detect_every=3)
     assert local.camera("desk") == CameraSettings(max_faces=5, stride=3, threshold=0.4, detect_every=5)
     assert local.defaults == CameraSettings(max_faces=5, stride=None, threshold=0.4, detect_every=5)
-    assert (local.explain, local.frame_lane, local.overlap, local.serve) == (True, True, False, False)
+    assert (local.explain, local.frame_lane, local.overlap, local.serve) == (True, True, True, False)
 
     workers = _ray(monkeypatch, flags)
     assert set(workers) == {"door", "desk"}
