@@ -355,6 +355,8 @@ class Pipeline:
 
     def _finish(self, prepared: _Prepared) -> None:
         for (stream, _), (frame, records) in zip(prepared.batch, self._score(prepared), strict=True):
+            if self.options.serve and not stream.active:
+                continue  # a peer that left while its frame was prepared (overlap) took its counts and series along
             self.summary.add_frame(frame.source, records)
             complete = stream.source.policy is Policy.WAIT  # files read as fast as scored lose nothing
             self.dispatch.write(frame, records, self._header(frame), wait=complete)
