@@ -94,7 +94,6 @@ class _Graph:
     """One Face Mesh graph sized for ``faces`` faces; quiet until it meets a face."""
 
     def __init__(self, faces: int, min_confidence: float, video: bool = True) -> None:
-        self.faces = faces
         self._hold = QuietHold()  # until the first frame: the graph's threads log as they start
         self._quiet_calls = QUIET_CALLS
         self.tracked = False

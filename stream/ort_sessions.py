@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = get_args(Device)
 PrecisionChoice = Literal["auto", Precision]
-"""What a user asks the stream for: a graph precision, or auto (int8 variants where they exist on
-CPU, each passed its check in 'dfstream quantize'; fp16 ones on a GPU)."""
+"""What a user asks the stream for: a graph precision, or auto (what it picks on a CPU and on a GPU is
+``stream/contract/variants.py``'s ``AUTO_PRECISION``)."""
 PRECISIONS: tuple[str, ...] = get_args(PrecisionChoice)
 
 # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. onnxruntime-gpu without CUDA

@@ -38,8 +38,6 @@ class Manipulated:
     image: np.ndarray
     detail: str
     """Kind and variant, e.g. ``swap/piecewise/poisson``."""
-    mask: np.ndarray
-    """Float (H, W) in [0, 1]: how much of each pixel was replaced (the blend's own mask)."""
 
 
 TRIANGLE_POINTS = np.arange(0, 468, 3)
@@ -87,7 +85,7 @@ def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) 
     mask = random_mask(image.shape[:2], points, rng)
     opacity = 1.0 if rng.random() < 0.6 else rng.uniform(0.5, 1.0)
     mask = mask * opacity
-    return Manipulated(alpha_blend(source, image, mask), f"sbi/opacity{'1' if opacity == 1.0 else '<1'}", mask)
+    return Manipulated(alpha_blend(source, image, mask), f"sbi/opacity{'1' if opacity == 1.0 else '<1'}")
 
 
 def _warp_piecewise(donor: np.ndarray, dp: np.ndarray, tp: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -160,11 +158,8 @@ def swap(
     if rng.random() < 0.8:
         warped = texture_shift(warped, rng)
     out = None
-    hard = (mask > 0.5).astype(np.float32)
     if blend in ("poisson", "poisson_mixed"):
         out = _poisson(warped, target, mask, blend == "poisson_mixed")
-        used = hard  # seamless cloning rewrites the whole region inside the hard mask
     if out is None:
-        used = hard if blend == "hard" else mask
-        out = alpha_blend(warped, target, used)
-    return Manipulated(out, f"swap/{warp}/{blend}", used)
+        out = alpha_blend(warped, target, (mask > 0.5).astype(np.float32) if blend == "hard" else mask)
+    return Manipulated(out, f"swap/{warp}/{blend}")

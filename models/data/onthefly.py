@@ -106,12 +106,11 @@ class FakeMaker:
         raise ValueError(f"every drawn manipulation matched the excluded variant {self.config.exclude!r}")
 
     def _genuine(self, i: int, picture: np.ndarray, rng: np.random.Generator) -> Manipulated:
-        """Genuine, retouched half the time: the face is unchanged, so its mask is empty."""
-        empty = np.zeros(picture.shape[:2], np.float32)
+        """Genuine, retouched half the time: the face itself is unchanged."""
         if rng.random() < self.config.p_regional_real:
             mask = random_mask(picture.shape[:2], self.bank.points[i], rng)
-            return Manipulated(regional_change(picture, mask, rng), "real/retouched", empty)
-        return Manipulated(picture, "real", empty)
+            return Manipulated(regional_change(picture, mask, rng), "real/retouched")
+        return Manipulated(picture, "real")
 
     def _source(self, rng: np.random.Generator, fake: bool | None) -> tuple[int, Manipulated, np.ndarray, int]:
         """Bank index, the shown picture, the genuine picture it was made from, and the label."""
